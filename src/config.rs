@@ -1,0 +1,282 @@
+//! Configuration: one typed struct from `config/aiops.toml` and `AIOPS_*` variables.
+//!
+//! Owns loading and validation. Every default here is also written, with a comment,
+//! in `config/aiops.toml`; the two must stay in step. Never holds a secret value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Variables with the `AIOPS_` prefix that are not configuration keys.
+const NON_CONFIG_VARS: &[&str] = &["master_key", "test_database_url", "config"];
+
+/// Default location of the configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "config/aiops.toml";
+
+/// All settings of an aiops process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: String,
+    pub public_url: String,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub vault: VaultConfig,
+    pub log: LogConfig,
+    pub tasks: TasksConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite `PRAGMA synchronous` levels aiops allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksConfig {
+    pub default_team: String,
+    pub default_priority: crate::tasks::Priority,
+    pub page_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            vault: VaultConfig::default(),
+            log: LogConfig::default(),
+            tasks: TasksConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            busy_timeout_ms: 5000,
+            sqlite_synchronous: SqliteSynchronous::Full,
+        }
+    }
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            key_file: String::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            default_team: "feature".into(),
+            default_priority: crate::tasks::Priority::Normal,
+            page_size: 50,
+        }
+    }
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// A configuration that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then the file, then `AIOPS_*` variables, then `overrides`, and validates.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match &overrides.config_file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist; pass an existing file to --config / AIOPS_CONFIG or leave it unset",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("AIOPS_").split("__").ignore(NON_CONFIG_VARS));
+        let mut config: Config = figment.extract().map_err(|e| {
+            ConfigError(format!(
+                "{e}. Fix the value in the config file or the matching AIOPS_* variable"
+            ))
+        })?;
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = url.clone();
+        }
+        if let Some(listen) = &overrides.listen {
+            config.listen = listen.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that serde's types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "listen",
+                format!(
+                    "{:?} is not an address; use host:port such as 127.0.0.1:8080 (--listen / AIOPS_LISTEN)",
+                    self.listen
+                ),
+            );
+        }
+        if !self.database_url.is_empty()
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| self.database_url.starts_with(p))
+        {
+            return bad(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://; leave it empty for the embedded SQLite file (--database-url / AIOPS_DATABASE_URL)".into(),
+            );
+        }
+        if !self.public_url.is_empty() && url::Url::parse(&self.public_url).is_err() {
+            return bad(
+                "public_url",
+                format!("{:?} is not a URL; use e.g. https://aiops.example.com", self.public_url),
+            );
+        }
+        if self.http.max_body_bytes < 1024 {
+            return bad(
+                "http.max_body_bytes",
+                format!("{} is too small; use at least 1024", self.http.max_body_bytes),
+            );
+        }
+        if self.http.request_timeout_secs == 0 {
+            return bad("http.request_timeout_secs", "must be at least 1".into());
+        }
+        if self.store.max_connections == 0 {
+            return bad("store.max_connections", "must be at least 1".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad(
+                "log.level",
+                format!("{:?} is not a log filter; use e.g. \"info\" or \"aiops=debug\"", self.log.level),
+            );
+        }
+        if !crate::projects::is_slug(&self.tasks.default_team) {
+            return bad(
+                "tasks.default_team",
+                "must be a team name: lower-case letters, digits and '-'".into(),
+            );
+        }
+        if !(1..=200).contains(&self.tasks.page_size) {
+            return bad("tasks.page_size", "must be between 1 and 200".into());
+        }
+        Ok(())
+    }
+
+    /// The store URL to connect to: the configured one, or the SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("aiops.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Path of the master key file.
+    pub fn key_file(&self) -> PathBuf {
+        if self.vault.key_file.is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            PathBuf::from(&self.vault.key_file)
+        }
+    }
+
+    /// Base URL for links that leave the server.
+    pub fn public_base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}

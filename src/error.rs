@@ -1,0 +1,49 @@
+//! The one error type of the service, shared by the domain, the CLI and the HTTP layer.
+//!
+//! Variants name outcomes, not causes. The HTTP mapping lives in `http::error`; the
+//! internal variants carry detail for the log, never for the client.
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is not well-formed (unparseable JSON, bad query string).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credentials were presented.
+    #[error("authentication required: {0}")]
+    Unauthorized(String),
+    /// The caller is known but may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request collides with the current state (duplicate name, resource in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than allowed.
+    #[error("request body is larger than the server accepts (http.max_body_bytes)")]
+    PayloadTooLarge,
+    /// A field has a value the service cannot accept.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// A database failure.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Anything else that is not the caller's fault.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// Shorthand for an invalid field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Result with the service's error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,71 @@
+//! `/api/v1/credentials`: secrets, write-only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::AuditTarget;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::{Principal, Role};
+use crate::credentials::{self, Credential, NewCredential};
+use crate::error::Result;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_credential, list_credentials))
+        .routes(routes!(delete_credential))
+}
+
+/// Store a secret. The value is sealed at once and never returned.
+#[utoipa::path(post, path = "/credentials", tag = "credentials", request_body = NewCredential,
+    responses((status = 201, body = Credential), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_credential(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(new): ApiJson<NewCredential>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Credential>)> {
+    principal.require(Role::Operator)?;
+    let credential = credentials::store_credential(&state.store, &state.vault, new, false).await?;
+    let target = AuditTarget(format!("credentials/{}", credential.id));
+    Ok((StatusCode::CREATED, Extension(target), Json(credential)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct CredentialQuery {
+    /// Only this project's credentials.
+    project: Option<String>,
+}
+
+/// Credential metadata: names, kinds, variables and dates, never values.
+#[utoipa::path(get, path = "/credentials", tag = "credentials", params(CredentialQuery),
+    responses((status = 200, body = Vec<Credential>), (status = 404, body = ErrorBody)))]
+async fn list_credentials(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CredentialQuery>,
+) -> Result<Json<Vec<Credential>>> {
+    let project_id = match &query.project {
+        Some(name) => Some(state.store.project(name).await?.id),
+        None => None,
+    };
+    Ok(Json(state.store.list_credentials(project_id).await?))
+}
+
+/// Delete a credential.
+#[utoipa::path(delete, path = "/credentials/{id}", tag = "credentials",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_credential(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode> {
+    principal.require(Role::Operator)?;
+    state.store.delete_credential(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,145 @@
+//! How errors become HTTP responses: one JSON shape, `{"error":{"code","message","details"}}`.
+//!
+//! Internal failures are logged with their detail and answered with a generic message.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::error::Error;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// Extra facts, e.g. `{"field": "name"}`.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Db(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let (message, details) = match &self {
+            Error::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                ("internal error; the server log has the detail".to_string(), json!({}))
+            }
+            Error::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                ("internal error; the server log has the detail".to_string(), json!({}))
+            }
+            Error::Invalid { field, .. } => (self.to_string(), json!({ "field": field })),
+            _ => (self.to_string(), json!({})),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => {
+                let path = find_source::<serde_path_to_error::Error<serde_json::Error>>(&e);
+                let (field, message) = match path {
+                    Some(err) => (field_of(err), err.inner().to_string()),
+                    None => (String::new(), e.body_text()),
+                };
+                Error::Invalid { field, message }
+            }
+            JsonRejection::JsonSyntaxError(e) => Error::BadRequest(format!(
+                "malformed JSON: {}",
+                find_source::<serde_json::Error>(&e).map_or_else(|| e.body_text(), |s| s.to_string())
+            )),
+            JsonRejection::MissingJsonContentType(_) => {
+                Error::BadRequest("expected a body with Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::PayloadTooLarge
+            }
+            other => Error::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::BadRequest(format!("bad query string: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Error::BadRequest(format!("bad path: {}", rejection.body_text()))
+    }
+}
+
+/// The field a deserialisation error is about: the path to it, or for a missing or
+/// unknown field the field's own name.
+fn field_of(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    let inner = err.inner().to_string();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| inner.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (path.as_str(), named) {
+        (".", Some(name)) => name.to_string(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_string(),
+    }
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}

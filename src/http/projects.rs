@@ -1,0 +1,80 @@
+//! `/api/v1/projects`: the project registry.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::AuditTarget;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath};
+use crate::auth::{Principal, Role};
+use crate::error::Result;
+use crate::projects::{NewProject, Project, ProjectPatch};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project, list_projects))
+        .routes(routes!(get_project, update_project, delete_project))
+}
+
+/// Register a project.
+#[utoipa::path(post, path = "/projects", tag = "projects", request_body = NewProject,
+    responses((status = 201, body = Project), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_project(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(new): ApiJson<NewProject>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Project>)> {
+    principal.require(Role::Operator)?;
+    let project = state.store.insert_project(&new.into_spec()?).await?;
+    let target = AuditTarget(format!("projects/{}", project.name));
+    Ok((StatusCode::CREATED, Extension(target), Json(project)))
+}
+
+/// Every project.
+#[utoipa::path(get, path = "/projects", tag = "projects", responses((status = 200, body = Vec<Project>)))]
+async fn list_projects(State(state): State<AppState>) -> Result<Json<Vec<Project>>> {
+    Ok(Json(state.store.list_projects().await?))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/projects/{name}", tag = "projects",
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+async fn get_project(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Project>> {
+    Ok(Json(state.store.project(&name).await?))
+}
+
+/// Change a project; only the fields given change.
+#[utoipa::path(patch, path = "/projects/{name}", tag = "projects", request_body = ProjectPatch,
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_project(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(patch): ApiJson<ProjectPatch>,
+) -> Result<Json<Project>> {
+    principal.require(Role::Operator)?;
+    let project = state.store.project(&name).await?;
+    let spec = project.patched(patch)?;
+    Ok(Json(state.store.update_project(project.id, &spec).await?))
+}
+
+/// Remove a project and its credentials; refused (409) while tasks refer to it.
+#[utoipa::path(delete, path = "/projects/{name}", tag = "projects",
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_project(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode> {
+    principal.require(Role::Operator)?;
+    let project = state.store.project(&name).await?;
+    state.store.delete_project(project.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

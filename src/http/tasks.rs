@@ -1,0 +1,93 @@
+//! `/api/v1/tasks`: requests to run a team on a project.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::AuditTarget;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::page::{next_cursor, page_limit, parse_cursor};
+use crate::auth::{Principal, Role};
+use crate::error::Result;
+use crate::tasks::{self, NewTask, Source, Task, TaskFilter};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_task, list_tasks))
+        .routes(routes!(get_task))
+}
+
+/// Create a task.
+#[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = NewTask,
+    responses((status = 201, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(new): ApiJson<NewTask>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Task>)> {
+    principal.require(Role::Operator)?;
+    let spec = tasks::task_spec(&state.store, &state.config.tasks, new, Source::Api, &principal.name).await?;
+    let task = state.store.insert_task(&spec).await?;
+    let target = AuditTarget(format!("tasks/{}", task.id));
+    Ok((StatusCode::CREATED, Extension(target), Json(task)))
+}
+
+/// One task.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+async fn get_task(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Task>> {
+    Ok(Json(state.store.task(id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct TaskQuery {
+    /// Only this project's tasks.
+    project: Option<String>,
+    /// Only tasks in this status.
+    status: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, at most 200.
+    limit: Option<u32>,
+}
+
+/// A page of tasks, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Tasks, newest first, filtered and paginated.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskQuery),
+    responses((status = 200, body = TaskPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TaskQuery>,
+) -> Result<Json<TaskPage>> {
+    if let Some(status) = &query.status {
+        tasks::validate_status(status)?;
+    }
+    let project_id = match &query.project {
+        Some(name) => Some(state.store.project(name).await?.id),
+        None => None,
+    };
+    let limit = page_limit(query.limit, state.config.tasks.page_size)?;
+    let filter = TaskFilter {
+        project_id,
+        status: query.status,
+        before_id: parse_cursor(query.cursor.as_deref())?,
+        limit,
+    };
+    let items = state.store.list_tasks(&filter).await?;
+    let next_cursor = next_cursor(&items, limit, |t| t.id);
+    Ok(Json(TaskPage { items, next_cursor }))
+}

@@ -1,0 +1,18 @@
+//! aiops: an operated service for Claude Code + ai-party pipelines.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod http;
+pub mod projects;
+pub mod server;
+pub mod store;
+pub mod tasks;
+pub mod vault;
+
+pub use error::{Error, Result};

@@ -1,0 +1,102 @@
+//! Start-up of a service process: data dir, store, migrations, vault, first admin token.
+//!
+//! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::auth::{self, Role};
+use crate::config::Config;
+use crate::http::AppState;
+use crate::store::Store;
+use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
+
+/// Name of the token `serve` creates on an empty store.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "admin";
+
+/// What start-up produced, and what it has to tell the operator once.
+pub struct Started {
+    pub state: AppState,
+    /// The admin token created on an empty store; shown once, never stored in clear.
+    pub admin_token: Option<String>,
+    /// The key file generated on a fresh data dir.
+    pub generated_key_file: Option<PathBuf>,
+}
+
+/// Connects to the store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+    }
+    let url = config.effective_database_url();
+    let store = Store::connect(&url, &config.store)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(&url)))?;
+    store.migrate().await.context("cannot apply the store's migrations")?;
+    Ok(store)
+}
+
+/// Unlocks the vault. With `create_key`, a fresh store without any key gets a new key
+/// file (mode 0600); the returned path says so.
+pub async fn open_vault(
+    config: &Config,
+    store: &Store,
+    create_key: bool,
+) -> anyhow::Result<(Vault, KeySource, Option<PathBuf>)> {
+    let key_file = config.key_file();
+    let (key, source, generated) = match vault::read_master_key(&key_file)? {
+        Some((key, source)) => (key, source, None),
+        None if create_key && store.current_vault_key().await?.is_none() => {
+            let key = MasterKey::generate();
+            vault::write_key_file(&key_file, &key)?;
+            (key, KeySource::File(key_file.clone()), Some(key_file))
+        }
+        None => return Err(VaultError::MissingKey { path: key_file }.into()),
+    };
+    let vault = Vault::unlock(store, key, &source).await?;
+    Ok((vault, source, generated))
+}
+
+/// Everything `serve` does before it binds the listener.
+pub async fn start(config: Config) -> anyhow::Result<Started> {
+    let store = open_store(&config).await?;
+    let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
+    let admin_token = bootstrap_admin_token(&store).await?;
+    Ok(Started {
+        state: AppState {
+            config: Arc::new(config),
+            store,
+            vault,
+        },
+        admin_token,
+        generated_key_file,
+    })
+}
+
+/// On a store with no token at all, creates the admin token and returns it.
+async fn bootstrap_admin_token(store: &Store) -> anyhow::Result<Option<String>> {
+    if store.count_tokens().await? > 0 {
+        return Ok(None);
+    }
+    match auth::create_token(store, BOOTSTRAP_TOKEN_NAME, Role::Admin).await {
+        Ok((token, _)) => Ok(Some(token)),
+        // Another node bootstrapped the same store at the same moment.
+        Err(crate::Error::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,156 @@
+//! The store: one connection pool over SQLite or PostgreSQL, migrations, and the queries.
+//!
+//! Owns every SQL statement of the service; nothing outside `store` writes SQL. Each query
+//! is written once and runs on both databases (the `with_pool!` macro compiles it for
+//! each). The store never decrypts: credential values pass through it as ciphertext.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{self, StoreConfig};
+
+/// Runs `$body` with `$pool` bound to the concrete pool, compiled once per database.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub mod audit;
+pub mod credentials;
+pub mod projects;
+pub mod tasks;
+pub mod tokens;
+
+/// Name of aiops' own migrations table, apart from the queue library's.
+const MIGRATIONS_TABLE: &str = "aiops_migrations";
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The concrete connection pool.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+/// The same as `sqlx::Error`; named for what callers see.
+pub type DbError = sqlx::Error;
+
+impl Store {
+    /// Connects to `url` (sqlite: or postgres://) with aiops' connection settings.
+    pub async fn connect(url: &str, settings: &StoreConfig) -> Result<Self, DbError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
+                .foreign_keys(true)
+                .synchronous(match settings.sqlite_synchronous {
+                    config::SqliteSynchronous::Full => SqliteSynchronous::Full,
+                    config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+                });
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?,
+            )
+        };
+        Ok(Self { pool })
+    }
+
+    /// Which database this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The concrete pool, for libraries that need it (the queue).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> Migrator {
+        let mut migrator = match self.backend() {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let migrator = self.migrator();
+        with_pool!(self, pool => migrator.run(pool).await)
+    }
+
+    /// True when the database answers and every known migration is applied.
+    pub async fn is_ready(&self) -> Result<bool, DbError> {
+        let known = self.migrator().iter().filter(|m| m.migration_type.is_up_migration()).count() as i64;
+        let applied: Result<i64, DbError> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM aiops_migrations WHERE success"
+        ).fetch_one(pool).await);
+        match applied {
+            Ok(applied) => Ok(applied == known),
+            // The table does not exist yet: reachable but not migrated.
+            Err(sqlx::Error::Database(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Maps database constraint violations to domain errors.
+pub trait ConstraintExt<T> {
+    /// A unique violation becomes `Conflict(message)`; a foreign key violation becomes
+    /// `Conflict(fk_message)`.
+    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::Error>;
+}
+
+impl<T> ConstraintExt<T> for Result<T, DbError> {
+    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::Error> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
+                crate::Error::Conflict(message.into())
+            }
+            _ => crate::Error::Db(e),
+        })
+    }
+}
