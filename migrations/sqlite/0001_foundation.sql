@@ -73,7 +73,7 @@ CREATE UNIQUE INDEX credentials_scope_name ON credentials (COALESCE(project_id, 
 -- A request to run a team on a project (the seed's sessions).
 CREATE TABLE tasks (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id     INTEGER NOT NULL REFERENCES projects (id) ON DELETE RESTRICT,
+    project_id     INTEGER NOT NULL REFERENCES projects (id),  -- NO ACTION: a project with tasks cannot be deleted
     team           TEXT    NOT NULL,
     prompt         TEXT    NOT NULL,
     source         TEXT    NOT NULL CHECK (source IN ('api', 'github', 'cron', 'alert', 'chat', 'cli')),

@@ -120,9 +120,9 @@ impl From<PathRejection> for Error {
 fn field_of(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = err.path().to_string();
     let inner = err.inner().to_string();
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|prefix| inner.strip_prefix(prefix))
+    // serde reports a missing field at its parent's path, an unknown one at its own.
+    let named = inner
+        .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
     match (path.as_str(), named) {
         (".", Some(name)) => name.to_string(),
