@@ -10,6 +10,8 @@ pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod projects;
+pub mod queue;
+pub mod records;
 pub mod server;
 pub mod store;
 pub mod tasks;

@@ -108,7 +108,13 @@ impl Run {
             self.stdout,
             self.stderr
         );
-        assert_eq!(self.status.code(), Some(1), "{}: {}", self.what, self.stderr);
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "{}: {}",
+            self.what,
+            self.stderr
+        );
         self
     }
 
@@ -119,7 +125,10 @@ impl Run {
 }
 
 fn describe(cmd: &Command) -> String {
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     format!("aiops {}", args.join(" "))
 }
 
@@ -127,10 +136,16 @@ fn describe(cmd: &Command) -> String {
 /// `DEADLINE` (e.g. a `serve` that should have refused to start).
 fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
     let what = describe(&cmd);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin pipe");
         let input = input.to_string();
@@ -200,9 +215,13 @@ struct Server {
 impl Server {
     /// Spawns `cmd` (a `serve` command) and waits until it says where it listens.
     fn spawn(mut cmd: Command) -> Server {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let what = describe(&cmd);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
         let stdout = lines_of(child.stdout.take().expect("stdout pipe"));
         let stderr = lines_of(child.stderr.take().expect("stderr pipe"));
         let mut server = Server {
@@ -213,7 +232,9 @@ impl Server {
             base: String::new(),
         };
         let line = server.wait_stderr(|l| l.starts_with("aiops is listening on http://"));
-        let addr = line.trim_start_matches("aiops is listening on http://").trim();
+        let addr = line
+            .trim_start_matches("aiops is listening on http://")
+            .trim();
         let addr: std::net::SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
         assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
         server.base = format!("http://{addr}");
@@ -228,7 +249,10 @@ impl Server {
     fn wait_stderr(&mut self, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => {
                     self.stderr_seen.push(line.clone());
                     if pred(&line) {
@@ -236,7 +260,10 @@ impl Server {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("no such stderr line within {DEADLINE:?}; seen: {:#?}", self.stderr_seen)
+                    panic!(
+                        "no such stderr line within {DEADLINE:?}; seen: {:#?}",
+                        self.stderr_seen
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "serve exited ({:?}) before printing the line; stderr: {:#?}",
@@ -265,17 +292,25 @@ impl Server {
         let deadline = Instant::now() + DEADLINE;
         let mut rest = Vec::new();
         loop {
-            match self.stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => rest.push(line),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!("serve did not stop after SIGTERM"),
             }
         }
         loop {
-            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => self.stderr_seen.push(line),
                 Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("serve did not close stderr after SIGTERM"),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("serve did not close stderr after SIGTERM")
+                }
             }
         }
         (self.child.wait().expect("wait for serve"), rest)
@@ -305,7 +340,10 @@ fn get_status(url: &str, token: Option<&str>) -> u16 {
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
-    req.send().unwrap_or_else(|e| panic!("GET {url}: {e}")).status().as_u16()
+    req.send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .status()
+        .as_u16()
 }
 
 /// Collapses runs of whitespace, so phrases survive clap's line wrapping.
@@ -343,7 +381,10 @@ fn every_command_has_help_with_a_description() {
         (&["secret", "set"], "reading its value from standard input"),
         (&["secret", "list"], "values are never shown"),
         (&["secret", "remove"], "Delete a secret by id"),
-        (&["secret", "rotate-key"], "Re-encrypt every secret under a new master key"),
+        (
+            &["secret", "rotate-key"],
+            "Re-encrypt every secret under a new master key",
+        ),
         (&["token"], "bearer tokens"),
         (&["token", "create"], "shown only this once"),
         (&["token", "list"], "List tokens"),
@@ -370,11 +411,30 @@ fn every_command_has_help_with_a_description() {
         args.push("--help");
         let out = run(sandbox.bare(&args), None).ok();
         let help = squash(&out.stdout);
-        assert!(help.contains(phrase), "{}: no {phrase:?} in\n{}", out.what, out.stdout);
-        assert!(help.contains("Usage: aiops"), "{}: {}", out.what, out.stdout);
-        assert!(help.contains("--config") && help.contains("AIOPS_CONFIG"), "{}", out.what);
+        assert!(
+            help.contains(phrase),
+            "{}: no {phrase:?} in\n{}",
+            out.what,
+            out.stdout
+        );
+        assert!(
+            help.contains("Usage: aiops"),
+            "{}: {}",
+            out.what,
+            out.stdout
+        );
+        assert!(
+            help.contains("--config") && help.contains("AIOPS_CONFIG"),
+            "{}",
+            out.what
+        );
         let is_store_command = store_commands.contains(command);
-        for option in ["--data-dir", "AIOPS_DATA_DIR", "--database-url", "AIOPS_DATABASE_URL"] {
+        for option in [
+            "--data-dir",
+            "AIOPS_DATA_DIR",
+            "--database-url",
+            "AIOPS_DATABASE_URL",
+        ] {
             assert_eq!(
                 help.contains(option),
                 is_store_command,
@@ -386,14 +446,23 @@ fn every_command_has_help_with_a_description() {
         }
         let is_serve = *command == ["serve"];
         for option in ["--listen", "AIOPS_LISTEN"] {
-            assert_eq!(help.contains(option), is_serve, "{}: {option}\n{}", out.what, out.stdout);
+            assert_eq!(
+                help.contains(option),
+                is_serve,
+                "{}: {option}\n{}",
+                out.what,
+                out.stdout
+            );
         }
     }
 
     // Groups list their subcommands.
     let top = run(sandbox.bare(&["--help"]), None).ok().stdout;
     for sub in ["serve", "migrate", "keygen", "project", "secret", "token"] {
-        assert!(top.lines().any(|l| l.trim_start().starts_with(sub)), "{sub} missing:\n{top}");
+        assert!(
+            top.lines().any(|l| l.trim_start().starts_with(sub)),
+            "{sub} missing:\n{top}"
+        );
     }
     for (group, subs) in [
         ("project", &["add", "list", "show", "update", "remove"][..]),
@@ -402,12 +471,18 @@ fn every_command_has_help_with_a_description() {
     ] {
         let help = run(sandbox.bare(&[group, "--help"]), None).ok().stdout;
         for sub in subs {
-            assert!(help.lines().any(|l| l.trim_start().starts_with(sub)), "{group} {sub} missing:\n{help}");
+            assert!(
+                help.lines().any(|l| l.trim_start().starts_with(sub)),
+                "{group} {sub} missing:\n{help}"
+            );
         }
     }
 
     let version = run(sandbox.bare(&["--version"]), None).ok();
-    assert_eq!(version.stdout.trim(), format!("aiops {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.stdout.trim(),
+        format!("aiops {}", env!("CARGO_PKG_VERSION"))
+    );
 
     // No command, or an unknown one, is a usage error (exit 2), not a crash.
     for args in [&[][..], &["frobnicate"][..]] {
@@ -430,10 +505,20 @@ fn keygen_prints_one_fresh_32_byte_key() {
         let out = run(sandbox.bare(&["keygen"]), None).ok();
         assert!(out.stdout.ends_with('\n'), "{:?}", out.stdout);
         let lines: Vec<&str> = out.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "keygen must print exactly one line: {:?}", out.stdout);
-        let bytes = BASE64.decode(lines[0]).unwrap_or_else(|e| panic!("{:?} is not base64: {e}", lines[0]));
+        assert_eq!(
+            lines.len(),
+            1,
+            "keygen must print exactly one line: {:?}",
+            out.stdout
+        );
+        let bytes = BASE64
+            .decode(lines[0])
+            .unwrap_or_else(|e| panic!("{:?} is not base64: {e}", lines[0]));
         assert_eq!(bytes.len(), 32);
-        assert!(!out.stderr.contains(lines[0]), "the key must not go to stderr");
+        assert!(
+            !out.stderr.contains(lines[0]),
+            "the key must not go to stderr"
+        );
         keys.push(lines[0].to_string());
     }
     assert_ne!(keys[0], keys[1], "two runs must give different keys");
@@ -447,23 +532,49 @@ fn keygen_prints_one_fresh_32_byte_key() {
 #[test]
 fn token_create_use_revoke_list() {
     let sandbox = Sandbox::new();
-    let created = run(sandbox.cmd(&["token", "create", "--name", "ci", "--admin"]), None).ok();
+    let created = run(
+        sandbox.cmd(&["token", "create", "--name", "ci", "--admin"]),
+        None,
+    )
+    .ok();
     let lines: Vec<&str> = created.stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "the token alone on stdout: {:?}", created.stdout);
+    assert_eq!(
+        lines.len(),
+        1,
+        "the token alone on stdout: {:?}",
+        created.stdout
+    );
     let token = lines[0].to_string();
     assert!(token.starts_with("aiops_") && token.len() > 40, "{token:?}");
     assert_eq!(created.stdout, format!("{token}\n"));
-    assert!(!created.stderr.contains(&token), "the token must not go to stderr");
+    assert!(
+        !created.stderr.contains(&token),
+        "the token must not go to stderr"
+    );
 
-    let viewer = run(sandbox.cmd(&["token", "create", "--name", "ro", "--role", "viewer"]), None).ok();
+    let viewer = run(
+        sandbox.cmd(&["token", "create", "--name", "ro", "--role", "viewer"]),
+        None,
+    )
+    .ok();
     let viewer_token = viewer.stdout.trim().to_string();
     assert!(viewer_token.starts_with("aiops_") && viewer_token != token);
 
     let dup = run(sandbox.cmd(&["token", "create", "--name", "ci"]), None).failed();
     assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
     assert!(dup.stdout.is_empty(), "{}", dup.stdout);
-    let both = run(sandbox.cmd(&["token", "create", "--name", "x", "--admin", "--role", "viewer"]), None);
-    assert_eq!(both.status.code(), Some(2), "--admin and --role conflict: {}", both.stderr);
+    let both = run(
+        sandbox.cmd(&[
+            "token", "create", "--name", "x", "--admin", "--role", "viewer",
+        ]),
+        None,
+    );
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--admin and --role conflict: {}",
+        both.stderr
+    );
 
     let mut server = Server::spawn(serve_cmd(&sandbox));
     let projects = server.url("/api/v1/projects");
@@ -475,9 +586,21 @@ fn token_create_use_revoke_list() {
     server.wait_stderr(|l| l.contains("Log in with an existing token"));
 
     let revoked = run(sandbox.cmd(&["token", "revoke", "ci"]), None).ok();
-    assert!(revoked.stderr.contains("revoked token ci"), "{}", revoked.stderr);
-    assert_eq!(get_status(&projects, Some(&token)), 401, "a revoked token must stop working at once");
-    assert_eq!(get_status(&projects, Some(&viewer_token)), 200, "other tokens keep working");
+    assert!(
+        revoked.stderr.contains("revoked token ci"),
+        "{}",
+        revoked.stderr
+    );
+    assert_eq!(
+        get_status(&projects, Some(&token)),
+        401,
+        "a revoked token must stop working at once"
+    );
+    assert_eq!(
+        get_status(&projects, Some(&viewer_token)),
+        200,
+        "other tokens keep working"
+    );
     let again = run(sandbox.cmd(&["token", "revoke", "ci"]), None).failed();
     assert!(again.stderr.contains("not found"), "{}", again.stderr);
 
@@ -490,14 +613,31 @@ fn token_create_use_revoke_list() {
             .to_string()
     };
     let ci = row("ci");
-    assert!(ci.contains("admin") && ci.trim_end().ends_with("revoked"), "{ci}");
+    assert!(
+        ci.contains("admin") && ci.trim_end().ends_with("revoked"),
+        "{ci}"
+    );
     let ro = row("ro");
-    assert!(ro.contains("viewer") && ro.trim_end().ends_with("active"), "{ro}");
-    assert_eq!(list.stdout.lines().count(), 3, "header and two tokens:\n{}", list.stdout);
+    assert!(
+        ro.contains("viewer") && ro.trim_end().ends_with("active"),
+        "{ro}"
+    );
+    assert_eq!(
+        list.stdout.lines().count(),
+        3,
+        "header and two tokens:\n{}",
+        list.stdout
+    );
     for secret in [&token, &viewer_token] {
-        assert!(!list.stdout.contains(secret.as_str()), "token list must not show tokens");
+        assert!(
+            !list.stdout.contains(secret.as_str()),
+            "token list must not show tokens"
+        );
     }
-    assert!(ci.contains(&token[..12]), "the prefix identifies the token: {ci}");
+    assert!(
+        ci.contains(&token[..12]),
+        "the prefix identifies the token: {ci}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -509,11 +649,17 @@ fn first_serve_creates_key_and_prints_a_working_admin_token_once() {
     let sandbox = Sandbox::new();
     let mut server = Server::spawn(serve_cmd(&sandbox));
     let token = server.stdout_line();
-    assert!(token.starts_with("aiops_"), "first stdout line is the token: {token:?}");
     assert!(
-        server.stderr_seen.iter().any(|l| l.contains("Generated a new master key")
-            && l.contains("master.key")
-            && l.contains("0600")),
+        token.starts_with("aiops_"),
+        "first stdout line is the token: {token:?}"
+    );
+    assert!(
+        server
+            .stderr_seen
+            .iter()
+            .any(|l| l.contains("Generated a new master key")
+                && l.contains("master.key")
+                && l.contains("0600")),
         "stderr must say a key was generated: {:#?}",
         server.stderr_seen
     );
@@ -524,28 +670,50 @@ fn first_serve_creates_key_and_prints_a_working_admin_token_once() {
 
     let key_file = sandbox.key_file();
     let meta = std::fs::metadata(&key_file).expect("serve creates data/master.key");
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "master.key must be private");
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "master.key must be private"
+    );
     let key_text = std::fs::read_to_string(&key_file).unwrap();
-    assert_eq!(BASE64.decode(key_text.trim()).expect("base64 key").len(), 32);
+    assert_eq!(
+        BASE64.decode(key_text.trim()).expect("base64 key").len(),
+        32
+    );
     assert!(sandbox.data().join("aiops.db").exists());
 
     assert_eq!(get_status(&server.url("/readyz"), None), 200);
     assert_eq!(get_status(&server.url("/healthz"), None), 200);
-    assert_eq!(get_status(&server.url("/api/v1/projects"), Some(&token)), 200);
+    assert_eq!(
+        get_status(&server.url("/api/v1/projects"), Some(&token)),
+        200
+    );
     assert_eq!(get_status(&server.url("/api/v1/projects"), None), 401);
     drop(server); // kills it
 
     // Second start on the same data dir: no new key, no token.
     let mut server = Server::spawn(serve_cmd(&sandbox));
     server.wait_stderr(|l| l.contains("Log in with an existing token"));
-    assert_eq!(get_status(&server.url("/api/v1/projects"), Some(&token)), 200, "the first token still works");
-    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key_text, "the key file is kept");
+    assert_eq!(
+        get_status(&server.url("/api/v1/projects"), Some(&token)),
+        200,
+        "the first token still works"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        key_text,
+        "the key file is kept"
+    );
     let (status, stdout) = server.terminate();
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
     assert!(stdout.is_empty(), "no token on a second start: {stdout:?}");
 
     let list = run(sandbox.cmd(&["token", "list"]), None).ok();
-    let admin_rows: Vec<&str> = list.stdout.lines().filter(|l| l.starts_with("admin ")).collect();
+    let admin_rows: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("admin "))
+        .collect();
     assert_eq!(admin_rows.len(), 1, "{}", list.stdout);
     assert!(admin_rows[0].contains("active"));
 }
@@ -558,8 +726,18 @@ fn first_serve_creates_key_and_prints_a_working_admin_token_once() {
 fn refused(cmd: Command) -> String {
     let out = run(cmd, None).failed();
     assert!(out.stdout.is_empty(), "{}: {}", out.what, out.stdout);
-    assert!(!out.stderr.contains("listening"), "{}: {}", out.what, out.stderr);
-    assert!(out.stderr.starts_with("error: "), "{}: {}", out.what, out.stderr);
+    assert!(
+        !out.stderr.contains("listening"),
+        "{}: {}",
+        out.what,
+        out.stderr
+    );
+    assert!(
+        out.stderr.starts_with("error: "),
+        "{}: {}",
+        out.what,
+        out.stderr
+    );
     out.stderr
 }
 
@@ -570,45 +748,82 @@ fn bad_configuration_stops_the_start_and_says_how_to_fix_it() {
     let mut cmd = serve_cmd(&sandbox);
     cmd.env("AIOPS_HTTP__MAX_BODY_BYTES", "10");
     let err = refused(cmd);
-    assert!(err.contains("http.max_body_bytes") && err.contains("1024"), "{err}");
+    assert!(
+        err.contains("http.max_body_bytes") && err.contains("1024"),
+        "{err}"
+    );
 
     let mut cmd = serve_cmd(&sandbox);
     cmd.env("AIOPS_HTTP__MAX_BODY_BYTES", "lots");
     let err = refused(cmd);
-    assert!(err.contains("MAX_BODY_BYTES") && err.contains("AIOPS_"), "{err}");
+    assert!(
+        err.contains("MAX_BODY_BYTES") && err.contains("AIOPS_"),
+        "{err}"
+    );
 
     let err = refused(sandbox.cmd(&["serve", "--listen", "nonsense"]));
     assert!(err.contains("listen") && err.contains("host:port"), "{err}");
 
-    let err = refused(sandbox.cmd(&["serve", "--listen", "127.0.0.1:0", "--database-url", "mysql://x/y"]));
-    assert!(err.contains("database_url") && err.contains("postgres://"), "{err}");
+    let err = refused(sandbox.cmd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        "mysql://x/y",
+    ]));
+    assert!(
+        err.contains("database_url") && err.contains("postgres://"),
+        "{err}"
+    );
 
     let config = sandbox.path().join("custom.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nbogus_key = 1\n").unwrap();
     let mut cmd = sandbox.cmd(&["serve"]);
     cmd.arg("--config").arg(&config);
     let err = refused(cmd);
-    assert!(err.contains("bogus_key") && err.contains("custom.toml"), "{err}");
+    assert!(
+        err.contains("bogus_key") && err.contains("custom.toml"),
+        "{err}"
+    );
 
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n[http]\nmax_bodyy = 4096\n").unwrap();
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[http]\nmax_bodyy = 4096\n",
+    )
+    .unwrap();
     let mut cmd = sandbox.cmd(&["serve"]);
     cmd.arg("--config").arg(&config);
     let err = refused(cmd);
-    assert!(err.contains("max_bodyy") && err.contains("max_body_bytes"), "{err}");
+    assert!(
+        err.contains("max_bodyy") && err.contains("max_body_bytes"),
+        "{err}"
+    );
 
     let mut cmd = serve_cmd(&sandbox);
     cmd.arg("--config").arg(sandbox.path().join("missing.toml"));
     let err = refused(cmd);
-    assert!(err.contains("missing.toml") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("missing.toml") && err.contains("does not exist"),
+        "{err}"
+    );
 
     // None of the above got as far as the data dir.
-    assert!(!sandbox.data().exists(), "a config error must stop before anything is created");
+    assert!(
+        !sandbox.data().exists(),
+        "a config error must stop before anything is created"
+    );
 
     let mut cmd = serve_cmd(&sandbox);
     cmd.env("AIOPS_MASTER_KEY", "not-a-key");
     let err = refused(cmd);
-    assert!(err.contains("AIOPS_MASTER_KEY") && err.contains("aiops keygen"), "{err}");
-    assert!(!sandbox.key_file().exists(), "a bad env key must not be replaced by a key file");
+    assert!(
+        err.contains("AIOPS_MASTER_KEY") && err.contains("aiops keygen"),
+        "{err}"
+    );
+    assert!(
+        !sandbox.key_file().exists(),
+        "a bad env key must not be replaced by a key file"
+    );
 }
 
 #[test]
@@ -621,20 +836,33 @@ fn wrong_master_key_or_busy_port_stops_the_start() {
 
     // The address is taken (by the first server).
     let err = refused(sandbox.cmd(&["serve", "--listen", &addr]));
-    assert!(err.contains("cannot listen on") && err.contains("--listen"), "{err}");
+    assert!(
+        err.contains("cannot listen on") && err.contains("--listen"),
+        "{err}"
+    );
 
     // A valid key that is not this store's key.
-    let other = run(sandbox.bare(&["keygen"]), None).ok().stdout.trim().to_string();
+    let other = run(sandbox.bare(&["keygen"]), None)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     let mut cmd = serve_cmd(&sandbox);
     cmd.env("AIOPS_MASTER_KEY", &other);
     let err = refused(cmd);
-    assert!(err.contains("does not match") && err.contains("AIOPS_MASTER_KEY"), "{err}");
+    assert!(
+        err.contains("does not match") && err.contains("AIOPS_MASTER_KEY"),
+        "{err}"
+    );
 
     // A damaged key file.
     drop(server);
     std::fs::write(sandbox.key_file(), "garbage\n").unwrap();
     let err = refused(serve_cmd(&sandbox));
-    assert!(err.contains("master.key") && err.contains("aiops keygen"), "{err}");
+    assert!(
+        err.contains("master.key") && err.contains("aiops keygen"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -649,7 +877,17 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
     let repo_str = repo_path.to_str().unwrap();
 
     let added = run(
-        sandbox.cmd(&["project", "add", "shop", "--path", repo_str, "--stack", "rust,postgres", "--github", "acme/shop"]),
+        sandbox.cmd(&[
+            "project",
+            "add",
+            "shop",
+            "--path",
+            repo_str,
+            "--stack",
+            "rust,postgres",
+            "--github",
+            "acme/shop",
+        ]),
         None,
     )
     .ok();
@@ -657,61 +895,117 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
     assert_eq!(project["name"], "shop");
     assert_eq!(project["local_path"], repo_str);
     assert_eq!(project["default_branch"], "main");
-    assert_eq!(project["tech_stack"], serde_json::json!(["rust", "postgres"]));
+    assert_eq!(
+        project["tech_stack"],
+        serde_json::json!(["rust", "postgres"])
+    );
     assert_eq!(project["github_repo"], "acme/shop");
     assert_eq!(project["max_concurrency"], 1);
 
-    let dup = run(sandbox.cmd(&["project", "add", "shop", "--path", repo_str]), None).failed();
+    let dup = run(
+        sandbox.cmd(&["project", "add", "shop", "--path", repo_str]),
+        None,
+    )
+    .failed();
     assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
 
     let not_git = tempfile::tempdir().unwrap();
     let bad = run(
-        sandbox.cmd(&["project", "add", "other", "--path", not_git.path().to_str().unwrap()]),
+        sandbox.cmd(&[
+            "project",
+            "add",
+            "other",
+            "--path",
+            not_git.path().to_str().unwrap(),
+        ]),
         None,
     )
     .failed();
-    assert!(bad.stderr.contains("local_path") && bad.stderr.contains("not a git repository"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("local_path") && bad.stderr.contains("not a git repository"),
+        "{}",
+        bad.stderr
+    );
 
     let table = run(sandbox.cmd(&["project", "list"]), None).ok();
     let rows: Vec<&str> = table.stdout.lines().collect();
     assert_eq!(rows.len(), 2, "header and one project:\n{}", table.stdout);
     assert!(rows[0].starts_with("NAME"));
-    assert!(rows[1].starts_with("shop ") && rows[1].ends_with(repo_str), "{}", rows[1]);
+    assert!(
+        rows[1].starts_with("shop ") && rows[1].ends_with(repo_str),
+        "{}",
+        rows[1]
+    );
 
-    let list = run(sandbox.cmd(&["project", "list", "--json"]), None).ok().json();
+    let list = run(sandbox.cmd(&["project", "list", "--json"]), None)
+        .ok()
+        .json();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["name"], "shop");
 
     let updated = run(
-        sandbox.cmd(&["project", "update", "shop", "--max-concurrency", "3", "--default-branch", "develop"]),
+        sandbox.cmd(&[
+            "project",
+            "update",
+            "shop",
+            "--max-concurrency",
+            "3",
+            "--default-branch",
+            "develop",
+        ]),
         None,
     )
     .ok()
     .json();
     assert_eq!(updated["max_concurrency"], 3);
     assert_eq!(updated["default_branch"], "develop");
-    assert_eq!(updated["github_repo"], "acme/shop", "options not given stay");
+    assert_eq!(
+        updated["github_repo"], "acme/shop",
+        "options not given stay"
+    );
 
-    let shown = run(sandbox.cmd(&["project", "show", "shop"]), None).ok().json();
+    let shown = run(sandbox.cmd(&["project", "show", "shop"]), None)
+        .ok()
+        .json();
     assert_eq!(shown["max_concurrency"], 3, "the update is stored");
     assert_eq!(shown["default_branch"], "develop");
     assert_eq!(shown["id"], project["id"]);
 
-    let invalid = run(sandbox.cmd(&["project", "update", "shop", "--max-concurrency", "0"]), None).failed();
-    assert!(invalid.stderr.contains("max_concurrency"), "{}", invalid.stderr);
+    let invalid = run(
+        sandbox.cmd(&["project", "update", "shop", "--max-concurrency", "0"]),
+        None,
+    )
+    .failed();
+    assert!(
+        invalid.stderr.contains("max_concurrency"),
+        "{}",
+        invalid.stderr
+    );
 
     let missing = run(sandbox.cmd(&["project", "show", "nope"]), None).failed();
     assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
     let missing = run(sandbox.cmd(&["project", "remove", "nope"]), None).failed();
-    assert!(missing.stderr.contains("nope") && missing.stderr.contains("not found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("nope") && missing.stderr.contains("not found"),
+        "{}",
+        missing.stderr
+    );
 
     let removed = run(sandbox.cmd(&["project", "remove", "shop"]), None).ok();
-    assert!(removed.stderr.contains("removed project shop"), "{}", removed.stderr);
-    let list = run(sandbox.cmd(&["project", "list", "--json"]), None).ok().json();
+    assert!(
+        removed.stderr.contains("removed project shop"),
+        "{}",
+        removed.stderr
+    );
+    let list = run(sandbox.cmd(&["project", "list", "--json"]), None)
+        .ok()
+        .json();
     assert_eq!(list, serde_json::json!([]));
 
     // Every mutation, successful or not, is in the audit log as the CLI; reads are not.
-    let store = aiops::server::open_store(&sandbox.config()).await.expect("open store");
+    let store = aiops::server::open_store(&sandbox.config())
+        .await
+        .expect("open store");
     let mut entries = store
         .list_audit(&AuditFilter {
             limit: 100,
@@ -745,7 +1039,9 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
     }
     let failed = &entries[2];
     assert!(
-        failed.detail["error"].as_str().is_some_and(|e| e.contains("not a git repository")),
+        failed.detail["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a git repository")),
         "a failure records why: {failed:?}"
     );
     store.close().await;
@@ -759,7 +1055,17 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
 async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     let sandbox = Sandbox::new();
     let repo = common::git_repo();
-    run(sandbox.cmd(&["project", "add", "shop", "--path", repo.path().to_str().unwrap()]), None).ok();
+    run(
+        sandbox.cmd(&[
+            "project",
+            "add",
+            "shop",
+            "--path",
+            repo.path().to_str().unwrap(),
+        ]),
+        None,
+    )
+    .ok();
 
     let project_value = format!("ghp_{}", random_hex(20));
     let global_value = format!("sk-{}", random_hex(20));
@@ -768,20 +1074,43 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     // Every command's output is checked for every value.
     let check = |run: Run| {
         for value in values {
-            assert!(!run.stdout.contains(value.as_str()), "{} printed a secret: {}", run.what, run.stdout);
-            assert!(!run.stderr.contains(value.as_str()), "{} printed a secret: {}", run.what, run.stderr);
+            assert!(
+                !run.stdout.contains(value.as_str()),
+                "{} printed a secret: {}",
+                run.what,
+                run.stdout
+            );
+            assert!(
+                !run.stderr.contains(value.as_str()),
+                "{} printed a secret: {}",
+                run.what,
+                run.stderr
+            );
         }
         run
     };
 
     let set = check(
         run(
-            sandbox.cmd(&["secret", "set", "--project", "shop", "--name", "github-token", "--kind", "token"]),
+            sandbox.cmd(&[
+                "secret",
+                "set",
+                "--project",
+                "shop",
+                "--name",
+                "github-token",
+                "--kind",
+                "token",
+            ]),
             Some(&format!("{project_value}\n")),
         )
         .ok(),
     );
-    assert!(set.stderr.contains("Generated a new master key"), "{}", set.stderr);
+    assert!(
+        set.stderr.contains("Generated a new master key"),
+        "{}",
+        set.stderr
+    );
     let project_secret = set.json();
     assert_eq!(project_secret["project"], "shop");
     assert_eq!(project_secret["name"], "github-token");
@@ -790,13 +1119,26 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     assert_eq!(project_secret["key_version"], 1);
     assert!(project_secret.get("value").is_none(), "{project_secret}");
     assert_eq!(
-        std::fs::metadata(sandbox.key_file()).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(sandbox.key_file())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
 
     let set = check(
         run(
-            sandbox.cmd(&["secret", "set", "--name", "openai", "--kind", "api_key", "--env-var", "OPENAI_API_KEY"]),
+            sandbox.cmd(&[
+                "secret",
+                "set",
+                "--name",
+                "openai",
+                "--kind",
+                "api_key",
+                "--env-var",
+                "OPENAI_API_KEY",
+            ]),
             Some(&global_value),
         )
         .ok(),
@@ -808,7 +1150,16 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     // Setting the same name again replaces the value in place.
     let set = check(
         run(
-            sandbox.cmd(&["secret", "set", "--project", "shop", "--name", "github-token", "--kind", "token"]),
+            sandbox.cmd(&[
+                "secret",
+                "set",
+                "--project",
+                "shop",
+                "--name",
+                "github-token",
+                "--kind",
+                "token",
+            ]),
             Some(&replaced_value),
         )
         .ok(),
@@ -816,12 +1167,25 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     assert_eq!(set.json()["id"], project_secret["id"]);
 
     let empty = check(
-        run(sandbox.cmd(&["secret", "set", "--name", "empty", "--kind", "token"]), Some("")).failed(),
+        run(
+            sandbox.cmd(&["secret", "set", "--name", "empty", "--kind", "token"]),
+            Some(""),
+        )
+        .failed(),
     );
     assert!(empty.stderr.contains("standard input"), "{}", empty.stderr);
     let reserved = check(
         run(
-            sandbox.cmd(&["secret", "set", "--name", "path", "--kind", "token", "--env-var", "PATH"]),
+            sandbox.cmd(&[
+                "secret",
+                "set",
+                "--name",
+                "path",
+                "--kind",
+                "token",
+                "--env-var",
+                "PATH",
+            ]),
             Some("x"),
         )
         .failed(),
@@ -829,23 +1193,40 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     assert!(reserved.stderr.contains("env_var"), "{}", reserved.stderr);
     let no_project = check(
         run(
-            sandbox.cmd(&["secret", "set", "--project", "nope", "--name", "x", "--kind", "token"]),
+            sandbox.cmd(&[
+                "secret",
+                "set",
+                "--project",
+                "nope",
+                "--name",
+                "x",
+                "--kind",
+                "token",
+            ]),
             Some("x"),
         )
         .failed(),
     );
-    assert!(no_project.stderr.contains("not found"), "{}", no_project.stderr);
+    assert!(
+        no_project.stderr.contains("not found"),
+        "{}",
+        no_project.stderr
+    );
 
     let list = check(run(sandbox.cmd(&["secret", "list"]), None).ok());
     let rows: Vec<String> = list.stdout.lines().map(str::to_string).collect();
     assert_eq!(rows.len(), 3, "header and two secrets:\n{}", list.stdout);
     assert!(
-        rows.iter().any(|r| r.contains("shop") && r.contains("github-token") && r.contains("GITHUB_TOKEN") && r.ends_with("v1")),
+        rows.iter().any(|r| r.contains("shop")
+            && r.contains("github-token")
+            && r.contains("GITHUB_TOKEN")
+            && r.ends_with("v1")),
         "{}",
         list.stdout
     );
     assert!(
-        rows.iter().any(|r| r.contains("(global)") && r.contains("openai") && r.contains("api_key")),
+        rows.iter()
+            .any(|r| r.contains("(global)") && r.contains("openai") && r.contains("api_key")),
         "{}",
         list.stdout
     );
@@ -856,22 +1237,38 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
     // The values are stored: the vault opens them with the key the commands created.
     let config = sandbox.config();
     let store = aiops::server::open_store(&config).await.unwrap();
-    let (vault, _, generated) = aiops::server::open_vault(&config, &store, false).await.unwrap();
+    let (vault, _, generated) = aiops::server::open_vault(&config, &store, false)
+        .await
+        .unwrap();
     assert_eq!(generated, None);
     let shop = store.project("shop").await.unwrap();
-    let mut revealed = aiops::credentials::reveal_for_project(&store, &vault, shop.id).await.unwrap();
+    let mut revealed = aiops::credentials::reveal_for_project(&store, &vault, shop.id)
+        .await
+        .unwrap();
     revealed.sort();
     assert_eq!(
         revealed,
         vec![
-            ("GITHUB_TOKEN".to_string(), replaced_value.clone(), "github-token".to_string()),
-            ("OPENAI_API_KEY".to_string(), global_value.clone(), "openai".to_string()),
+            (
+                "GITHUB_TOKEN".to_string(),
+                replaced_value.clone(),
+                "github-token".to_string()
+            ),
+            (
+                "OPENAI_API_KEY".to_string(),
+                global_value.clone(),
+                "openai".to_string()
+            ),
         ]
     );
 
     let id = project_secret["id"].as_i64().unwrap().to_string();
     let removed = check(run(sandbox.cmd(&["secret", "remove", &id]), None).ok());
-    assert!(removed.stderr.contains(&format!("removed credential {id}")), "{}", removed.stderr);
+    assert!(
+        removed.stderr.contains(&format!("removed credential {id}")),
+        "{}",
+        removed.stderr
+    );
     let again = check(run(sandbox.cmd(&["secret", "remove", &id]), None).failed());
     assert!(again.stderr.contains("not found"), "{}", again.stderr);
     let list = check(run(sandbox.cmd(&["secret", "list"]), None).ok());
@@ -887,10 +1284,16 @@ async fn secret_commands_take_values_from_stdin_and_never_print_them() {
         .await
         .unwrap();
     let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
-    assert!(actions.contains(&"cli secret set") && actions.contains(&"cli secret remove"), "{actions:?}");
+    assert!(
+        actions.contains(&"cli secret set") && actions.contains(&"cli secret remove"),
+        "{actions:?}"
+    );
     let dump = serde_json::to_string(&entries).unwrap();
     for value in values {
-        assert!(!dump.contains(value.as_str()), "the audit log holds a secret");
+        assert!(
+            !dump.contains(value.as_str()),
+            "the audit log holds a secret"
+        );
     }
     store.close().await;
 }

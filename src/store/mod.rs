@@ -10,10 +10,13 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use tokio::sync::watch;
 
 use crate::config::{self, StoreConfig};
+use crate::queue::JobsInserted;
 
 /// Runs `$body` with `$pool` bound to the concrete pool, compiled once per database.
 macro_rules! with_pool {
@@ -27,6 +30,8 @@ macro_rules! with_pool {
 
 pub mod audit;
 pub mod credentials;
+pub mod engine;
+pub mod events;
 pub mod projects;
 pub mod tasks;
 pub mod tokens;
@@ -52,6 +57,10 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Fires when this process inserts a queue job (SQLite only; PostgreSQL uses NOTIFY).
+    jobs_inserted: Option<JobsInserted>,
+    /// The id of the newest event this process stored; SSE streams wait on it.
+    latest_event: std::sync::Arc<watch::Sender<i64>>,
 }
 
 /// The same as `sqlx::Error`; named for what callers see.
@@ -60,7 +69,10 @@ pub type DbError = sqlx::Error;
 impl Store {
     /// Connects to `url` (sqlite: or postgres://) with aiops' connection settings.
     pub async fn connect(url: &str, settings: &StoreConfig) -> Result<Self, DbError> {
+        let mut jobs_inserted = None;
         let pool = if url.starts_with("sqlite:") {
+            let (hook_tx, signal) = JobsInserted::channel();
+            jobs_inserted = Some(signal);
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -72,6 +84,18 @@ impl Store {
                 });
             Pool::Sqlite(
                 SqlitePoolOptions::new()
+                    .after_connect(move |conn, _| {
+                        let hook_tx = hook_tx.clone();
+                        Box::pin(async move {
+                            let mut handle = conn.lock_handle().await?;
+                            handle.set_update_hook(move |event| {
+                                if event.operation == SqliteOperation::Insert && event.table == "Jobs" {
+                                    let _ = hook_tx.unbounded_send(());
+                                }
+                            });
+                            Ok(())
+                        })
+                    })
                     .max_connections(settings.max_connections)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
@@ -86,7 +110,31 @@ impl Store {
                     .await?,
             )
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            jobs_inserted,
+            latest_event: std::sync::Arc::new(watch::channel(0).0),
+        })
+    }
+
+    /// Signal of queue inserts made through this pool (SQLite), for prompt claims.
+    pub fn jobs_inserted(&self) -> Option<JobsInserted> {
+        self.jobs_inserted.clone()
+    }
+
+    /// Watches the id of the newest event stored by this process.
+    pub fn subscribe_events(&self) -> watch::Receiver<i64> {
+        self.latest_event.subscribe()
+    }
+
+    pub(crate) fn announce_event(&self, id: i64) {
+        self.latest_event.send_if_modified(|latest| {
+            let newer = id > *latest;
+            if newer {
+                *latest = id;
+            }
+            newer
+        });
     }
 
     /// Which database this store uses.

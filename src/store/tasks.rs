@@ -3,9 +3,40 @@
 use chrono::Utc;
 use sqlx::types::Json;
 
+use super::events::insert_event_in_tx;
 use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
+use crate::queue::{self, NewJob};
+use crate::records::NewEvent;
 use crate::tasks::{Task, TaskFilter, TaskSpec};
+
+/// Pushes a queue job inside an open transaction of either database.
+macro_rules! push_job {
+    ($store:expr, $tx:expr, $job:expr) => {{
+        push_into(&mut *$tx, $job).await?;
+    }};
+}
+
+/// The queue push for each database, so `push_job!` reads the same for both.
+trait PushInto {
+    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error>;
+}
+
+impl PushInto for sqlx::SqliteConnection {
+    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error> {
+        queue::push_sqlite(self, job).await
+    }
+}
+
+impl PushInto for sqlx::PgConnection {
+    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error> {
+        queue::push_postgres(self, job).await
+    }
+}
+
+async fn push_into<C: PushInto>(conn: &mut C, job: &NewJob) -> Result<String, sqlx::Error> {
+    conn.push_into_queue(job).await
+}
 
 const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
@@ -13,28 +44,55 @@ const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.s
     FROM tasks t JOIN projects p ON p.id = t.project_id";
 
 impl Store {
-    /// Inserts a queued task; a dedup key already used on the project is a conflict.
+    /// Inserts a queued task, its queue job and its `task_queued` event in one
+    /// transaction: there is never a task without a job or a job without a task. A dedup
+    /// key already used on the project is a conflict.
     pub async fn insert_task(&self, spec: &TaskSpec) -> Result<Task> {
-        let id: i64 = with_pool!(self, pool => sqlx::query_scalar(
-            "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
-                source_ref, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9) RETURNING id")
-            .bind(spec.project_id)
-            .bind(&spec.team)
-            .bind(&spec.prompt)
-            .bind(spec.source.as_str())
-            .bind(spec.priority.as_str())
-            .bind(&spec.dedup_key)
-            .bind(Json(&spec.source_ref))
-            .bind(&spec.created_by)
-            .bind(Utc::now())
-            .fetch_one(pool)
-            .await)
-        .on_conflict(format!(
+        let conflict = format!(
             "a task with dedup key {:?} already exists for this project",
             spec.dedup_key.as_deref().unwrap_or_default()
-        ))?;
+        );
+        let now = Utc::now();
+        let (id, event_id): (i64, Option<i64>) = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
+                    source_ref, created_by, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9) RETURNING id")
+                .bind(spec.project_id)
+                .bind(&spec.team)
+                .bind(&spec.prompt)
+                .bind(spec.source.as_str())
+                .bind(spec.priority.as_str())
+                .bind(&spec.dedup_key)
+                .bind(Json(&spec.source_ref))
+                .bind(&spec.created_by)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .on_conflict(conflict)?;
+            push_job!(self, tx, &NewJob::now(id, spec.priority));
+            let event = NewEvent::platform(id, spec.project_id, "task_queued", serde_json::json!({
+                "priority": spec.priority.as_str(), "team": spec.team, "source": spec.source.as_str(),
+            }));
+            let event_id = insert_event_in_tx!(self, tx, &event);
+            tx.commit().await?;
+            (id, event_id)
+        });
+        if let Some(event_id) = event_id {
+            self.announce_event(event_id);
+        }
         self.task(id).await
+    }
+
+    /// Pushes a job for an existing task (a retry, a wait for a slot, a resume).
+    pub async fn push_job(&self, job: &NewJob) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            push_job!(self, tx, job);
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The task with this id, or NotFound.

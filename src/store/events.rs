@@ -1,0 +1,103 @@
+//! Queries on `events`: the ordered log every live view reads.
+
+use sqlx::types::Json;
+
+use super::Store;
+use crate::error::Result;
+use crate::records::{Event, NewEvent};
+
+
+/// Key of the PostgreSQL advisory lock that serialises event inserts, so ids become
+/// visible in commit order and a reader following `id > last` never skips one.
+pub(crate) const EVENT_ORDER_LOCK: i64 = 0x6169_6f70_7365_7674;
+
+/// Inserts an event inside an open transaction; returns its id, or None when a party
+/// event with the same session and offset is already stored.
+macro_rules! insert_event_in_tx {
+    ($store:expr, $tx:expr, $event:expr) => {{
+        let event: &$crate::records::NewEvent = $event;
+        if $store.backend() == $crate::store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind($crate::store::events::EVENT_ORDER_LOCK)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let (party_session, offset) = match &event.source {
+            Some((session, offset)) => (Some(session.as_str()), Some(*offset)),
+            None => (None, None),
+        };
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (task_id, project_id, kind, origin, ts, data, party_session, source_offset, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(event.task_id)
+        .bind(event.project_id)
+        .bind(&event.kind)
+        .bind(event.origin.as_str())
+        .bind(event.ts)
+        .bind(Json(&event.data))
+        .bind(party_session)
+        .bind(offset)
+        .bind(chrono::Utc::now())
+        .fetch_optional(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+pub(crate) use insert_event_in_tx;
+
+impl Store {
+    /// Stores events in one transaction and announces the newest; returns how many were
+    /// new (party events already stored are skipped).
+    pub async fn insert_events(&self, events: &[NewEvent]) -> Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut ids = Vec::new();
+            for event in events {
+                if let Some(id) = insert_event_in_tx!(self, tx, event) {
+                    ids.push(id);
+                }
+            }
+            tx.commit().await?;
+            ids
+        });
+        if let Some(last) = ids.iter().max() {
+            self.announce_event(*last);
+        }
+        Ok(ids.len())
+    }
+
+    /// Events after `after_id`, oldest first, optionally of one task or project.
+    pub async fn events_after(
+        &self,
+        after_id: i64,
+        task_id: Option<i64>,
+        project_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, task_id, project_id, kind, origin, ts, data FROM events
+             WHERE id > $1 AND ($2 IS NULL OR task_id = $2) AND ($3 IS NULL OR project_id = $3)
+             ORDER BY id LIMIT $4")
+            .bind(after_id)
+            .bind(task_id)
+            .bind(project_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// How many events of each origin a task has (for checks and summaries).
+    pub async fn count_events(&self, task_id: i64, origin: &str) -> Result<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE task_id = $1 AND origin = $2")
+            .bind(task_id)
+            .bind(origin)
+            .fetch_one(pool)
+            .await)?)
+    }
+}
