@@ -322,6 +322,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn server_loop(listener: tokio::net::TcpListener, started: server::Started) -> anyhow::Result<()> {
     let store = started.state.store.clone();
     crate::http::serve(listener, started.state, shutdown_signal()).await?;
+    if let Some(workers) = started.workers {
+        workers.stop().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -29,6 +29,7 @@ pub struct Config {
     pub vault: VaultConfig,
     pub log: LogConfig,
     pub tasks: TasksConfig,
+    pub engine: EngineConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +84,65 @@ pub struct TasksConfig {
     pub page_size: u32,
 }
 
+/// How tasks are executed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub max_concurrent_tasks: i64,
+    pub command: String,
+    pub resume_command: String,
+    pub timeout_secs: u64,
+    pub max_log_bytes: usize,
+    pub env_passthrough: Vec<String>,
+    pub queue_poll_ms: u64,
+    pub ingest_interval_ms: u64,
+    pub heartbeat_secs: u64,
+    pub slot_ttl_secs: u64,
+    pub slot_wait_secs: u64,
+    pub max_infra_attempts: i64,
+    pub retry_backoff_secs: u64,
+    pub worktree_retention: WorktreeRetention,
+    pub max_finding_bytes: u64,
+    pub max_party_json_bytes: u64,
+}
+
+/// What happens to a task's worktree once the task has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorktreeRetention {
+    /// Remove it (and its branch, unless the task is done) when the task ends.
+    Remove,
+    /// Keep it for inspection; clean up by hand.
+    Keep,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_concurrent_tasks: 4,
+            command: "claude -p \"/ai-party:party {prompt}\" --output-format stream-json --verbose --permission-mode acceptEdits".into(),
+            resume_command: "claude -p {decision} --resume {claude_session_id} --output-format stream-json --verbose --permission-mode acceptEdits".into(),
+            timeout_secs: 3600,
+            max_log_bytes: 4 * 1024 * 1024,
+            env_passthrough: ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"]
+                .map(String::from)
+                .to_vec(),
+            queue_poll_ms: 1000,
+            ingest_interval_ms: 500,
+            heartbeat_secs: 10,
+            slot_ttl_secs: 30,
+            slot_wait_secs: 1,
+            max_infra_attempts: 3,
+            retry_backoff_secs: 5,
+            worktree_retention: WorktreeRetention::Remove,
+            max_finding_bytes: 1024 * 1024,
+            max_party_json_bytes: 1024 * 1024,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -95,6 +155,7 @@ impl Default for Config {
             vault: VaultConfig::default(),
             log: LogConfig::default(),
             tasks: TasksConfig::default(),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -249,6 +310,27 @@ impl Config {
         }
         if !(1..=200).contains(&self.tasks.page_size) {
             return bad("tasks.page_size", "must be between 1 and 200".into());
+        }
+        let engine = &self.engine;
+        if engine.max_concurrent_tasks < 1 {
+            return bad("engine.max_concurrent_tasks", "must be at least 1".into());
+        }
+        for (key, template) in [("engine.command", &engine.command), ("engine.resume_command", &engine.resume_command)] {
+            if let Err(e) = crate::engine::agent::render_command(template, &crate::engine::TEMPLATE_CHECK_VARS) {
+                return bad(key, format!("{e}"));
+            }
+        }
+        if engine.timeout_secs == 0 || engine.heartbeat_secs == 0 || engine.slot_ttl_secs < 2 {
+            return bad(
+                "engine.timeout_secs / heartbeat_secs / slot_ttl_secs",
+                "must be positive (slot_ttl_secs at least 2)".into(),
+            );
+        }
+        if engine.ingest_interval_ms < 50 || engine.queue_poll_ms < 50 {
+            return bad(
+                "engine.ingest_interval_ms / queue_poll_ms",
+                "must be at least 50".into(),
+            );
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod projects;

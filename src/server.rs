@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::{self, Role};
 use crate::config::Config;
+use crate::engine::{Engine, worker};
 use crate::http::AppState;
 use crate::store::Store;
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
@@ -23,6 +26,29 @@ pub struct Started {
     pub admin_token: Option<String>,
     /// The key file generated on a fresh data dir.
     pub generated_key_file: Option<PathBuf>,
+    /// The queue workers of this process, if it runs any.
+    pub workers: Option<Workers>,
+}
+
+/// Running queue workers and the switch that stops them.
+pub struct Workers {
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    /// Starts `engine.workers` queue workers for `engine`.
+    pub fn start(engine: Arc<Engine>) -> Workers {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(worker::run_workers(engine, shutdown.clone()));
+        Workers { shutdown, handle }
+    }
+
+    /// Stops fetching, lets running jobs finish (or be recovered later), and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+    }
 }
 
 /// Connects to the store and applies migrations.
@@ -37,6 +63,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&url)))?;
     store.migrate().await.context("cannot apply the store's migrations")?;
+    crate::queue::setup(&store).await.context("cannot set up the job queue")?;
     Ok(store)
 }
 
@@ -66,14 +93,19 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
+    let config = Arc::new(config);
+    let engine = Engine::new(store.clone(), vault.clone(), config.clone());
+    let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
     Ok(Started {
         state: AppState {
-            config: Arc::new(config),
+            config,
             store,
             vault,
+            engine,
         },
         admin_token,
         generated_key_file,
+        workers,
     })
 }
 

@@ -22,6 +22,7 @@ use crate::vault::Vault;
 mod audit;
 mod auth;
 mod credentials;
+mod events;
 pub mod error;
 mod extract;
 mod health;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub vault: Vault,
+    pub engine: Arc<crate::engine::Engine>,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(credentials::router())
         .merge(tasks::router())
         .merge(audit::router())
+        .merge(events::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api

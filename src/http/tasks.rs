@@ -15,12 +15,15 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
+use crate::records::{ApprovalRecord, FindingRecord, Run, TicketRecord};
 use crate::tasks::{self, NewTask, Source, Task, TaskFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_task, list_tasks))
         .routes(routes!(get_task))
+        .routes(routes!(cancel_task))
+        .routes(routes!(run_log))
 }
 
 /// Create a task.
@@ -38,11 +41,67 @@ async fn create_task(
     Ok((StatusCode::CREATED, Extension(target), Json(task)))
 }
 
-/// One task.
+/// A task with what its pipeline produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    pub findings: Vec<FindingRecord>,
+    pub tickets: Vec<TicketRecord>,
+    /// Requests still waiting for a human.
+    pub pending_approvals: Vec<ApprovalRecord>,
+    pub approvals: Vec<ApprovalRecord>,
+    pub runs: Vec<Run>,
+}
+
+/// One task: status and phase, findings, tickets, approval requests and runs.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
-async fn get_task(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Task>> {
-    Ok(Json(state.store.task(id).await?))
+    responses((status = 200, body = TaskDetail), (status = 404, body = ErrorBody)))]
+async fn get_task(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>> {
+    let task = state.store.task(id).await?;
+    let approvals = state.store.approvals(id).await?;
+    Ok(Json(TaskDetail {
+        task,
+        findings: state.store.findings(id).await?,
+        tickets: state.store.tickets(id).await?,
+        pending_approvals: approvals.iter().filter(|a| a.status == "pending").cloned().collect(),
+        approvals,
+        runs: state.store.runs(id).await?,
+    }))
+}
+
+/// Outcome of a cancel request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelOutcome {
+    pub id: i64,
+    /// `cancelled` when it took effect at once; otherwise the current status, and the
+    /// worker running the pipeline stops it within a moment.
+    pub status: String,
+}
+
+/// Cancel a task: a queued or waiting task ends at once; a running pipeline's whole
+/// process group is stopped.
+#[utoipa::path(post, path = "/tasks/{id}/cancel", tag = "tasks",
+    responses((status = 202, body = CancelOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<CancelOutcome>)> {
+    principal.require(Role::Operator)?;
+    let status = state.store.request_cancel(id).await?;
+    state.engine.cancel_local(id);
+    Ok((StatusCode::ACCEPTED, Json(CancelOutcome { id, status })))
+}
+
+/// The redacted output of one run.
+#[utoipa::path(get, path = "/tasks/{id}/runs/{run_id}/log", tag = "tasks",
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
+async fn run_log(
+    State(state): State<AppState>,
+    ApiPath((id, run_id)): ApiPath<(i64, i64)>,
+) -> Result<String> {
+    state.store.run_log(id, run_id).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

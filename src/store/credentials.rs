@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use super::{ConstraintExt, Store};
+use super::{BeginWrite, ConstraintExt, Store};
 use crate::credentials::{Credential, CredentialKind, SealedCredential};
 use crate::error::{Error, Result};
 use crate::vault::{Sealed, VaultError};
@@ -74,7 +74,7 @@ impl Store {
     ) -> Result<Credential> {
         let now = Utc::now();
         let id: i64 = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated: Option<i64> = if replace {
                 sqlx::query_scalar(
                     "UPDATE credentials SET kind = $3, env_var = $4, ciphertext = $5, nonce = $6,
@@ -184,7 +184,7 @@ impl Store {
     {
         let now = Utc::now();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO vault_keys (version, key_check, created_at) VALUES ($1, $2, $3)")
                 .bind(new_version)
                 .bind(new_check)

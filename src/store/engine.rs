@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::types::Json;
 
 use super::events::insert_event_in_tx;
-use super::{Backend, Store};
+use super::{Backend, BeginWrite, Store};
 use crate::error::{Error, Result};
 use crate::records::{ApprovalRecord, FindingRecord, NewEvent, Run, TicketRecord};
 
@@ -82,8 +82,10 @@ pub struct ApprovalUpsert {
 
 impl Store {
     /// Takes a running slot for a task if the global limit and the project's
-    /// `max_concurrency` allow, counting live slots of every process. A stale slot of
-    /// the same task (its holder died) is taken over. True when the slot is ours.
+    /// `max_concurrency` allow, counting live slots of every process, and no queued task
+    /// of the same project has a higher priority (it gets the next slot, whichever job
+    /// the queue hands out first). Expired slots (their holder died) are dropped first.
+    /// True when the slot is ours.
     pub async fn acquire_slot(
         &self,
         task_id: i64,
@@ -94,7 +96,7 @@ impl Store {
     ) -> Result<bool> {
         let now = Utc::now();
         let taken = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if self.backend() == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SLOT_LOCK).execute(&mut *tx).await?;
             }
@@ -108,6 +110,12 @@ impl Store {
                  WHERE (SELECT COUNT(*) FROM run_slots) < $6
                    AND (SELECT COUNT(*) FROM run_slots WHERE project_id = $2)
                        < (SELECT max_concurrency FROM projects WHERE id = $2)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM tasks waiting, tasks me
+                       WHERE me.id = $1 AND waiting.project_id = $2 AND waiting.id <> $1
+                         AND waiting.status = 'queued' AND waiting.cancel_requested_at IS NULL
+                         AND (CASE waiting.priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END)
+                           > (CASE me.priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END))
                  ON CONFLICT DO NOTHING")
                 .bind(task_id)
                 .bind(project_id)
@@ -174,7 +182,7 @@ impl Store {
         let now = Utc::now();
         let terminal = matches!(status, "done" | "failed" | "rolled_back" | "cancelled");
         let (changed, event_id) = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let current: Option<(String, i64, Option<String>)> = sqlx::query_as(
                 "SELECT status, project_id, phase FROM tasks WHERE id = $1")
                 .bind(task_id)

@@ -2,7 +2,7 @@
 
 use sqlx::types::Json;
 
-use super::Store;
+use super::{BeginWrite, Store};
 use crate::error::Result;
 use crate::records::{Event, NewEvent};
 
@@ -55,7 +55,7 @@ impl Store {
             return Ok(0);
         }
         let ids: Vec<i64> = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut ids = Vec::new();
             for event in events {
                 if let Some(id) = insert_event_in_tx!(self, tx, event) {
@@ -99,5 +99,15 @@ impl Store {
             .bind(origin)
             .fetch_one(pool)
             .await)?)
+    }
+}
+
+impl Store {
+    /// The id of the newest stored event, 0 when there is none.
+    pub async fn max_event_id(&self) -> Result<i64> {
+        let max: Option<i64> = with_pool!(self, pool => sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(pool)
+            .await)?;
+        Ok(max.unwrap_or(0))
     }
 }

@@ -185,6 +185,29 @@ impl Store {
     }
 }
 
+/// Opening a transaction that will write.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    /// SQLite takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails with SQLITE_BUSY when another writer committed in
+    /// between, and the busy timeout does not help with that. PostgreSQL begins normally.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, DbError>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        self.begin().await
+    }
+}
+
 /// Maps database constraint violations to domain errors.
 pub trait ConstraintExt<T> {
     /// A unique violation becomes `Conflict(message)`; a foreign key violation becomes

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::types::Json;
 
 use super::events::insert_event_in_tx;
-use super::{ConstraintExt, Store};
+use super::{BeginWrite, ConstraintExt, Store};
 use crate::error::{Error, Result};
 use crate::queue::{self, NewJob};
 use crate::records::NewEvent;
@@ -54,7 +54,7 @@ impl Store {
         );
         let now = Utc::now();
         let (id, event_id): (i64, Option<i64>) = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
                     source_ref, created_by, created_at, updated_at)
@@ -88,7 +88,7 @@ impl Store {
     /// Pushes a job for an existing task (a retry, a wait for a slot, a resume).
     pub async fn push_job(&self, job: &NewJob) -> Result<()> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             push_job!(self, tx, job);
             tx.commit().await?;
         });

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{ConstraintExt, Store};
+use super::{BeginWrite, ConstraintExt, Store};
 use crate::auth::{ApiToken, Principal, Role};
 use crate::error::{Error, Result};
 
@@ -24,7 +24,7 @@ impl Store {
         let now = Utc::now();
         let conflict = format!("a token or principal named {name:?} already exists");
         let id: i64 = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let principal_id: i64 = sqlx::query_scalar(
                 "INSERT INTO principals (kind, name, role, created_at) VALUES ('service', $1, $2, $3) RETURNING id")
                 .bind(name)

@@ -70,6 +70,8 @@ impl FreshDb {
         config.database_url = self.url.clone();
         config.listen = "127.0.0.1:0".into();
         config.store.max_connections = 8;
+        // API tests run no pipelines; engine tests turn workers on.
+        config.engine.workers = 0;
         config
     }
 
@@ -100,6 +102,47 @@ impl Drop for FreshDb {
     }
 }
 
+/// Waits until `check` returns Some, polling every 25 ms, or panics after `deadline`
+/// naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > until {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Path of the pipeline simulator example binary. A plain `cargo test` builds it; a
+/// filtered run (`cargo test --test engine`) builds it here once.
+pub fn simulator() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().expect("test exe");
+    let target = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let sim = target.join("examples").join("party_sim");
+    BUILT.call_once(|| {
+        if !sim.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--example", "party_sim"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "building the simulator failed");
+        }
+    });
+    assert!(sim.exists(), "{} is missing; build it with `cargo build --examples`", sim.display());
+    sim
+}
+
 /// A random lower-case hex id.
 pub fn uuid_like() -> String {
     use rand::RngCore;
@@ -116,6 +159,8 @@ pub struct TestApp {
     pub store: Store,
     pub config: Arc<Config>,
     pub db: FreshDb,
+    pub engine: std::sync::Arc<aiops::engine::Engine>,
+    workers: Option<aiops::server::Workers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -134,6 +179,8 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let store = started.state.store.clone();
         let config = started.state.config.clone();
+        let engine = started.state.engine.clone();
+        let workers = started.workers;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(aiops::http::serve(listener, started.state, async {
             let _ = rx.await;
@@ -145,6 +192,8 @@ impl TestApp {
             store,
             config,
             db,
+            engine,
+            workers,
             shutdown: Some(tx),
         }
     }
@@ -171,6 +220,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown.cancel();
         }
     }
 }

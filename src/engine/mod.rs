@@ -1,0 +1,479 @@
+//! The execution engine: takes a task from the queue, holds a concurrency slot, runs the
+//! pipeline in the task's worktree with only the project's credentials, mirrors `.party/`
+//! into the store while it runs and once more after it exits, and settles the task.
+//!
+//! The engine decides nothing about what to run (triggers do) and never decrypts except
+//! through the vault, right before a spawn.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, WorktreeRetention};
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::projects::{self, Project};
+use crate::queue::{NewJob, RunJob};
+use crate::records::NewEvent;
+use crate::store::Store;
+use crate::store::engine::{RunResult, TaskExec};
+use crate::tasks::Priority;
+use crate::vault::{Redactor, Vault};
+
+pub mod agent;
+pub mod ingest;
+pub mod party;
+pub mod worker;
+pub mod worktree;
+
+use agent::{AgentEvent, AgentSpec};
+use ingest::{Ingestor, PipelineState};
+use worktree::{RepoSpec, Worktrees};
+
+/// Placeholders a command template may use, with sample values for validation.
+pub const TEMPLATE_CHECK_VARS: [(&str, &str); 7] = [
+    ("prompt", "p"),
+    ("task_id", "1"),
+    ("team", "t"),
+    ("project", "p"),
+    ("decision", "approve"),
+    ("claude_session_id", "s"),
+    ("party_session_id", "s"),
+];
+
+/// The engine of one process: shared by its queue workers.
+pub struct Engine {
+    pub(crate) store: Store,
+    vault: Vault,
+    pub(crate) config: Arc<Config>,
+    worktrees: Worktrees,
+    /// Identifies this process in slots and runs.
+    holder: String,
+    /// Cancellation handles of the pipelines this process runs.
+    running: Mutex<HashMap<i64, CancellationToken>>,
+}
+
+/// How one job ended, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Nothing to do (task ended, or waits for a human).
+    Skipped,
+    /// No free slot; queued again.
+    Deferred,
+    /// An infrastructure failure; queued again with backoff.
+    Retried,
+    /// The pipeline ran; the task now has this status.
+    Ran(String),
+}
+
+impl Engine {
+    /// An engine for this process.
+    pub fn new(store: Store, vault: Vault, config: Arc<Config>) -> Arc<Self> {
+        let holder = format!(
+            "{}-{}-{}",
+            hostname(),
+            std::process::id(),
+            &ulid::Ulid::generate().to_string()[20..]
+        );
+        Arc::new(Self {
+            worktrees: Worktrees::new(config.data_dir.clone()),
+            store,
+            vault,
+            config,
+            holder,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This process' id in slots and runs.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Stops a pipeline this process runs; false if it runs elsewhere or not at all.
+    pub fn cancel_local(&self, task_id: i64) -> bool {
+        match self.running.lock().expect("not poisoned").get(&task_id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Brings a task forward by one step.
+    pub async fn process(&self, job: &RunJob) -> Result<JobOutcome> {
+        let task = self.store.task_exec(job.task_id).await?;
+        if matches!(task.status.as_str(), "done" | "failed" | "rolled_back" | "cancelled") {
+            return Ok(JobOutcome::Skipped);
+        }
+        if task.cancel_requested_at.is_some() {
+            self.store
+                .set_task_status(task.id, "cancelled", Some("cancelled by request"), None)
+                .await?;
+            return Ok(JobOutcome::Skipped);
+        }
+        if task.status == "awaiting_approval" && job.resume_approval_id.is_none() {
+            return Ok(JobOutcome::Skipped);
+        }
+        let priority = priority_of(&task.priority);
+        let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
+        let limit = self.config.engine.max_concurrent_tasks;
+        if !self.store.acquire_slot(task.id, task.project_id, &self.holder, ttl, limit).await? {
+            let mut retry = NewJob::now(task.id, priority);
+            retry.job = job.clone();
+            retry.delay = Duration::from_secs(self.config.engine.slot_wait_secs);
+            self.store.push_job(&retry).await?;
+            return Ok(JobOutcome::Deferred);
+        }
+        let keeper = self.keep_slot(task.id);
+        let outcome = self.execute(task, job).await;
+        keeper.cancel();
+        if let Err(e) = self.store.release_slot(job.task_id, &self.holder).await {
+            tracing::warn!(task = job.task_id, error = %e, "could not release the slot; it expires by itself");
+        }
+        outcome
+    }
+
+    /// Refreshes this task's slot until the returned token is cancelled.
+    fn keep_slot(&self, task_id: i64) -> CancellationToken {
+        let token = CancellationToken::new();
+        let (store, holder, stop) = (self.store.clone(), self.holder.clone(), token.clone());
+        let ttl_secs = self.config.engine.slot_ttl_secs;
+        tokio::spawn(async move {
+            let every = Duration::from_secs(ttl_secs.max(3) / 3);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let ttl = chrono::Duration::seconds(ttl_secs as i64);
+                if let Err(e) = store.refresh_slot(task_id, &holder, ttl).await {
+                    tracing::warn!(task = task_id, error = %e, "could not refresh the slot");
+                }
+            }
+        });
+        token
+    }
+
+    async fn execute(&self, task: TaskExec, job: &RunJob) -> Result<JobOutcome> {
+        let interrupted = self.close_interrupted_runs(&task).await?;
+        let project = self.store.project_by_id(task.project_id).await?;
+        let (worktree, task) = match self.prepare_worktree(&project, task).await {
+            Ok(ready) => ready,
+            Err(PrepareError::Retry(task, reason)) => return self.retry_later(&task, &reason).await,
+            Err(PrepareError::Fatal(task, reason)) => {
+                self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+                return Ok(JobOutcome::Ran("failed".into()));
+            }
+            Err(PrepareError::Store(e)) => return Err(e),
+        };
+        let (kind, template, decision) = match job.resume_approval_id {
+            Some(approval_id) => ("resume", &self.config.engine.resume_command, Some(self.decision_prompt(approval_id).await?)),
+            None if interrupted => ("recover", &self.config.engine.command, None),
+            None => ("start", &self.config.engine.command, None),
+        };
+        let secrets = credentials::reveal_for_project(&self.store, &self.vault, project.id).await?;
+        let redactor = Redactor::new(secrets.iter().map(|(_, value, name)| (name.clone(), value.clone())));
+        let task_id = task.id.to_string();
+        let claude_session = task.claude_session_id.clone().unwrap_or_default();
+        let party_session = task.party_session_id.clone().unwrap_or_default();
+        let decision_text = decision.unwrap_or_default();
+        let vars = [
+            ("prompt", task.prompt.as_str()),
+            ("task_id", task_id.as_str()),
+            ("team", task.team.as_str()),
+            ("project", project.name.as_str()),
+            ("decision", decision_text.as_str()),
+            ("claude_session_id", claude_session.as_str()),
+            ("party_session_id", party_session.as_str()),
+        ];
+        let argv = match agent::render_command(template, &vars) {
+            Ok(argv) => argv,
+            Err(e) => {
+                let reason = format!("cannot build the agent command: {e}");
+                self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+                return Ok(JobOutcome::Ran("failed".into()));
+            }
+        };
+        let env_extra: Vec<(String, String)> = secrets.iter().map(|(var, value, _)| (var.clone(), value.clone())).collect();
+        let timeout = project.timeout_secs.map_or(self.config.engine.timeout_secs, |s| s as u64);
+        let shared_redactor = Arc::new(redactor.clone());
+        let spec = AgentSpec {
+            argv,
+            cwd: worktree.clone(),
+            env: agent::agent_env(&self.config.engine.env_passthrough, &env_extra),
+            timeout: Duration::from_secs(timeout),
+            max_output_bytes: self.config.engine.max_log_bytes,
+            redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
+        };
+        drop(secrets);
+        self.run_pipeline(task, project.id, kind, worktree, spec, redactor).await
+    }
+
+    /// Closes runs an earlier life of a worker left open (it died), killing what is left of
+    /// their processes. True if there were any: the task is being recovered.
+    async fn close_interrupted_runs(&self, task: &TaskExec) -> Result<bool> {
+        let open = self.store.open_runs(task.id).await?;
+        for (run_id, pgid) in &open {
+            if let Some(pgid) = pgid {
+                agent::kill_group(*pgid as i32);
+            }
+            let result = RunResult {
+                status: "failed".into(),
+                error: Some("interrupted: the worker running it stopped; the task is run again".into()),
+                ..Default::default()
+            };
+            self.store.finish_run(*run_id, &result).await?;
+        }
+        Ok(!open.is_empty() || task.status == "running")
+    }
+
+    async fn prepare_worktree(&self, project: &Project, task: TaskExec) -> Result<(PathBuf, TaskExec), PrepareError> {
+        let spec = RepoSpec {
+            project: project.name.clone(),
+            repo_url: project.repo_url.clone(),
+            local_path: project.local_path.as_ref().map(PathBuf::from),
+            default_branch: project.default_branch.clone(),
+        };
+        let (repo, base) = match self.worktrees.prepare(&spec).await {
+            Ok(ready) => ready,
+            Err(e) if e.is_retryable() => return Err(PrepareError::Retry(task, e.to_string())),
+            Err(e) => return Err(PrepareError::Fatal(task, e.to_string())),
+        };
+        let base = task.base_ref.clone().unwrap_or(base);
+        let branch = task
+            .branch
+            .clone()
+            .unwrap_or_else(|| projects::render_branch(&project.branch_strategy, &project.name, &task.team, task.id));
+        let path = match self.worktrees.add(&repo, &project.name, task.id, &branch, &base).await {
+            Ok(path) => path,
+            Err(e) if e.is_retryable() => return Err(PrepareError::Retry(task, e.to_string())),
+            Err(e) => return Err(PrepareError::Fatal(task, e.to_string())),
+        };
+        self.store
+            .set_task_worktree(task.id, &repo.to_string_lossy(), &base, &branch, &path.to_string_lossy())
+            .await
+            .map_err(PrepareError::Store)?;
+        Ok((path, task))
+    }
+
+    async fn retry_later(&self, task: &TaskExec, reason: &str) -> Result<JobOutcome> {
+        let attempts = self.store.bump_infra_attempts(task.id).await?;
+        if attempts > self.config.engine.max_infra_attempts {
+            let reason = format!("gave up after {} attempts: {reason}", attempts);
+            self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+            return Ok(JobOutcome::Ran("failed".into()));
+        }
+        let backoff = self.config.engine.retry_backoff_secs << (attempts - 1).min(10);
+        tracing::warn!(task = task.id, attempts, backoff, reason, "infrastructure failure; retrying later");
+        let mut retry = NewJob::now(task.id, priority_of(&task.priority));
+        retry.delay = Duration::from_secs(backoff);
+        self.store.push_job(&retry).await?;
+        let event = NewEvent::platform(task.id, task.project_id, "retry_scheduled", json!({"attempt": attempts, "in_secs": backoff, "reason": reason}));
+        self.store.insert_events(&[event]).await?;
+        Ok(JobOutcome::Retried)
+    }
+
+    /// The decision prompt a resumed pipeline gets, in the plugin's shapes.
+    async fn decision_prompt(&self, approval_id: i64) -> Result<String> {
+        Err(Error::Conflict(format!(
+            "approval {approval_id}: deciding approvals is not available in this version"
+        )))
+    }
+
+    async fn run_pipeline(
+        &self,
+        task: TaskExec,
+        project_id: i64,
+        kind: &str,
+        worktree: PathBuf,
+        spec: AgentSpec,
+        redactor: Redactor,
+    ) -> Result<JobOutcome> {
+        let store = &self.store;
+        store.set_task_status(task.id, "running", None, None).await?;
+        let run_id = store.insert_run(task.id, kind, &self.holder).await?;
+        store
+            .insert_events(&[NewEvent::platform(task.id, project_id, "run_started", json!({"run_id": run_id, "kind": kind}))])
+            .await?;
+        let limits = party::Limits {
+            max_json_bytes: self.config.engine.max_party_json_bytes,
+            max_finding_bytes: self.config.engine.max_finding_bytes,
+            ..party::Limits::default()
+        };
+        let mut ingestor = Ingestor::new(
+            store.clone(),
+            task.id,
+            project_id,
+            worktree.clone(),
+            limits,
+            redactor,
+            task.party_session_id.clone(),
+            task.events_offset,
+        );
+        let cancel = CancellationToken::new();
+        self.running.lock().expect("not poisoned").insert(task.id, cancel.clone());
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let agent = agent::run_agent(spec, cancel.clone(), move |event| {
+            if !matches!(event, AgentEvent::Line { .. }) {
+                let _ = events_tx.send(event);
+            }
+        });
+        tokio::pin!(agent);
+        let every = Duration::from_millis(self.config.engine.ingest_interval_ms);
+        let mut state = PipelineState::default();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut agent => break outcome,
+                Some(event) = events_rx.recv() => self.record_agent_event(task.id, run_id, event).await,
+                () = tokio::time::sleep(every) => {
+                    state = self.observe(&mut ingestor, &task, state).await;
+                    // A cancel requested through another node reaches the pipeline here.
+                    match store.task_exec(task.id).await {
+                        Ok(exec) if exec.cancel_requested_at.is_some() => cancel.cancel(),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(task = task.id, error = %e, "could not check for a cancel request"),
+                    }
+                }
+            }
+        };
+        self.running.lock().expect("not poisoned").remove(&task.id);
+        while let Ok(event) = events_rx.try_recv() {
+            self.record_agent_event(task.id, run_id, event).await;
+        }
+        let final_state = ingestor.tick().await.unwrap_or(state);
+        let (status, reason, run) = match outcome {
+            Ok(outcome) => settle(&outcome, &final_state),
+            Err(e) => ("failed".to_string(), Some(format!("the agent could not start: {e}")), RunResult {
+                status: "failed".into(),
+                error: Some(e.to_string()),
+                ..Default::default()
+            }),
+        };
+        store.finish_run(run_id, &run).await?;
+        store
+            .insert_events(&[NewEvent::platform(task.id, project_id, "run_finished", json!({
+                "run_id": run_id, "status": run.status, "exit_code": run.exit_code, "cost_usd": run.cost_usd,
+            }))])
+            .await?;
+        if matches!(status.as_str(), "done" | "failed" | "rolled_back" | "cancelled") {
+            self.clean_up(&task, &status).await;
+        }
+        store.set_task_status(task.id, &status, reason.as_deref(), final_state.phase.as_deref()).await?;
+        Ok(JobOutcome::Ran(status))
+    }
+
+    /// Records the process id and Claude session of a run as soon as they are known; a
+    /// failure is logged, the run goes on (the final record repeats the session id).
+    async fn record_agent_event(&self, task_id: i64, run_id: i64, event: AgentEvent) {
+        let recorded = match event {
+            AgentEvent::Started { pid } => self.store.set_run_process(run_id, i64::from(pid)).await,
+            AgentEvent::SessionId(id) => self.store.set_task_claude_session(task_id, &id).await,
+            AgentEvent::Line { .. } => Ok(()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(task = task_id, error = %e, "could not record an agent event");
+        }
+    }
+
+    /// One ingestion pass while the pipeline runs; a failed pass is retried next time.
+    async fn observe(&self, ingestor: &mut Ingestor, task: &TaskExec, last: PipelineState) -> PipelineState {
+        match ingestor.tick().await {
+            Ok(state) => {
+                let (status, _) = party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
+                if let Err(e) = self.store.set_task_status(task.id, &status, None, state.phase.as_deref()).await {
+                    tracing::warn!(task = task.id, error = %e, "could not record the pipeline's status");
+                }
+                state
+            }
+            Err(e) => {
+                tracing::warn!(task = task.id, error = %e, "ingestion pass failed; retrying");
+                last
+            }
+        }
+    }
+
+    /// Removes an ended task's worktree per the retention setting; the branch stays only
+    /// when the task is done (its change may become a pull request).
+    async fn clean_up(&self, task: &TaskExec, status: &str) {
+        if self.config.engine.worktree_retention == WorktreeRetention::Keep {
+            return;
+        }
+        let Ok(exec) = self.store.task_exec(task.id).await else { return };
+        let (Some(repo), Some(path)) = (exec.repo_path, exec.worktree_path) else { return };
+        let branch = if status == "done" { None } else { exec.branch.as_deref() };
+        if let Err(e) = self.worktrees.remove(PathBuf::from(repo).as_path(), PathBuf::from(path).as_path(), branch).await {
+            tracing::warn!(task = task.id, error = %e, "could not remove the worktree");
+        }
+    }
+}
+
+enum PrepareError {
+    Retry(TaskExec, String),
+    Fatal(TaskExec, String),
+    Store(Error),
+}
+
+/// The task status, its reason and the run's record from how the agent ended and what
+/// the pipeline's files say.
+fn settle(outcome: &agent::AgentOutcome, state: &PipelineState) -> (String, Option<String>, RunResult) {
+    let stats = &outcome.stats;
+    let exit = party::ExitSummary {
+        code: outcome.exit_code,
+        signal: outcome.signal,
+        timed_out: outcome.timed_out,
+        cancelled: outcome.cancelled,
+        error: stats.result_subtype.clone().filter(|s| s != "success"),
+    };
+    let (status, reason) = if outcome.cancelled {
+        ("cancelled".to_string(), Some("cancelled by request".to_string()))
+    } else if outcome.timed_out {
+        ("failed".to_string(), Some(format!("timed out after {} s", outcome.duration.as_secs())))
+    } else {
+        party::derive_status(state.phase.as_deref(), state.has_pending_request, Some(&exit))
+    };
+    let run_status = match () {
+        _ if outcome.cancelled => "cancelled",
+        _ if outcome.timed_out => "timed_out",
+        _ if outcome.exit_code == Some(0) => "succeeded",
+        _ => "failed",
+    };
+    let run = RunResult {
+        status: run_status.into(),
+        exit_code: outcome.exit_code.map(i64::from),
+        claude_session_id: stats.claude_session_id.clone(),
+        result_subtype: stats.result_subtype.clone(),
+        num_turns: stats.num_turns,
+        input_tokens: stats.input_tokens,
+        output_tokens: stats.output_tokens,
+        cache_read_tokens: stats.cache_read_tokens,
+        cache_creation_tokens: stats.cache_creation_tokens,
+        cost_usd: stats.cost_usd,
+        duration_ms: stats.duration_ms.or(Some(outcome.duration.as_millis() as i64)),
+        error: reason.clone().filter(|_| status == "failed"),
+        log: outcome.log.clone(),
+    };
+    (status, reason, run)
+}
+
+fn priority_of(stored: &str) -> Priority {
+    match stored {
+        "critical" => Priority::Critical,
+        "high" => Priority::High,
+        "low" => Priority::Low,
+        _ => Priority::Normal,
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
