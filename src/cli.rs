@@ -84,6 +84,57 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run queue workers only (no HTTP): add machines that run pipelines.
+    ///
+    /// Needs the same store as `serve` (PostgreSQL for several machines) and the same
+    /// master key (AIOPS_MASTER_KEY or the key file).
+    Worker {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Concurrent pipelines in this process [default: engine.workers].
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
+    /// Follow tasks.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Claude Code hook commands.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Follow a task live: prints each event until the task ends or waits for a human.
+    Watch {
+        /// Task id.
+        id: i64,
+        /// Base URL of the aiops server.
+        #[arg(long, env = "AIOPS_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API token.
+        #[arg(long, env = "AIOPS_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Keep following through approvals until the task ends.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HookCommand {
+    /// Claude Code SessionStart hook: reads the hook JSON on stdin and prints the project's
+    /// facts as additional context when `cwd` is a registered project or a task worktree.
+    ///
+    /// Prints nothing for an unknown directory. Never prints a secret.
+    SessionStart {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Project values shared by `add` and `update`.
@@ -278,7 +329,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project { command } => project(&config_file, command).await,
         Command::Secret { command } => secret(&config_file, command).await,
         Command::Token { command } => token(&config_file, command).await,
+        Command::Worker { store, workers } => {
+            let mut config = load_config(&config_file, &store, None)?;
+            if let Some(n) = workers {
+                config.engine.workers = n;
+            }
+            worker(config).await
+        }
+        Command::Task { command: TaskCommand::Watch { id, url, token, follow } } => {
+            crate::watch::watch_task(&url, &token, id, follow).await
+        }
+        Command::Hook { command: HookCommand::SessionStart { store } } => {
+            let config = load_config(&config_file, &store, None)?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).context("cannot read the hook input")?;
+            if let Some(output) = crate::hook::session_start(&config, &input).await? {
+                println!("{output}");
+            }
+            Ok(())
+        }
     }
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    if config.engine.workers == 0 {
+        bail!("engine.workers is 0; a worker process needs at least one (--workers N)");
+    }
+    let store = server::open_store(&config).await?;
+    let (vault, _, _) = server::open_vault(&config, &store, false).await?;
+    let engine = crate::engine::Engine::new(store.clone(), vault, std::sync::Arc::new(config));
+    let workers = server::Workers::start(engine.clone());
+    eprintln!("aiops worker {} is running; Ctrl-C stops it", engine.holder());
+    shutdown_signal().await;
+    workers.stop().await;
+    store.close().await;
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod engine;
 pub mod error;
+pub mod hook;
 pub mod http;
 pub mod projects;
 pub mod queue;
@@ -17,5 +18,6 @@ pub mod server;
 pub mod store;
 pub mod tasks;
 pub mod vault;
+pub mod watch;
 
 pub use error::{Error, Result};
