@@ -357,6 +357,29 @@ async fn fixture_ingests_completely(db: Db) {
     assert!(pending[0]["tool_name"].is_string());
 }
 
+async fn infrastructure_failures_retry_then_fail(db: Db) {
+    let app = engine_app(db, "", |c| {
+        c.engine.max_infra_attempts = 2;
+        c.engine.retry_backoff_secs = 1;
+    })
+    .await;
+    let response = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": "gone", "repo_url": "file:///does/not/exist/repo.git"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = create_task(&app, "gone", "clone me", "normal").await;
+    let detail = wait_status(&app, id, &["failed"]).await;
+    let reason = detail["status_reason"].as_str().unwrap();
+    assert!(reason.contains("gave up after 3 attempts"), "{reason}");
+    assert!(detail["runs"].as_array().unwrap().is_empty(), "no agent ran");
+    let events = app.store.events_after(0, Some(id), None, 100).await.unwrap();
+    let retries = events.iter().filter(|e| e.kind == "retry_scheduled").count();
+    assert_eq!(retries, 2);
+}
+
 async fn events_stream_resumes_without_gap_or_duplicate(db: Db) {
     let repo = common::git_repo();
     let app = engine_app(db, "", |_| {}).await;
@@ -423,5 +446,6 @@ on_both_databases!(
     secrets_never_stored,
     symlinks_read_nothing_outside,
     fixture_ingests_completely,
+    infrastructure_failures_retry_then_fail,
     events_stream_resumes_without_gap_or_duplicate,
 );
