@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use aiops::config::Config;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Phase {
@@ -42,7 +45,12 @@ impl Phase {
     }
 }
 
-async fn run_phase<F, Fut>(name: &'static str, requests: usize, concurrency: usize, make: F) -> Phase
+async fn run_phase<F, Fut>(
+    name: &'static str,
+    requests: usize,
+    concurrency: usize,
+    make: F,
+) -> Phase
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -72,7 +80,12 @@ where
             (latencies, errors)
         }));
     }
-    let mut phase = Phase { name, latencies: Vec::new(), wall: Duration::ZERO, errors: 0 };
+    let mut phase = Phase {
+        name,
+        latencies: Vec::new(),
+        wall: Duration::ZERO,
+        errors: 0,
+    };
     for worker in workers {
         let (latencies, errors) = worker.await.unwrap();
         phase.latencies.extend(latencies);
@@ -82,21 +95,39 @@ where
     phase
 }
 
-async fn bench_backend(backend: &str, database_url: String, data_dir: &std::path::Path, concurrency: usize, requests: usize) {
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
-    config.database_url = database_url;
+async fn bench_backend(
+    backend: &str,
+    database_url: String,
+    data_dir: &std::path::Path,
+    concurrency: usize,
+    requests: usize,
+) {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        database_url,
+        ..Default::default()
+    };
     config.store.max_connections = 16;
+    config.engine.workers = 0;
     let started = aiops::server::start(config).await.expect("start");
     let token = started.admin_token.clone().expect("token");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(aiops::http::serve(listener, started.state, std::future::pending()));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    tokio::spawn(aiops::http::serve(
+        listener,
+        started.state,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let created = client
         .post(format!("{base}/api/v1/projects"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "bench", "repo_url": "https://github.com/acme/bench.git"}))
+        .json(
+            &serde_json::json!({"name": "bench", "repo_url": "https://github.com/acme/bench.git"}),
+        )
         .send()
         .await
         .unwrap();
@@ -141,21 +172,42 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         match backend {
             "sqlite" => {
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("aiops.db").display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("aiops.db").display()
+                );
                 bench_backend("SQLite", url, dir.path(), concurrency, requests).await;
             }
             "postgres" => {
                 let admin_url = std::env::var("AIOPS_TEST_DATABASE_URL")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
                 let name = format!("aiops_bench_{}", std::process::id());
-                let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL reachable");
+                let admin = sqlx::PgPool::connect(&admin_url)
+                    .await
+                    .expect("PostgreSQL reachable");
                 let drop_sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(sqlx::AssertSqlSafe(drop_sql.clone())).execute(&admin).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(drop_sql.clone()))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
                 let mut url = url::Url::parse(&admin_url).unwrap();
                 url.set_path(&format!("/{name}"));
-                bench_backend("PostgreSQL", url.to_string(), dir.path(), concurrency, requests).await;
-                sqlx::query(sqlx::AssertSqlSafe(drop_sql)).execute(&admin).await.unwrap();
+                bench_backend(
+                    "PostgreSQL",
+                    url.to_string(),
+                    dir.path(),
+                    concurrency,
+                    requests,
+                )
+                .await;
+                sqlx::query(sqlx::AssertSqlSafe(drop_sql))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
             }
             other => panic!("unknown backend {other}; use sqlite or postgres"),
         }

@@ -45,7 +45,12 @@ struct StoreArgs {
     #[arg(long, env = "AIOPS_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Store URL, sqlite:… or postgres://… [default: SQLite file in the data directory].
-    #[arg(long, env = "AIOPS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AIOPS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 }
 
@@ -303,7 +308,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_config(config_file: &Option<PathBuf>, store: &StoreArgs, listen: Option<String>) -> anyhow::Result<Config> {
+fn load_config(
+    config_file: &Option<PathBuf>,
+    store: &StoreArgs,
+    listen: Option<String>,
+) -> anyhow::Result<Config> {
     Ok(Config::load(&Overrides {
         config_file: config_file.clone(),
         data_dir: store.data_dir.clone(),
@@ -319,7 +328,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { store } => {
             let config = load_config(&config_file, &store, None)?;
             server::open_store(&config).await?;
-            eprintln!("store at {} is migrated", server::redact_url(&config.effective_database_url()));
+            eprintln!(
+                "store at {} is migrated",
+                server::redact_url(&config.effective_database_url())
+            );
             Ok(())
         }
         Command::Keygen => {
@@ -336,13 +348,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             worker(config).await
         }
-        Command::Task { command: TaskCommand::Watch { id, url, token, follow } } => {
-            crate::watch::watch_task(&url, &token, id, follow).await
-        }
-        Command::Hook { command: HookCommand::SessionStart { store } } => {
+        Command::Task {
+            command:
+                TaskCommand::Watch {
+                    id,
+                    url,
+                    token,
+                    follow,
+                },
+        } => crate::watch::watch_task(&url, &token, id, follow).await,
+        Command::Hook {
+            command: HookCommand::SessionStart { store },
+        } => {
             let config = load_config(&config_file, &store, None)?;
             let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input).context("cannot read the hook input")?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("cannot read the hook input")?;
             if let Some(output) = crate::hook::session_start(&config, &input).await? {
                 println!("{output}");
             }
@@ -360,7 +382,10 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
     let engine = crate::engine::Engine::new(store.clone(), vault, std::sync::Arc::new(config));
     let workers = server::Workers::start(engine.clone());
-    eprintln!("aiops worker {} is running; Ctrl-C stops it", engine.holder());
+    eprintln!(
+        "aiops worker {} is running; Ctrl-C stops it",
+        engine.holder()
+    );
     shutdown_signal().await;
     workers.stop().await;
     store.close().await;
@@ -369,7 +394,9 @@ async fn worker(config: Config) -> anyhow::Result<()> {
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -382,7 +409,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let started = server::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
+        .with_context(|| {
+            format!("cannot listen on {listen}; pick another address with --listen")
+        })?;
     let base = started.state.config.public_base_url();
     if let Some(path) = &started.generated_key_file {
         eprintln!(
@@ -405,7 +434,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server_loop(listener, started).await
 }
 
-async fn server_loop(listener: tokio::net::TcpListener, started: server::Started) -> anyhow::Result<()> {
+async fn server_loop(
+    listener: tokio::net::TcpListener,
+    started: server::Started,
+) -> anyhow::Result<()> {
     let store = started.state.store.clone();
     crate::http::serve(listener, started.state, shutdown_signal()).await?;
     if let Some(workers) = started.workers {
@@ -463,7 +495,11 @@ async fn audited<T>(
 
 async fn project(config_file: &Option<PathBuf>, command: ProjectCommand) -> anyhow::Result<()> {
     match command {
-        ProjectCommand::Add { store, name, fields } => {
+        ProjectCommand::Add {
+            store,
+            name,
+            fields,
+        } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
             let new = NewProject {
                 name: name.clone(),
@@ -492,15 +528,25 @@ async fn project(config_file: &Option<PathBuf>, command: ProjectCommand) -> anyh
                 println!("{:<24} {:<8} {:<16} SOURCE", "NAME", "MAX", "BRANCH");
                 for p in projects {
                     let source = p.repo_url.or(p.local_path).unwrap_or_default();
-                    println!("{:<24} {:<8} {:<16} {source}", p.name, p.max_concurrency, p.default_branch);
+                    println!(
+                        "{:<24} {:<8} {:<16} {source}",
+                        p.name, p.max_concurrency, p.default_branch
+                    );
                 }
             }
         }
         ProjectCommand::Show { store, name } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            println!("{}", serde_json::to_string_pretty(&store.project(&name).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.project(&name).await?)?
+            );
         }
-        ProjectCommand::Update { store, name, fields } => {
+        ProjectCommand::Update {
+            store,
+            name,
+            fields,
+        } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
             let patch = ProjectPatch {
                 repo_url: fields.repo_url,
@@ -513,19 +559,31 @@ async fn project(config_file: &Option<PathBuf>, command: ProjectCommand) -> anyh
                 max_concurrency: fields.max_concurrency,
                 timeout_secs: fields.timeout_secs,
             };
-            let project = audited(&store, "project update", format!("projects/{name}"), async {
-                let project = store.project(&name).await?;
-                store.update_project(project.id, &project.patched(patch)?).await
-            })
+            let project = audited(
+                &store,
+                "project update",
+                format!("projects/{name}"),
+                async {
+                    let project = store.project(&name).await?;
+                    store
+                        .update_project(project.id, &project.patched(patch)?)
+                        .await
+                },
+            )
             .await?;
             println!("{}", serde_json::to_string_pretty(&project)?);
         }
         ProjectCommand::Remove { store, name } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            audited(&store, "project remove", format!("projects/{name}"), async {
-                let project = store.project(&name).await?;
-                store.delete_project(project.id).await
-            })
+            audited(
+                &store,
+                "project remove",
+                format!("projects/{name}"),
+                async {
+                    let project = store.project(&name).await?;
+                    store.delete_project(project.id).await
+                },
+            )
             .await?;
             eprintln!("removed project {name}");
         }
@@ -546,7 +604,10 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
             let store = server::open_store(&config).await?;
             let (vault, _, generated) = server::open_vault(&config, &store, true).await?;
             if let Some(path) = generated {
-                eprintln!("Generated a new master key in {} (mode 0600). Back it up.", path.display());
+                eprintln!(
+                    "Generated a new master key in {} (mode 0600). Back it up.",
+                    path.display()
+                );
             }
             let mut value = String::new();
             std::io::stdin()
@@ -554,7 +615,9 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
                 .context("cannot read the secret value from standard input")?;
             let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
             if value.is_empty() {
-                bail!("no value on standard input; pipe the secret in, e.g. printf %s \"$VALUE\" | aiops secret set …");
+                bail!(
+                    "no value on standard input; pipe the secret in, e.g. printf %s \"$VALUE\" | aiops secret set …"
+                );
             }
             let new = NewCredential {
                 project,
@@ -564,9 +627,12 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
                 value,
             };
             let scope = new.project.clone().unwrap_or_else(|| "global".into());
-            let credential = audited(&store, "secret set", format!("credentials/{scope}/{name}"), async {
-                credentials::store_credential(&store, &vault, new, true).await
-            })
+            let credential = audited(
+                &store,
+                "secret set",
+                format!("credentials/{scope}/{name}"),
+                async { credentials::store_credential(&store, &vault, new, true).await },
+            )
             .await?;
             println!("{}", serde_json::to_string_pretty(&credential)?);
         }
@@ -576,7 +642,10 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
                 Some(name) => Some(store.project(&name).await?.id),
                 None => None,
             };
-            println!("{:<6} {:<16} {:<24} {:<14} {:<24} KEY", "ID", "PROJECT", "NAME", "KIND", "ENV VAR");
+            println!(
+                "{:<6} {:<16} {:<24} {:<14} {:<24} KEY",
+                "ID", "PROJECT", "NAME", "KIND", "ENV VAR"
+            );
             for c in store.list_credentials(project_id).await? {
                 let scope = c.project.unwrap_or_else(|| "(global)".into());
                 println!(
@@ -587,7 +656,13 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
         }
         SecretCommand::Remove { store, id } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            audited(&store, "secret remove", format!("credentials/{id}"), store.delete_credential(id)).await?;
+            audited(
+                &store,
+                "secret remove",
+                format!("credentials/{id}"),
+                store.delete_credential(id),
+            )
+            .await?;
             eprintln!("removed credential {id}");
         }
         SecretCommand::RotateKey { store } => {
@@ -629,21 +704,50 @@ async fn token(config_file: &Option<PathBuf>, command: TokenCommand) -> anyhow::
             role,
         } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            let role = if admin { Role::Admin } else { role.unwrap_or(Role::Operator) };
-            let (token, _) = audited(&store, "token create", format!("tokens/{name}"), auth::create_token(&store, &name, role)).await?;
+            let role = if admin {
+                Role::Admin
+            } else {
+                role.unwrap_or(Role::Operator)
+            };
+            let (token, _) = audited(
+                &store,
+                "token create",
+                format!("tokens/{name}"),
+                auth::create_token(&store, &name, role),
+            )
+            .await?;
             println!("{token}");
         }
         TokenCommand::List { store } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            println!("{:<24} {:<9} {:<14} {:<26} STATE", "NAME", "ROLE", "PREFIX", "CREATED");
+            println!(
+                "{:<24} {:<9} {:<14} {:<26} STATE",
+                "NAME", "ROLE", "PREFIX", "CREATED"
+            );
             for t in store.list_tokens().await? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<24} {:<9} {:<14} {:<26} {state}", t.name, t.role, t.prefix, t.created_at.to_rfc3339());
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<24} {:<9} {:<14} {:<26} {state}",
+                    t.name,
+                    t.role,
+                    t.prefix,
+                    t.created_at.to_rfc3339()
+                );
             }
         }
         TokenCommand::Revoke { store, name } => {
             let store = server::open_store(&load_config(config_file, &store, None)?).await?;
-            audited(&store, "token revoke", format!("tokens/{name}"), store.revoke_token(&name)).await?;
+            audited(
+                &store,
+                "token revoke",
+                format!("tokens/{name}"),
+                store.revoke_token(&name),
+            )
+            .await?;
             eprintln!("revoked token {name}");
         }
     }

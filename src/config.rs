@@ -55,7 +55,7 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VaultConfig {
     pub key_file: String,
@@ -179,14 +179,6 @@ impl Default for StoreConfig {
     }
 }
 
-impl Default for VaultConfig {
-    fn default() -> Self {
-        Self {
-            key_file: String::new(),
-        }
-    }
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
@@ -281,13 +273,19 @@ impl Config {
         if !self.public_url.is_empty() && url::Url::parse(&self.public_url).is_err() {
             return bad(
                 "public_url",
-                format!("{:?} is not a URL; use e.g. https://aiops.example.com", self.public_url),
+                format!(
+                    "{:?} is not a URL; use e.g. https://aiops.example.com",
+                    self.public_url
+                ),
             );
         }
         if self.http.max_body_bytes < 1024 {
             return bad(
                 "http.max_body_bytes",
-                format!("{} is too small; use at least 1024", self.http.max_body_bytes),
+                format!(
+                    "{} is too small; use at least 1024",
+                    self.http.max_body_bytes
+                ),
             );
         }
         if self.http.request_timeout_secs == 0 {
@@ -299,7 +297,10 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(
                 "log.level",
-                format!("{:?} is not a log filter; use e.g. \"info\" or \"aiops=debug\"", self.log.level),
+                format!(
+                    "{:?} is not a log filter; use e.g. \"info\" or \"aiops=debug\"",
+                    self.log.level
+                ),
             );
         }
         if !crate::projects::is_slug(&self.tasks.default_team) {
@@ -315,8 +316,13 @@ impl Config {
         if engine.max_concurrent_tasks < 1 {
             return bad("engine.max_concurrent_tasks", "must be at least 1".into());
         }
-        for (key, template) in [("engine.command", &engine.command), ("engine.resume_command", &engine.resume_command)] {
-            if let Err(e) = crate::engine::agent::render_command(template, &crate::engine::TEMPLATE_CHECK_VARS) {
+        for (key, template) in [
+            ("engine.command", &engine.command),
+            ("engine.resume_command", &engine.resume_command),
+        ] {
+            if let Err(e) =
+                crate::engine::agent::render_command(template, &crate::engine::TEMPLATE_CHECK_VARS)
+            {
                 return bad(key, format!("{e}"));
             }
         }
@@ -338,7 +344,10 @@ impl Config {
     /// The store URL to connect to: the configured one, or the SQLite file in the data dir.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("aiops.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("aiops.db").display()
+            )
         } else {
             self.database_url.clone()
         }

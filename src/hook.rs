@@ -20,8 +20,9 @@ struct HookInput {
 
 /// The hook's output for `input`, or None when `cwd` belongs to no registered project.
 pub async fn session_start(config: &Config, input: &str) -> anyhow::Result<Option<String>> {
-    let input: HookInput = serde_json::from_str(input)
-        .map_err(|e| anyhow::anyhow!("the SessionStart hook input is not the JSON Claude Code sends: {e}"))?;
+    let input: HookInput = serde_json::from_str(input).map_err(|e| {
+        anyhow::anyhow!("the SessionStart hook input is not the JSON Claude Code sends: {e}")
+    })?;
     let cwd = input.cwd.canonicalize().unwrap_or(input.cwd);
     let store = server::open_store(config).await?;
     let worktrees = canonical(&config.data_dir.join("worktrees"));
@@ -30,12 +31,20 @@ pub async fn session_start(config: &Config, input: &str) -> anyhow::Result<Optio
     let mut found: Option<(&Project, Option<i64>)> = None;
     for project in &projects {
         if let Ok(rest) = cwd.strip_prefix(worktrees.join(&project.name)) {
-            let task = rest.components().next().and_then(|c| c.as_os_str().to_str()?.parse().ok());
+            let task = rest
+                .components()
+                .next()
+                .and_then(|c| c.as_os_str().to_str()?.parse().ok());
             found = Some((project, task));
             break;
         }
-        let checkout = project.local_path.as_deref().map(|p| canonical(Path::new(p)));
-        if cwd.starts_with(repos.join(&project.name)) || checkout.is_some_and(|c| cwd.starts_with(c)) {
+        let checkout = project
+            .local_path
+            .as_deref()
+            .map(|p| canonical(Path::new(p)));
+        if cwd.starts_with(repos.join(&project.name))
+            || checkout.is_some_and(|c| cwd.starts_with(c))
+        {
             found = Some((project, None));
         }
     }
@@ -44,7 +53,10 @@ pub async fn session_start(config: &Config, input: &str) -> anyhow::Result<Optio
     };
     let mut facts = vec![
         format!("This repository is the aiops project \"{}\".", project.name),
-        format!("Default branch: {}. Task branches: {}.", project.default_branch, project.branch_strategy),
+        format!(
+            "Default branch: {}. Task branches: {}.",
+            project.default_branch, project.branch_strategy
+        ),
     ];
     if !project.tech_stack.is_empty() {
         facts.push(format!("Tech stack: {}.", project.tech_stack.join(", ")));

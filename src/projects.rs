@@ -117,12 +117,16 @@ impl Project {
             name: self.name.clone(),
             repo_url: keep_or_clear(patch.repo_url, &self.repo_url),
             local_path: keep_or_clear(patch.local_path, &self.local_path),
-            default_branch: patch.default_branch.unwrap_or_else(|| self.default_branch.clone()),
+            default_branch: patch
+                .default_branch
+                .unwrap_or_else(|| self.default_branch.clone()),
             branch_strategy: patch
                 .branch_strategy
                 .unwrap_or_else(|| self.branch_strategy.clone()),
             tech_stack: patch.tech_stack.unwrap_or_else(|| self.tech_stack.clone()),
-            conventions: patch.conventions.unwrap_or_else(|| self.conventions.clone()),
+            conventions: patch
+                .conventions
+                .unwrap_or_else(|| self.conventions.clone()),
             github_repo: keep_or_clear(patch.github_repo, &self.github_repo),
             max_concurrency: patch.max_concurrency.unwrap_or(self.max_concurrency),
             timeout_secs: patch.timeout_secs.or(self.timeout_secs),
@@ -152,31 +156,49 @@ impl ProjectSpec {
             self.local_path = Some(validate_local_repo(path)?);
         }
         if !is_branch_name(&self.default_branch) {
-            return Err(Error::invalid("default_branch", "is not a valid branch name"));
+            return Err(Error::invalid(
+                "default_branch",
+                "is not a valid branch name",
+            ));
         }
         validate_branch_strategy(&self.branch_strategy)?;
-        if let Some(repo) = &self.github_repo {
-            if !is_github_repo(repo) {
-                return Err(Error::invalid("github_repo", "must look like owner/repo"));
-            }
+        if let Some(repo) = &self.github_repo
+            && !is_github_repo(repo)
+        {
+            return Err(Error::invalid("github_repo", "must look like owner/repo"));
         }
         if !(1..=64).contains(&self.max_concurrency) {
-            return Err(Error::invalid("max_concurrency", "must be between 1 and 64"));
+            return Err(Error::invalid(
+                "max_concurrency",
+                "must be between 1 and 64",
+            ));
         }
-        if let Some(secs) = self.timeout_secs {
-            if !(1..=7 * 24 * 3600).contains(&secs) {
-                return Err(Error::invalid("timeout_secs", "must be between 1 and 604800 (a week)"));
-            }
+        if let Some(secs) = self.timeout_secs
+            && !(1..=7 * 24 * 3600).contains(&secs)
+        {
+            return Err(Error::invalid(
+                "timeout_secs",
+                "must be between 1 and 604800 (a week)",
+            ));
         }
-        if self.tech_stack.iter().any(|t| t.trim().is_empty() || t.len() > 100) {
-            return Err(Error::invalid("tech_stack", "entries must be 1-100 characters"));
+        if self
+            .tech_stack
+            .iter()
+            .any(|t| t.trim().is_empty() || t.len() > 100)
+        {
+            return Err(Error::invalid(
+                "tech_stack",
+                "entries must be 1-100 characters",
+            ));
         }
         Ok(self)
     }
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// True for 1-63 characters of `[a-z0-9-]` that start with a letter or digit.
@@ -189,7 +211,10 @@ pub fn is_slug(value: &str) -> bool {
 
 fn is_github_repo(value: &str) -> bool {
     let ok = |part: &str, extra: &str| {
-        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
     };
     matches!(value.split_once('/'), Some((owner, repo)) if ok(owner, "-") && ok(repo, "-_."))
 }
@@ -242,7 +267,10 @@ fn validate_repo_url(value: &str) -> Result<()> {
         Ok(url) if ["https", "http", "ssh", "git", "file"].contains(&url.scheme()) => Ok(()),
         Ok(url) => Err(Error::invalid(
             "repo_url",
-            format!("scheme {:?} is not supported; use https, ssh, git or file", url.scheme()),
+            format!(
+                "scheme {:?} is not supported; use https, ssh, git or file",
+                url.scheme()
+            ),
         )),
         Err(e) => Err(Error::invalid("repo_url", format!("is not a URL: {e}"))),
     }
@@ -295,7 +323,10 @@ mod tests {
         assert!(validate_branch_strategy(DEFAULT_BRANCH_STRATEGY).is_ok());
         assert!(validate_branch_strategy("aiops/{team}").is_err());
         assert!(validate_branch_strategy("x/{nope}/{task_id}").is_err());
-        assert_eq!(render_branch(DEFAULT_BRANCH_STRATEGY, "p", "bugfix", 7), "aiops/bugfix/7");
+        assert_eq!(
+            render_branch(DEFAULT_BRANCH_STRATEGY, "p", "bugfix", 7),
+            "aiops/bugfix/7"
+        );
     }
 
     #[test]

@@ -55,15 +55,23 @@ impl Workers {
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data directory {}", config.data_dir.display())
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
         })?;
     }
     let url = config.effective_database_url();
     let store = Store::connect(&url, &config.store)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&url)))?;
-    store.migrate().await.context("cannot apply the store's migrations")?;
-    crate::queue::setup(&store).await.context("cannot set up the job queue")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the store's migrations")?;
+    crate::queue::setup(&store)
+        .await
+        .context("cannot set up the job queue")?;
     Ok(store)
 }
 

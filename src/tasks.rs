@@ -145,18 +145,24 @@ pub async fn task_spec(
 ) -> Result<TaskSpec> {
     let team = new.team.unwrap_or_else(|| defaults.default_team.clone());
     if !crate::projects::is_slug(&team) {
-        return Err(Error::invalid("team", "must be a team name: lower-case letters, digits and '-'"));
+        return Err(Error::invalid(
+            "team",
+            "must be a team name: lower-case letters, digits and '-'",
+        ));
     }
     if new.prompt.trim().is_empty() {
         return Err(Error::invalid("prompt", "must not be empty"));
     }
     if new.prompt.len() > MAX_PROMPT_BYTES {
-        return Err(Error::invalid("prompt", format!("must be at most {MAX_PROMPT_BYTES} bytes")));
+        return Err(Error::invalid(
+            "prompt",
+            format!("must be at most {MAX_PROMPT_BYTES} bytes"),
+        ));
     }
-    if let Some(key) = &new.dedup_key {
-        if key.is_empty() || key.len() > 200 {
-            return Err(Error::invalid("dedup_key", "must be 1-200 characters"));
-        }
+    if let Some(key) = &new.dedup_key
+        && (key.is_empty() || key.len() > 200)
+    {
+        return Err(Error::invalid("dedup_key", "must be 1-200 characters"));
     }
     let project = store.project(&new.project).await?;
     Ok(TaskSpec {
@@ -186,6 +192,9 @@ pub fn validate_status(status: &str) -> Result<()> {
     if STATUSES.contains(&status) {
         Ok(())
     } else {
-        Err(Error::invalid("status", format!("must be one of {}", STATUSES.join(", "))))
+        Err(Error::invalid(
+            "status",
+            format!("must be one of {}", STATUSES.join(", ")),
+        ))
     }
 }

@@ -17,7 +17,12 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
         .build()?;
     let base = base.trim_end_matches('/');
     let task: Value = fetch_json(&client, &format!("{base}/api/v1/tasks/{task_id}"), token).await?;
-    println!("task {task_id} on {}: {} ({})", task["project"].as_str().unwrap_or("?"), task["status"].as_str().unwrap_or("?"), task["prompt"].as_str().unwrap_or(""));
+    println!(
+        "task {task_id} on {}: {} ({})",
+        task["project"].as_str().unwrap_or("?"),
+        task["status"].as_str().unwrap_or("?"),
+        task["prompt"].as_str().unwrap_or("")
+    );
     let mut last_id: Option<i64> = None;
     let mut failures = 0;
     loop {
@@ -29,7 +34,11 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
         }
         let response = match request.send().await {
             Ok(r) if r.status().is_success() => r,
-            Ok(r) => bail!("the server answered {}: {}", r.status(), r.text().await.unwrap_or_default()),
+            Ok(r) => bail!(
+                "the server answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
             Err(e) => {
                 failures += 1;
                 if failures > 5 {
@@ -47,7 +56,9 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find("\n\n") {
                 let frame: String = buffer.drain(..end + 2).collect();
-                let Some(event) = parse_frame(&frame) else { continue };
+                let Some(event) = parse_frame(&frame) else {
+                    continue;
+                };
                 last_id = event["id"].as_i64().or(last_id);
                 println!("{}", describe(&event));
                 if event["kind"] == "status_changed" {
@@ -62,9 +73,18 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
 }
 
 async fn fetch_json(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
-    let response = client.get(url).bearer_auth(token).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     if !response.status().is_success() {
-        bail!("{url}: {} {}", response.status(), response.text().await.unwrap_or_default());
+        bail!(
+            "{url}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
     }
     Ok(response.json().await?)
 }
@@ -86,11 +106,33 @@ fn describe(event: &Value) -> String {
     let kind = event["kind"].as_str().unwrap_or("?");
     let data = &event["data"];
     let detail = match kind {
-        "status_changed" => format!("{} → {}{}", data["from"].as_str().unwrap_or("?"), data["to"].as_str().unwrap_or("?"),
-            data["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default()),
-        "phase_changed" => format!("{} → {}", data["data"]["from"].as_str().or(data["data"]["previous_phase"].as_str()).unwrap_or("?"),
-            data["data"]["to"].as_str().or(data["data"]["phase"].as_str()).unwrap_or("?")),
-        "run_finished" => format!("run {} {} (exit {}, ${:.4})", data["run_id"], data["status"].as_str().unwrap_or("?"), data["exit_code"], data["cost_usd"].as_f64().unwrap_or(0.0)),
+        "status_changed" => format!(
+            "{} → {}{}",
+            data["from"].as_str().unwrap_or("?"),
+            data["to"].as_str().unwrap_or("?"),
+            data["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        "phase_changed" => format!(
+            "{} → {}",
+            data["data"]["from"]
+                .as_str()
+                .or(data["data"]["previous_phase"].as_str())
+                .unwrap_or("?"),
+            data["data"]["to"]
+                .as_str()
+                .or(data["data"]["phase"].as_str())
+                .unwrap_or("?")
+        ),
+        "run_finished" => format!(
+            "run {} {} (exit {}, ${:.4})",
+            data["run_id"],
+            data["status"].as_str().unwrap_or("?"),
+            data["exit_code"],
+            data["cost_usd"].as_f64().unwrap_or(0.0)
+        ),
         _ => String::new(),
     };
     format!("{ts} {kind:<20} {detail}")

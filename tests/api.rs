@@ -15,7 +15,12 @@ async fn expect_error(response: reqwest::Response, status: StatusCode, code: &st
     assert_eq!(response.status(), status, "unexpected status");
     let body = json_of(response).await;
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(body["error"]["details"].is_object(), "{body}");
     body
 }
@@ -76,11 +81,19 @@ async fn projects_crud(db: Db) {
     let body = expect_error(bad_patch, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
     assert_eq!(body["error"]["details"]["field"], "max_concurrency");
 
-    let deleted = app.req(reqwest::Method::DELETE, "/api/v1/projects/shop").send().await.unwrap();
+    let deleted = app
+        .req(reqwest::Method::DELETE, "/api/v1/projects/shop")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let gone = app.get("/api/v1/projects/shop").send().await.unwrap();
     expect_error(gone, StatusCode::NOT_FOUND, "not_found").await;
-    let gone = app.req(reqwest::Method::DELETE, "/api/v1/projects/shop").send().await.unwrap();
+    let gone = app
+        .req(reqwest::Method::DELETE, "/api/v1/projects/shop")
+        .send()
+        .await
+        .unwrap();
     expect_error(gone, StatusCode::NOT_FOUND, "not_found").await;
 }
 
@@ -97,21 +110,50 @@ async fn project_validation(db: Db) {
 
     let not_git = tempfile::tempdir().unwrap();
     let cases = [
-        (json!({"name": "Bad Name", "repo_url": "https://x/y.git"}), "name"),
+        (
+            json!({"name": "Bad Name", "repo_url": "https://x/y.git"}),
+            "name",
+        ),
         (json!({"name": "ok"}), "repo_url"),
         (json!({"name": "ok", "repo_url": "not a url"}), "repo_url"),
-        (json!({"name": "ok", "local_path": not_git.path()}), "local_path"),
-        (json!({"name": "ok", "local_path": "/does/not/exist"}), "local_path"),
-        (json!({"name": "ok", "repo_url": "https://x/y.git", "github_repo": "nope"}), "github_repo"),
-        (json!({"name": "ok", "repo_url": "https://x/y.git", "branch_strategy": "fixed"}), "branch_strategy"),
-        (json!({"name": "ok", "repo_url": "https://x/y.git", "max_concurrency": "two"}), "max_concurrency"),
-        (json!({"name": "ok", "repo_url": "https://x/y.git", "colour": "blue"}), "colour"),
+        (
+            json!({"name": "ok", "local_path": not_git.path()}),
+            "local_path",
+        ),
+        (
+            json!({"name": "ok", "local_path": "/does/not/exist"}),
+            "local_path",
+        ),
+        (
+            json!({"name": "ok", "repo_url": "https://x/y.git", "github_repo": "nope"}),
+            "github_repo",
+        ),
+        (
+            json!({"name": "ok", "repo_url": "https://x/y.git", "branch_strategy": "fixed"}),
+            "branch_strategy",
+        ),
+        (
+            json!({"name": "ok", "repo_url": "https://x/y.git", "max_concurrency": "two"}),
+            "max_concurrency",
+        ),
+        (
+            json!({"name": "ok", "repo_url": "https://x/y.git", "colour": "blue"}),
+            "colour",
+        ),
         (json!({"repo_url": "https://x/y.git"}), "name"),
     ];
     for (body, field) in cases {
-        let response = app.post("/api/v1/projects").json(&body).send().await.unwrap();
+        let response = app
+            .post("/api/v1/projects")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
-        assert_eq!(error["error"]["details"]["field"], field, "{body} → {error}");
+        assert_eq!(
+            error["error"]["details"]["field"], field,
+            "{body} → {error}"
+        );
     }
 }
 
@@ -126,14 +168,22 @@ async fn malformed_and_oversized_bodies(db: Db) {
         .unwrap();
     let body = expect_error(malformed, StatusCode::BAD_REQUEST, "bad_request").await;
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("EOF while parsing"), "parser's message expected: {message}");
+    assert!(
+        message.contains("EOF while parsing"),
+        "parser's message expected: {message}"
+    );
 
     let no_content_type = app.post("/api/v1/tasks").body("{}").send().await.unwrap();
     expect_error(no_content_type, StatusCode::BAD_REQUEST, "bad_request").await;
 
     let huge = json!({"project": "shop", "prompt": "x".repeat(5000)});
     let oversized = app.post("/api/v1/tasks").json(&huge).send().await.unwrap();
-    expect_error(oversized, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    expect_error(
+        oversized,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
     // Nothing was stored by any of them.
     let tasks = json_of(app.get("/api/v1/tasks").send().await.unwrap()).await;
     assert_eq!(tasks["items"], json!([]));
@@ -141,11 +191,23 @@ async fn malformed_and_oversized_bodies(db: Db) {
 
 async fn authentication(db: Db) {
     let app = TestApp::spawn(db).await;
-    for path in ["/api/v1/projects", "/api/v1/tasks", "/api/v1/credentials", "/api/v1/audit", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/projects",
+        "/api/v1/tasks",
+        "/api/v1/credentials",
+        "/api/v1/audit",
+        "/api/v1/openapi.json",
+    ] {
         let anonymous = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
         expect_error(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
-        let wrong = app.client.get(app.url(path)).bearer_auth("aiops_nope").send().await.unwrap();
+        let wrong = app
+            .client
+            .get(app.url(path))
+            .bearer_auth("aiops_nope")
+            .send()
+            .await
+            .unwrap();
         expect_error(wrong, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
     let anonymous_post = app
@@ -159,11 +221,25 @@ async fn authentication(db: Db) {
     assert!(app.store.find_project("shop").await.unwrap().is_none());
 
     // A revoked token stops working at once.
-    let (token, _) = aiops::auth::create_token(&app.store, "bot", aiops::auth::Role::Operator).await.unwrap();
-    let ok = app.client.get(app.url("/api/v1/projects")).bearer_auth(&token).send().await.unwrap();
+    let (token, _) = aiops::auth::create_token(&app.store, "bot", aiops::auth::Role::Operator)
+        .await
+        .unwrap();
+    let ok = app
+        .client
+        .get(app.url("/api/v1/projects"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     app.store.revoke_token("bot").await.unwrap();
-    let revoked = app.client.get(app.url("/api/v1/projects")).bearer_auth(&token).send().await.unwrap();
+    let revoked = app
+        .client
+        .get(app.url("/api/v1/projects"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     expect_error(revoked, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     // Health probes need no token.
@@ -177,9 +253,19 @@ async fn authentication(db: Db) {
 async fn roles(db: Db) {
     let app = TestApp::spawn(db).await;
     create_project(&app, "shop").await;
-    let (viewer, _) = aiops::auth::create_token(&app.store, "watcher", aiops::auth::Role::Viewer).await.unwrap();
-    let (operator, _) = aiops::auth::create_token(&app.store, "ops", aiops::auth::Role::Operator).await.unwrap();
-    let read = app.client.get(app.url("/api/v1/tasks")).bearer_auth(&viewer).send().await.unwrap();
+    let (viewer, _) = aiops::auth::create_token(&app.store, "watcher", aiops::auth::Role::Viewer)
+        .await
+        .unwrap();
+    let (operator, _) = aiops::auth::create_token(&app.store, "ops", aiops::auth::Role::Operator)
+        .await
+        .unwrap();
+    let read = app
+        .client
+        .get(app.url("/api/v1/tasks"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read.status(), StatusCode::OK);
     let write = app
         .client
@@ -190,7 +276,13 @@ async fn roles(db: Db) {
         .await
         .unwrap();
     expect_error(write, StatusCode::FORBIDDEN, "forbidden").await;
-    let audit = app.client.get(app.url("/api/v1/audit")).bearer_auth(&operator).send().await.unwrap();
+    let audit = app
+        .client
+        .get(app.url("/api/v1/audit"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
     expect_error(audit, StatusCode::FORBIDDEN, "forbidden").await;
     let task = app
         .client
@@ -246,32 +338,84 @@ async fn credentials_are_write_only(db: Db) {
         .unwrap();
     expect_error(unknown_project, StatusCode::NOT_FOUND, "not_found").await;
     for (body, field) in [
-        (json!({"name": "a", "kind": "password", "value": "x"}), "kind"),
-        (json!({"name": "a", "kind": "token", "env_var": "lower", "value": "x"}), "env_var"),
-        (json!({"name": "a", "kind": "token", "env_var": "PATH", "value": "x"}), "env_var"),
+        (
+            json!({"name": "a", "kind": "password", "value": "x"}),
+            "kind",
+        ),
+        (
+            json!({"name": "a", "kind": "token", "env_var": "lower", "value": "x"}),
+            "env_var",
+        ),
+        (
+            json!({"name": "a", "kind": "token", "env_var": "PATH", "value": "x"}),
+            "env_var",
+        ),
         (json!({"name": "a", "kind": "token", "value": ""}), "value"),
-        (json!({"name": "a b", "kind": "token", "value": "x"}), "name"),
+        (
+            json!({"name": "a b", "kind": "token", "value": "x"}),
+            "name",
+        ),
     ] {
-        let response = app.post("/api/v1/credentials").json(&body).send().await.unwrap();
+        let response = app
+            .post("/api/v1/credentials")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
         assert_eq!(error["error"]["details"]["field"], field, "{body}");
     }
 
-    let all = app.get("/api/v1/credentials").send().await.unwrap().text().await.unwrap();
+    let all = app
+        .get("/api/v1/credentials")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!all.contains(secret));
     let all: Value = serde_json::from_str(&all).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
-    let shop = json_of(app.get("/api/v1/credentials?project=shop").send().await.unwrap()).await;
+    let shop = json_of(
+        app.get("/api/v1/credentials?project=shop")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(shop.as_array().unwrap().len(), 1);
-    let unknown = app.get("/api/v1/credentials?project=nope").send().await.unwrap();
+    let unknown = app
+        .get("/api/v1/credentials?project=nope")
+        .send()
+        .await
+        .unwrap();
     expect_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
 
     let id = created["id"].as_i64().unwrap();
-    let deleted = app.req(reqwest::Method::DELETE, &format!("/api/v1/credentials/{id}")).send().await.unwrap();
+    let deleted = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/credentials/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let again = app.req(reqwest::Method::DELETE, &format!("/api/v1/credentials/{id}")).send().await.unwrap();
+    let again = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/credentials/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
     expect_error(again, StatusCode::NOT_FOUND, "not_found").await;
-    let bad_id = app.req(reqwest::Method::DELETE, "/api/v1/credentials/abc").send().await.unwrap();
+    let bad_id = app
+        .req(reqwest::Method::DELETE, "/api/v1/credentials/abc")
+        .send()
+        .await
+        .unwrap();
     expect_error(bad_id, StatusCode::BAD_REQUEST, "bad_request").await;
 }
 
@@ -292,12 +436,20 @@ async fn tasks_create_get_list(db: Db) {
     assert_eq!(task["team"], "bugfix");
     assert_eq!(task["source"], "api");
     let defaults = json_of(
-        app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "more"})).send().await.unwrap(),
+        app.post("/api/v1/tasks")
+            .json(&json!({"project": "shop", "prompt": "more"}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(defaults["priority"], "normal");
     assert_eq!(defaults["team"], "feature");
-    app.post("/api/v1/tasks").json(&json!({"project": "blog", "prompt": "write"})).send().await.unwrap();
+    app.post("/api/v1/tasks")
+        .json(&json!({"project": "blog", "prompt": "write"}))
+        .send()
+        .await
+        .unwrap();
 
     let duplicate = app
         .post("/api/v1/tasks")
@@ -306,12 +458,23 @@ async fn tasks_create_get_list(db: Db) {
         .await
         .unwrap();
     expect_error(duplicate, StatusCode::CONFLICT, "conflict").await;
-    let unknown = app.post("/api/v1/tasks").json(&json!({"project": "nope", "prompt": "x"})).send().await.unwrap();
+    let unknown = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": "nope", "prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
     expect_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
     for (body, field) in [
         (json!({"project": "shop", "prompt": "  "}), "prompt"),
-        (json!({"project": "shop", "prompt": "x", "priority": "urgent"}), "priority"),
-        (json!({"project": "shop", "prompt": "x", "team": "Bad Team"}), "team"),
+        (
+            json!({"project": "shop", "prompt": "x", "priority": "urgent"}),
+            "priority",
+        ),
+        (
+            json!({"project": "shop", "prompt": "x", "team": "Bad Team"}),
+            "team",
+        ),
         (json!({"project": "shop"}), "prompt"),
     ] {
         let response = app.post("/api/v1/tasks").json(&body).send().await.unwrap();
@@ -320,7 +483,13 @@ async fn tasks_create_get_list(db: Db) {
     }
 
     let id = task["id"].as_i64().unwrap();
-    let fetched = json_of(app.get(&format!("/api/v1/tasks/{id}")).send().await.unwrap()).await;
+    let fetched = json_of(
+        app.get(&format!("/api/v1/tasks/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(fetched["prompt"], "fix the login bug");
     let missing = app.get("/api/v1/tasks/999999").send().await.unwrap();
     expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
@@ -328,18 +497,43 @@ async fn tasks_create_get_list(db: Db) {
     // Pagination: page size 2 from config, newest first, then the rest.
     let first = json_of(app.get("/api/v1/tasks").send().await.unwrap()).await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
-    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
-    let second = json_of(app.get(&format!("/api/v1/tasks?cursor={cursor}")).send().await.unwrap()).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let second = json_of(
+        app.get(&format!("/api/v1/tasks?cursor={cursor}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(second["items"].as_array().unwrap().len(), 1);
     assert_eq!(second["items"][0]["id"], id);
-    let shop = json_of(app.get("/api/v1/tasks?project=shop&limit=10").send().await.unwrap()).await;
+    let shop = json_of(
+        app.get("/api/v1/tasks?project=shop&limit=10")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(shop["items"].as_array().unwrap().len(), 2);
     assert!(shop["next_cursor"].is_null());
-    let queued = json_of(app.get("/api/v1/tasks?status=queued&limit=10").send().await.unwrap()).await;
+    let queued = json_of(
+        app.get("/api/v1/tasks?status=queued&limit=10")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(queued["items"].as_array().unwrap().len(), 3);
     let done = json_of(app.get("/api/v1/tasks?status=done").send().await.unwrap()).await;
     assert_eq!(done["items"], json!([]));
-    let bad_status = app.get("/api/v1/tasks?status=sleeping").send().await.unwrap();
+    let bad_status = app
+        .get("/api/v1/tasks?status=sleeping")
+        .send()
+        .await
+        .unwrap();
     expect_error(bad_status, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
     let bad_cursor = app.get("/api/v1/tasks?cursor=xyz").send().await.unwrap();
     expect_error(bad_cursor, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
@@ -349,24 +543,45 @@ async fn tasks_create_get_list(db: Db) {
     expect_error(unknown_project, StatusCode::NOT_FOUND, "not_found").await;
 
     // A project with tasks cannot be removed.
-    let in_use = app.req(reqwest::Method::DELETE, "/api/v1/projects/shop").send().await.unwrap();
+    let in_use = app
+        .req(reqwest::Method::DELETE, "/api/v1/projects/shop")
+        .send()
+        .await
+        .unwrap();
     expect_error(in_use, StatusCode::CONFLICT, "conflict").await;
 }
 
 async fn audit_log(db: Db) {
     let app = TestApp::spawn(db).await;
     create_project(&app, "shop").await;
-    let failed = app.post("/api/v1/projects").json(&json!({"name": "shop", "repo_url": "https://x/y.git"})).send().await.unwrap();
+    let failed = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": "shop", "repo_url": "https://x/y.git"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(failed.status(), StatusCode::CONFLICT);
-    app.client.post(app.url("/api/v1/tasks")).json(&json!({})).send().await.unwrap();
-    app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "x"})).send().await.unwrap();
+    app.client
+        .post(app.url("/api/v1/tasks"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    app.post("/api/v1/tasks")
+        .json(&json!({"project": "shop", "prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
     app.get("/api/v1/projects").send().await.unwrap();
 
     let all = json_of(app.get("/api/v1/audit?limit=50").send().await.unwrap()).await;
     let items = all["items"].as_array().unwrap();
     // Reads are not audited; every mutation is, whatever its outcome.
     assert_eq!(items.len(), 4, "{all}");
-    let outcomes: Vec<&str> = items.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = items
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["201", "401", "409", "201"]);
     assert_eq!(items[1]["principal_name"], "anonymous");
     assert_eq!(items[0]["target"], "tasks/1");
@@ -374,18 +589,52 @@ async fn audit_log(db: Db) {
     assert_eq!(items[0]["action"], "POST /api/v1/tasks");
     assert_eq!(items[0]["source"], "127.0.0.1");
 
-    let shop = json_of(app.get("/api/v1/audit?target=projects/shop").send().await.unwrap()).await;
+    let shop = json_of(
+        app.get("/api/v1/audit?target=projects/shop")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(shop["items"].as_array().unwrap().len(), 1);
-    let anonymous = json_of(app.get("/api/v1/audit?principal=anonymous").send().await.unwrap()).await;
+    let anonymous = json_of(
+        app.get("/api/v1/audit?principal=anonymous")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(anonymous["items"].as_array().unwrap().len(), 1);
-    let future = json_of(app.get("/api/v1/audit?since=2999-01-01T00:00:00Z").send().await.unwrap()).await;
+    let future = json_of(
+        app.get("/api/v1/audit?since=2999-01-01T00:00:00Z")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(future["items"], json!([]));
-    let past = json_of(app.get("/api/v1/audit?until=2000-01-01T00:00:00Z").send().await.unwrap()).await;
+    let past = json_of(
+        app.get("/api/v1/audit?until=2000-01-01T00:00:00Z")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(past["items"], json!([]));
-    let recent = json_of(app.get("/api/v1/audit?since=2000-01-01T00:00:00Z&limit=2").send().await.unwrap()).await;
+    let recent = json_of(
+        app.get("/api/v1/audit?since=2000-01-01T00:00:00Z&limit=2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(recent["items"].as_array().unwrap().len(), 2);
     assert!(recent["next_cursor"].is_string());
-    let bad_time = app.get("/api/v1/audit?since=yesterday").send().await.unwrap();
+    let bad_time = app
+        .get("/api/v1/audit?since=yesterday")
+        .send()
+        .await
+        .unwrap();
     expect_error(bad_time, StatusCode::BAD_REQUEST, "bad_request").await;
 }
 
@@ -393,7 +642,15 @@ async fn openapi_document(db: Db) {
     let app = TestApp::spawn(db).await;
     let doc = json_of(app.get("/api/v1/openapi.json").send().await.unwrap()).await;
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/projects", "/projects/{name}", "/credentials", "/credentials/{id}", "/tasks", "/tasks/{id}", "/audit"] {
+    for path in [
+        "/projects",
+        "/projects/{name}",
+        "/credentials",
+        "/credentials/{id}",
+        "/tasks",
+        "/tasks/{id}",
+        "/audit",
+    ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
     assert!(doc["components"]["schemas"]["NewTask"].is_object());

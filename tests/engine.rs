@@ -37,34 +37,65 @@ async fn engine_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> Te
 
 async fn add_project(app: &TestApp, name: &str, repo: &Path, extra: Value) {
     let mut body = json!({"name": name, "local_path": repo});
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    let response = app.post("/api/v1/projects").json(&body).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let response = app
+        .post("/api/v1/projects")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
 }
 
 async fn create_task(app: &TestApp, project: &str, prompt: &str, priority: &str) -> i64 {
     let response = app
         .post("/api/v1/tasks")
-        .json(&json!({"project": project, "prompt": prompt, "priority": priority, "team": "bugfix"}))
+        .json(
+            &json!({"project": project, "prompt": prompt, "priority": priority, "team": "bugfix"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn task_detail(app: &TestApp, id: i64) -> Value {
-    app.get(&format!("/api/v1/tasks/{id}")).send().await.unwrap().json().await.unwrap()
+    app.get(&format!("/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Waits until the task has one of `statuses` and no run of it is still going (the
 /// pipeline's files can say "awaiting approval" a moment before its process exits).
 async fn wait_status(app: &TestApp, id: i64, statuses: &[&str]) -> Value {
-    wait_for(&format!("task {id} to reach {statuses:?}"), WAIT, || async {
-        let detail = task_detail(app, id).await;
-        let settled = detail["runs"].as_array().unwrap().iter().all(|r| !r["finished_at"].is_null());
-        (settled && statuses.contains(&detail["status"].as_str().unwrap_or_default())).then_some(detail)
-    })
+    wait_for(
+        &format!("task {id} to reach {statuses:?}"),
+        WAIT,
+        || async {
+            let detail = task_detail(app, id).await;
+            let settled = detail["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| !r["finished_at"].is_null());
+            (settled && statuses.contains(&detail["status"].as_str().unwrap_or_default()))
+                .then_some(detail)
+        },
+    )
     .await
 }
 
@@ -97,12 +128,32 @@ async fn pipeline_reaches_awaiting_approval(db: Db) {
     assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
     assert_eq!(detail["phase"], "AWAITING_APPROVAL");
     assert_eq!(detail["branch"], format!("aiops/bugfix/{id}"));
-    assert!(detail["party_session_id"].as_str().unwrap().starts_with("party-bugfix-"));
-    let findings: Vec<&str> = detail["findings"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    for name in ["context.md", "analysis.md", "design.md", "implementation.md", "review.md"] {
+    assert!(
+        detail["party_session_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("party-bugfix-")
+    );
+    let findings: Vec<&str> = detail["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "context.md",
+        "analysis.md",
+        "design.md",
+        "implementation.md",
+        "review.md",
+    ] {
         assert!(findings.contains(&name), "{name} missing from {findings:?}");
     }
-    assert!(detail["tickets"].as_array().unwrap().len() >= 6, "{:#}", detail["tickets"]);
+    assert!(
+        detail["tickets"].as_array().unwrap().len() >= 6,
+        "{:#}",
+        detail["tickets"]
+    );
     let pending = detail["pending_approvals"].as_array().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0]["kind"], "result");
@@ -110,29 +161,62 @@ async fn pipeline_reaches_awaiting_approval(db: Db) {
     assert_eq!(runs.len(), 1);
     let run = &runs[0];
     assert_eq!(run["status"], "succeeded");
-    assert!(run["claude_session_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        run["claude_session_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
     assert!(run["input_tokens"].as_i64().unwrap() > 0);
     assert!(run["output_tokens"].as_i64().unwrap() > 0);
     assert!(run["cost_usd"].as_f64().unwrap() > 0.0);
     assert_eq!(run["result_subtype"], "success");
 
     // Every line of events.ndjson is stored exactly once, plus the platform's own events.
-    let worktree = PathBuf::from(app.store.task_exec(id).await.unwrap().worktree_path.unwrap());
+    let worktree = PathBuf::from(
+        app.store
+            .task_exec(id)
+            .await
+            .unwrap()
+            .worktree_path
+            .unwrap(),
+    );
     assert!(worktree.starts_with(app.db.data_dir().join("worktrees").join("shop")));
     let session = detail["party_session_id"].as_str().unwrap();
-    let lines = std::fs::read_to_string(worktree.join(".party/sessions").join(session).join("events.ndjson"))
-        .unwrap()
-        .lines()
-        .count() as i64;
+    let lines = std::fs::read_to_string(
+        worktree
+            .join(".party/sessions")
+            .join(session)
+            .join("events.ndjson"),
+    )
+    .unwrap()
+    .lines()
+    .count() as i64;
     assert_eq!(app.store.count_events(id, "party").await.unwrap(), lines);
-    let platform = app.store.events_after(0, Some(id), None, 1000).await.unwrap();
-    let kinds: Vec<&str> = platform.iter().filter(|e| e.origin == "platform").map(|e| e.kind.as_str()).collect();
-    for kind in ["task_queued", "run_started", "run_finished", "status_changed"] {
+    let platform = app
+        .store
+        .events_after(0, Some(id), None, 1000)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = platform
+        .iter()
+        .filter(|e| e.origin == "platform")
+        .map(|e| e.kind.as_str())
+        .collect();
+    for kind in [
+        "task_queued",
+        "run_started",
+        "run_finished",
+        "status_changed",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     // The run log is readable and redacted output of the agent.
     let run_id = run["id"].as_i64().unwrap();
-    let log = app.get(&format!("/api/v1/tasks/{id}/runs/{run_id}/log")).send().await.unwrap();
+    let log = app
+        .get(&format!("/api/v1/tasks/{id}/runs/{run_id}/log"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(log.status(), StatusCode::OK);
     assert!(log.text().await.unwrap().contains("\"type\":\"result\""));
 }
@@ -157,7 +241,9 @@ async fn limits_and_priority_hold(db: Db) {
         let mut waiting = Vec::new();
         for id in &ids {
             let exec = app.store.task_exec(*id).await.unwrap();
-            if exec.project_id == app.store.project("alpha").await.unwrap().id && exec.status == "queued" {
+            if exec.project_id == app.store.project("alpha").await.unwrap().id
+                && exec.status == "queued"
+            {
                 waiting.push(*id);
             }
         }
@@ -173,7 +259,12 @@ async fn limits_and_priority_hold(db: Db) {
         let runs = app.store.runs(*id).await.unwrap();
         assert_eq!(runs.len(), 1, "task {id} ran {} times", runs.len());
         let exec = app.store.task_exec(*id).await.unwrap();
-        intervals.push((exec.project_id, runs[0].started_at, runs[0].finished_at.unwrap(), *id));
+        intervals.push((
+            exec.project_id,
+            runs[0].started_at,
+            runs[0].finished_at.unwrap(),
+            *id,
+        ));
     }
     let max_overlap = |filter: &dyn Fn(i64) -> bool| {
         let mut points: Vec<(chrono::DateTime<chrono::Utc>, i32)> = Vec::new();
@@ -203,7 +294,11 @@ async fn limits_and_priority_hold(db: Db) {
     assert!(global >= 2, "both projects should have run side by side");
     // The critical task, queued last, started before every normal alpha task still waiting.
     let start_of = |id: i64| intervals.iter().find(|i| i.3 == id).unwrap().1;
-    let later: Vec<i64> = waiting_alpha.iter().copied().filter(|id| start_of(*id) < start_of(critical)).collect();
+    let later: Vec<i64> = waiting_alpha
+        .iter()
+        .copied()
+        .filter(|id| start_of(*id) < start_of(critical))
+        .collect();
     assert!(
         later.len() <= 1,
         "critical started after {later:?} that were waiting when it was queued (one may have been claimed already)"
@@ -216,16 +311,32 @@ async fn cancel_stops_the_process_group(db: Db) {
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "hang", "normal").await;
     let pid = wait_for("the agent process", WAIT, || async {
-        app.store.runs(id).await.unwrap().first().and_then(|r| r.pid)
+        app.store
+            .runs(id)
+            .await
+            .unwrap()
+            .first()
+            .and_then(|r| r.pid)
     })
     .await as i32;
     assert!(aiops::engine::agent::group_alive(pid));
-    let response = app.post(&format!("/api/v1/tasks/{id}/cancel")).send().await.unwrap();
+    let response = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let detail = wait_status(&app, id, &["cancelled"]).await;
     assert_eq!(detail["runs"][0]["status"], "cancelled");
-    assert!(!aiops::engine::agent::group_alive(pid), "a process of the pipeline survived");
-    let again = app.post(&format!("/api/v1/tasks/{id}/cancel")).send().await.unwrap();
+    assert!(
+        !aiops::engine::agent::group_alive(pid),
+        "a process of the pipeline survived"
+    );
+    let again = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let missing = app.post("/api/v1/tasks/99999/cancel").send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
@@ -236,9 +347,16 @@ async fn queued_task_cancels_at_once(db: Db) {
     let repo = common::git_repo();
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "never runs", "normal").await;
-    let response = app.post(&format!("/api/v1/tasks/{id}/cancel")).send().await.unwrap();
+    let response = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "cancelled"
+    );
     assert_eq!(task_detail(&app, id).await["status"], "cancelled");
 }
 
@@ -248,7 +366,13 @@ async fn hang_times_out(db: Db) {
     add_project(&app, "shop", repo.path(), json!({"timeout_secs": 1})).await;
     let id = create_task(&app, "shop", "hang", "normal").await;
     let detail = wait_status(&app, id, &["failed"]).await;
-    assert!(detail["status_reason"].as_str().unwrap().contains("timed out"), "{detail:#}");
+    assert!(
+        detail["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{detail:#}"
+    );
     assert_eq!(detail["runs"][0]["status"], "timed_out");
     let pid = detail["runs"][0]["pid"].as_i64().unwrap() as i32;
     assert!(!aiops::engine::agent::group_alive(pid));
@@ -261,7 +385,10 @@ async fn crash_fails_with_reason(db: Db) {
     let id = create_task(&app, "shop", "crash", "normal").await;
     let detail = wait_status(&app, id, &["failed"]).await;
     let reason = detail["status_reason"].as_str().unwrap();
-    assert!(reason.contains("101") && reason.contains("ANALYZING"), "{reason}");
+    assert!(
+        reason.contains("101") && reason.contains("ANALYZING"),
+        "{reason}"
+    );
     assert_eq!(detail["runs"][0]["exit_code"], 101);
     // Ended: the worktree and its branch are gone.
     let exec = app.store.task_exec(id).await.unwrap();
@@ -276,7 +403,11 @@ async fn garbage_lines_are_skipped(db: Db) {
     let detail = wait_status(&app, id, &["awaiting_approval", "failed"]).await;
     assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
     let run = &detail["runs"][0];
-    assert!(run["cost_usd"].as_f64().unwrap() > 0.0, "{:#}", detail["runs"]);
+    assert!(
+        run["cost_usd"].as_f64().unwrap() > 0.0,
+        "{:#}",
+        detail["runs"]
+    );
     assert!(run["output_tokens"].as_i64().unwrap() > 0);
 }
 
@@ -302,8 +433,19 @@ async fn secrets_never_stored(db: Db) {
     let id = create_task(&app, "shop", "leak it", "normal").await;
     let detail = wait_status(&app, id, &["awaiting_approval", "failed"]).await;
     assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
-    let leak = detail["findings"].as_array().unwrap().iter().find(|f| f["name"] == "leak.md").expect("leak.md ingested");
-    assert!(leak["content"].as_str().unwrap().contains("[REDACTED:deploy]"), "{leak}");
+    let leak = detail["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "leak.md")
+        .expect("leak.md ingested");
+    assert!(
+        leak["content"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:deploy]"),
+        "{leak}"
+    );
     let stored = all_stored_text(&app).await;
     assert!(!stored.contains(&secret), "the secret was stored");
     assert!(stored.contains("[REDACTED:deploy]"));
@@ -320,12 +462,19 @@ async fn symlinks_read_nothing_outside(db: Db) {
     let id = create_task(&app, "shop", "escape", "normal").await;
     let detail = wait_status(&app, id, &["awaiting_approval", "failed"]).await;
     assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
-    assert!(!detail["findings"].as_array().unwrap().iter().any(|f| f["name"] == "escape.md"));
+    assert!(
+        !detail["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "escape.md")
+    );
     assert!(!all_stored_text(&app).await.contains(&marker));
 }
 
 async fn fixture_ingests_completely(db: Db) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/party/pending-tool-approval");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/party/pending-tool-approval");
     let repo = common::git_repo();
     let command = format!("cp -R {}/.party .", fixture.display());
     let app = TestApp::spawn_with(db, |c| {
@@ -344,13 +493,31 @@ async fn fixture_ingests_completely(db: Db) {
     let count = |dir: &str, ext: &str| {
         std::fs::read_dir(session_dir.join(dir))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
             .count()
     };
-    let lines = std::fs::read_to_string(session_dir.join("events.ndjson")).unwrap().lines().count();
-    assert_eq!(app.store.count_events(id, "party").await.unwrap() as usize, lines);
-    assert_eq!(detail["tickets"].as_array().unwrap().len(), count("tickets", "json"));
-    assert_eq!(detail["findings"].as_array().unwrap().len(), count("findings", "md"));
+    let lines = std::fs::read_to_string(session_dir.join("events.ndjson"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        app.store.count_events(id, "party").await.unwrap() as usize,
+        lines
+    );
+    assert_eq!(
+        detail["tickets"].as_array().unwrap().len(),
+        count("tickets", "json")
+    );
+    assert_eq!(
+        detail["findings"].as_array().unwrap().len(),
+        count("findings", "md")
+    );
     let pending = detail["pending_approvals"].as_array().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0]["kind"], "tool");
@@ -374,9 +541,19 @@ async fn infrastructure_failures_retry_then_fail(db: Db) {
     let detail = wait_status(&app, id, &["failed"]).await;
     let reason = detail["status_reason"].as_str().unwrap();
     assert!(reason.contains("gave up after 3 attempts"), "{reason}");
-    assert!(detail["runs"].as_array().unwrap().is_empty(), "no agent ran");
-    let events = app.store.events_after(0, Some(id), None, 100).await.unwrap();
-    let retries = events.iter().filter(|e| e.kind == "retry_scheduled").count();
+    assert!(
+        detail["runs"].as_array().unwrap().is_empty(),
+        "no agent ran"
+    );
+    let events = app
+        .store
+        .events_after(0, Some(id), None, 100)
+        .await
+        .unwrap();
+    let retries = events
+        .iter()
+        .filter(|e| e.kind == "retry_scheduled")
+        .count();
     assert_eq!(retries, 2);
 }
 
@@ -390,18 +567,49 @@ async fn events_stream_resumes_without_gap_or_duplicate(db: Db) {
     let first = read_sse(&app, id, None, 5).await;
     seen.extend(first);
     wait_for("the run to be recorded as finished", WAIT, || async {
-        let events = app.store.events_after(0, Some(id), None, 10_000).await.unwrap();
-        events.iter().any(|e| e.kind == "run_finished").then_some(())
+        let events = app
+            .store
+            .events_after(0, Some(id), None, 10_000)
+            .await
+            .unwrap();
+        events
+            .iter()
+            .any(|e| e.kind == "run_finished")
+            .then_some(())
     })
     .await;
-    let total = app.store.events_after(0, Some(id), None, 10_000).await.unwrap().len();
+    let total = app
+        .store
+        .events_after(0, Some(id), None, 10_000)
+        .await
+        .unwrap()
+        .len();
     let rest = read_sse(&app, id, seen.last().copied(), total - seen.len()).await;
     seen.extend(rest);
-    let stored: Vec<i64> = app.store.events_after(0, Some(id), None, 10_000).await.unwrap().iter().map(|e| e.id).collect();
-    assert_eq!(seen, stored, "the stream must deliver every event once, in order");
-    let bad = app.get("/api/v1/events/stream?task=1").header("Last-Event-ID", "abc").send().await.unwrap();
+    let stored: Vec<i64> = app
+        .store
+        .events_after(0, Some(id), None, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        seen, stored,
+        "the stream must deliver every event once, in order"
+    );
+    let bad = app
+        .get("/api/v1/events/stream?task=1")
+        .header("Last-Event-ID", "abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let unknown = app.get("/api/v1/events/stream?project=nope").send().await.unwrap();
+    let unknown = app
+        .get("/api/v1/events/stream?project=nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
@@ -430,7 +638,9 @@ async fn read_sse(app: &TestApp, task: i64, last_id: Option<i64>, count: usize) 
             }
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("SSE events in time");
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("SSE events in time");
     ids.truncate(count);
     ids
 }

@@ -15,12 +15,18 @@ const WAIT: Duration = Duration::from_secs(90);
 
 fn aiops() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_aiops"));
-    command.env_remove("AIOPS_MASTER_KEY").env("AIOPS_LOG__LEVEL", "warn");
+    command
+        .env_remove("AIOPS_MASTER_KEY")
+        .env("AIOPS_LOG__LEVEL", "warn");
     command
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `aiops serve`; returns the child and the admin token if it printed one.
@@ -51,14 +57,24 @@ fn serve(config: &Path, data: &Path, port: u16) -> (Child, Option<String>) {
     std::fs::write(data.join(".started"), "").unwrap();
     let token = fresh.then(|| {
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         line.trim().to_string()
     });
     (child, token)
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
-    client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,16 +124,22 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
     .await as i32;
     first.kill().unwrap();
     first.wait().unwrap();
-    wait_for("the orphaned pipeline to die with its server", WAIT, || async {
-        (!aiops::engine::agent::group_alive(pid)).then_some(())
-    })
+    wait_for(
+        "the orphaned pipeline to die with its server",
+        WAIT,
+        || async { (!aiops::engine::agent::group_alive(pid)).then_some(()) },
+    )
     .await;
 
     let (mut second, no_token) = serve(&config, data.path(), port);
     assert!(no_token.is_none());
     let detail = wait_for("the task to be recovered", WAIT, || async {
         let detail = get(&client, &format!("{base}/api/v1/tasks/{id}"), &token).await;
-        let settled = detail["runs"].as_array().unwrap().iter().all(|r| !r["finished_at"].is_null());
+        let settled = detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["finished_at"].is_null());
         (settled && detail["status"] == "awaiting_approval").then_some(detail)
     })
     .await;
@@ -134,51 +156,105 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
     // is every ticket and finding.
     let worktree = data.path().join("worktrees/shop").join(id.to_string());
     let sessions = worktree.join(".party/sessions");
-    let (mut lines, mut tickets, mut findings) = (0usize, std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    let (mut lines, mut tickets, mut findings) = (
+        0usize,
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
     for session in std::fs::read_dir(&sessions).unwrap() {
         let session = session.unwrap().path();
-        lines += std::fs::read_to_string(session.join("events.ndjson")).unwrap().lines().count();
+        lines += std::fs::read_to_string(session.join("events.ndjson"))
+            .unwrap()
+            .lines()
+            .count();
         tickets.extend(names(&session.join("tickets")));
         findings.extend(names(&session.join("findings")));
     }
-    let config = aiops::config::Config { data_dir: data.path().to_path_buf(), ..Default::default() };
+    let config = aiops::config::Config {
+        data_dir: data.path().to_path_buf(),
+        ..Default::default()
+    };
     let store = aiops::server::open_store(&config).await.unwrap();
-    assert_eq!(store.count_events(id, "party").await.unwrap() as usize, lines);
+    assert_eq!(
+        store.count_events(id, "party").await.unwrap() as usize,
+        lines
+    );
     assert_eq!(detail["tickets"].as_array().unwrap().len(), tickets.len());
     assert_eq!(detail["findings"].as_array().unwrap().len(), findings.len());
 }
 
 fn names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_watch_follows_until_the_task_waits() {
     let repo = common::git_repo();
-    let command = format!("{} -p \"/ai-party:party {{prompt}}\" --sim-phase-delay-ms 20", common::simulator().display());
+    let command = format!(
+        "{} -p \"/ai-party:party {{prompt}}\" --sim-phase-delay-ms 20",
+        common::simulator().display()
+    );
     let app = TestApp::spawn_with(Db::Sqlite, |c| {
         c.engine.workers = 1;
         c.engine.command = command;
         c.engine.ingest_interval_ms = 100;
     })
     .await;
-    let created = app.post("/api/v1/projects").json(&json!({"name": "shop", "local_path": repo.path()})).send().await.unwrap();
+    let created = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": "shop", "local_path": repo.path()}))
+        .send()
+        .await
+        .unwrap();
     assert!(created.status().is_success());
-    let task: Value = app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "watch me"})).send().await.unwrap().json().await.unwrap();
+    let task: Value = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": "shop", "prompt": "watch me"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = task["id"].as_i64().unwrap().to_string();
     let (base, token) = (app.base.clone(), app.token.clone());
     let output = tokio::task::spawn_blocking(move || {
-        aiops().args(["task", "watch", &id, "--url", &base, "--token", &token]).output().unwrap()
+        aiops()
+            .args(["task", "watch", &id, "--url", &base, "--token", &token])
+            .output()
+            .unwrap()
     });
-    let output = tokio::time::timeout(WAIT, output).await.expect("watch ends").unwrap();
+    let output = tokio::time::timeout(WAIT, output)
+        .await
+        .expect("watch ends")
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("task_queued"), "{stdout}");
     assert!(stdout.contains("phase_changed"), "{stdout}");
     assert!(stdout.contains("→ awaiting_approval"), "{stdout}");
-    let unauthorized = aiops().args(["task", "watch", "1", "--url", &app.base, "--token", "aiops_wrong"]).output().unwrap();
+    let unauthorized = aiops()
+        .args([
+            "task",
+            "watch",
+            "1",
+            "--url",
+            &app.base,
+            "--token",
+            "aiops_wrong",
+        ])
+        .output()
+        .unwrap();
     assert!(!unauthorized.status.success());
     assert!(String::from_utf8_lossy(&unauthorized.stderr).contains("401"));
 }
@@ -194,7 +270,12 @@ fn run_hook(data: &Path, url: &str, cwd: &Path) -> std::process::Output {
         .spawn()
         .unwrap();
     let input = json!({"session_id": "abc", "transcript_path": "/tmp/t.jsonl", "cwd": cwd, "hook_event_name": "SessionStart", "source": "startup"});
-    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -215,25 +296,57 @@ async fn session_start_hook_prints_project_facts_only() {
         .send()
         .await
         .unwrap();
-    let task: Value = app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "tidy the cart"})).send().await.unwrap().json().await.unwrap();
+    let task: Value = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": "shop", "prompt": "tidy the cart"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let data = app.db.data_dir();
     let url = app.db.url.clone();
 
     let output = run_hook(&data, &url, &repo.path().join("."));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(printed["hookSpecificOutput"]["hookEventName"], "SessionStart");
-    let context = printed["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
-    assert!(context.contains("\"shop\"") && context.contains("rust, postgres") && context.contains("Conventional commits."), "{context}");
+    assert_eq!(
+        printed["hookSpecificOutput"]["hookEventName"],
+        "SessionStart"
+    );
+    let context = printed["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(
+        context.contains("\"shop\"")
+            && context.contains("rust, postgres")
+            && context.contains("Conventional commits."),
+        "{context}"
+    );
     assert!(!String::from_utf8_lossy(&output.stdout).contains(&secret));
 
     // A task worktree names its task.
-    let worktree: PathBuf = data.join("worktrees/shop").join(task["id"].to_string()).join("src");
+    let worktree: PathBuf = data
+        .join("worktrees/shop")
+        .join(task["id"].to_string())
+        .join("src");
     std::fs::create_dir_all(&worktree).unwrap();
     let output = run_hook(&data, &url, &worktree);
     let context: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let context = context["hookSpecificOutput"]["additionalContext"].as_str().unwrap().to_string();
-    assert!(context.contains(&format!("aiops task {}", task["id"])) && context.contains("tidy the cart"), "{context}");
+    let context = context["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        context.contains(&format!("aiops task {}", task["id"]))
+            && context.contains("tidy the cart"),
+        "{context}"
+    );
 
     // Unknown directory: nothing, exit 0.
     let elsewhere = tempfile::tempdir().unwrap();

@@ -39,7 +39,9 @@ async fn migrations_are_current_and_idempotent(db: Db) {
     store.migrate().await.unwrap();
     assert!(store.is_ready().await.unwrap());
     let unmigrated = FreshDb::new(db).await;
-    let raw = Store::connect(&unmigrated.url, &unmigrated.config().store).await.unwrap();
+    let raw = Store::connect(&unmigrated.url, &unmigrated.config().store)
+        .await
+        .unwrap();
     assert!(!raw.is_ready().await.unwrap());
 }
 
@@ -49,81 +51,166 @@ async fn projects_round_trip(db: Db) {
     let mut new = project("shop");
     new.tech_stack = Some(vec!["rust".into(), "sqlx".into()]);
     new.timeout_secs = Some(600);
-    let created = store.insert_project(&new.into_spec().unwrap()).await.unwrap();
+    let created = store
+        .insert_project(&new.into_spec().unwrap())
+        .await
+        .unwrap();
     assert_eq!(created.tech_stack, ["rust", "sqlx"]);
     assert_eq!(created.timeout_secs, Some(600));
     assert_eq!(store.project("shop").await.unwrap().id, created.id);
     assert_eq!(store.project_by_id(created.id).await.unwrap().name, "shop");
-    assert!(matches!(store.project("nope").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.project("nope").await,
+        Err(Error::NotFound(_))
+    ));
 
-    let duplicate = store.insert_project(&project("shop").into_spec().unwrap()).await;
-    assert!(matches!(duplicate, Err(Error::Conflict(_))), "{duplicate:?}");
+    let duplicate = store
+        .insert_project(&project("shop").into_spec().unwrap())
+        .await;
+    assert!(
+        matches!(duplicate, Err(Error::Conflict(_))),
+        "{duplicate:?}"
+    );
 
     let patch = ProjectPatch {
         github_repo: Some("acme/shop".into()),
         max_concurrency: Some(4),
         ..Default::default()
     };
-    let updated = store.update_project(created.id, &created.patched(patch).unwrap()).await.unwrap();
+    let updated = store
+        .update_project(created.id, &created.patched(patch).unwrap())
+        .await
+        .unwrap();
     assert_eq!(updated.github_repo.as_deref(), Some("acme/shop"));
     assert_eq!(updated.max_concurrency, 4);
     assert!(updated.updated_at >= created.updated_at);
     let cleared = store
         .update_project(
             created.id,
-            &updated.patched(ProjectPatch { github_repo: Some(String::new()), ..Default::default() }).unwrap(),
+            &updated
+                .patched(ProjectPatch {
+                    github_repo: Some(String::new()),
+                    ..Default::default()
+                })
+                .unwrap(),
         )
         .await
         .unwrap();
     assert_eq!(cleared.github_repo, None);
 
-    store.insert_project(&project("blog").into_spec().unwrap()).await.unwrap();
-    let names: Vec<_> = store.list_projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    store
+        .insert_project(&project("blog").into_spec().unwrap())
+        .await
+        .unwrap();
+    let names: Vec<_> = store
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["blog", "shop"]);
 }
 
 async fn project_with_tasks_cannot_be_deleted(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
-    let shop = store.insert_project(&project("shop").into_spec().unwrap()).await.unwrap();
-    store.insert_task(&task(shop.id, "fix", None)).await.unwrap();
+    let shop = store
+        .insert_project(&project("shop").into_spec().unwrap())
+        .await
+        .unwrap();
+    store
+        .insert_task(&task(shop.id, "fix", None))
+        .await
+        .unwrap();
     let refused = store.delete_project(shop.id).await;
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
-    let blog = store.insert_project(&project("blog").into_spec().unwrap()).await.unwrap();
+    let blog = store
+        .insert_project(&project("blog").into_spec().unwrap())
+        .await
+        .unwrap();
     store.delete_project(blog.id).await.unwrap();
-    assert!(matches!(store.delete_project(blog.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.delete_project(blog.id).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 async fn tasks_filter_and_paginate(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
-    let shop = store.insert_project(&project("shop").into_spec().unwrap()).await.unwrap();
-    let blog = store.insert_project(&project("blog").into_spec().unwrap()).await.unwrap();
+    let shop = store
+        .insert_project(&project("shop").into_spec().unwrap())
+        .await
+        .unwrap();
+    let blog = store
+        .insert_project(&project("blog").into_spec().unwrap())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
         let project_id = if i % 2 == 0 { shop.id } else { blog.id };
-        ids.push(store.insert_task(&task(project_id, &format!("t{i}"), None)).await.unwrap().id);
+        ids.push(
+            store
+                .insert_task(&task(project_id, &format!("t{i}"), None))
+                .await
+                .unwrap()
+                .id,
+        );
     }
-    let first = store.insert_task(&task(shop.id, "dedup", Some("issue-7"))).await.unwrap();
+    let first = store
+        .insert_task(&task(shop.id, "dedup", Some("issue-7")))
+        .await
+        .unwrap();
     assert_eq!(first.source_ref["issue"], 1);
     assert_eq!(first.project, "shop");
     assert_eq!(first.status, "queued");
-    let again = store.insert_task(&task(shop.id, "dedup", Some("issue-7"))).await;
+    let again = store
+        .insert_task(&task(shop.id, "dedup", Some("issue-7")))
+        .await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     // The same key on another project is a different task.
-    store.insert_task(&task(blog.id, "dedup", Some("issue-7"))).await.unwrap();
+    store
+        .insert_task(&task(blog.id, "dedup", Some("issue-7")))
+        .await
+        .unwrap();
 
-    let page = |project_id, before_id, limit| TaskFilter { project_id, status: None, before_id, limit };
-    let shop_tasks = store.list_tasks(&page(Some(shop.id), None, 100)).await.unwrap();
+    let page = |project_id, before_id, limit| TaskFilter {
+        project_id,
+        status: None,
+        before_id,
+        limit,
+    };
+    let shop_tasks = store
+        .list_tasks(&page(Some(shop.id), None, 100))
+        .await
+        .unwrap();
     assert_eq!(shop_tasks.len(), 4);
-    assert!(shop_tasks.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert!(
+        shop_tasks.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first"
+    );
     let first_page = store.list_tasks(&page(None, None, 3)).await.unwrap();
-    let second_page = store.list_tasks(&page(None, Some(first_page[2].id), 3)).await.unwrap();
-    let third_page = store.list_tasks(&page(None, Some(second_page[2].id), 3)).await.unwrap();
+    let second_page = store
+        .list_tasks(&page(None, Some(first_page[2].id), 3))
+        .await
+        .unwrap();
+    let third_page = store
+        .list_tasks(&page(None, Some(second_page[2].id), 3))
+        .await
+        .unwrap();
     assert_eq!(first_page.len() + second_page.len() + third_page.len(), 7);
-    let queued = TaskFilter { status: Some("queued".into()), limit: 100, ..Default::default() };
+    let queued = TaskFilter {
+        status: Some("queued".into()),
+        limit: 100,
+        ..Default::default()
+    };
     assert_eq!(store.list_tasks(&queued).await.unwrap().len(), 7);
-    let done = TaskFilter { status: Some("done".into()), limit: 100, ..Default::default() };
+    let done = TaskFilter {
+        status: Some("done".into()),
+        limit: 100,
+        ..Default::default()
+    };
     assert!(store.list_tasks(&done).await.unwrap().is_empty());
     assert!(matches!(store.task(999_999).await, Err(Error::NotFound(_))));
 }
@@ -139,18 +226,36 @@ async fn tokens_authenticate_until_revoked(db: Db) {
     let principal = auth::authenticate(&store, &token).await.unwrap();
     assert_eq!(principal.name, "ci");
     assert_eq!(principal.role, Role::Admin);
-    assert!(matches!(auth::create_token(&store, "ci", Role::Viewer).await, Err(Error::Conflict(_))));
-    assert!(matches!(auth::authenticate(&store, "aiops_wrong").await, Err(Error::Unauthorized(_))));
+    assert!(matches!(
+        auth::create_token(&store, "ci", Role::Viewer).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        auth::authenticate(&store, "aiops_wrong").await,
+        Err(Error::Unauthorized(_))
+    ));
     let listed = store.list_tokens().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_used_at.is_some());
     store.revoke_token("ci").await.unwrap();
-    assert!(matches!(auth::authenticate(&store, &token).await, Err(Error::Unauthorized(_))));
-    assert!(matches!(store.revoke_token("ci").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        auth::authenticate(&store, &token).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert!(matches!(
+        store.revoke_token("ci").await,
+        Err(Error::NotFound(_))
+    ));
     // Only the hash is stored.
     let hashes: Vec<String> = match store.pool() {
-        aiops::store::Pool::Sqlite(p) => sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_all(p).await.unwrap(),
-        aiops::store::Pool::Postgres(p) => sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_all(p).await.unwrap(),
+        aiops::store::Pool::Sqlite(p) => sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_all(p)
+            .await
+            .unwrap(),
+        aiops::store::Pool::Postgres(p) => sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_all(p)
+            .await
+            .unwrap(),
     };
     assert_eq!(hashes, [auth::hash_token(&token)]);
 }
@@ -158,10 +263,18 @@ async fn tokens_authenticate_until_revoked(db: Db) {
 async fn credentials_scope_and_reveal(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
-    let (vault, _, generated) = aiops::server::open_vault(&fresh.config(), &store, true).await.unwrap();
+    let (vault, _, generated) = aiops::server::open_vault(&fresh.config(), &store, true)
+        .await
+        .unwrap();
     assert!(generated.is_some());
-    let shop = store.insert_project(&project("shop").into_spec().unwrap()).await.unwrap();
-    let blog = store.insert_project(&project("blog").into_spec().unwrap()).await.unwrap();
+    let shop = store
+        .insert_project(&project("shop").into_spec().unwrap())
+        .await
+        .unwrap();
+    let blog = store
+        .insert_project(&project("blog").into_spec().unwrap())
+        .await
+        .unwrap();
     let put = |project: Option<&str>, name: &str, env: &str, value: &str| NewCredential {
         project: project.map(str::to_string),
         name: name.into(),
@@ -169,28 +282,90 @@ async fn credentials_scope_and_reveal(db: Db) {
         env_var: Some(env.into()),
         value: value.into(),
     };
-    credentials::store_credential(&store, &vault, put(None, "shared", "SHARED_KEY", "global-value-1"), false).await.unwrap();
-    credentials::store_credential(&store, &vault, put(Some("shop"), "db", "DATABASE_URL", "shop-db-secret"), false).await.unwrap();
-    credentials::store_credential(&store, &vault, put(Some("blog"), "db", "DATABASE_URL", "blog-db-secret"), false).await.unwrap();
-    let dup = credentials::store_credential(&store, &vault, put(Some("shop"), "db", "DATABASE_URL", "x"), false).await;
+    credentials::store_credential(
+        &store,
+        &vault,
+        put(None, "shared", "SHARED_KEY", "global-value-1"),
+        false,
+    )
+    .await
+    .unwrap();
+    credentials::store_credential(
+        &store,
+        &vault,
+        put(Some("shop"), "db", "DATABASE_URL", "shop-db-secret"),
+        false,
+    )
+    .await
+    .unwrap();
+    credentials::store_credential(
+        &store,
+        &vault,
+        put(Some("blog"), "db", "DATABASE_URL", "blog-db-secret"),
+        false,
+    )
+    .await
+    .unwrap();
+    let dup = credentials::store_credential(
+        &store,
+        &vault,
+        put(Some("shop"), "db", "DATABASE_URL", "x"),
+        false,
+    )
+    .await;
     assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
-    let dup_global = credentials::store_credential(&store, &vault, put(None, "shared", "SHARED_KEY", "y"), false).await;
-    assert!(matches!(dup_global, Err(Error::Conflict(_))), "NULL scope must still be unique: {dup_global:?}");
+    let dup_global = credentials::store_credential(
+        &store,
+        &vault,
+        put(None, "shared", "SHARED_KEY", "y"),
+        false,
+    )
+    .await;
+    assert!(
+        matches!(dup_global, Err(Error::Conflict(_))),
+        "NULL scope must still be unique: {dup_global:?}"
+    );
     // `replace` overwrites in place.
-    credentials::store_credential(&store, &vault, put(Some("shop"), "db", "DATABASE_URL", "shop-db-rotated"), true).await.unwrap();
+    credentials::store_credential(
+        &store,
+        &vault,
+        put(Some("shop"), "db", "DATABASE_URL", "shop-db-rotated"),
+        true,
+    )
+    .await
+    .unwrap();
 
-    let shop_env = credentials::reveal_for_project(&store, &vault, shop.id).await.unwrap();
-    let shop_env: Vec<(&str, &str)> = shop_env.iter().map(|(k, v, _)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(shop_env, [("SHARED_KEY", "global-value-1"), ("DATABASE_URL", "shop-db-rotated")]);
-    let blog_env = credentials::reveal_for_project(&store, &vault, blog.id).await.unwrap();
-    assert!(blog_env.iter().all(|(_, v, _)| !v.starts_with("shop")), "no other project's secret");
+    let shop_env = credentials::reveal_for_project(&store, &vault, shop.id)
+        .await
+        .unwrap();
+    let shop_env: Vec<(&str, &str)> = shop_env
+        .iter()
+        .map(|(k, v, _)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        shop_env,
+        [
+            ("SHARED_KEY", "global-value-1"),
+            ("DATABASE_URL", "shop-db-rotated")
+        ]
+    );
+    let blog_env = credentials::reveal_for_project(&store, &vault, blog.id)
+        .await
+        .unwrap();
+    assert!(
+        blog_env.iter().all(|(_, v, _)| !v.starts_with("shop")),
+        "no other project's secret"
+    );
 
     assert_eq!(store.list_credentials(None).await.unwrap().len(), 3);
     let shop_meta = store.list_credentials(Some(shop.id)).await.unwrap();
     assert_eq!(shop_meta.len(), 1);
     assert!(shop_meta[0].last_used_at.is_some());
     store.delete_credential(shop_meta[0].id).await.unwrap();
-    assert!(matches!(store.delete_credential(shop_meta[0].id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.delete_credential(shop_meta[0].id).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 async fn audit_appends_and_filters(db: Db) {
@@ -204,21 +379,71 @@ async fn audit_appends_and_filters(db: Db) {
         outcome: "201".into(),
         detail: serde_json::json!({"k": "v"}),
     };
-    store.append_audit(&entry(Some(Principal::cli()), "projects/a")).await.unwrap();
-    store.append_audit(&entry(None, "projects/b")).await.unwrap();
-    store.append_audit(&entry(None, "projects/a")).await.unwrap();
-    let all = store.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    store
+        .append_audit(&entry(Some(Principal::cli()), "projects/a"))
+        .await
+        .unwrap();
+    store
+        .append_audit(&entry(None, "projects/b"))
+        .await
+        .unwrap();
+    store
+        .append_audit(&entry(None, "projects/a"))
+        .await
+        .unwrap();
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].detail["k"], "v");
-    let a = store.list_audit(&AuditFilter { target: Some("projects/a".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let a = store
+        .list_audit(&AuditFilter {
+            target: Some("projects/a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(a.len(), 2);
-    let anon = store.list_audit(&AuditFilter { principal: Some("anonymous".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let anon = store
+        .list_audit(&AuditFilter {
+            principal: Some("anonymous".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(anon.len(), 2);
-    let since = store.list_audit(&AuditFilter { since: Some(all[1].at), limit: 10, ..Default::default() }).await.unwrap();
+    let since = store
+        .list_audit(&AuditFilter {
+            since: Some(all[1].at),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(since.len(), 2);
-    let until = store.list_audit(&AuditFilter { until: Some(all[1].at), limit: 10, ..Default::default() }).await.unwrap();
+    let until = store
+        .list_audit(&AuditFilter {
+            until: Some(all[1].at),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(until.len(), 2);
-    let before = store.list_audit(&AuditFilter { before_id: Some(all[0].id), limit: 10, ..Default::default() }).await.unwrap();
+    let before = store
+        .list_audit(&AuditFilter {
+            before_id: Some(all[0].id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(before.len(), 2);
 }
 

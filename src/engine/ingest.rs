@@ -12,7 +12,7 @@ use super::party::{self, ApprovalKind, Limits};
 use crate::error::Result;
 use crate::records::{NewEvent, Origin};
 use crate::store::Store;
-use crate::store::engine::{ApprovalUpsert, TicketUpsert};
+use crate::store::engine::{ApprovalUpsert, TaskExec, TicketUpsert};
 use crate::vault::Redactor;
 
 /// What the pipeline's files say about its state.
@@ -38,23 +38,20 @@ impl Ingestor {
     /// Resumes from the session and events offset stored on the task.
     pub fn new(
         store: Store,
-        task_id: i64,
-        project_id: i64,
+        task: &TaskExec,
         worktree: PathBuf,
         limits: Limits,
         redactor: Redactor,
-        session: Option<String>,
-        offset: i64,
     ) -> Self {
         Self {
             store,
-            task_id,
-            project_id,
+            task_id: task.id,
+            project_id: task.project_id,
             worktree,
             limits,
             redactor,
-            session,
-            offset: offset.max(0) as u64,
+            session: task.party_session_id.clone(),
+            offset: task.events_offset.max(0) as u64,
         }
     }
 
@@ -62,11 +59,10 @@ impl Ingestor {
     pub async fn tick(&mut self) -> Result<PipelineState> {
         let worktree = self.worktree.clone();
         let limits = self.limits;
-        let Some(session) = tokio::task::spawn_blocking(move || {
-            party::active_session_id(&worktree, None, &limits)
-        })
-        .await
-        .map_err(anyhow::Error::from)?
+        let Some(session) =
+            tokio::task::spawn_blocking(move || party::active_session_id(&worktree, None, &limits))
+                .await
+                .map_err(anyhow::Error::from)?
         else {
             return Ok(PipelineState::default());
         };
@@ -81,11 +77,17 @@ impl Ingestor {
 
     async fn ingest_events(&mut self, session: &str) -> Result<()> {
         loop {
-            let (worktree, limits, sid, from) =
-                (self.worktree.clone(), self.limits, session.to_string(), self.offset);
-            let batch = tokio::task::spawn_blocking(move || party::read_events(&worktree, &sid, from, &limits))
-                .await
-                .map_err(anyhow::Error::from)?;
+            let (worktree, limits, sid, from) = (
+                self.worktree.clone(),
+                self.limits,
+                session.to_string(),
+                self.offset,
+            );
+            let batch = tokio::task::spawn_blocking(move || {
+                party::read_events(&worktree, &sid, from, &limits)
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) if e.is_not_found() => return Ok(()),
@@ -95,7 +97,12 @@ impl Ingestor {
                 }
             };
             for (offset, reason) in &batch.skipped {
-                tracing::debug!(task = self.task_id, offset, reason, "skipped an events.ndjson line");
+                tracing::debug!(
+                    task = self.task_id,
+                    offset,
+                    reason,
+                    "skipped an events.ndjson line"
+                );
             }
             let events: Vec<NewEvent> = batch
                 .events
@@ -124,9 +131,10 @@ impl Ingestor {
 
     async fn ingest_snapshot(&mut self, session: &str) -> Result<PipelineState> {
         let (worktree, limits, sid) = (self.worktree.clone(), self.limits, session.to_string());
-        let snapshot = tokio::task::spawn_blocking(move || party::read_snapshot(&worktree, &sid, &limits))
-            .await
-            .map_err(anyhow::Error::from)?;
+        let snapshot =
+            tokio::task::spawn_blocking(move || party::read_snapshot(&worktree, &sid, &limits))
+                .await
+                .map_err(anyhow::Error::from)?;
         for (path, reason) in &snapshot.skipped {
             tracing::debug!(task = self.task_id, path = %path.display(), reason, "skipped a .party file");
         }
@@ -134,11 +142,18 @@ impl Ingestor {
             let content = self.redactor.redact(&finding.content);
             let digest = hex::encode(Sha256::digest(content.as_bytes()));
             self.store
-                .upsert_finding(self.task_id, &finding.name, &content, &digest, finding.modified)
+                .upsert_finding(
+                    self.task_id,
+                    &finding.name,
+                    &content,
+                    &digest,
+                    finding.modified,
+                )
                 .await?;
         }
         for ticket in &snapshot.tickets {
-            let redact = |v: &Option<String>| v.as_deref().map(|s| self.redactor.redact(s).into_owned());
+            let redact =
+                |v: &Option<String>| v.as_deref().map(|s| self.redactor.redact(s).into_owned());
             let upsert = TicketUpsert {
                 ticket_id: ticket.id.clone(),
                 kind: ticket.kind.clone(),
@@ -162,8 +177,14 @@ impl Ingestor {
                 },
                 risk_level: approval.risk_level.clone(),
                 tool_name: approval.tool_name.clone(),
-                tool_input: approval.tool_input.as_ref().map(|v| self.redactor.redact_json(v)),
-                summary: approval.summary.as_deref().map(|s| self.redactor.redact(s).into_owned()),
+                tool_input: approval
+                    .tool_input
+                    .as_ref()
+                    .map(|v| self.redactor.redact_json(v)),
+                summary: approval
+                    .summary
+                    .as_deref()
+                    .map(|s| self.redactor.redact(s).into_owned()),
                 diff_stat: approval.diff_stat.clone(),
                 file_status: approval.status.clone(),
                 file_decision: approval.decision.clone(),

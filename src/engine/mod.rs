@@ -108,7 +108,10 @@ impl Engine {
     /// Brings a task forward by one step.
     pub async fn process(&self, job: &RunJob) -> Result<JobOutcome> {
         let task = self.store.task_exec(job.task_id).await?;
-        if matches!(task.status.as_str(), "done" | "failed" | "rolled_back" | "cancelled") {
+        if matches!(
+            task.status.as_str(),
+            "done" | "failed" | "rolled_back" | "cancelled"
+        ) {
             return Ok(JobOutcome::Skipped);
         }
         if task.cancel_requested_at.is_some() {
@@ -123,7 +126,11 @@ impl Engine {
         let priority = priority_of(&task.priority);
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
-        if !self.store.acquire_slot(task.id, task.project_id, &self.holder, ttl, limit).await? {
+        if !self
+            .store
+            .acquire_slot(task.id, task.project_id, &self.holder, ttl, limit)
+            .await?
+        {
             let mut retry = NewJob::now(task.id, priority);
             retry.job = job.clone();
             retry.delay = Duration::from_secs(self.config.engine.slot_wait_secs);
@@ -165,20 +172,32 @@ impl Engine {
         let project = self.store.project_by_id(task.project_id).await?;
         let (worktree, task) = match self.prepare_worktree(&project, task).await {
             Ok(ready) => ready,
-            Err(PrepareError::Retry(task, reason)) => return self.retry_later(&task, &reason).await,
+            Err(PrepareError::Retry(task, reason)) => {
+                return self.retry_later(&task, &reason).await;
+            }
             Err(PrepareError::Fatal(task, reason)) => {
-                self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+                self.store
+                    .set_task_status(task.id, "failed", Some(&reason), None)
+                    .await?;
                 return Ok(JobOutcome::Ran("failed".into()));
             }
             Err(PrepareError::Store(e)) => return Err(e),
         };
         let (kind, template, decision) = match job.resume_approval_id {
-            Some(approval_id) => ("resume", &self.config.engine.resume_command, Some(self.decision_prompt(approval_id).await?)),
+            Some(approval_id) => (
+                "resume",
+                &self.config.engine.resume_command,
+                Some(self.decision_prompt(approval_id).await?),
+            ),
             None if interrupted => ("recover", &self.config.engine.command, None),
             None => ("start", &self.config.engine.command, None),
         };
         let secrets = credentials::reveal_for_project(&self.store, &self.vault, project.id).await?;
-        let redactor = Redactor::new(secrets.iter().map(|(_, value, name)| (name.clone(), value.clone())));
+        let redactor = Redactor::new(
+            secrets
+                .iter()
+                .map(|(_, value, name)| (name.clone(), value.clone())),
+        );
         let task_id = task.id.to_string();
         let claude_session = task.claude_session_id.clone().unwrap_or_default();
         let party_session = task.party_session_id.clone().unwrap_or_default();
@@ -196,12 +215,19 @@ impl Engine {
             Ok(argv) => argv,
             Err(e) => {
                 let reason = format!("cannot build the agent command: {e}");
-                self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+                self.store
+                    .set_task_status(task.id, "failed", Some(&reason), None)
+                    .await?;
                 return Ok(JobOutcome::Ran("failed".into()));
             }
         };
-        let env_extra: Vec<(String, String)> = secrets.iter().map(|(var, value, _)| (var.clone(), value.clone())).collect();
-        let timeout = project.timeout_secs.map_or(self.config.engine.timeout_secs, |s| s as u64);
+        let env_extra: Vec<(String, String)> = secrets
+            .iter()
+            .map(|(var, value, _)| (var.clone(), value.clone()))
+            .collect();
+        let timeout = project
+            .timeout_secs
+            .map_or(self.config.engine.timeout_secs, |s| s as u64);
         let shared_redactor = Arc::new(redactor.clone());
         let spec = AgentSpec {
             argv,
@@ -212,7 +238,8 @@ impl Engine {
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
         };
         drop(secrets);
-        self.run_pipeline(task, project.id, kind, worktree, spec, redactor).await
+        self.run_pipeline(task, project.id, kind, worktree, spec, redactor)
+            .await
     }
 
     /// Closes runs an earlier life of a worker left open (it died), killing what is left of
@@ -225,7 +252,9 @@ impl Engine {
             }
             let result = RunResult {
                 status: "failed".into(),
-                error: Some("interrupted: the worker running it stopped; the task is run again".into()),
+                error: Some(
+                    "interrupted: the worker running it stopped; the task is run again".into(),
+                ),
                 ..Default::default()
             };
             self.store.finish_run(*run_id, &result).await?;
@@ -233,7 +262,11 @@ impl Engine {
         Ok(!open.is_empty() || task.status == "running")
     }
 
-    async fn prepare_worktree(&self, project: &Project, task: TaskExec) -> Result<(PathBuf, TaskExec), PrepareError> {
+    async fn prepare_worktree(
+        &self,
+        project: &Project,
+        task: TaskExec,
+    ) -> Result<(PathBuf, TaskExec), PrepareError> {
         let spec = RepoSpec {
             project: project.name.clone(),
             repo_url: project.repo_url.clone(),
@@ -246,17 +279,26 @@ impl Engine {
             Err(e) => return Err(PrepareError::Fatal(task, e.to_string())),
         };
         let base = task.base_ref.clone().unwrap_or(base);
-        let branch = task
-            .branch
-            .clone()
-            .unwrap_or_else(|| projects::render_branch(&project.branch_strategy, &project.name, &task.team, task.id));
-        let path = match self.worktrees.add(&repo, &project.name, task.id, &branch, &base).await {
+        let branch = task.branch.clone().unwrap_or_else(|| {
+            projects::render_branch(&project.branch_strategy, &project.name, &task.team, task.id)
+        });
+        let path = match self
+            .worktrees
+            .add(&repo, &project.name, task.id, &branch, &base)
+            .await
+        {
             Ok(path) => path,
             Err(e) if e.is_retryable() => return Err(PrepareError::Retry(task, e.to_string())),
             Err(e) => return Err(PrepareError::Fatal(task, e.to_string())),
         };
         self.store
-            .set_task_worktree(task.id, &repo.to_string_lossy(), &base, &branch, &path.to_string_lossy())
+            .set_task_worktree(
+                task.id,
+                &repo.to_string_lossy(),
+                &base,
+                &branch,
+                &path.to_string_lossy(),
+            )
             .await
             .map_err(PrepareError::Store)?;
         Ok((path, task))
@@ -266,15 +308,28 @@ impl Engine {
         let attempts = self.store.bump_infra_attempts(task.id).await?;
         if attempts > self.config.engine.max_infra_attempts {
             let reason = format!("gave up after {} attempts: {reason}", attempts);
-            self.store.set_task_status(task.id, "failed", Some(&reason), None).await?;
+            self.store
+                .set_task_status(task.id, "failed", Some(&reason), None)
+                .await?;
             return Ok(JobOutcome::Ran("failed".into()));
         }
         let backoff = self.config.engine.retry_backoff_secs << (attempts - 1).min(10);
-        tracing::warn!(task = task.id, attempts, backoff, reason, "infrastructure failure; retrying later");
+        tracing::warn!(
+            task = task.id,
+            attempts,
+            backoff,
+            reason,
+            "infrastructure failure; retrying later"
+        );
         let mut retry = NewJob::now(task.id, priority_of(&task.priority));
         retry.delay = Duration::from_secs(backoff);
         self.store.push_job(&retry).await?;
-        let event = NewEvent::platform(task.id, task.project_id, "retry_scheduled", json!({"attempt": attempts, "in_secs": backoff, "reason": reason}));
+        let event = NewEvent::platform(
+            task.id,
+            task.project_id,
+            "retry_scheduled",
+            json!({"attempt": attempts, "in_secs": backoff, "reason": reason}),
+        );
         self.store.insert_events(&[event]).await?;
         Ok(JobOutcome::Retried)
     }
@@ -296,28 +351,29 @@ impl Engine {
         redactor: Redactor,
     ) -> Result<JobOutcome> {
         let store = &self.store;
-        store.set_task_status(task.id, "running", None, None).await?;
+        store
+            .set_task_status(task.id, "running", None, None)
+            .await?;
         let run_id = store.insert_run(task.id, kind, &self.holder).await?;
         store
-            .insert_events(&[NewEvent::platform(task.id, project_id, "run_started", json!({"run_id": run_id, "kind": kind}))])
+            .insert_events(&[NewEvent::platform(
+                task.id,
+                project_id,
+                "run_started",
+                json!({"run_id": run_id, "kind": kind}),
+            )])
             .await?;
         let limits = party::Limits {
             max_json_bytes: self.config.engine.max_party_json_bytes,
             max_finding_bytes: self.config.engine.max_finding_bytes,
             ..party::Limits::default()
         };
-        let mut ingestor = Ingestor::new(
-            store.clone(),
-            task.id,
-            project_id,
-            worktree.clone(),
-            limits,
-            redactor,
-            task.party_session_id.clone(),
-            task.events_offset,
-        );
+        let mut ingestor = Ingestor::new(store.clone(), &task, worktree.clone(), limits, redactor);
         let cancel = CancellationToken::new();
-        self.running.lock().expect("not poisoned").insert(task.id, cancel.clone());
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .insert(task.id, cancel.clone());
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let agent = agent::run_agent(spec, cancel.clone(), move |event| {
             if !matches!(event, AgentEvent::Line { .. }) {
@@ -349,11 +405,15 @@ impl Engine {
         let final_state = ingestor.tick().await.unwrap_or(state);
         let (status, reason, run) = match outcome {
             Ok(outcome) => settle(&outcome, &final_state),
-            Err(e) => ("failed".to_string(), Some(format!("the agent could not start: {e}")), RunResult {
-                status: "failed".into(),
-                error: Some(e.to_string()),
-                ..Default::default()
-            }),
+            Err(e) => (
+                "failed".to_string(),
+                Some(format!("the agent could not start: {e}")),
+                RunResult {
+                    status: "failed".into(),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+            ),
         };
         store.finish_run(run_id, &run).await?;
         store
@@ -361,10 +421,20 @@ impl Engine {
                 "run_id": run_id, "status": run.status, "exit_code": run.exit_code, "cost_usd": run.cost_usd,
             }))])
             .await?;
-        if matches!(status.as_str(), "done" | "failed" | "rolled_back" | "cancelled") {
+        if matches!(
+            status.as_str(),
+            "done" | "failed" | "rolled_back" | "cancelled"
+        ) {
             self.clean_up(&task, &status).await;
         }
-        store.set_task_status(task.id, &status, reason.as_deref(), final_state.phase.as_deref()).await?;
+        store
+            .set_task_status(
+                task.id,
+                &status,
+                reason.as_deref(),
+                final_state.phase.as_deref(),
+            )
+            .await?;
         Ok(JobOutcome::Ran(status))
     }
 
@@ -382,11 +452,21 @@ impl Engine {
     }
 
     /// One ingestion pass while the pipeline runs; a failed pass is retried next time.
-    async fn observe(&self, ingestor: &mut Ingestor, task: &TaskExec, last: PipelineState) -> PipelineState {
+    async fn observe(
+        &self,
+        ingestor: &mut Ingestor,
+        task: &TaskExec,
+        last: PipelineState,
+    ) -> PipelineState {
         match ingestor.tick().await {
             Ok(state) => {
-                let (status, _) = party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
-                if let Err(e) = self.store.set_task_status(task.id, &status, None, state.phase.as_deref()).await {
+                let (status, _) =
+                    party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
+                if let Err(e) = self
+                    .store
+                    .set_task_status(task.id, &status, None, state.phase.as_deref())
+                    .await
+                {
                     tracing::warn!(task = task.id, error = %e, "could not record the pipeline's status");
                 }
                 state
@@ -404,10 +484,26 @@ impl Engine {
         if self.config.engine.worktree_retention == WorktreeRetention::Keep {
             return;
         }
-        let Ok(exec) = self.store.task_exec(task.id).await else { return };
-        let (Some(repo), Some(path)) = (exec.repo_path, exec.worktree_path) else { return };
-        let branch = if status == "done" { None } else { exec.branch.as_deref() };
-        if let Err(e) = self.worktrees.remove(PathBuf::from(repo).as_path(), PathBuf::from(path).as_path(), branch).await {
+        let Ok(exec) = self.store.task_exec(task.id).await else {
+            return;
+        };
+        let (Some(repo), Some(path)) = (exec.repo_path, exec.worktree_path) else {
+            return;
+        };
+        let branch = if status == "done" {
+            None
+        } else {
+            exec.branch.as_deref()
+        };
+        if let Err(e) = self
+            .worktrees
+            .remove(
+                PathBuf::from(repo).as_path(),
+                PathBuf::from(path).as_path(),
+                branch,
+            )
+            .await
+        {
             tracing::warn!(task = task.id, error = %e, "could not remove the worktree");
         }
     }
@@ -421,7 +517,10 @@ enum PrepareError {
 
 /// The task status, its reason and the run's record from how the agent ended and what
 /// the pipeline's files say.
-fn settle(outcome: &agent::AgentOutcome, state: &PipelineState) -> (String, Option<String>, RunResult) {
+fn settle(
+    outcome: &agent::AgentOutcome,
+    state: &PipelineState,
+) -> (String, Option<String>, RunResult) {
     let stats = &outcome.stats;
     let exit = party::ExitSummary {
         code: outcome.exit_code,
@@ -431,11 +530,21 @@ fn settle(outcome: &agent::AgentOutcome, state: &PipelineState) -> (String, Opti
         error: stats.result_subtype.clone().filter(|s| s != "success"),
     };
     let (status, reason) = if outcome.cancelled {
-        ("cancelled".to_string(), Some("cancelled by request".to_string()))
+        (
+            "cancelled".to_string(),
+            Some("cancelled by request".to_string()),
+        )
     } else if outcome.timed_out {
-        ("failed".to_string(), Some(format!("timed out after {} s", outcome.duration.as_secs())))
+        (
+            "failed".to_string(),
+            Some(format!("timed out after {} s", outcome.duration.as_secs())),
+        )
     } else {
-        party::derive_status(state.phase.as_deref(), state.has_pending_request, Some(&exit))
+        party::derive_status(
+            state.phase.as_deref(),
+            state.has_pending_request,
+            Some(&exit),
+        )
     };
     let run_status = match () {
         _ if outcome.cancelled => "cancelled",
@@ -454,7 +563,9 @@ fn settle(outcome: &agent::AgentOutcome, state: &PipelineState) -> (String, Opti
         cache_read_tokens: stats.cache_read_tokens,
         cache_creation_tokens: stats.cache_creation_tokens,
         cost_usd: stats.cost_usd,
-        duration_ms: stats.duration_ms.or(Some(outcome.duration.as_millis() as i64)),
+        duration_ms: stats
+            .duration_ms
+            .or(Some(outcome.duration.as_millis() as i64)),
         error: reason.clone().filter(|_| status == "failed"),
         log: outcome.log.clone(),
     };

@@ -82,7 +82,10 @@ async fn run_one_worker(
                 .heartbeat_interval(heartbeat)
                 .missed_heartbeats(MISSED_HEARTBEATS);
             let storage = apalis_sqlite::SqliteStorage::<RunJob>::new(&pool).with_config(config);
-            let wake = engine.store.jobs_inserted().expect("a SQLite store has a job signal");
+            let wake = engine
+                .store
+                .jobs_inserted()
+                .expect("a SQLite store has a job signal");
             let backend = storage.poll_with_stream(wake).poll_with_interval(poll);
             WorkerBuilder::new(name)
                 .backend(backend)
@@ -98,7 +101,8 @@ async fn run_one_worker(
                 .batch_size(1)
                 .heartbeat_interval(heartbeat)
                 .missed_heartbeats(MISSED_HEARTBEATS);
-            let storage = apalis_postgres::PostgresStorage::<RunJob>::new(&pool).with_config(config);
+            let storage =
+                apalis_postgres::PostgresStorage::<RunJob>::new(&pool).with_config(config);
             let backend = storage.with_pubsub().poll_with_interval(poll);
             WorkerBuilder::new(name)
                 .backend(backend)

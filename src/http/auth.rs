@@ -27,10 +27,10 @@ pub async fn authenticate_and_audit(
     next: Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| request.uri().path().to_string(), |uri| uri.path().to_string());
+    let path = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().path().to_string(),
+        |uri| uri.path().to_string(),
+    );
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -84,5 +84,7 @@ fn is_mutation(method: &Method) -> bool {
 
 /// `/api/v1/projects/shop` → `projects/shop`.
 fn target_of(path: &str) -> String {
-    path.trim_start_matches("/api/v1/").trim_end_matches('/').to_string()
+    path.trim_start_matches("/api/v1/")
+        .trim_end_matches('/')
+        .to_string()
 }

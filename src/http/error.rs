@@ -51,11 +51,17 @@ impl IntoResponse for Error {
         let (message, details) = match &self {
             Error::Db(e) => {
                 tracing::error!(error = %e, "database error");
-                ("internal error; the server log has the detail".to_string(), json!({}))
+                (
+                    "internal error; the server log has the detail".to_string(),
+                    json!({}),
+                )
             }
             Error::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                ("internal error; the server log has the detail".to_string(), json!({}))
+                (
+                    "internal error; the server log has the detail".to_string(),
+                    json!({}),
+                )
             }
             Error::Invalid { field, .. } => (self.to_string(), json!({ "field": field })),
             _ => (self.to_string(), json!({})),
@@ -90,7 +96,8 @@ impl From<JsonRejection> for Error {
             }
             JsonRejection::JsonSyntaxError(e) => Error::BadRequest(format!(
                 "malformed JSON: {}",
-                find_source::<serde_json::Error>(&e).map_or_else(|| e.body_text(), |s| s.to_string())
+                find_source::<serde_json::Error>(&e)
+                    .map_or_else(|| e.body_text(), |s| s.to_string())
             )),
             JsonRejection::MissingJsonContentType(_) => {
                 Error::BadRequest("expected a body with Content-Type: application/json".into())

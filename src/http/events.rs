@@ -108,13 +108,19 @@ impl Follower {
             }
             // Marked before reading, so an event stored during the read still wakes us.
             self.wake.mark_unchanged();
-            match self.store.events_after(self.last, self.task, self.project, PAGE).await {
+            match self
+                .store
+                .events_after(self.last, self.task, self.project, PAGE)
+                .await
+            {
                 Ok(events) if !events.is_empty() => {
                     self.buffer.extend(events);
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "event stream could not read the log; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream could not read the log; retrying")
+                }
             }
             tokio::select! {
                 _ = self.wake.changed() => {}
@@ -129,5 +135,9 @@ fn to_sse(event: &Event) -> SseEvent {
         .id(event.id.to_string())
         .event(event.kind.clone())
         .json_data(event)
-        .unwrap_or_else(|_| SseEvent::default().id(event.id.to_string()).comment("unserializable event"))
+        .unwrap_or_else(|_| {
+            SseEvent::default()
+                .id(event.id.to_string())
+                .comment("unserializable event")
+        })
 }

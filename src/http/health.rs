@@ -25,11 +25,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Value>
         Ok(true) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "not_ready", "reason": "migrations are not current; run `aiops migrate`" })),
+            axum::Json(
+                json!({ "status": "not_ready", "reason": "migrations are not current; run `aiops migrate`" }),
+            ),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "not_ready", "reason": format!("store unreachable: {e}") })),
+            axum::Json(
+                json!({ "status": "not_ready", "reason": format!("store unreachable: {e}") }),
+            ),
         ),
     }
 }

@@ -22,8 +22,8 @@ use crate::vault::Vault;
 mod audit;
 mod auth;
 mod credentials;
-mod events;
 pub mod error;
+mod events;
 mod extract;
 mod health;
 mod page;
@@ -57,7 +57,10 @@ impl utoipa::Modify for BearerAuth {
         openapi
             .components
             .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
     }
 }
 

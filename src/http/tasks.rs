@@ -35,7 +35,14 @@ async fn create_task(
     ApiJson(new): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Task>)> {
     principal.require(Role::Operator)?;
-    let spec = tasks::task_spec(&state.store, &state.config.tasks, new, Source::Api, &principal.name).await?;
+    let spec = tasks::task_spec(
+        &state.store,
+        &state.config.tasks,
+        new,
+        Source::Api,
+        &principal.name,
+    )
+    .await?;
     let task = state.store.insert_task(&spec).await?;
     let target = AuditTarget(format!("tasks/{}", task.id));
     Ok((StatusCode::CREATED, Extension(target), Json(task)))
@@ -57,14 +64,21 @@ pub struct TaskDetail {
 /// One task: status and phase, findings, tickets, approval requests and runs.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
     responses((status = 200, body = TaskDetail), (status = 404, body = ErrorBody)))]
-async fn get_task(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>> {
+async fn get_task(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<TaskDetail>> {
     let task = state.store.task(id).await?;
     let approvals = state.store.approvals(id).await?;
     Ok(Json(TaskDetail {
         task,
         findings: state.store.findings(id).await?,
         tickets: state.store.tickets(id).await?,
-        pending_approvals: approvals.iter().filter(|a| a.status == "pending").cloned().collect(),
+        pending_approvals: approvals
+            .iter()
+            .filter(|a| a.status == "pending")
+            .cloned()
+            .collect(),
         approvals,
         runs: state.store.runs(id).await?,
     }))

@@ -7,7 +7,8 @@ use crate::credentials::{Credential, CredentialKind, SealedCredential};
 use crate::error::{Error, Result};
 use crate::vault::{Sealed, VaultError};
 
-const CREDENTIAL_COLUMNS: &str = "c.id, p.name AS project, c.name, c.kind, c.env_var, c.key_version,
+const CREDENTIAL_COLUMNS: &str =
+    "c.id, p.name AS project, c.name, c.kind, c.env_var, c.key_version,
     c.created_at, c.updated_at, c.last_used_at
     FROM credentials c LEFT JOIN projects p ON p.id = c.project_id";
 
@@ -45,7 +46,8 @@ impl Store {
         match inserted {
             Ok(_) => Ok(1),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                let (version, check) = self.current_vault_key().await?.ok_or(VaultError::Decrypt)?;
+                let (version, check) =
+                    self.current_vault_key().await?.ok_or(VaultError::Decrypt)?;
                 if check == key_check {
                     Ok(version)
                 } else {

@@ -244,7 +244,12 @@ impl Store {
     }
 
     /// Records the party session being ingested and how far its events were read.
-    pub async fn set_task_party_progress(&self, task_id: i64, session_id: &str, events_offset: i64) -> Result<()> {
+    pub async fn set_task_party_progress(
+        &self,
+        task_id: i64,
+        session_id: &str,
+        events_offset: i64,
+    ) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
             "UPDATE tasks SET party_session_id = $2, events_offset = $3 WHERE id = $1")
             .bind(task_id)
@@ -257,7 +262,11 @@ impl Store {
     }
 
     /// Records the Claude conversation a resume continues.
-    pub async fn set_task_claude_session(&self, task_id: i64, claude_session_id: &str) -> Result<()> {
+    pub async fn set_task_claude_session(
+        &self,
+        task_id: i64,
+        claude_session_id: &str,
+    ) -> Result<()> {
         with_pool!(self, pool => sqlx::query("UPDATE tasks SET claude_session_id = $2 WHERE id = $1")
             .bind(task_id)
             .bind(claude_session_id)
@@ -280,8 +289,14 @@ impl Store {
     /// is stopped by the worker that holds it. Returns the task's status afterwards.
     pub async fn request_cancel(&self, task_id: i64) -> Result<String> {
         let exec = self.task_exec(task_id).await?;
-        if matches!(exec.status.as_str(), "done" | "failed" | "rolled_back" | "cancelled") {
-            return Err(Error::Conflict(format!("task {task_id} already ended ({})", exec.status)));
+        if matches!(
+            exec.status.as_str(),
+            "done" | "failed" | "rolled_back" | "cancelled"
+        ) {
+            return Err(Error::Conflict(format!(
+                "task {task_id} already ended ({})",
+                exec.status
+            )));
         }
         with_pool!(self, pool => sqlx::query(
             "UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, $2) WHERE id = $1")
@@ -291,7 +306,8 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         if exec.status == "queued" || exec.status == "awaiting_approval" {
-            self.set_task_status(task_id, "cancelled", Some("cancelled by request"), None).await?;
+            self.set_task_status(task_id, "cancelled", Some("cancelled by request"), None)
+                .await?;
             return Ok("cancelled".into());
         }
         Ok(exec.status)
@@ -381,7 +397,14 @@ impl Store {
     }
 
     /// Stores a finding's latest content; true when it was new or changed.
-    pub async fn upsert_finding(&self, task_id: i64, name: &str, content: &str, sha256: &str, changed_at: DateTime<Utc>) -> Result<bool> {
+    pub async fn upsert_finding(
+        &self,
+        task_id: i64,
+        name: &str,
+        content: &str,
+        sha256: &str,
+        changed_at: DateTime<Utc>,
+    ) -> Result<bool> {
         let changed = with_pool!(self, pool => sqlx::query(
             "INSERT INTO findings (task_id, name, content, sha256, changed_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (task_id, name) DO UPDATE SET content = excluded.content, sha256 = excluded.sha256,
@@ -497,9 +520,11 @@ impl Store {
 
     /// How many slots are live right now (all processes).
     pub async fn live_slots(&self) -> Result<i64> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM run_slots WHERE expires_at > $1")
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM run_slots WHERE expires_at > $1")
             .bind(Utc::now())
             .fetch_one(pool)
-            .await)?)
+            .await)?,
+        )
     }
 }

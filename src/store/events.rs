@@ -6,7 +6,6 @@ use super::{BeginWrite, Store};
 use crate::error::Result;
 use crate::records::{Event, NewEvent};
 
-
 /// Key of the PostgreSQL advisory lock that serialises event inserts, so ids become
 /// visible in commit order and a reader following `id > last` never skips one.
 pub(crate) const EVENT_ORDER_LOCK: i64 = 0x6169_6f70_7365_7674;

@@ -89,7 +89,9 @@ impl Store {
                         Box::pin(async move {
                             let mut handle = conn.lock_handle().await?;
                             handle.set_update_hook(move |event| {
-                                if event.operation == SqliteOperation::Insert && event.table == "Jobs" {
+                                if event.operation == SqliteOperation::Insert
+                                    && event.table == "Jobs"
+                                {
                                     let _ = hook_tx.unbounded_send(());
                                 }
                             });
@@ -167,7 +169,11 @@ impl Store {
 
     /// True when the database answers and every known migration is applied.
     pub async fn is_ready(&self) -> Result<bool, DbError> {
-        let known = self.migrator().iter().filter(|m| m.migration_type.is_up_migration()).count() as i64;
+        let known = self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count() as i64;
         let applied: Result<i64, DbError> = with_pool!(self, pool => sqlx::query_scalar(
             "SELECT COUNT(*) FROM aiops_migrations WHERE success"
         ).fetch_one(pool).await);
@@ -218,7 +224,9 @@ pub trait ConstraintExt<T> {
 impl<T> ConstraintExt<T> for Result<T, DbError> {
     fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::Error> {
         self.map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
                 crate::Error::Conflict(message.into())
             }
             _ => crate::Error::Db(e),

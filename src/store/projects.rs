@@ -34,10 +34,12 @@ impl Store {
 
     /// The project with this name, if any.
     pub async fn find_project(&self, name: &str) -> Result<Option<Project>> {
-        Ok(with_pool!(self, pool => sqlx::query_as("SELECT * FROM projects WHERE name = $1")
+        Ok(
+            with_pool!(self, pool => sqlx::query_as("SELECT * FROM projects WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// The project with this name, or NotFound.
@@ -58,9 +60,11 @@ impl Store {
 
     /// Every project, by name.
     pub async fn list_projects(&self) -> Result<Vec<Project>> {
-        Ok(with_pool!(self, pool => sqlx::query_as("SELECT * FROM projects ORDER BY name")
+        Ok(
+            with_pool!(self, pool => sqlx::query_as("SELECT * FROM projects ORDER BY name")
             .fetch_all(pool)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// Replaces a project's values (its name stays).
@@ -93,7 +97,9 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
-        .on_conflict("the project still has tasks; it cannot be removed while its history refers to it")?;
+        .on_conflict(
+            "the project still has tasks; it cannot be removed while its history refers to it",
+        )?;
         if deleted == 0 {
             return Err(Error::NotFound(format!("project {id}")));
         }

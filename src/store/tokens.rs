@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 /// `last_used_at` is refreshed at most this often, so reads do not turn into writes.
 const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
 
-const TOKEN_COLUMNS: &str = "SELECT t.id, t.name, p.role, t.prefix, t.created_at, t.last_used_at, t.revoked_at
+const TOKEN_COLUMNS: &str =
+    "SELECT t.id, t.name, p.role, t.prefix, t.created_at, t.last_used_at, t.revoked_at
     FROM api_tokens t JOIN principals p ON p.id = t.principal_id";
 
 impl Store {
@@ -64,9 +65,11 @@ impl Store {
 
     /// How many tokens exist, revoked or not.
     pub async fn count_tokens(&self) -> Result<i64> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
             .fetch_one(pool)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// Revokes the token with this name; NotFound if there is none not yet revoked.
@@ -106,8 +109,9 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected()))?;
         }
-        let role = Role::parse(&role)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("principal {name} has unknown role {role}")))?;
+        let role = Role::parse(&role).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("principal {name} has unknown role {role}"))
+        })?;
         Ok(Some(Principal {
             id: Some(principal_id),
             name,

@@ -39,10 +39,15 @@ pub enum VaultError {
         "no master key: set AIOPS_MASTER_KEY (generate one with `aiops keygen`) or create the key file {path}"
     )]
     MissingKey { path: PathBuf },
-    #[error("a sealed value failed to decrypt: it was tampered with, moved to another row, or sealed with another key")]
+    #[error(
+        "a sealed value failed to decrypt: it was tampered with, moved to another row, or sealed with another key"
+    )]
     Decrypt,
     #[error("key file {path}: {error}")]
-    KeyFile { path: PathBuf, error: std::io::Error },
+    KeyFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -81,7 +86,8 @@ impl MasterKey {
 
     /// A value that identifies this key without revealing it.
     pub fn check_value(&self) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"aiops vault key check v1");
         hex::encode(mac.finalize().into_bytes())
     }
@@ -89,7 +95,8 @@ impl MasterKey {
     /// Derives a key for another purpose (link signing, ...) so the master key itself is
     /// used only for sealing.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"aiops derive v1:");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
@@ -101,7 +108,13 @@ impl MasterKey {
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         Sealed {
             ciphertext,
@@ -154,12 +167,18 @@ impl KeySource {
 /// Reads the master key from `AIOPS_MASTER_KEY`, else from `key_file`; None when neither exists.
 pub fn read_master_key(key_file: &Path) -> Result<Option<(MasterKey, KeySource)>, VaultError> {
     if let Ok(text) = std::env::var(MASTER_KEY_VAR) {
-        return Ok(Some((MasterKey::from_base64(&text, MASTER_KEY_VAR)?, KeySource::Env)));
+        return Ok(Some((
+            MasterKey::from_base64(&text, MASTER_KEY_VAR)?,
+            KeySource::Env,
+        )));
     }
     match std::fs::read_to_string(key_file) {
         Ok(text) => {
             let source = KeySource::File(key_file.to_path_buf());
-            Ok(Some((MasterKey::from_base64(&text, &source.name())?, source)))
+            Ok(Some((
+                MasterKey::from_base64(&text, &source.name())?,
+                source,
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(VaultError::KeyFile {
@@ -237,7 +256,10 @@ impl Vault {
                         error,
                     })?;
                     tracing::warn!(key_file = %path.display(), "finished an interrupted key rotation");
-                    return Ok(Self { key: next_key, version });
+                    return Ok(Self {
+                        key: next_key,
+                        version,
+                    });
                 }
             }
         }
@@ -254,7 +276,8 @@ impl Vault {
 
     /// Seals a credential value for its row.
     pub fn seal_credential(&self, project_id: Option<i64>, name: &str, value: &str) -> Sealed {
-        self.key.seal(&credential_aad(project_id, name), value.as_bytes())
+        self.key
+            .seal(&credential_aad(project_id, name), value.as_bytes())
     }
 
     /// Opens a credential value. Callers put it straight into an agent environment.
@@ -292,11 +315,15 @@ impl Vault {
         };
         let new_version = self.version + 1;
         store
-            .reseal_all_credentials(new_version, &new_key.check_value(), |project_id, name, sealed| {
-                let aad = credential_aad(project_id, name);
-                let plain = self.key.open(&aad, sealed)?;
-                Ok(new_key.seal(&aad, &plain))
-            })
+            .reseal_all_credentials(
+                new_version,
+                &new_key.check_value(),
+                |project_id, name, sealed| {
+                    let aad = credential_aad(project_id, name);
+                    let plain = self.key.open(&aad, sealed)?;
+                    Ok(new_key.seal(&aad, &plain))
+                },
+            )
             .await?;
         if let Some((next, path)) = parked {
             std::fs::rename(&next, &path).map_err(|error| VaultError::KeyFile { path, error })?;
@@ -329,16 +356,27 @@ mod tests {
     fn moved_or_tampered_ciphertext_fails() {
         let key = MasterKey::generate();
         let sealed = key.seal(b"row-1", b"secret");
-        assert!(matches!(key.open(b"row-2", &sealed), Err(VaultError::Decrypt)));
+        assert!(matches!(
+            key.open(b"row-2", &sealed),
+            Err(VaultError::Decrypt)
+        ));
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
-        assert!(matches!(key.open(b"row-1", &tampered), Err(VaultError::Decrypt)));
-        assert!(matches!(MasterKey::generate().open(b"row-1", &sealed), Err(VaultError::Decrypt)));
+        assert!(matches!(
+            key.open(b"row-1", &tampered),
+            Err(VaultError::Decrypt)
+        ));
+        assert!(matches!(
+            MasterKey::generate().open(b"row-1", &sealed),
+            Err(VaultError::Decrypt)
+        ));
     }
 
     #[test]
     fn malformed_key_names_the_fix() {
-        let err = MasterKey::from_base64("short", MASTER_KEY_VAR).unwrap_err().to_string();
+        let err = MasterKey::from_base64("short", MASTER_KEY_VAR)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("aiops keygen"), "{err}");
         let key = MasterKey::generate();
         assert_eq!(MasterKey::from_base64(&key.to_base64(), "x").unwrap(), key);

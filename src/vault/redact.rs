@@ -53,7 +53,11 @@ impl Redactor {
         }
         for (name, shape) in TOKEN_SHAPES.iter() {
             if shape.is_match(&out) {
-                out = Cow::Owned(shape.replace_all(&out, format!("[REDACTED:{name}]")).into_owned());
+                out = Cow::Owned(
+                    shape
+                        .replace_all(&out, format!("[REDACTED:{name}]"))
+                        .into_owned(),
+                );
             }
         }
         out
@@ -64,7 +68,9 @@ impl Redactor {
         use serde_json::Value;
         match value {
             Value::String(s) => Value::String(self.redact(s).into_owned()),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.redact_json(v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (self.redact(k).into_owned(), self.redact_json(v)))
@@ -82,7 +88,10 @@ mod tests {
     #[test]
     fn known_values_are_replaced_by_name() {
         let r = Redactor::new([("db".to_string(), "hunter2-password".to_string())]);
-        assert_eq!(r.redact("url=postgres://u:hunter2-password@h"), "url=postgres://u:[REDACTED:db]@h");
+        assert_eq!(
+            r.redact("url=postgres://u:hunter2-password@h"),
+            "url=postgres://u:[REDACTED:db]@h"
+        );
         assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
     }
 
@@ -109,13 +118,19 @@ mod tests {
             ("short".to_string(), "abcdef".to_string()),
             ("long".to_string(), "abcdef-ghijkl".to_string()),
         ]);
-        assert_eq!(r.redact("abcdef-ghijkl abcdef"), "[REDACTED:long] [REDACTED:short]");
+        assert_eq!(
+            r.redact("abcdef-ghijkl abcdef"),
+            "[REDACTED:long] [REDACTED:short]"
+        );
     }
 
     #[test]
     fn json_strings_are_redacted() {
         let r = Redactor::new([("k".to_string(), "topsecret".to_string())]);
         let v = serde_json::json!({"a": ["x topsecret"], "topsecret": 1});
-        assert_eq!(r.redact_json(&v), serde_json::json!({"a": ["x [REDACTED:k]"], "[REDACTED:k]": 1}));
+        assert_eq!(
+            r.redact_json(&v),
+            serde_json::json!({"a": ["x [REDACTED:k]"], "[REDACTED:k]": 1})
+        );
     }
 }

@@ -32,7 +32,10 @@ impl FreshDb {
         let dir = tempfile::tempdir().expect("temp dir");
         match db {
             Db::Sqlite => FreshDb {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("aiops.db").display()),
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("aiops.db").display()
+                ),
                 dir,
                 pg_cleanup: None,
             },
@@ -48,7 +51,8 @@ impl FreshDb {
                     .await
                     .expect("create test database");
                 admin.close().await;
-                let mut url = url::Url::parse(&admin_url).expect("AIOPS_TEST_DATABASE_URL is a URL");
+                let mut url =
+                    url::Url::parse(&admin_url).expect("AIOPS_TEST_DATABASE_URL is a URL");
                 url.set_path(&format!("/{name}"));
                 FreshDb {
                     url: url.to_string(),
@@ -65,10 +69,12 @@ impl FreshDb {
 
     /// A config pointing at this database and a data dir of its own.
     pub fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.data_dir = self.data_dir();
-        config.database_url = self.url.clone();
-        config.listen = "127.0.0.1:0".into();
+        let mut config = Config {
+            data_dir: self.data_dir(),
+            database_url: self.url.clone(),
+            listen: "127.0.0.1:0".into(),
+            ..Default::default()
+        };
         config.store.max_connections = 8;
         // API tests run no pipelines; engine tests turn workers on.
         config.engine.workers = 0;
@@ -77,7 +83,9 @@ impl FreshDb {
 
     /// A migrated store on this database.
     pub async fn store(&self) -> Store {
-        aiops::server::open_store(&self.config()).await.expect("open store")
+        aiops::server::open_store(&self.config())
+            .await
+            .expect("open store")
     }
 }
 
@@ -86,7 +94,10 @@ impl Drop for FreshDb {
         if let Some((admin_url, name)) = self.pg_cleanup.take() {
             // Best effort, on a thread of its own: Drop cannot be async.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
                         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -126,7 +137,10 @@ where
 pub fn simulator() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test exe");
-    let target = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let target = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let sim = target.join("examples").join("party_sim");
     BUILT.call_once(|| {
         if !sim.exists() {
@@ -139,7 +153,11 @@ pub fn simulator() -> PathBuf {
             assert!(status.success(), "building the simulator failed");
         }
     });
-    assert!(sim.exists(), "{} is missing; build it with `cargo build --examples`", sim.display());
+    assert!(
+        sim.exists(),
+        "{} is missing; build it with `cargo build --examples`",
+        sim.display()
+    );
     sim
 }
 
@@ -174,7 +192,10 @@ impl TestApp {
         let mut config = db.config();
         adjust(&mut config);
         let started = aiops::server::start(config).await.expect("start");
-        let token = started.admin_token.clone().expect("admin token on an empty store");
+        let token = started
+            .admin_token
+            .clone()
+            .expect("admin token on an empty store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let store = started.state.store.clone();
@@ -188,7 +209,10 @@ impl TestApp {
         TestApp {
             base,
             token,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             store,
             config,
             db,
@@ -204,7 +228,9 @@ impl TestApp {
 
     /// A request with the admin token.
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(&self.token)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -240,7 +266,11 @@ pub fn git_repo() -> tempfile::TempDir {
             .env("GIT_COMMITTER_EMAIL", "t@example.com")
             .output()
             .unwrap();
-        assert!(status.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&status.stderr));
+        assert!(
+            status.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
     };
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
