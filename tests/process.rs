@@ -354,3 +354,43 @@ async fn session_start_hook_prints_project_facts_only() {
     assert!(output.status.success());
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_worker_process_runs_tasks_from_a_shared_postgres_store() {
+    let repo = common::git_repo();
+    // This process serves the API only; `aiops worker` runs the pipelines.
+    let app = TestApp::spawn(Db::Postgres).await;
+    let config = app.db.data_dir().join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nworkers = 2\ncommand = \"{} -p '/ai-party:party {{prompt}}' --sim-phase-delay-ms 10\"\nqueue_poll_ms = 100\ningest_interval_ms = 100\n",
+            common::simulator().display()
+        ),
+    )
+    .unwrap();
+    let mut worker = aiops()
+        .args(["worker", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(app.db.data_dir())
+        .args(["--database-url", &app.db.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let created = app.post("/api/v1/projects").json(&json!({"name": "shop", "local_path": repo.path()})).send().await.unwrap();
+    assert!(created.status().is_success());
+    let task: Value = app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "run elsewhere"})).send().await.unwrap().json().await.unwrap();
+    let id = task["id"].as_i64().unwrap();
+    let detail = wait_for("the worker process to run the task", WAIT, || async {
+        let detail: Value = app.get(&format!("/api/v1/tasks/{id}")).send().await.unwrap().json().await.unwrap();
+        let settled = detail["runs"].as_array().unwrap().iter().all(|r| !r["finished_at"].is_null());
+        (settled && detail["status"] == "awaiting_approval").then_some(detail)
+    })
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(detail["runs"].as_array().unwrap().len(), 1);
+    assert!(detail["tickets"].as_array().unwrap().len() >= 6);
+}
