@@ -1,8 +1,10 @@
-//! Load benchmark of the task API: `POST /api/v1/tasks` and `GET /api/v1/tasks/{id}` at a
-//! fixed concurrency, against the real application on loopback, on SQLite and PostgreSQL.
+//! Load benchmark against the real application on loopback, on SQLite and PostgreSQL:
+//! `POST /api/v1/tasks` and `GET /api/v1/tasks/{id}` at `BENCH_CONCURRENCY`, signed GitHub
+//! deliveries (verified, deduped, stored, enqueued) at `BENCH_WEBHOOK_CONCURRENCY`, and the
+//! wall time of an alert storm (10,000 alerts over 50 fingerprints).
 //!
 //! Run: `cargo bench --bench api_load` (release profile). Environment:
-//! `BENCH_CONCURRENCY` (32), `BENCH_REQUESTS` (4000 per phase),
+//! `BENCH_CONCURRENCY` (32), `BENCH_WEBHOOK_CONCURRENCY` (64), `BENCH_REQUESTS` (4000 per phase),
 //! `AIOPS_TEST_DATABASE_URL` (postgres://postgres@127.0.0.1:5432/test; a scratch database
 //! is created and dropped), `BENCH_BACKENDS` (sqlite,postgres).
 
@@ -95,6 +97,9 @@ where
     phase
 }
 
+const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+const ALERT_TOKEN: &str = "bench-alert-token";
+
 async fn bench_backend(
     backend: &str,
     database_url: String,
@@ -109,6 +114,15 @@ async fn bench_backend(
     };
     config.store.max_connections = 16;
     config.engine.workers = 0;
+    config.github.on_issue_opened = true;
+    config.github.reply = false;
+    config.alerts.rules = vec![aiops::config::AlertRule {
+        source: String::new(),
+        matchers: [("service".to_string(), "shopping-md".to_string())].into(),
+        project: "bench".into(),
+        team: None,
+        priority: None,
+    }];
     let started = aiops::server::start(config).await.expect("start");
     let token = started.admin_token.clone().expect("token");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -147,8 +161,9 @@ async fn bench_backend(
     })
     .await;
     post.report(backend, concurrency);
+    let (c, b, t) = (client.clone(), base.clone(), token.clone());
     let mut get = run_phase("GET /api/v1/tasks/{id}", requests, concurrency, move |i| {
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let (c, b, t) = (c.clone(), b.clone(), t.clone());
         async move {
             c.get(format!("{b}/api/v1/tasks/{}", i % requests + 1))
                 .bearer_auth(&t)
@@ -159,6 +174,84 @@ async fn bench_backend(
     })
     .await;
     get.report(backend, concurrency);
+
+    let webhook_concurrency: usize = env_or("BENCH_WEBHOOK_CONCURRENCY", 64);
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/github/issues.opened.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (c, b) = (client.clone(), base.clone());
+    let mut deliveries = run_phase(
+        "POST /webhooks/github",
+        requests,
+        webhook_concurrency,
+        move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            let mut payload = template.clone();
+            payload["repository"]["full_name"] = serde_json::json!("acme/bench");
+            payload["issue"]["number"] = serde_json::json!(i + 1);
+            let body = serde_json::to_vec(&payload).unwrap();
+            async move {
+                c.post(format!("{b}/webhooks/github"))
+                    .header("X-GitHub-Event", "issues")
+                    .header("X-GitHub-Delivery", format!("bench-{i}"))
+                    .header(
+                        "X-Hub-Signature-256",
+                        aiops::triggers::sign_sha256(WEBHOOK_SECRET.as_bytes(), &body),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 202)
+            }
+        },
+    )
+    .await;
+    deliveries.report(backend, webhook_concurrency);
+
+    // Alert storm: 10,000 alerts over 50 fingerprints, 200 notifications of 50, 16 at a time.
+    let alert_template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/alertmanager/firing.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (c, b) = (client.clone(), base.clone());
+    let storm = run_phase("alert storm (200 x 50 alerts)", 200, 16, move |batch| {
+        let (c, b) = (c.clone(), b.clone());
+        let mut body = alert_template.clone();
+        let one = alert_template["alerts"][0].clone();
+        body["alerts"] = serde_json::json!(
+            (0..50)
+                .map(|i| {
+                    let mut alert = one.clone();
+                    alert["fingerprint"] =
+                        serde_json::json!(format!("fp-{}", (batch * 50 + i) % 50));
+                    alert
+                })
+                .collect::<Vec<_>>()
+        );
+        async move {
+            c.post(format!("{b}/webhooks/alertmanager"))
+                .bearer_auth(ALERT_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 202)
+        }
+    })
+    .await;
+    println!(
+        "| {backend} | alert storm: 10,000 alerts / 50 fingerprints | 16 | 200 requests | wall {:.2} s | | | {} |",
+        storm.wall.as_secs_f64(),
+        storm.errors
+    );
 }
 
 #[tokio::main]

@@ -405,21 +405,28 @@ fn init_logging(config: &Config) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
+    // Bind first: a busy port must fail before start-up creates a key or a token that
+    // would then never be shown.
     let listen = config.listen.clone();
-    let started = server::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen}; pick another address with --listen")
         })?;
-    let base = started.state.config.public_base_url();
+    let local = listener.local_addr()?;
+    let started = server::start(config).await?;
+    let base = if started.state.config.public_url.is_empty() {
+        format!("http://{local}")
+    } else {
+        started.state.config.public_base_url()
+    };
     if let Some(path) = &started.generated_key_file {
         eprintln!(
             "Generated a new master key in {} (mode 0600). Back it up: without it the stored secrets cannot be decrypted.",
             path.display()
         );
     }
-    eprintln!("aiops is listening on http://{}", listener.local_addr()?);
+    eprintln!("aiops is listening on http://{local}");
     eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
     eprintln!("  Dashboard: {base}/");
     match &started.admin_token {
@@ -613,7 +620,8 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
             std::io::stdin()
                 .read_to_string(&mut value)
                 .context("cannot read the secret value from standard input")?;
-            let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+            let value = value.strip_suffix('\n').unwrap_or(&value);
+            let value = value.strip_suffix('\r').unwrap_or(value).to_string();
             if value.is_empty() {
                 bail!(
                     "no value on standard input; pipe the secret in, e.g. printf %s \"$VALUE\" | aiops secret set …"
@@ -669,11 +677,14 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
             let config = load_config(config_file, &store, None)?;
             let store = server::open_store(&config).await?;
             let (vault, source, _) = server::open_vault(&config, &store, false).await?;
-            let (rotated, new_key) = audited(&store, "secret rotate-key", "vault".into(), async {
-                vault
-                    .rotate(&store, &source)
-                    .await
-                    .map_err(|e| crate::Error::Internal(e.into()))
+            let rotated = vault.rotate(&store, &source).await;
+            // With the key in the environment the new key exists only in this process: print
+            // it before anything else can fail.
+            if let (Ok((_, new_key)), KeySource::Env) = (&rotated, &source) {
+                println!("{}", new_key.to_base64());
+            }
+            let (rotated, _) = audited(&store, "secret rotate-key", "vault".into(), async {
+                rotated.map_err(|e| crate::Error::Internal(e.into()))
             })
             .await?;
             match source {
@@ -684,10 +695,9 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
                 ),
                 KeySource::Env => {
                     eprintln!(
-                        "rotated to key version {}; set {MASTER_KEY_VAR} to the key below before the next start. The old key is no longer needed.",
+                        "rotated to key version {}; set {MASTER_KEY_VAR} to the key printed above before the next start. The old key is no longer needed.",
                         rotated.key_version()
                     );
-                    println!("{}", new_key.to_base64());
                 }
             }
         }

@@ -21,6 +21,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/aiops.toml";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub teams_dir: PathBuf,
     pub database_url: String,
     pub listen: String,
     pub public_url: String,
@@ -30,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     pub tasks: TasksConfig,
     pub engine: EngineConfig,
+    pub github: GithubConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +110,123 @@ pub struct EngineConfig {
     pub max_party_json_bytes: u64,
 }
 
+/// How GitHub webhooks become tasks and how aiops replies on GitHub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubConfig {
+    pub api_url: String,
+    pub on_issue_opened: bool,
+    pub labels: Vec<String>,
+    pub bot_logins: Vec<String>,
+    pub on_workflow_failure: bool,
+    pub workflow_failure_team: String,
+    pub priority: crate::tasks::Priority,
+    pub app_secret_credential: String,
+    pub token_credential: String,
+    pub reply: bool,
+    pub max_body_bytes: usize,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.github.com".into(),
+            on_issue_opened: false,
+            labels: vec!["ai-party".into()],
+            bot_logins: Vec::new(),
+            on_workflow_failure: true,
+            workflow_failure_team: "bugfix".into(),
+            priority: crate::tasks::Priority::Normal,
+            app_secret_credential: "github-webhook".into(),
+            token_credential: "github-token".into(),
+            reply: true,
+            max_body_bytes: 26 * 1024 * 1024,
+        }
+    }
+}
+
+/// How monitoring alerts become tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub cancel_queued_on_resolve: bool,
+    pub default_team: String,
+    pub severity_priority: std::collections::BTreeMap<String, crate::tasks::Priority>,
+    pub sources: Vec<AlertSource>,
+    pub rules: Vec<AlertRule>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        use crate::tasks::Priority;
+        Self {
+            cancel_queued_on_resolve: true,
+            default_team: "bugfix".into(),
+            severity_priority: [
+                ("critical", Priority::Critical),
+                ("error", Priority::High),
+                ("warning", Priority::High),
+                ("info", Priority::Low),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            sources: vec![
+                AlertSource {
+                    name: "alertmanager".into(),
+                    auth: AlertAuth::Bearer,
+                    credential: "alertmanager-webhook".into(),
+                },
+                AlertSource {
+                    name: "grafana".into(),
+                    auth: AlertAuth::Bearer,
+                    credential: "grafana-webhook".into(),
+                },
+            ],
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One alert sender and how it proves itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSource {
+    /// `alertmanager`, `grafana`, or the `:source` of `/webhooks/generic/:source`.
+    pub name: String,
+    pub auth: AlertAuth,
+    /// Name of the global credential holding the token or HMAC key.
+    pub credential: String,
+}
+
+/// How an alert sender authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    Hmac,
+}
+
+/// Routes alerts whose labels match to a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// Only alerts from this source (any when empty).
+    #[serde(default)]
+    pub source: String,
+    /// Label values that must all be equal.
+    #[serde(rename = "match")]
+    pub matchers: std::collections::BTreeMap<String, String>,
+    pub project: String,
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Overrides the severity mapping.
+    #[serde(default)]
+    pub priority: Option<crate::tasks::Priority>,
+}
+
 /// What happens to a task's worktree once the task has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +267,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
+            teams_dir: PathBuf::from("./config/teams"),
             database_url: String::new(),
             listen: "127.0.0.1:8080".into(),
             public_url: String::new(),
@@ -156,6 +277,8 @@ impl Default for Config {
             log: LogConfig::default(),
             tasks: TasksConfig::default(),
             engine: EngineConfig::default(),
+            github: GithubConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }

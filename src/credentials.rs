@@ -183,11 +183,54 @@ pub async fn reveal_for_project(
     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let value = vault
-            .open_credential(row.project_id, &row.name, &row.sealed)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("credential {}: {e}", row.name)))?;
+        let value = open_sealed(vault, &row)?;
         out.push((row.env_var, value, row.name));
     }
     store.touch_credentials(&ids).await?;
     Ok(out)
+}
+
+fn open_sealed(vault: &Vault, row: &SealedCredential) -> Result<String> {
+    vault
+        .open_credential(row.project_id, &row.name, &row.sealed)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("credential {}: {e}", row.name)))
+}
+
+/// The value of the global credential `name`, for verifying inbound requests and calling
+/// other services; never for storing or logging.
+pub async fn reveal_global(store: &Store, vault: &Vault, name: &str) -> Result<Option<String>> {
+    match store.sealed_global_credential(name).await? {
+        Some(row) => open_sealed(vault, &row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The values of a project's credentials of one kind (e.g. its webhook secrets).
+pub async fn reveal_project_kind(
+    store: &Store,
+    vault: &Vault,
+    project_id: i64,
+    kind: CredentialKind,
+) -> Result<Vec<String>> {
+    store
+        .sealed_project_credentials_of_kind(project_id, kind)
+        .await?
+        .iter()
+        .map(|row| open_sealed(vault, row))
+        .collect()
+}
+
+/// A project's credential by name, else the global one of that name.
+pub async fn reveal_named(
+    store: &Store,
+    vault: &Vault,
+    project_id: i64,
+    name: &str,
+) -> Result<Option<String>> {
+    for row in store.sealed_credentials_for(project_id).await?.iter().rev() {
+        if row.name == name {
+            return open_sealed(vault, row).map(Some);
+        }
+    }
+    Ok(None)
 }

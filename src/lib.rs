@@ -17,7 +17,10 @@ pub mod records;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod teams;
+pub mod triggers;
 pub mod vault;
 pub mod watch;
+pub mod web;
 
 pub use error::{Error, Result};

@@ -28,6 +28,8 @@ pub struct Started {
     pub generated_key_file: Option<PathBuf>,
     /// The queue workers of this process, if it runs any.
     pub workers: Option<Workers>,
+    /// Stops the GitHub comment updater, if it runs.
+    pub replies: Option<CancellationToken>,
 }
 
 /// Running queue workers and the switch that stops them.
@@ -101,19 +103,47 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
+    let teams = Arc::new(load_teams(&config)?);
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
+    let replies = config.github.reply.then(|| {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::triggers::reply::run_replies(
+            store.clone(),
+            vault.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+        shutdown
+    });
     Ok(Started {
         state: AppState {
             config,
             store,
             vault,
             engine,
+            teams,
         },
         admin_token,
         generated_key_file,
         workers,
+        replies,
+    })
+}
+
+/// The team presets; without a presets directory every team name is accepted and tasks
+/// that name none get the configured default team.
+fn load_teams(config: &Config) -> anyhow::Result<crate::teams::Teams> {
+    if !config.teams_dir.is_dir() {
+        tracing::warn!(dir = %config.teams_dir.display(), "no team presets directory; teams are not checked");
+        return Ok(crate::teams::Teams::default());
+    }
+    crate::teams::Teams::load(&config.teams_dir).with_context(|| {
+        format!(
+            "cannot load the team presets in {}",
+            config.teams_dir.display()
+        )
     })
 }
 

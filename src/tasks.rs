@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::config::TasksConfig;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::teams::Teams;
 
 /// Largest prompt accepted, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
@@ -139,15 +140,26 @@ pub struct TaskSpec {
 pub async fn task_spec(
     store: &Store,
     defaults: &TasksConfig,
+    teams: &Teams,
     new: NewTask,
     source: Source,
     created_by: &str,
 ) -> Result<TaskSpec> {
-    let team = new.team.unwrap_or_else(|| defaults.default_team.clone());
+    let team = match new.team {
+        Some(team) => team,
+        None => teams.pick(&new.prompt, &defaults.default_team).to_string(),
+    };
     if !crate::projects::is_slug(&team) {
         return Err(Error::invalid(
             "team",
             "must be a team name: lower-case letters, digits and '-'",
+        ));
+    }
+    if !teams.is_empty() && !teams.contains(&team) {
+        let known: Vec<&str> = teams.names().collect();
+        return Err(Error::invalid(
+            "team",
+            format!("unknown team {team:?}; known teams: {}", known.join(", ")),
         ));
     }
     if new.prompt.trim().is_empty() {

@@ -242,6 +242,11 @@ async fn authentication(db: Db) {
         .unwrap();
     expect_error(revoked, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
+    // The dashboard page loads without a token (it holds no data).
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("Paste an API token"));
+
     // Health probes need no token.
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -551,6 +556,47 @@ async fn tasks_create_get_list(db: Db) {
     expect_error(in_use, StatusCode::CONFLICT, "conflict").await;
 }
 
+async fn teams_route_untagged_work(db: Db) {
+    let app = TestApp::spawn(db).await;
+    create_project(&app, "shop").await;
+    let teams = json_of(app.get("/api/v1/teams").send().await.unwrap()).await;
+    let names: Vec<&str> = teams
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bugfix",
+            "devops",
+            "feature",
+            "migration",
+            "planning",
+            "research",
+            "review",
+            "security"
+        ]
+    );
+    for (prompt, team) in [
+        ("Fix the crash on checkout", "bugfix"),
+        ("결제 페이지 오류 수정", "bugfix"),
+        ("audit our dependencies for CVEs", "security"),
+        ("hello", "feature"),
+    ] {
+        let task = json_of(
+            app.post("/api/v1/tasks")
+                .json(&json!({"project": "shop", "prompt": prompt}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(task["team"], team, "{prompt}");
+    }
+}
+
 async fn audit_log(db: Db) {
     let app = TestApp::spawn(db).await;
     create_project(&app, "shop").await;
@@ -665,6 +711,7 @@ on_both_databases!(
     roles,
     credentials_are_write_only,
     tasks_create_get_list,
+    teams_route_untagged_work,
     audit_log,
     openapi_document,
 );

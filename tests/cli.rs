@@ -72,9 +72,10 @@ impl Sandbox {
 
     /// A config that opens the same store the commands use.
     fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.data_dir = self.data();
-        config
+        Config {
+            data_dir: self.data(),
+            ..Config::default()
+        }
     }
 }
 
@@ -733,7 +734,7 @@ fn refused(cmd: Command) -> String {
         out.stderr
     );
     assert!(
-        out.stderr.starts_with("error: "),
+        out.stderr.lines().any(|l| l.starts_with("error: ")),
         "{}: {}",
         out.what,
         out.stderr

@@ -21,38 +21,33 @@ fn aiops() -> Command {
     command
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `aiops serve`; returns the child and the admin token if it printed one.
-fn serve(config: &Path, data: &Path, port: u16) -> (Child, Option<String>) {
+/// Starts `aiops serve` on a port of the system's choosing; returns the child, its base URL
+/// and the admin token if it printed one.
+fn serve(config: &Path, data: &Path) -> (Child, String, Option<String>) {
     let mut child = aiops()
         .args(["serve", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
         .current_dir(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // stderr says where it listens once start-up is done; the token (if any) is on stdout.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut ready = false;
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if line.contains("is listening on") {
-            ready = true;
-            break;
-        }
-    }
-    assert!(ready, "serve did not start");
+    // The rest of stderr keeps being read so the server never writes into a closed pipe.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = stderr
+        .by_ref()
+        .map(|line| line.unwrap())
+        .find_map(|line| {
+            line.split("is listening on ")
+                .nth(1)
+                .map(|a| a.trim().to_string())
+        })
+        .expect("serve did not start");
+    std::thread::spawn(move || stderr.for_each(drop));
     let fresh = !data.join(".started").exists();
     std::fs::write(data.join(".started"), "").unwrap();
     let token = fresh.then(|| {
@@ -62,7 +57,7 @@ fn serve(config: &Path, data: &Path, port: u16) -> (Child, Option<String>) {
             .unwrap();
         line.trim().to_string()
     });
-    (child, token)
+    (child, base, token)
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
@@ -90,9 +85,7 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let (mut first, token) = serve(&config, data.path(), port);
+    let (mut first, base, token) = serve(&config, data.path());
     let token = token.expect("admin token on first start");
     let client = reqwest::Client::new();
     let created = client
@@ -131,7 +124,7 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
     )
     .await;
 
-    let (mut second, no_token) = serve(&config, data.path(), port);
+    let (mut second, base, no_token) = serve(&config, data.path());
     assert!(no_token.is_none());
     let detail = wait_for("the task to be recovered", WAIT, || async {
         let detail = get(&client, &format!("{base}/api/v1/tasks/{id}"), &token).await;
@@ -376,16 +369,40 @@ async fn a_separate_worker_process_runs_tasks_from_a_shared_postgres_store() {
         .arg(app.db.data_dir())
         .args(["--database-url", &app.db.url])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let created = app.post("/api/v1/projects").json(&json!({"name": "shop", "local_path": repo.path()})).send().await.unwrap();
+    let created = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": "shop", "local_path": repo.path()}))
+        .send()
+        .await
+        .unwrap();
     assert!(created.status().is_success());
-    let task: Value = app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "run elsewhere"})).send().await.unwrap().json().await.unwrap();
+    let task: Value = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": "shop", "prompt": "run elsewhere"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = task["id"].as_i64().unwrap();
     let detail = wait_for("the worker process to run the task", WAIT, || async {
-        let detail: Value = app.get(&format!("/api/v1/tasks/{id}")).send().await.unwrap().json().await.unwrap();
-        let settled = detail["runs"].as_array().unwrap().iter().all(|r| !r["finished_at"].is_null());
+        let detail: Value = app
+            .get(&format!("/api/v1/tasks/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let settled = detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["finished_at"].is_null());
         (settled && detail["status"] == "awaiting_approval").then_some(detail)
     })
     .await;

@@ -29,6 +29,8 @@ mod health;
 mod page;
 mod projects;
 mod tasks;
+mod teams;
+mod webhooks;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -37,6 +39,7 @@ pub struct AppState {
     pub store: Store,
     pub vault: Vault,
     pub engine: Arc<crate::engine::Engine>,
+    pub teams: Arc<crate::teams::Teams>,
 }
 
 #[derive(OpenApi)]
@@ -72,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(audit::router())
         .merge(events::router())
+        .merge(webhooks::api_router())
+        .merge(teams::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
@@ -89,6 +94,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(crate::web::router())
+        .merge(webhooks::router(state.config.github.max_body_bytes))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -38,6 +38,7 @@ async fn create_task(
     let spec = tasks::task_spec(
         &state.store,
         &state.config.tasks,
+        &state.teams,
         new,
         Source::Api,
         &principal.name,

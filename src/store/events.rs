@@ -1,7 +1,5 @@
 //! Queries on `events`: the ordered log every live view reads.
 
-use sqlx::types::Json;
-
 use super::{BeginWrite, Store};
 use crate::error::Result;
 use crate::records::{Event, NewEvent};
@@ -35,7 +33,7 @@ macro_rules! insert_event_in_tx {
         .bind(&event.kind)
         .bind(event.origin.as_str())
         .bind(event.ts)
-        .bind(Json(&event.data))
+        .bind(sqlx::types::Json(&event.data))
         .bind(party_session)
         .bind(offset)
         .bind(chrono::Utc::now())
@@ -44,6 +42,7 @@ macro_rules! insert_event_in_tx {
         id
     }};
 }
+#[allow(unused_imports)]
 pub(crate) use insert_event_in_tx;
 
 impl Store {

@@ -30,6 +30,7 @@ macro_rules! with_pool {
 
 pub mod audit;
 pub mod credentials;
+pub mod deliveries;
 pub mod engine;
 pub mod events;
 pub mod projects;

@@ -1,13 +1,8 @@
 //! Queries on `tasks`.
 
-use chrono::Utc;
-use sqlx::types::Json;
-
-use super::events::insert_event_in_tx;
-use super::{BeginWrite, ConstraintExt, Store};
+use super::{BeginWrite, Store};
 use crate::error::{Error, Result};
 use crate::queue::{self, NewJob};
-use crate::records::NewEvent;
 use crate::tasks::{Task, TaskFilter, TaskSpec};
 
 /// Pushes a queue job inside an open transaction of either database.
@@ -18,7 +13,7 @@ macro_rules! push_job {
 }
 
 /// The queue push for each database, so `push_job!` reads the same for both.
-trait PushInto {
+pub(crate) trait PushInto {
     async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error>;
 }
 
@@ -34,9 +29,56 @@ impl PushInto for sqlx::PgConnection {
     }
 }
 
-async fn push_into<C: PushInto>(conn: &mut C, job: &NewJob) -> Result<String, sqlx::Error> {
+pub(crate) async fn push_into<C: PushInto>(
+    conn: &mut C,
+    job: &NewJob,
+) -> Result<String, sqlx::Error> {
     conn.push_into_queue(job).await
 }
+
+/// Inserts a queued task with its job and `task_queued` event inside an open
+/// transaction. Evaluates to `Some((task id, event id))`, or None when the project already
+/// has a task with this dedup key (the transaction stays usable).
+macro_rules! insert_task_in_tx {
+    ($store:expr, $tx:expr, $spec:expr) => {{
+        let spec: &$crate::tasks::TaskSpec = $spec;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
+                source_ref, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(spec.project_id)
+        .bind(&spec.team)
+        .bind(&spec.prompt)
+        .bind(spec.source.as_str())
+        .bind(spec.priority.as_str())
+        .bind(&spec.dedup_key)
+        .bind(sqlx::types::Json(&spec.source_ref))
+        .bind(&spec.created_by)
+        .bind(chrono::Utc::now())
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match id {
+            Some(id) => {
+                $crate::store::tasks::push_into(&mut *$tx, &$crate::queue::NewJob::now(id, spec.priority)).await?;
+                let event = $crate::records::NewEvent::platform(
+                    id,
+                    spec.project_id,
+                    "task_queued",
+                    serde_json::json!({
+                        "priority": spec.priority.as_str(), "team": spec.team, "source": spec.source.as_str(),
+                    }),
+                );
+                let event_id = $crate::store::events::insert_event_in_tx!($store, $tx, &event);
+                Some((id, event_id))
+            }
+            None => None,
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use insert_task_in_tx;
 
 const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
@@ -48,37 +90,18 @@ impl Store {
     /// transaction: there is never a task without a job or a job without a task. A dedup
     /// key already used on the project is a conflict.
     pub async fn insert_task(&self, spec: &TaskSpec) -> Result<Task> {
-        let conflict = format!(
-            "a task with dedup key {:?} already exists for this project",
-            spec.dedup_key.as_deref().unwrap_or_default()
-        );
-        let now = Utc::now();
-        let (id, event_id): (i64, Option<i64>) = with_pool!(self, pool => {
+        let inserted: Option<(i64, Option<i64>)> = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
-                    source_ref, created_by, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9) RETURNING id")
-                .bind(spec.project_id)
-                .bind(&spec.team)
-                .bind(&spec.prompt)
-                .bind(spec.source.as_str())
-                .bind(spec.priority.as_str())
-                .bind(&spec.dedup_key)
-                .bind(Json(&spec.source_ref))
-                .bind(&spec.created_by)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .on_conflict(conflict)?;
-            push_job!(self, tx, &NewJob::now(id, spec.priority));
-            let event = NewEvent::platform(id, spec.project_id, "task_queued", serde_json::json!({
-                "priority": spec.priority.as_str(), "team": spec.team, "source": spec.source.as_str(),
-            }));
-            let event_id = insert_event_in_tx!(self, tx, &event);
+            let inserted = insert_task_in_tx!(self, tx, spec);
             tx.commit().await?;
-            (id, event_id)
+            inserted
         });
+        let Some((id, event_id)) = inserted else {
+            return Err(Error::Conflict(format!(
+                "a task with dedup key {:?} already exists for this project",
+                spec.dedup_key.as_deref().unwrap_or_default()
+            )));
+        };
         if let Some(event_id) = event_id {
             self.announce_event(event_id);
         }

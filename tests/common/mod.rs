@@ -188,6 +188,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        // AIOPS_TEST_LOG=aiops=debug shows the server's log in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("AIOPS_TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .with_test_writer()
+            .try_init();
         let db = FreshDb::new(db).await;
         let mut config = db.config();
         adjust(&mut config);

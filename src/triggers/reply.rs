@@ -1,0 +1,124 @@
+//! The sticky GitHub comment: one comment per task on the issue it came from, created when
+//! the task is queued and edited as the task moves on (never a stream of comments).
+//!
+//! Talks to GitHub through octocrab at `github.api_url` with the project's (or the global)
+//! `github.token_credential`. Failures are retried on the next pass; nothing here blocks a task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::credentials;
+use crate::store::Store;
+use crate::store::deliveries::ReplyDue;
+use crate::vault::Vault;
+
+/// How often replies are checked when no event woke the loop.
+const PASS_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps the sticky comments of GitHub tasks up to date until `shutdown`.
+pub async fn run_replies(
+    store: Store,
+    vault: Vault,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) {
+    let mut wake = store.subscribe_events();
+    loop {
+        wake.mark_unchanged();
+        match store.github_replies_due().await {
+            Ok(due) => {
+                for reply in due {
+                    if let Err(e) = update_reply(&store, &vault, &config, &reply).await {
+                        tracing::warn!(task = reply.task_id, error = ?e, "could not update the GitHub comment; retrying later");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read pending GitHub replies"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(PASS_EVERY) => {}
+        }
+    }
+}
+
+async fn update_reply(
+    store: &Store,
+    vault: &Vault,
+    config: &Config,
+    reply: &ReplyDue,
+) -> anyhow::Result<()> {
+    let Some(token) = credentials::reveal_named(
+        store,
+        vault,
+        reply.project_id,
+        &config.github.token_credential,
+    )
+    .await?
+    else {
+        tracing::warn!(task = reply.task_id, credential = %config.github.token_credential, "no GitHub token credential; the issue gets no comment");
+        store
+            .mark_reply(reply.task_id, reply.comment_id, &reply.status)
+            .await?;
+        return Ok(());
+    };
+    let github = octocrab::Octocrab::builder()
+        .base_uri(config.github.api_url.as_str())?
+        .personal_token(token)
+        .build()?;
+    let (owner, repo) = reply
+        .repo
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{} is not owner/repo", reply.repo))?;
+    let body = comment_body(config, reply);
+    let issues = github.issues(owner, repo);
+    let comment_id = match reply.comment_id {
+        Some(id) => {
+            issues.update_comment((id as u64).into(), body).await?;
+            id
+        }
+        None => issues
+            .create_comment(reply.issue_number as u64, body)
+            .await?
+            .id
+            .into_inner() as i64,
+    };
+    store
+        .mark_reply(reply.task_id, Some(comment_id), &reply.status)
+        .await?;
+    Ok(())
+}
+
+/// The comment's text for the task's current state.
+pub fn comment_body(config: &Config, reply: &ReplyDue) -> String {
+    let link = format!(
+        "{}/api/v1/tasks/{}",
+        config.public_base_url(),
+        reply.task_id
+    );
+    let state = match reply.status.as_str() {
+        "queued" => "⏳ queued".to_string(),
+        "running" => "🏃 running".to_string(),
+        "awaiting_approval" => "✋ waiting for a human decision".to_string(),
+        "done" => "✅ done".to_string(),
+        "failed" => format!(
+            "❌ failed{}",
+            reply
+                .status_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        "rolled_back" => "↩️ rolled back".to_string(),
+        "cancelled" => "🚫 cancelled".to_string(),
+        other => other.to_string(),
+    };
+    format!(
+        "**aiops** task [#{}]({link}) ({} team): {state}\n\n<sub>This comment is updated as the task moves on.</sub>",
+        reply.task_id, reply.team
+    )
+}

@@ -1,0 +1,815 @@
+//! Inbound webhooks over real HTTP: GitHub (with a stand-in GitHub API server that records
+//! the sticky comment), Alertmanager, Grafana and generic alerts, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aiops::triggers::sign_sha256;
+use axum::extract::State;
+use common::{Db, TestApp, wait_for};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "webhook-secret-for-tests";
+const ALERT_TOKEN: &str = "alert-token-for-tests";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures")
+            .join(path),
+    )
+    .unwrap()
+}
+
+fn fixture_json(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
+
+/// What the stand-in GitHub API received: (create | edit | unknown, path, body).
+type Recorded = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// A stand-in for api.github.com that records comment calls and answers like GitHub.
+async fn github_stand_in() -> (String, Recorded) {
+    let recorded: Recorded = Arc::default();
+    let comment = |id: u64, body: &str| {
+        let mut comment = fixture_json("github/issue_comment.created.json")["comment"].clone();
+        comment["id"] = json!(id);
+        comment["body"] = json!(body);
+        comment
+    };
+    // POST /repos/{o}/{r}/issues/{n}/comments creates; PATCH (or POST, as octocrab sends it)
+    // /repos/{o}/{r}/issues/comments/{id} edits. Recorded as ("create" | "edit", path, body).
+    let app = axum::Router::new()
+        .fallback(
+            move |State(rec): State<Recorded>,
+                  method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  body: axum::Json<Value>| async move {
+                let path = uri.path().to_string();
+                let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+                let text = body.0["body"].as_str().unwrap_or_default();
+                let (kind, answer) = match (method.as_str(), parts.as_slice()) {
+                    ("POST", ["repos", _, _, "issues", "comments", id])
+                    | ("PATCH", ["repos", _, _, "issues", "comments", id]) => (
+                        "edit",
+                        (
+                            StatusCode::OK,
+                            axum::Json(comment(id.parse().unwrap(), text)),
+                        ),
+                    ),
+                    ("POST", ["repos", _, _, "issues", _, "comments"]) => (
+                        "create",
+                        (StatusCode::CREATED, axum::Json(comment(4242, text))),
+                    ),
+                    _ => (
+                        "unknown",
+                        (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(json!({"message": "Not Found"})),
+                        ),
+                    ),
+                };
+                rec.lock()
+                    .unwrap()
+                    .push((kind.to_string(), path.clone(), body.0.clone()));
+                answer
+            },
+        )
+        .with_state(recorded.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, recorded)
+}
+
+async fn webhook_app(db: Db, github_api: &str) -> TestApp {
+    let api = github_api.to_string();
+    let app = TestApp::spawn_with(db, |c| {
+        c.github.api_url = api;
+        c.github.on_issue_opened = true;
+        c.github.labels = vec!["bug".into(), "ai-party".into()];
+        c.github.bot_logins = vec!["Codertocat".into()];
+        c.github.max_body_bytes = 64 * 1024;
+        c.alerts.rules = vec![
+            aiops::config::AlertRule {
+                source: String::new(),
+                matchers: [("service".to_string(), "shopping-md".to_string())].into(),
+                project: "shop".into(),
+                team: Some("bugfix".into()),
+                priority: None,
+            },
+            aiops::config::AlertRule {
+                source: "grafana".into(),
+                matchers: [("service".to_string(), "checkout-api".to_string())].into(),
+                project: "shop".into(),
+                team: None,
+                priority: Some(aiops::tasks::Priority::High),
+            },
+        ];
+        c.alerts.sources.push(aiops::config::AlertSource {
+            name: "sentry".into(),
+            auth: aiops::config::AlertAuth::Hmac,
+            credential: "sentry-webhook".into(),
+        });
+    })
+    .await;
+    let repo = common::git_repo();
+    for (name, github) in [
+        ("hello", "Codertocat/Hello-World"),
+        ("octo", "octo-org/octo-repo"),
+        ("shop", "acme/shop"),
+    ] {
+        let created = app
+            .post("/api/v1/projects")
+            .json(&json!({"name": name, "local_path": repo.path(), "github_repo": github}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    std::mem::forget(repo);
+    for (project, name, kind, value) in [
+        (Some("hello"), "github-webhook", "webhook_secret", SECRET),
+        (None, "github-webhook", "webhook_secret", SECRET),
+        (None, "github-token", "token", "ghs_test_token_not_real"),
+        (None, "alertmanager-webhook", "token", ALERT_TOKEN),
+        (None, "grafana-webhook", "token", ALERT_TOKEN),
+        (None, "sentry-webhook", "webhook_secret", SECRET),
+    ] {
+        let created = app
+            .post("/api/v1/credentials")
+            .json(&json!({"project": project, "name": name, "kind": kind, "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            created.status(),
+            StatusCode::CREATED,
+            "{}",
+            created.text().await.unwrap()
+        );
+    }
+    app
+}
+
+async fn deliver(app: &TestApp, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
+    app.client
+        .post(app.url("/webhooks/github"))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", sign_sha256(SECRET.as_bytes(), body))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn tasks(app: &TestApp) -> Vec<Value> {
+    let page: Value = app
+        .get("/api/v1/tasks?limit=200")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn deliveries(app: &TestApp) -> Vec<Value> {
+    let page: Value = app
+        .get("/api/v1/deliveries?limit=200")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn github_fixtures_route_as_configured(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let mut comment = fixture_json("github/issue_comment.created.json");
+    comment["comment"]["body"] = json!("/party bugfix the login page crashes");
+    comment["comment"]["id"] = json!(1001);
+    let mut stranger = comment.clone();
+    stranger["comment"]["author_association"] = json!("NONE");
+    stranger["comment"]["id"] = json!(1002);
+    let mut failed_run = fixture_json("github/workflow_run.completed.json");
+    failed_run["workflow_run"]["conclusion"] = json!("failure");
+    let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
+        (
+            "issues",
+            fixture("github/issues.opened.json"),
+            "task_created",
+            None,
+        ),
+        (
+            "issues",
+            fixture("github/issues.opened-empty-body.json"),
+            "duplicate_task",
+            None,
+        ),
+        (
+            "issues",
+            fixture("github/issues.labeled.json"),
+            "duplicate_task",
+            None,
+        ),
+        (
+            "issues",
+            fixture("github/issues.assigned-installation.json"),
+            "duplicate_task",
+            None,
+        ),
+        (
+            "issue_comment",
+            fixture("github/issue_comment.created.json"),
+            "ignored",
+            Some("not a /party command"),
+        ),
+        (
+            "issue_comment",
+            serde_json::to_vec(&comment).unwrap(),
+            "task_created",
+            None,
+        ),
+        (
+            "issue_comment",
+            serde_json::to_vec(&stranger).unwrap(),
+            "ignored",
+            Some("author association NONE"),
+        ),
+        (
+            "issue_comment",
+            fixture("github/issue_comment.edited.json"),
+            "ignored",
+            Some("action \"edited\""),
+        ),
+        (
+            "workflow_run",
+            fixture("github/workflow_run.completed.json"),
+            "ignored",
+            Some("concluded success"),
+        ),
+        (
+            "workflow_run",
+            serde_json::to_vec(&failed_run).unwrap(),
+            "task_created",
+            None,
+        ),
+        (
+            "pull_request",
+            fixture("github/pull_request.opened.json"),
+            "ignored",
+            Some("not routed"),
+        ),
+        (
+            "installation",
+            fixture("github/installation.created.json"),
+            "ignored",
+            Some("not registered"),
+        ),
+    ];
+    for (i, (event, body, outcome, reason)) in cases.iter().enumerate() {
+        let response = deliver(&app, event, &format!("delivery-{i}"), body).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{event} #{i}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["outcome"], *outcome, "{event} #{i}: {answer}");
+        if let Some(reason) = reason {
+            assert!(
+                answer["reason"].as_str().unwrap().contains(reason),
+                "{event} #{i}: {answer}"
+            );
+        }
+    }
+    let tasks = tasks(&app).await;
+    assert_eq!(tasks.len(), 3, "{tasks:#?}");
+    let by_team = |team: &str| tasks.iter().filter(|t| t["team"] == team).count();
+    assert_eq!(
+        by_team("bugfix"),
+        3,
+        "the /party command, the failed workflow and the \"Spelling error\" issue (keyword) are bugfix tasks"
+    );
+    let issue_task = tasks
+        .iter()
+        .find(|t| t["dedup_key"] == "github:Codertocat/Hello-World#1")
+        .unwrap();
+    assert!(
+        issue_task["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("Spelling error in the README file")
+    );
+    assert_eq!(issue_task["source"], "github");
+    assert_eq!(
+        issue_task["source_ref"]["url"],
+        "https://github.com/Codertocat/Hello-World/issues/1"
+    );
+    let ping = deliver(&app, "ping", "ping-1", &fixture("github/ping.json")).await;
+    assert_eq!(ping.status(), StatusCode::OK);
+    assert_eq!(deliveries(&app).await.len(), cases.len() + 1);
+}
+
+async fn github_rejects_bad_requests_and_queues_nothing(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let body = fixture("github/issues.opened.json");
+    let send = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let mut request = app.client.post(app.url("/webhooks/github")).body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        request.send()
+    };
+    let good_sig = sign_sha256(SECRET.as_bytes(), &body);
+    let wrong_sig = sign_sha256(b"not-the-secret", &body);
+    let event = ("X-GitHub-Event", "issues".to_string());
+    let delivery = ("X-GitHub-Delivery", "d-1".to_string());
+    let cases = vec![
+        (
+            vec![
+                event.clone(),
+                delivery.clone(),
+                ("X-Hub-Signature-256", wrong_sig),
+            ],
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![event.clone(), delivery.clone()],
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![
+                event.clone(),
+                delivery.clone(),
+                ("X-Hub-Signature-256", "sha256=00".into()),
+            ],
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![delivery.clone(), ("X-Hub-Signature-256", good_sig.clone())],
+            body.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![event.clone(), ("X-Hub-Signature-256", good_sig.clone())],
+            body.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                event.clone(),
+                delivery.clone(),
+                (
+                    "X-Hub-Signature-256",
+                    sign_sha256(SECRET.as_bytes(), b"{not json"),
+                ),
+            ],
+            b"{not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                event.clone(),
+                delivery.clone(),
+                ("X-Hub-Signature-256", good_sig.clone()),
+            ],
+            vec![b' '; 70 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (i, (headers, body, status)) in cases.into_iter().enumerate() {
+        let response = send(headers, body).await.unwrap();
+        assert_eq!(response.status(), status, "case {i}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"]["message"].is_string(), "case {i}: {error}");
+    }
+    assert!(tasks(&app).await.is_empty());
+    assert!(deliveries(&app).await.is_empty());
+}
+
+async fn redelivery_makes_one_task(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let body = fixture("github/issues.opened.json");
+    let first: Value = deliver(&app, "issues", "same-delivery", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = deliver(&app, "issues", "same-delivery", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["outcome"], "task_created");
+    assert_eq!(second["outcome"], "duplicate");
+    assert_eq!(second["task_id"], first["task_id"]);
+    assert_eq!(tasks(&app).await.len(), 1);
+    let outcomes: Vec<Value> = deliveries(&app)
+        .await
+        .iter()
+        .map(|d| d["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, [json!("duplicate"), json!("task_created")]);
+}
+
+async fn replay_routes_again(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let mut payload = fixture_json("github/issues.opened.json");
+    payload["repository"]["full_name"] = json!("later/registered");
+    let body = serde_json::to_vec(&payload).unwrap();
+    let first: Value = deliver(&app, "issues", "late-1", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["outcome"], "ignored");
+    let repo = common::git_repo();
+    app.post("/api/v1/projects")
+        .json(
+            &json!({"name": "later", "local_path": repo.path(), "github_repo": "later/registered"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let replayed = app
+        .post(&format!("/api/v1/deliveries/{}/replay", first["id"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::ACCEPTED);
+    let replayed: Value = replayed.json().await.unwrap();
+    assert_eq!(replayed["outcome"], "task_created");
+    let again: Value = app
+        .post(&format!("/api/v1/deliveries/{}/replay", first["id"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "duplicate_task");
+    let missing = app
+        .post("/api/v1/deliveries/99999/replay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+async fn sticky_comment_is_created_once_then_edited(db: Db) {
+    let (api, recorded) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let answer: Value = deliver(
+        &app,
+        "issues",
+        "sticky-1",
+        &fixture("github/issues.opened.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let task = answer["task_id"].as_i64().unwrap();
+    wait_for(
+        "the comment to be created",
+        Duration::from_secs(30),
+        || async { (!recorded.lock().unwrap().is_empty()).then_some(()) },
+    )
+    .await;
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{task}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    wait_for(
+        "the comment to show the cancellation",
+        Duration::from_secs(30),
+        || async {
+            recorded
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(m, _, b)| m == "edit" && b["body"].as_str().unwrap().contains("cancelled"))
+                .then_some(())
+        },
+    )
+    .await;
+    let calls = recorded.lock().unwrap().clone();
+    let posts: Vec<_> = calls.iter().filter(|(m, _, _)| m == "create").collect();
+    assert_eq!(posts.len(), 1, "one comment, then edits: {calls:#?}");
+    assert_eq!(
+        posts[0].1,
+        "/repos/Codertocat/Hello-World/issues/1/comments"
+    );
+    assert!(posts[0].2["body"].as_str().unwrap().contains("queued"));
+    assert!(calls.iter().all(|(m, _, _)| m != "unknown"), "{calls:#?}");
+    assert!(
+        calls
+            .iter()
+            .filter(|(m, _, _)| m == "edit")
+            .all(|(_, path, _)| path == "/repos/Codertocat/Hello-World/issues/comments/4242")
+    );
+}
+
+async fn alert(app: &TestApp, path: &str, token: Option<&str>, body: &[u8]) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn alert_fixtures_route_and_resolve(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let firing: Value = alert(
+        &app,
+        "/webhooks/alertmanager",
+        Some(ALERT_TOKEN),
+        &fixture("alertmanager/firing.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let outcomes: Vec<&str> = firing["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["task_created", "task_created"], "{firing}");
+    let again: Value = alert(
+        &app,
+        "/webhooks/alertmanager",
+        Some(ALERT_TOKEN),
+        &fixture("alertmanager/firing.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        again["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "coalesced"),
+        "{again}"
+    );
+    let grafana: Value = alert(
+        &app,
+        "/webhooks/grafana",
+        Some(ALERT_TOKEN),
+        &fixture("grafana/firing.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(grafana["alerts"][0]["outcome"], "task_created");
+    let all = tasks(&app).await;
+    assert_eq!(all.len(), 3);
+    let grafana_task = all
+        .iter()
+        .find(|t| t["id"] == grafana["alerts"][0]["task_id"])
+        .unwrap();
+    assert_eq!(grafana_task["priority"], "high");
+    let critical = all
+        .iter()
+        .find(|t| t["id"] == firing["alerts"][0]["task_id"])
+        .unwrap();
+    assert_eq!(critical["priority"], "critical");
+    assert_eq!(critical["team"], "bugfix");
+    assert!(
+        critical["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("NullPointerException")
+    );
+    let group = app
+        .store
+        .alert_group_of(critical["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(group.0, 2, "two occurrences on one task");
+
+    let resolved: Value = alert(
+        &app,
+        "/webhooks/alertmanager",
+        Some(ALERT_TOKEN),
+        &fixture("alertmanager/resolved.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        resolved["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "resolved" && a["cancelled"] == true),
+        "{resolved}"
+    );
+    let task: Value = app
+        .get(&format!("/api/v1/tasks/{}", critical["id"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "cancelled");
+
+    // Generic source with HMAC.
+    let body = serde_json::to_vec(&json!({"title": "Checkout errors", "body": "TypeError in cart.js", "severity": "critical", "fingerprint": "sentry-1", "labels": {"service": "shopping-md"}})).unwrap();
+    let signed = app
+        .client
+        .post(app.url("/webhooks/generic/sentry"))
+        .header("X-Signature-256", sign_sha256(SECRET.as_bytes(), &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::ACCEPTED);
+    let signed: Value = signed.json().await.unwrap();
+    assert_eq!(signed["alerts"][0]["outcome"], "task_created");
+    let unmatched = serde_json::to_vec(
+        &json!({"title": "x", "fingerprint": "y", "labels": {"service": "other"}}),
+    )
+    .unwrap();
+    let ignored: Value = app
+        .client
+        .post(app.url("/webhooks/generic/sentry"))
+        .header(
+            "X-Signature-256",
+            sign_sha256(SECRET.as_bytes(), &unmatched),
+        )
+        .body(unmatched)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ignored["alerts"][0]["outcome"], "ignored");
+}
+
+async fn alert_endpoints_reject_bad_requests(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let body = fixture("alertmanager/firing.json");
+    for (path, token, body, status) in [
+        (
+            "/webhooks/alertmanager",
+            Some("wrong"),
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/webhooks/alertmanager",
+            None,
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/webhooks/grafana",
+            Some("wrong"),
+            fixture("grafana/firing.json"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/webhooks/alertmanager",
+            Some(ALERT_TOKEN),
+            b"{oops".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/webhooks/alertmanager",
+            Some(ALERT_TOKEN),
+            br#"{"version":"3","alerts":[]}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/webhooks/alertmanager",
+            Some(ALERT_TOKEN),
+            vec![b' '; 70 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "/webhooks/generic/sentry",
+            None,
+            br#"{"title":"t","fingerprint":"f"}"#.to_vec(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/webhooks/generic/unknown",
+            Some(ALERT_TOKEN),
+            br#"{"title":"t","fingerprint":"f"}"#.to_vec(),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let response = alert(&app, path, token, &body).await;
+        assert_eq!(response.status(), status, "{path} {token:?}");
+    }
+    let wrong_hmac = app
+        .client
+        .post(app.url("/webhooks/generic/sentry"))
+        .header("X-Signature-256", sign_sha256(b"wrong", b"{}"))
+        .body(r#"{"title":"t","fingerprint":"f"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_hmac.status(), StatusCode::UNAUTHORIZED);
+    assert!(tasks(&app).await.is_empty());
+}
+
+async fn alert_storm_makes_one_task_per_fingerprint(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = Arc::new(webhook_app(db, &api).await);
+    let template = fixture_json("alertmanager/firing.json");
+    let alert_template = template["alerts"][0].clone();
+    let started = std::time::Instant::now();
+    let mut requests = Vec::new();
+    // 10,000 alerts over 50 fingerprints: 200 notifications of 50 alerts, 16 at a time.
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(16));
+    for batch in 0..200 {
+        let mut body = template.clone();
+        body["alerts"] = json!(
+            (0..50)
+                .map(|i| {
+                    let mut alert = alert_template.clone();
+                    alert["fingerprint"] = json!(format!("fp-{}", (batch * 50 + i) % 50));
+                    alert
+                })
+                .collect::<Vec<_>>()
+        );
+        let (app, permit) = (
+            app.clone(),
+            semaphore.clone().acquire_owned().await.unwrap(),
+        );
+        requests.push(tokio::spawn(async move {
+            let response = alert(
+                &app,
+                "/webhooks/alertmanager",
+                Some(ALERT_TOKEN),
+                &serde_json::to_vec(&body).unwrap(),
+            )
+            .await;
+            drop(permit);
+            response.status()
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    println!(
+        "alert storm ({db:?}): 10,000 alerts in {:?}",
+        started.elapsed()
+    );
+    let tasks = tasks(&app).await;
+    assert_eq!(tasks.len(), 50, "exactly one task per fingerprint");
+    let mut total = 0;
+    for task in &tasks {
+        total += app
+            .store
+            .alert_group_of(task["id"].as_i64().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+    }
+    assert_eq!(total, 10_000, "every occurrence counted");
+}
+
+on_both_databases!(
+    github_fixtures_route_as_configured,
+    github_rejects_bad_requests_and_queues_nothing,
+    redelivery_makes_one_task,
+    replay_routes_again,
+    sticky_comment_is_created_once_then_edited,
+    alert_fixtures_route_and_resolve,
+    alert_endpoints_reject_bad_requests,
+    alert_storm_makes_one_task_per_fingerprint,
+);
