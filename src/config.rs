@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub tasks: TasksConfig,
     pub engine: EngineConfig,
+    pub scheduler: SchedulerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +108,27 @@ pub struct EngineConfig {
     pub max_party_json_bytes: u64,
 }
 
+/// How cron schedules fire (`src/schedules/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub max_sleep_ms: u64,
+    pub missed_after_secs: u64,
+    pub jobs_dir: PathBuf,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_sleep_ms: 5000,
+            missed_after_secs: 60,
+            jobs_dir: PathBuf::from("./jobs"),
+        }
+    }
+}
+
 /// What happens to a task's worktree once the task has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,6 +178,7 @@ impl Default for Config {
             log: LogConfig::default(),
             tasks: TasksConfig::default(),
             engine: EngineConfig::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }
@@ -337,6 +360,12 @@ impl Config {
                 "engine.ingest_interval_ms / queue_poll_ms",
                 "must be at least 50".into(),
             );
+        }
+        if self.scheduler.max_sleep_ms < 100 {
+            return bad("scheduler.max_sleep_ms", "must be at least 100".into());
+        }
+        if self.scheduler.missed_after_secs == 0 {
+            return bad("scheduler.missed_after_secs", "must be at least 1".into());
         }
         Ok(())
     }
