@@ -28,6 +28,7 @@ mod extract;
 mod health;
 mod page;
 mod projects;
+mod schedules;
 mod tasks;
 
 /// What every handler can reach.
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(audit::router())
         .merge(events::router())
+        .merge(schedules::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
