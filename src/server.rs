@@ -1,4 +1,5 @@
-//! Start-up of a service process: data dir, store, migrations, vault, first admin token.
+//! Start-up of a service process: data dir, store, migrations, vault, first admin token,
+//! `jobs/` schedules, workers and the scheduler.
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
@@ -13,6 +14,7 @@ use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::engine::{Engine, worker};
 use crate::http::AppState;
+use crate::schedules::scheduler::Scheduler;
 use crate::store::Store;
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
 
@@ -28,6 +30,8 @@ pub struct Started {
     pub generated_key_file: Option<PathBuf>,
     /// The queue workers of this process, if it runs any.
     pub workers: Option<Workers>,
+    /// The cron scheduler of this process, unless `scheduler.enabled` is off.
+    pub scheduler: Option<Scheduler>,
 }
 
 /// Running queue workers and the switch that stops them.
@@ -101,9 +105,14 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
+    crate::schedules::files::load_at_start(&store, &config).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
+    let scheduler = config
+        .scheduler
+        .enabled
+        .then(|| Scheduler::start(store.clone(), config.scheduler.clone()));
     Ok(Started {
         state: AppState {
             config,
@@ -114,6 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         admin_token,
         generated_key_file,
         workers,
+        scheduler,
     })
 }
 
