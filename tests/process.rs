@@ -379,13 +379,37 @@ async fn a_separate_worker_process_runs_tasks_from_a_shared_postgres_store() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let created = app.post("/api/v1/projects").json(&json!({"name": "shop", "local_path": repo.path()})).send().await.unwrap();
+    let created = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": "shop", "local_path": repo.path()}))
+        .send()
+        .await
+        .unwrap();
     assert!(created.status().is_success());
-    let task: Value = app.post("/api/v1/tasks").json(&json!({"project": "shop", "prompt": "run elsewhere"})).send().await.unwrap().json().await.unwrap();
+    let task: Value = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": "shop", "prompt": "run elsewhere"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = task["id"].as_i64().unwrap();
     let detail = wait_for("the worker process to run the task", WAIT, || async {
-        let detail: Value = app.get(&format!("/api/v1/tasks/{id}")).send().await.unwrap().json().await.unwrap();
-        let settled = detail["runs"].as_array().unwrap().iter().all(|r| !r["finished_at"].is_null());
+        let detail: Value = app
+            .get(&format!("/api/v1/tasks/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let settled = detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["finished_at"].is_null());
         (settled && detail["status"] == "awaiting_approval").then_some(detail)
     })
     .await;
