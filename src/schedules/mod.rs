@@ -17,7 +17,7 @@
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -364,7 +364,7 @@ impl Timing {
     /// The first tick strictly after `time`.
     pub fn next_after(&self, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&time.with_timezone(&self.timezone), false)
+            .find_next_occurrence(&self.whole_second(time), false)
             .ok()
             .map(|tick| tick.with_timezone(&Utc))
     }
@@ -372,9 +372,15 @@ impl Timing {
     /// The last tick at or before `time`.
     pub fn latest_at_or_before(&self, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_previous_occurrence(&time.with_timezone(&self.timezone), true)
+            .find_previous_occurrence(&self.whole_second(time), true)
             .ok()
             .map(|tick| tick.with_timezone(&Utc))
+    }
+
+    /// `time` in the schedule's zone without its fraction of a second: croner keeps the
+    /// fraction of the time it starts from, and ticks are whole seconds.
+    fn whole_second(&self, time: DateTime<Utc>) -> DateTime<Tz> {
+        time.trunc_subsecs(0).with_timezone(&self.timezone)
     }
 
     /// The calendar date of `tick` in the schedule's time zone, YYYY-MM-DD.
@@ -498,6 +504,15 @@ mod tests {
         assert_eq!(
             every_second.next_after(at("2025-03-01T09:30:00Z")),
             Some(at("2025-03-01T09:30:01Z"))
+        );
+        // Ticks are whole seconds, whatever the fraction of the time asked about.
+        assert_eq!(
+            every_second.next_after(at("2025-03-01T09:30:00.75Z")),
+            Some(at("2025-03-01T09:30:01Z"))
+        );
+        assert_eq!(
+            every_second.latest_at_or_before(at("2025-03-01T09:30:00.75Z")),
+            Some(at("2025-03-01T09:30:00Z"))
         );
         // Monday is 1, as in cron.
         let monday = Timing::parse("0 9 * * 1", "UTC").unwrap();
