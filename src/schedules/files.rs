@@ -65,7 +65,7 @@ pub async fn load_at_start(store: &Store, config: &Config) -> anyhow::Result<Opt
         return Ok(None);
     }
     if !dir.is_dir() {
-        tracing::info!(dir = %dir.display(), "no jobs directory; file schedules are left as they are");
+        tracing::debug!(dir = %dir.display(), "no jobs directory; file schedules are left as they are");
         return Ok(None);
     }
     let reconciled = reconcile(store, &config.tasks, dir)
