@@ -72,9 +72,10 @@ impl Sandbox {
 
     /// A config that opens the same store the commands use.
     fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.data_dir = self.data();
-        config
+        Config {
+            data_dir: self.data(),
+            ..Config::default()
+        }
     }
 }
 

@@ -661,9 +661,10 @@ fn ok(out: Output) -> Output {
 }
 
 fn data_config(data: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = data.to_path_buf();
-    config
+    Config {
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    }
 }
 
 #[tokio::test]
