@@ -734,7 +734,7 @@ fn refused(cmd: Command) -> String {
         out.stderr
     );
     assert!(
-        out.stderr.starts_with("error: "),
+        out.stderr.lines().any(|l| l.starts_with("error: ")),
         "{}: {}",
         out.what,
         out.stderr
