@@ -392,28 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Jobs {
-            command: JobsCommand::Reload { store, jobs_dir },
-        } => {
-            let config = load_config(&config_file, &store, None)?;
-            let dir = jobs_dir.unwrap_or_else(|| config.scheduler.jobs_dir.clone());
-            let store = server::open_store(&config).await?;
-            let reconciled = audited(&store, "jobs reload", "schedules".into(), async {
-                crate::schedules::files::reconcile(&store, &config.tasks, &dir)
-                    .await
-                    .map_err(crate::Error::Internal)
-            })
-            .await?;
-            for skipped in &reconciled.skipped {
-                eprintln!(
-                    "skipped {} ({}): {}",
-                    skipped.name, skipped.file, skipped.reason
-                );
-            }
-            eprintln!("{}: {}", dir.display(), reconciled.summary());
-            println!("{}", serde_json::to_string_pretty(&reconciled)?);
-            Ok(())
-        }
+        Command::Jobs { command } => jobs(&config_file, command).await,
     }
 }
 
@@ -746,6 +725,28 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
             }
         }
     }
+    Ok(())
+}
+
+async fn jobs(config_file: &Option<PathBuf>, command: JobsCommand) -> anyhow::Result<()> {
+    let JobsCommand::Reload { store, jobs_dir } = command;
+    let config = load_config(config_file, &store, None)?;
+    let dir = jobs_dir.unwrap_or_else(|| config.scheduler.jobs_dir.clone());
+    let store = server::open_store(&config).await?;
+    let reconciled = audited(&store, "jobs reload", "schedules".into(), async {
+        crate::schedules::files::reconcile(&store, &config.tasks, &dir)
+            .await
+            .map_err(crate::Error::Internal)
+    })
+    .await?;
+    for skipped in &reconciled.skipped {
+        eprintln!(
+            "skipped {} ({}): {}",
+            skipped.name, skipped.file, skipped.reason
+        );
+    }
+    eprintln!("{}: {}", dir.display(), reconciled.summary());
+    println!("{}", serde_json::to_string_pretty(&reconciled)?);
     Ok(())
 }
 
