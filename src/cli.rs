@@ -17,6 +17,7 @@ use crate::auth::{self, Principal, Role};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::credentials::{self, CredentialKind, NewCredential};
 use crate::projects::{NewProject, ProjectPatch};
+use crate::schedules::scheduler::Scheduler;
 use crate::server;
 use crate::store::Store;
 use crate::vault::{KeySource, MASTER_KEY_VAR, MasterKey};
@@ -89,7 +90,7 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Run queue workers only (no HTTP): add machines that run pipelines.
+    /// Run queue workers and the cron scheduler (no HTTP): add machines that run pipelines.
     ///
     /// Needs the same store as `serve` (PostgreSQL for several machines) and the same
     /// master key (AIOPS_MASTER_KEY or the key file).
@@ -109,6 +110,27 @@ enum Command {
     Hook {
         #[command(subcommand)]
         command: HookCommand,
+    },
+    /// Declarative schedules in the jobs directory (jobs/*.toml).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Make the store's file schedules match the jobs directory: create, change and remove
+    /// them; schedules made through the API are left alone.
+    ///
+    /// Every file is validated first, so a bad file changes nothing. Prints what changed as
+    /// JSON; a schedule whose project is not registered is listed under "skipped".
+    Reload {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Directory of *.toml job files [default: scheduler.jobs_dir, ./jobs].
+        #[arg(long, value_name = "DIR")]
+        jobs_dir: Option<PathBuf>,
     },
 }
 
@@ -370,6 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Jobs { command } => jobs(&config_file, command).await,
     }
 }
 
@@ -382,12 +405,19 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
     let engine = crate::engine::Engine::new(store.clone(), vault, std::sync::Arc::new(config));
     let workers = server::Workers::start(engine.clone());
+    let settings = &engine.config.scheduler;
+    let scheduler = settings
+        .enabled
+        .then(|| Scheduler::start(store.clone(), settings.clone()));
     eprintln!(
         "aiops worker {} is running; Ctrl-C stops it",
         engine.holder()
     );
     shutdown_signal().await;
     workers.stop().await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
     store.close().await;
     Ok(())
 }
@@ -449,6 +479,12 @@ async fn server_loop(
     crate::http::serve(listener, started.state, shutdown_signal()).await?;
     if let Some(workers) = started.workers {
         workers.stop().await;
+    }
+    if let Some(replies) = started.replies {
+        replies.cancel();
+    }
+    if let Some(scheduler) = started.scheduler {
+        scheduler.stop().await;
     }
     store.close().await;
     tracing::info!("stopped");
@@ -702,6 +738,28 @@ async fn secret(config_file: &Option<PathBuf>, command: SecretCommand) -> anyhow
             }
         }
     }
+    Ok(())
+}
+
+async fn jobs(config_file: &Option<PathBuf>, command: JobsCommand) -> anyhow::Result<()> {
+    let JobsCommand::Reload { store, jobs_dir } = command;
+    let config = load_config(config_file, &store, None)?;
+    let dir = jobs_dir.unwrap_or_else(|| config.scheduler.jobs_dir.clone());
+    let store = server::open_store(&config).await?;
+    let reconciled = audited(&store, "jobs reload", "schedules".into(), async {
+        crate::schedules::files::reconcile(&store, &config.tasks, &dir)
+            .await
+            .map_err(crate::Error::Internal)
+    })
+    .await?;
+    for skipped in &reconciled.skipped {
+        eprintln!(
+            "skipped {} ({}): {}",
+            skipped.name, skipped.file, skipped.reason
+        );
+    }
+    eprintln!("{}: {}", dir.display(), reconciled.summary());
+    println!("{}", serde_json::to_string_pretty(&reconciled)?);
     Ok(())
 }
 

@@ -33,6 +33,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub github: GithubConfig,
     pub alerts: AlertsConfig,
+    pub scheduler: SchedulerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +142,27 @@ impl Default for GithubConfig {
             token_credential: "github-token".into(),
             reply: true,
             max_body_bytes: 26 * 1024 * 1024,
+        }
+    }
+}
+
+/// How cron schedules fire (`src/schedules/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub max_sleep_ms: u64,
+    pub missed_after_secs: u64,
+    pub jobs_dir: PathBuf,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_sleep_ms: 5000,
+            missed_after_secs: 60,
+            jobs_dir: PathBuf::from("./jobs"),
         }
     }
 }
@@ -279,6 +301,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             github: GithubConfig::default(),
             alerts: AlertsConfig::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }
@@ -461,6 +484,12 @@ impl Config {
                 "must be at least 50".into(),
             );
         }
+        if self.scheduler.max_sleep_ms < 100 {
+            return bad("scheduler.max_sleep_ms", "must be at least 100".into());
+        }
+        if self.scheduler.missed_after_secs == 0 {
+            return bad("scheduler.missed_after_secs", "must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -492,5 +521,24 @@ impl Config {
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config/aiops.toml` lists every key with its default: reading it changes nothing.
+    #[test]
+    fn the_shipped_config_file_holds_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let from_file: Config = Figment::from(Toml::file_exact(&path))
+            .extract()
+            .expect("config/aiops.toml parses into Config");
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(Config::default()).unwrap()
+        );
+        from_file.validate().expect("the defaults are valid");
     }
 }

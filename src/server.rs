@@ -1,4 +1,5 @@
-//! Start-up of a service process: data dir, store, migrations, vault, first admin token.
+//! Start-up of a service process: data dir, store, migrations, vault, first admin token,
+//! `jobs/` schedules, workers and the scheduler.
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
@@ -13,6 +14,7 @@ use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::engine::{Engine, worker};
 use crate::http::AppState;
+use crate::schedules::scheduler::Scheduler;
 use crate::store::Store;
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
 
@@ -30,6 +32,8 @@ pub struct Started {
     pub workers: Option<Workers>,
     /// Stops the GitHub comment updater, if it runs.
     pub replies: Option<CancellationToken>,
+    /// The cron scheduler of this process, unless `scheduler.enabled` is off.
+    pub scheduler: Option<Scheduler>,
 }
 
 /// Running queue workers and the switch that stops them.
@@ -104,6 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
     let teams = Arc::new(load_teams(&config)?);
+    crate::schedules::files::load_at_start(&store, &config).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
@@ -117,6 +122,10 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         ));
         shutdown
     });
+    let scheduler = config
+        .scheduler
+        .enabled
+        .then(|| Scheduler::start(store.clone(), config.scheduler.clone()));
     Ok(Started {
         state: AppState {
             config,
@@ -129,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         generated_key_file,
         workers,
         replies,
+        scheduler,
     })
 }
 

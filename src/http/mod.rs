@@ -28,6 +28,7 @@ mod extract;
 mod health;
 mod page;
 mod projects;
+mod schedules;
 mod tasks;
 mod teams;
 mod webhooks;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(webhooks::api_router())
         .merge(teams::router())
+        .merge(schedules::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api

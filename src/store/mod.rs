@@ -34,6 +34,7 @@ pub mod deliveries;
 pub mod engine;
 pub mod events;
 pub mod projects;
+pub mod schedules;
 pub mod tasks;
 pub mod tokens;
 
@@ -62,6 +63,8 @@ pub struct Store {
     jobs_inserted: Option<JobsInserted>,
     /// The id of the newest event this process stored; SSE streams wait on it.
     latest_event: std::sync::Arc<watch::Sender<i64>>,
+    /// Counts schedule changes made by this process; its scheduler waits on it.
+    schedules_changed: std::sync::Arc<watch::Sender<u64>>,
 }
 
 /// The same as `sqlx::Error`; named for what callers see.
@@ -117,6 +120,7 @@ impl Store {
             pool,
             jobs_inserted,
             latest_event: std::sync::Arc::new(watch::channel(0).0),
+            schedules_changed: std::sync::Arc::new(watch::channel(0).0),
         })
     }
 
