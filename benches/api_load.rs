@@ -139,13 +139,29 @@ async fn bench_backend(
     let created = client
         .post(format!("{base}/api/v1/projects"))
         .bearer_auth(&token)
-        .json(
-            &serde_json::json!({"name": "bench", "repo_url": "https://github.com/acme/bench.git"}),
-        )
+        .json(&serde_json::json!({"name": "bench", "repo_url": "https://github.com/acme/bench.git", "github_repo": "acme/bench"}))
         .send()
         .await
         .unwrap();
     assert!(created.status().is_success());
+    for (project, name, kind, value) in [
+        (
+            Some("bench"),
+            "github-webhook",
+            "webhook_secret",
+            WEBHOOK_SECRET,
+        ),
+        (None, "alertmanager-webhook", "token", ALERT_TOKEN),
+    ] {
+        let created = client
+            .post(format!("{base}/api/v1/credentials"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"project": project, "name": name, "kind": kind, "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success());
+    }
 
     let (c, b, t) = (client.clone(), base.clone(), token.clone());
     let mut post = run_phase("POST /api/v1/tasks", requests, concurrency, move |i| {
