@@ -17,6 +17,10 @@ use crate::tasks::TaskSpec;
 /// Key space of the PostgreSQL advisory locks that serialise one alert fingerprint.
 const ALERT_LOCK_SPACE: i32 = 0x616c;
 
+const DELIVERY_SELECT: &str =
+    "SELECT id, source, delivery_id, event, action, repository, received_at,
+    outcome, reason, task_id FROM deliveries";
+
 /// An inbound delivery to record.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -169,10 +173,10 @@ impl Store {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Delivery>> {
-        Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, source, delivery_id, event, action, repository, received_at, outcome, reason, task_id
-             FROM deliveries WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR id < $2)
-             ORDER BY id DESC LIMIT $3")
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_SELECT} WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ));
+        Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(source)
             .bind(before_id)
             .bind(limit)
@@ -182,9 +186,8 @@ impl Store {
 
     /// A delivery with its payload, for replay.
     pub async fn delivery_payload(&self, id: i64) -> Result<(Delivery, serde_json::Value)> {
-        let delivery: Delivery = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, source, delivery_id, event, action, repository, received_at, outcome, reason, task_id
-             FROM deliveries WHERE id = $1")
+        let sql = sqlx::AssertSqlSafe(format!("{DELIVERY_SELECT} WHERE id = $1"));
+        let delivery: Delivery = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(pool)
             .await)?
