@@ -124,6 +124,7 @@ pub struct GithubConfig {
     pub priority: crate::tasks::Priority,
     pub app_secret_credential: String,
     pub token_credential: String,
+    pub app_credential: String,
     pub reply: bool,
     pub max_body_bytes: usize,
 }
@@ -140,6 +141,7 @@ impl Default for GithubConfig {
             priority: crate::tasks::Priority::Normal,
             app_secret_credential: "github-webhook".into(),
             token_credential: "github-token".into(),
+            app_credential: "github-app".into(),
             reply: true,
             max_body_bytes: 26 * 1024 * 1024,
         }

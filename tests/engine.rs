@@ -566,16 +566,17 @@ async fn events_stream_resumes_without_gap_or_duplicate(db: Db) {
     // First connection: read a few events, then drop it mid-stream.
     let first = read_sse(&app, id, None, 5).await;
     seen.extend(first);
+    // The task's last writes are run_finished and then, if the status still changes, its
+    // status_changed: once both are visible, the log for this task is complete.
     wait_for("the run to be recorded as finished", WAIT, || async {
         let events = app
             .store
             .events_after(0, Some(id), None, 10_000)
             .await
             .unwrap();
-        events
-            .iter()
-            .any(|e| e.kind == "run_finished")
-            .then_some(())
+        let finished = events.iter().any(|e| e.kind == "run_finished");
+        let status = app.store.task(id).await.unwrap().status;
+        (finished && status == "awaiting_approval").then_some(())
     })
     .await;
     let total = app

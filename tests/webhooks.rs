@@ -29,7 +29,8 @@ fn fixture_json(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).unwrap()
 }
 
-/// What the stand-in GitHub API received: (create | edit | unknown, path, body).
+/// What the stand-in GitHub API received: (create | edit | installation_token | unknown,
+/// path, body with the request's `authorization` header added).
 type Recorded = Arc<Mutex<Vec<(String, String, Value)>>>;
 
 /// A stand-in for api.github.com that records comment calls and answers like GitHub.
@@ -48,11 +49,23 @@ async fn github_stand_in() -> (String, Recorded) {
             move |State(rec): State<Recorded>,
                   method: axum::http::Method,
                   uri: axum::http::Uri,
-                  body: axum::Json<Value>| async move {
+                  headers: axum::http::HeaderMap,
+                  raw: axum::body::Bytes| async move {
                 let path = uri.path().to_string();
                 let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-                let text = body.0["body"].as_str().unwrap_or_default();
+                let mut body = axum::Json(serde_json::from_slice::<Value>(&raw).unwrap_or(json!({})));
+                let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                body.0["authorization"] = json!(authorization);
+                let text = body.0["body"].as_str().unwrap_or_default().to_string();
+                let text = text.as_str();
                 let (kind, answer) = match (method.as_str(), parts.as_slice()) {
+                    ("POST", ["app", "installations", _, "access_tokens"]) => (
+                        "installation_token",
+                        (
+                            StatusCode::CREATED,
+                            axum::Json(json!({"token": "ghs_installation_token", "expires_at": "2099-01-01T00:00:00Z", "permissions": {"issues": "write"}, "repository_selection": "all"})),
+                        ),
+                    ),
                     ("POST", ["repos", _, _, "issues", "comments", id])
                     | ("PATCH", ["repos", _, _, "issues", "comments", id]) => (
                         "edit",
@@ -526,6 +539,70 @@ async fn sticky_comment_is_created_once_then_edited(db: Db) {
     );
 }
 
+async fn sticky_comment_as_a_github_app_installation(db: Db) {
+    let (api, recorded) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let key = std::process::Command::new("openssl")
+        .args(["genrsa", "2048"])
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "openssl genrsa");
+    let credential = json!({"app_id": 4711, "private_key": String::from_utf8(key.stdout).unwrap()});
+    let created = app
+        .post("/api/v1/credentials")
+        .json(&json!({"name": "github-app", "kind": "github_app", "value": credential.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // Assigned to a configured bot login, delivered through App installation 1.
+    let answer: Value = deliver(
+        &app,
+        "issues",
+        "app-1",
+        &fixture("github/issues.assigned-installation.json"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["outcome"], "task_created", "{answer}");
+    wait_for(
+        "the comment to be created as the App",
+        Duration::from_secs(30),
+        || async {
+            recorded
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(kind, _, _)| kind == "create")
+                .then_some(())
+        },
+    )
+    .await;
+    let calls = recorded.lock().unwrap().clone();
+    let token_call = calls
+        .iter()
+        .find(|(kind, _, _)| kind == "installation_token")
+        .unwrap_or_else(|| panic!("no installation token was minted: {calls:#?}"));
+    assert_eq!(token_call.1, "/app/installations/1/access_tokens");
+    assert!(
+        token_call.2["authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer ey"),
+        "the App's JWT: {token_call:?}"
+    );
+    let create = calls.iter().find(|(kind, _, _)| kind == "create").unwrap();
+    assert!(
+        create.2["authorization"]
+            .as_str()
+            .unwrap()
+            .ends_with("ghs_installation_token"),
+        "{create:?}"
+    );
+}
+
 async fn alert(app: &TestApp, path: &str, token: Option<&str>, body: &[u8]) -> reqwest::Response {
     let mut request = app
         .client
@@ -809,6 +886,7 @@ on_both_databases!(
     redelivery_makes_one_task,
     replay_routes_again,
     sticky_comment_is_created_once_then_edited,
+    sticky_comment_as_a_github_app_installation,
     alert_fixtures_route_and_resolve,
     alert_endpoints_reject_bad_requests,
     alert_storm_makes_one_task_per_fingerprint,

@@ -38,6 +38,7 @@ CREATE TABLE github_replies (
     repo             TEXT    NOT NULL,                 -- owner/repo
     issue_number     BIGINT NOT NULL,
     comment_id       BIGINT,                          -- NULL until created
+    installation_id  BIGINT,                          -- GitHub App installation that sent the event
     reported_status  TEXT,                             -- the task status the comment shows
     updated_at       TIMESTAMPTZ NOT NULL
 );

@@ -127,10 +127,11 @@ impl Store {
                         if let (Some("github_issue"), Some(repo), Some(number)) =
                             (issue["kind"].as_str(), issue["repo"].as_str(), issue["issue"].as_i64())
                         {
-                            sqlx::query("INSERT INTO github_replies (task_id, repo, issue_number, updated_at) VALUES ($1, $2, $3, $4)")
+                            sqlx::query("INSERT INTO github_replies (task_id, repo, issue_number, installation_id, updated_at) VALUES ($1, $2, $3, $4, $5)")
                                 .bind(task_id)
                                 .bind(repo)
                                 .bind(number)
+                                .bind(issue["installation"].as_i64())
                                 .bind(now)
                                 .execute(&mut *tx)
                                 .await?;
@@ -311,6 +312,7 @@ pub struct ReplyDue {
     pub repo: String,
     pub issue_number: i64,
     pub comment_id: Option<i64>,
+    pub installation_id: Option<i64>,
     pub status: String,
     pub status_reason: Option<String>,
 }
@@ -319,7 +321,7 @@ impl Store {
     /// Comments to create or edit: tasks whose status differs from what their comment shows.
     pub async fn github_replies_due(&self) -> Result<Vec<ReplyDue>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT r.task_id, t.project_id, t.team, r.repo, r.issue_number, r.comment_id, t.status, t.status_reason
+            "SELECT r.task_id, t.project_id, t.team, r.repo, r.issue_number, r.comment_id, r.installation_id, t.status, t.status_reason
              FROM github_replies r JOIN tasks t ON t.id = r.task_id
              WHERE r.reported_status IS NULL OR r.reported_status <> t.status
              ORDER BY r.task_id LIMIT 100")

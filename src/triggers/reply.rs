@@ -1,8 +1,9 @@
 //! The sticky GitHub comment: one comment per task on the issue it came from, created when
 //! the task is queued and edited as the task moves on (never a stream of comments).
 //!
-//! Talks to GitHub through octocrab at `github.api_url` with the project's (or the global)
-//! `github.token_credential`. Failures are retried on the next pass; nothing here blocks a task.
+//! Talks to GitHub through octocrab at `github.api_url`, as a GitHub App installation
+//! (`github.app_credential`, installation tokens minted and refreshed by octocrab) or with
+//! the project's (or the global) `github.token_credential`. Failures are retried on the next pass; nothing here blocks a task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,30 +47,73 @@ pub async fn run_replies(
     }
 }
 
-async fn update_reply(
+/// A GitHub App's identity, as stored in a `github_app` credential.
+#[derive(serde::Deserialize)]
+struct AppCredential {
+    app_id: u64,
+    private_key: String,
+}
+
+/// A GitHub client for this reply: as the App installation that sent the event when an App
+/// credential exists, else with the token credential; None when neither exists.
+async fn github_client(
     store: &Store,
     vault: &Vault,
     config: &Config,
     reply: &ReplyDue,
-) -> anyhow::Result<()> {
-    let Some(token) = credentials::reveal_named(
+) -> anyhow::Result<Option<octocrab::Octocrab>> {
+    // The builder is made after each await: it is not Send.
+    let builder = || octocrab::Octocrab::builder().base_uri(config.github.api_url.as_str());
+    if let Some(installation) = reply.installation_id
+        && let Some(app) = credentials::reveal_named(
+            store,
+            vault,
+            reply.project_id,
+            &config.github.app_credential,
+        )
+        .await?
+    {
+        let app: AppCredential = serde_json::from_str(&app).map_err(|_| {
+            anyhow::anyhow!(
+                "credential {} must be JSON {{\"app_id\": …, \"private_key\": \"-----BEGIN …\"}}",
+                config.github.app_credential
+            )
+        })?;
+        let client = builder()?
+            .app_from_rsa_pem(app.app_id.into(), app.private_key.as_bytes())?
+            .build()?
+            .installation((installation as u64).into())?;
+        return Ok(Some(client));
+    }
+    match credentials::reveal_named(
         store,
         vault,
         reply.project_id,
         &config.github.token_credential,
     )
     .await?
-    else {
-        tracing::warn!(task = reply.task_id, credential = %config.github.token_credential, "no GitHub token credential; the issue gets no comment");
+    {
+        Some(token) => Ok(Some(builder()?.personal_token(token).build()?)),
+        None => Ok(None),
+    }
+}
+
+async fn update_reply(
+    store: &Store,
+    vault: &Vault,
+    config: &Config,
+    reply: &ReplyDue,
+) -> anyhow::Result<()> {
+    let Some(github) = github_client(store, vault, config, reply).await? else {
+        tracing::warn!(
+            task = reply.task_id,
+            "no GitHub App or token credential; the issue gets no comment"
+        );
         store
             .mark_reply(reply.task_id, reply.comment_id, &reply.status)
             .await?;
         return Ok(());
     };
-    let github = octocrab::Octocrab::builder()
-        .base_uri(config.github.api_url.as_str())?
-        .personal_token(token)
-        .build()?;
     let (owner, repo) = reply
         .repo
         .split_once('/')
