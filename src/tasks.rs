@@ -33,6 +33,16 @@ impl Priority {
         }
     }
 
+    /// Parses a stored name; anything unknown reads as normal.
+    pub fn from_stored(stored: &str) -> Priority {
+        match stored {
+            "critical" => Priority::Critical,
+            "high" => Priority::High,
+            "low" => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
+
     /// Ordering weight: larger is claimed first.
     pub fn rank(self) -> i32 {
         match self {
@@ -68,6 +78,14 @@ impl Source {
             Source::Cli => "cli",
         }
     }
+}
+
+/// Statuses after which nothing more happens to a task.
+pub const ENDED_STATUSES: &[&str] = &["done", "failed", "rolled_back", "cancelled"];
+
+/// True when a task in `status` has ended.
+pub fn has_ended(status: &str) -> bool {
+    ENDED_STATUSES.contains(&status)
 }
 
 /// Every status a task can have, in lifecycle order.

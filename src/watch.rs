@@ -6,9 +6,6 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::Value;
 
-/// Statuses after which nothing more happens to a task.
-const TERMINAL: &[&str] = &["done", "failed", "rolled_back", "cancelled"];
-
 /// Prints the task's events as they happen, reconnecting with `Last-Event-ID` when the
 /// connection drops; returns when the task ends (or, unless `follow`, waits for a human).
 pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> anyhow::Result<()> {
@@ -63,7 +60,7 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
                 println!("{}", describe(&event));
                 if event["kind"] == "status_changed" {
                     let to = event["data"]["to"].as_str().unwrap_or_default();
-                    if TERMINAL.contains(&to) || (!follow && to == "awaiting_approval") {
+                    if crate::tasks::has_ended(to) || (!follow && to == "awaiting_approval") {
                         return Ok(());
                     }
                 }

@@ -21,7 +21,7 @@ use crate::queue::{NewJob, RunJob};
 use crate::records::NewEvent;
 use crate::store::Store;
 use crate::store::engine::{RunResult, TaskExec};
-use crate::tasks::Priority;
+use crate::tasks::{self, Priority};
 use crate::vault::{Redactor, Vault};
 
 pub mod agent;
@@ -108,10 +108,7 @@ impl Engine {
     /// Brings a task forward by one step.
     pub async fn process(&self, job: &RunJob) -> Result<JobOutcome> {
         let task = self.store.task_exec(job.task_id).await?;
-        if matches!(
-            task.status.as_str(),
-            "done" | "failed" | "rolled_back" | "cancelled"
-        ) {
+        if tasks::has_ended(&task.status) {
             return Ok(JobOutcome::Skipped);
         }
         if task.cancel_requested_at.is_some() {
@@ -123,7 +120,7 @@ impl Engine {
         if task.status == "awaiting_approval" && job.resume_approval_id.is_none() {
             return Ok(JobOutcome::Skipped);
         }
-        let priority = priority_of(&task.priority);
+        let priority = Priority::from_stored(&task.priority);
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
         if !self
@@ -321,7 +318,7 @@ impl Engine {
             reason,
             "infrastructure failure; retrying later"
         );
-        let mut retry = NewJob::now(task.id, priority_of(&task.priority));
+        let mut retry = NewJob::now(task.id, Priority::from_stored(&task.priority));
         retry.delay = Duration::from_secs(backoff);
         self.store.push_job(&retry).await?;
         let event = NewEvent::platform(
@@ -421,10 +418,7 @@ impl Engine {
                 "run_id": run_id, "status": run.status, "exit_code": run.exit_code, "cost_usd": run.cost_usd,
             }))])
             .await?;
-        if matches!(
-            status.as_str(),
-            "done" | "failed" | "rolled_back" | "cancelled"
-        ) {
+        if tasks::has_ended(&status) {
             self.clean_up(&task, &status).await;
         }
         store
@@ -570,15 +564,6 @@ fn settle(
         log: outcome.log.clone(),
     };
     (status, reason, run)
-}
-
-fn priority_of(stored: &str) -> Priority {
-    match stored {
-        "critical" => Priority::Critical,
-        "high" => Priority::High,
-        "low" => Priority::Low,
-        _ => Priority::Normal,
-    }
 }
 
 fn hostname() -> String {

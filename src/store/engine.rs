@@ -180,7 +180,7 @@ impl Store {
         phase: Option<&str>,
     ) -> Result<bool> {
         let now = Utc::now();
-        let terminal = matches!(status, "done" | "failed" | "rolled_back" | "cancelled");
+        let terminal = crate::tasks::has_ended(status);
         let (changed, event_id) = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let current: Option<(String, i64, Option<String>)> = sqlx::query_as(
@@ -289,10 +289,7 @@ impl Store {
     /// is stopped by the worker that holds it. Returns the task's status afterwards.
     pub async fn request_cancel(&self, task_id: i64) -> Result<String> {
         let exec = self.task_exec(task_id).await?;
-        if matches!(
-            exec.status.as_str(),
-            "done" | "failed" | "rolled_back" | "cancelled"
-        ) {
+        if crate::tasks::has_ended(&exec.status) {
             return Err(Error::Conflict(format!(
                 "task {task_id} already ended ({})",
                 exec.status
