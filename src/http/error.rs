@@ -3,7 +3,7 @@
 //! Internal failures are logged with their detail and answered with a generic message.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -102,10 +102,18 @@ impl From<JsonRejection> for Error {
             JsonRejection::MissingJsonContentType(_) => {
                 Error::BadRequest("expected a body with Content-Type: application/json".into())
             }
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::PayloadTooLarge
-            }
+            JsonRejection::BytesRejection(e) => e.into(),
             other => Error::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for Error {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge
+        } else {
+            Error::BadRequest(rejection.body_text())
         }
     }
 }

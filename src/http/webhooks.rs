@@ -45,13 +45,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 fn body_of(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge
-        } else {
-            Error::BadRequest(e.body_text())
-        }
-    })
+    body.map_err(Error::from)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
