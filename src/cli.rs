@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::approvals::{self, Decision};
 use crate::audit::NewAuditEntry;
 use crate::auth::{self, Principal, Role};
 use crate::config::{Config, LogFormat, Overrides};
@@ -115,6 +116,53 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// Approval requests of pipelines.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// Approve a pending approval: the pipeline goes on (and approved work becomes a pull
+    /// request). A decision is final: a second one on any channel is refused.
+    Approve {
+        #[command(flatten)]
+        decision: DecisionArgs,
+    },
+    /// Reject a pending approval: the pipeline rolls back and its branch is deleted.
+    Reject {
+        #[command(flatten)]
+        decision: DecisionArgs,
+    },
+    /// Send work back with instructions: the pipeline works again and asks again.
+    Revise {
+        #[command(flatten)]
+        decision: DecisionArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct DecisionArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Approval id (`aiops approvals list`).
+    id: i64,
+    /// Why, or what should change (required by revise).
+    #[arg(long, short = 'm')]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalsCommand {
+    /// List approvals, newest first: pending ones unless --all.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Include decided and expired approvals.
+        #[arg(long)]
+        all: bool,
+        /// Only this project's approvals.
+        #[arg(long)]
+        project: Option<String>,
     },
 }
 
@@ -393,7 +441,93 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs { command } => jobs(&config_file, command).await,
+        Command::Approvals {
+            command:
+                ApprovalsCommand::List {
+                    store,
+                    all,
+                    project,
+                },
+        } => list_approvals(&config_file, &store, all, project).await,
+        Command::Approve { decision } => decide(&config_file, decision, Decision::Approve).await,
+        Command::Reject { decision } => decide(&config_file, decision, Decision::Reject).await,
+        Command::Revise { decision } => decide(&config_file, decision, Decision::Revise).await,
     }
+}
+
+async fn list_approvals(
+    config_file: &Option<PathBuf>,
+    store: &StoreArgs,
+    all: bool,
+    project: Option<String>,
+) -> anyhow::Result<()> {
+    let store = server::open_store(&load_config(config_file, store, None)?).await?;
+    let project_id = match project {
+        Some(name) => Some(store.project(&name).await?.id),
+        None => None,
+    };
+    let filter = crate::store::approvals::ApprovalFilter {
+        status: (!all).then(|| "pending".to_string()),
+        project_id,
+        task_id: None,
+        limit: 200,
+    };
+    println!(
+        "{:<6} {:<6} {:<7} {:<9} {:<26} WHAT",
+        "ID", "TASK", "KIND", "STATUS", "REQUESTED"
+    );
+    for a in store.list_approvals(&filter).await? {
+        let what = match (&a.decision, &a.tool_name, &a.summary) {
+            (Some(decision), _, _) => format!(
+                "{decision} by {} via {}",
+                a.decided_by.as_deref().unwrap_or("?"),
+                a.channel.as_deref().unwrap_or("?")
+            ),
+            (None, Some(tool), _) => format!("{tool} ({})", a.risk_level.as_deref().unwrap_or("?")),
+            (None, None, Some(summary)) => summary
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect(),
+            _ => String::new(),
+        };
+        println!(
+            "{:<6} {:<6} {:<7} {:<9} {:<26} {what}",
+            a.id,
+            a.task_id,
+            a.kind,
+            a.status,
+            a.requested_at.to_rfc3339()
+        );
+    }
+    Ok(())
+}
+
+async fn decide(
+    config_file: &Option<PathBuf>,
+    args: DecisionArgs,
+    decision: Decision,
+) -> anyhow::Result<()> {
+    let store = server::open_store(&load_config(config_file, &args.store, None)?).await?;
+    let principal = auth::Principal::cli();
+    let decider = approvals::Decider {
+        name: principal.name,
+        principal_id: None,
+        channel: approvals::Channel::Cli,
+        source: "cli".into(),
+    };
+    let request = approvals::DecisionRequest {
+        decision,
+        comment: args.comment,
+    };
+    let approval = approvals::decide(&store, args.id, &request, &decider).await?;
+    eprintln!(
+        "approval {} decided: {decision}; task {} resumes with it",
+        approval.id, approval.task_id
+    );
+    Ok(())
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {
@@ -480,6 +614,7 @@ async fn server_loop(
     if let Some(workers) = started.workers {
         workers.stop().await;
     }
+    started.approval_deadlines.cancel();
     if let Some(replies) = started.replies {
         replies.cancel();
     }

@@ -34,6 +34,8 @@ pub struct Config {
     pub github: GithubConfig,
     pub alerts: AlertsConfig,
     pub scheduler: SchedulerConfig,
+    pub approvals: ApprovalsConfig,
+    pub pull_requests: PullRequestsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +167,62 @@ impl Default for SchedulerConfig {
             max_sleep_ms: 5000,
             missed_after_secs: 60,
             jobs_dir: PathBuf::from("./jobs"),
+        }
+    }
+}
+
+/// How long a human has to decide, and what an approval shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    pub expires_after_secs: u64,
+    pub on_expiry: OnExpiry,
+    pub link_ttl_secs: u64,
+    pub max_diff_bytes: usize,
+    pub expiry_check_secs: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            expires_after_secs: 3 * 24 * 3600,
+            on_expiry: OnExpiry::Reject,
+            link_ttl_secs: 7 * 24 * 3600,
+            max_diff_bytes: 256 * 1024,
+            expiry_check_secs: 30,
+        }
+    }
+}
+
+/// What happens to an approval nobody decided in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// Decided as a rejection by the platform; the pipeline rolls back.
+    Reject,
+    /// Stays pending; its links stop working, the API and CLI can still decide it.
+    LeaveOpen,
+}
+
+/// How approved work becomes a pull request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullRequestsConfig {
+    pub enabled: bool,
+    pub draft: bool,
+    pub author_name: String,
+    pub author_email: String,
+    pub push_credential: String,
+}
+
+impl Default for PullRequestsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            draft: false,
+            author_name: "aiops".into(),
+            author_email: "aiops@localhost".into(),
+            push_credential: "github-token".into(),
         }
     }
 }
@@ -304,6 +362,8 @@ impl Default for Config {
             github: GithubConfig::default(),
             alerts: AlertsConfig::default(),
             scheduler: SchedulerConfig::default(),
+            approvals: ApprovalsConfig::default(),
+            pull_requests: PullRequestsConfig::default(),
         }
     }
 }
@@ -491,6 +551,20 @@ impl Config {
         }
         if self.scheduler.missed_after_secs == 0 {
             return bad("scheduler.missed_after_secs", "must be at least 1".into());
+        }
+        if self.approvals.link_ttl_secs == 0 || self.approvals.expiry_check_secs == 0 {
+            return bad(
+                "approvals.link_ttl_secs / expiry_check_secs",
+                "must be at least 1".into(),
+            );
+        }
+        if self.pull_requests.author_name.trim().is_empty()
+            || !self.pull_requests.author_email.contains('@')
+        {
+            return bad(
+                "pull_requests.author_name / author_email",
+                "need a name and an e-mail address for the commits of approved work".into(),
+            );
         }
         Ok(())
     }

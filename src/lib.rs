@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod notify;
 pub mod projects;
 pub mod queue;
 pub mod records;

@@ -4,7 +4,7 @@
 //! (which read them). Everything textual in them was redacted before it was stored.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// One execution attempt of a task's agent process.
@@ -141,4 +141,40 @@ pub struct ApprovalRecord {
     pub channel: Option<String>,
     pub requested_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the change and the findings shown with the request were taken.
+    pub snapshot_at: Option<DateTime<Utc>>,
+    /// When a resume run handed the decision to the pipeline.
+    pub resumed_at: Option<DateTime<Utc>>,
+}
+
+/// What a human sees when deciding: the worktree's change and the findings at request time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct ApprovalSnapshot {
+    /// Changed files: path, insertions, deletions, status.
+    #[sqlx(json(nullable))]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diff_files: Option<Vec<ChangedFile>>,
+    /// The unified diff, cut at `approvals.max_diff_bytes`.
+    pub diff_patch: Option<String>,
+    pub diff_truncated: bool,
+    #[sqlx(json(nullable))]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub findings: Option<Vec<FindingText>>,
+}
+
+/// One changed file of an approval's diff.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangedFile {
+    pub path: String,
+    pub insertions: u64,
+    pub deletions: u64,
+    /// added | modified | deleted | renamed
+    pub status: String,
+}
+
+/// A finding as it read when an approval was requested (redacted).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FindingText {
+    pub name: String,
+    pub content: String,
 }

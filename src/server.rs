@@ -32,6 +32,8 @@ pub struct Started {
     pub workers: Option<Workers>,
     /// Stops the GitHub comment updater, if it runs.
     pub replies: Option<CancellationToken>,
+    /// Stops the check of approval deadlines.
+    pub approval_deadlines: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
 }
@@ -122,6 +124,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         ));
         shutdown
     });
+    let approval_deadlines = CancellationToken::new();
+    tokio::spawn(crate::approvals::run_expiry(
+        store.clone(),
+        config.clone(),
+        approval_deadlines.clone(),
+    ));
     let scheduler = config
         .scheduler
         .enabled
@@ -138,6 +146,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         generated_key_file,
         workers,
         replies,
+        approval_deadlines,
         scheduler,
     })
 }

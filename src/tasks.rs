@@ -125,6 +125,11 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The pull request made of the approved work.
+    pub pr_url: Option<String>,
+    pub pr_number: Option<i64>,
+    /// What became of the change when there is no pull request ("no changes", a push error).
+    pub change_note: Option<String>,
 }
 
 /// Body of a task creation.

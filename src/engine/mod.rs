@@ -25,6 +25,7 @@ use crate::tasks::{self, Priority};
 use crate::vault::{Redactor, Vault};
 
 pub mod agent;
+mod gate;
 pub mod ingest;
 pub mod party;
 pub mod worker;
@@ -181,11 +182,13 @@ impl Engine {
             Err(PrepareError::Store(e)) => return Err(e),
         };
         let (kind, template, decision) = match job.resume_approval_id {
-            Some(approval_id) => (
-                "resume",
-                &self.config.engine.resume_command,
-                Some(self.decision_prompt(approval_id).await?),
-            ),
+            Some(approval_id) => match self
+                .prepare_resume(approval_id, &task, &worktree, interrupted)
+                .await?
+            {
+                Some(prompt) => ("resume", &self.config.engine.resume_command, Some(prompt)),
+                None => return Ok(JobOutcome::Skipped),
+            },
             None if interrupted => ("recover", &self.config.engine.command, None),
             None => ("start", &self.config.engine.command, None),
         };
@@ -235,7 +238,7 @@ impl Engine {
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
         };
         drop(secrets);
-        self.run_pipeline(task, project.id, kind, worktree, spec, redactor)
+        self.run_pipeline(task, &project, kind, worktree, spec, redactor)
             .await
     }
 
@@ -331,22 +334,24 @@ impl Engine {
         Ok(JobOutcome::Retried)
     }
 
-    /// The decision prompt a resumed pipeline gets, in the plugin's shapes.
-    async fn decision_prompt(&self, approval_id: i64) -> Result<String> {
-        Err(Error::Conflict(format!(
-            "approval {approval_id}: deciding approvals is not available in this version"
-        )))
+    fn party_limits(&self) -> party::Limits {
+        party::Limits {
+            max_json_bytes: self.config.engine.max_party_json_bytes,
+            max_finding_bytes: self.config.engine.max_finding_bytes,
+            ..party::Limits::default()
+        }
     }
 
     async fn run_pipeline(
         &self,
         task: TaskExec,
-        project_id: i64,
+        project: &Project,
         kind: &str,
         worktree: PathBuf,
         spec: AgentSpec,
         redactor: Redactor,
     ) -> Result<JobOutcome> {
+        let project_id = project.id;
         let store = &self.store;
         store
             .set_task_status(task.id, "running", None, None)
@@ -360,12 +365,13 @@ impl Engine {
                 json!({"run_id": run_id, "kind": kind}),
             )])
             .await?;
-        let limits = party::Limits {
-            max_json_bytes: self.config.engine.max_party_json_bytes,
-            max_finding_bytes: self.config.engine.max_finding_bytes,
-            ..party::Limits::default()
-        };
-        let mut ingestor = Ingestor::new(store.clone(), &task, worktree.clone(), limits, redactor);
+        let mut ingestor = Ingestor::new(
+            store.clone(),
+            &task,
+            worktree.clone(),
+            self.party_limits(),
+            redactor.clone(),
+        );
         let cancel = CancellationToken::new();
         self.running
             .lock()
@@ -418,6 +424,12 @@ impl Engine {
                 "run_id": run_id, "status": run.status, "exit_code": run.exit_code, "cost_usd": run.cost_usd,
             }))])
             .await?;
+        if status == "awaiting_approval"
+            && let Err(e) = self.show_new_approvals(&task, &worktree, &redactor).await
+        {
+            tracing::warn!(task = task.id, error = %e, "could not prepare the approval request");
+        }
+        self.conclude_change(&task, project, &status).await;
         if tasks::has_ended(&status) {
             self.clean_up(&task, &status).await;
         }
@@ -429,6 +441,7 @@ impl Engine {
                 final_state.phase.as_deref(),
             )
             .await?;
+        self.announce_end(task.id, &status).await;
         Ok(JobOutcome::Ran(status))
     }
 
@@ -472,10 +485,13 @@ impl Engine {
         }
     }
 
-    /// Removes an ended task's worktree per the retention setting; the branch stays only
-    /// when the task is done (its change may become a pull request).
+    /// Removes an ended task's worktree per the retention setting (always after a rollback);
+    /// the branch stays only when the task is done (its change may be a pull request).
     async fn clean_up(&self, task: &TaskExec, status: &str) {
-        if self.config.engine.worktree_retention == WorktreeRetention::Keep {
+        // Rejected work leaves nothing behind, whatever the retention.
+        if self.config.engine.worktree_retention == WorktreeRetention::Keep
+            && status != "rolled_back"
+        {
             return;
         }
         let Ok(exec) = self.store.task_exec(task.id).await else {

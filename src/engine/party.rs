@@ -399,6 +399,30 @@ pub fn derive_status(
     (status.to_owned(), reason)
 }
 
+/// How old a session may be before the plugin's UserPromptSubmit hook ignores it.
+pub const HOOK_IGNORES_AFTER_HOURS: i64 = 4;
+
+/// True when the plugin's hook would ignore a decision prompt for `session_id`: the session
+/// was created more than [`HOOK_IGNORES_AFTER_HOURS`] ago, its `session.json` is unusable,
+/// or no session is recorded as active. aiops then applies the decision itself.
+pub fn hook_ignores(
+    worktree: &Path,
+    session_id: &str,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> bool {
+    if recorded_active_session(worktree, limits).is_none() {
+        return true;
+    }
+    match read_snapshot(worktree, session_id, limits)
+        .session
+        .and_then(|session| session.created_at)
+    {
+        Some(created) => now - created > chrono::Duration::hours(HOOK_IGNORES_AFTER_HOURS),
+        None => true,
+    }
+}
+
 /// Applies a human decision to the files as the plugin's UserPromptSubmit hook would, for
 /// sessions the hook ignores (created more than 4 hours ago). The request is re-read from disk
 /// and must still be pending. Tool approval: the request is marked decided, the session goes
@@ -411,7 +435,7 @@ pub fn derive_status(
 pub fn apply_decision(
     worktree: &Path,
     session_id: &str,
-    request: &ApprovalRequest,
+    request_id: &str,
     decision: &str,
     comment: Option<&str>,
     decided_by: &str,
@@ -428,7 +452,7 @@ pub fn apply_decision(
         });
     }
     let (approval_path, kind, mut approval) =
-        find_pending_request(worktree, session_id, &request.request_id, limits)?;
+        find_pending_request(worktree, session_id, request_id, limits)?;
     // Everything that can be refused is read or opened before anything is written.
     let dir = session_dir(session_id);
     let session_path = dir.join("session.json");
@@ -445,7 +469,7 @@ pub fn apply_decision(
     )?;
 
     let decided = Decision {
-        request_id: &request.request_id,
+        request_id,
         decision,
         comment: comment.unwrap_or(""),
         decided_by,
@@ -1698,8 +1722,16 @@ mod tests {
             "{error}"
         );
         let request = pending_request(&read_snapshot(tree.root(), FIXTURE_SESSION, &limits));
-        let error = apply_decision(tree.root(), "..", &request, "approve", None, "u", &limits)
-            .expect_err("refused");
+        let error = apply_decision(
+            tree.root(),
+            "..",
+            &request.request_id,
+            "approve",
+            None,
+            "u",
+            &limits,
+        )
+        .expect_err("refused");
         assert!(
             matches!(error, PartyError::InvalidSessionId { .. }),
             "{error}"
@@ -2260,7 +2292,7 @@ mod tests {
         apply_decision(
             tree.root(),
             SESSION,
-            &outside_request,
+            &outside_request.request_id,
             "approve",
             None,
             "u",
@@ -2476,7 +2508,7 @@ mod tests {
         apply_decision(
             root,
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "approve",
             Some("looks good"),
             "alice@example.com",
@@ -2574,7 +2606,7 @@ mod tests {
         let error = apply_decision(
             root,
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "approve",
             None,
             "bob",
@@ -2620,7 +2652,7 @@ mod tests {
             apply_decision(
                 tree.root(),
                 SESSION,
-                &request,
+                &request.request_id,
                 decision,
                 None,
                 "carol",
@@ -2661,7 +2693,7 @@ mod tests {
         apply_decision(
             tree.root(),
             SESSION,
-            &request,
+            &request.request_id,
             "approve",
             None,
             "erin",
@@ -2699,7 +2731,7 @@ mod tests {
             let error = apply_decision(
                 tree.root(),
                 FIXTURE_SESSION,
-                &request,
+                &request.request_id,
                 "approve",
                 None,
                 "u",
@@ -2733,7 +2765,7 @@ mod tests {
         let error = apply_decision(
             tree.root(),
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "approve",
             None,
             "u",
@@ -2758,7 +2790,7 @@ mod tests {
         let error = apply_decision(
             tree.root(),
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "maybe",
             None,
             "u",
@@ -2779,7 +2811,7 @@ mod tests {
         let error = apply_decision(
             tree.root(),
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "approve",
             None,
             "u",
@@ -2809,7 +2841,7 @@ mod tests {
         apply_decision(
             tree.root(),
             FIXTURE_SESSION,
-            &request,
+            &request.request_id,
             "reject",
             Some("too risky"),
             "dave",

@@ -319,6 +319,68 @@ impl Worktrees {
         Ok(())
     }
 
+    /// Commits everything the task changed (`.party/` left out) on its branch and pushes the
+    /// branch to the repository's `origin`. Returns the pushed commit, or None when the task
+    /// changed nothing relative to `base`. `push_token` authenticates an HTTPS remote; it is
+    /// passed to git through its environment, never on a command line.
+    pub async fn commit_and_push(
+        &self,
+        worktree: &Path,
+        base: &str,
+        branch: &str,
+        message: &str,
+        author: (&str, &str),
+        push_token: Option<&str>,
+    ) -> Result<Option<String>, WorktreeError> {
+        let worktree = absolute(worktree)?;
+        git(&worktree)
+            .args(["add", "--all", "--", ".", EXCLUDE_PARTY])
+            .run()
+            .await?;
+        let staged = git(&worktree)
+            .args(["diff", "--cached", "--quiet"])
+            .output()
+            .await?;
+        if !staged.status.success() {
+            let (name, email) = author;
+            git(&worktree)
+                .arg("-c")
+                .arg(format!("user.name={name}"))
+                .arg("-c")
+                .arg(format!("user.email={email}"))
+                .args(["commit", "--no-verify", "--quiet", "-m", message])
+                .run()
+                .await?;
+        }
+        let base_commit = resolve_commit(&worktree, base, base).await?;
+        let ahead = git(&worktree)
+            .args(["rev-list", "--count", &format!("{base_commit}..HEAD")])
+            .run()
+            .await?;
+        if first_line(&ahead) == "0" {
+            return Ok(None);
+        }
+        let mut push = git(&worktree)
+            .args(["push", "--quiet", "origin"])
+            .arg(format!("HEAD:refs/heads/{branch}"))
+            .network();
+        if let Some(token) = push_token {
+            use base64::Engine as _;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            push = push
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: Basic {basic}"),
+                );
+        }
+        push.run().await?;
+        let head = git(&worktree).args(["rev-parse", "HEAD"]).run().await?;
+        Ok(Some(first_line(&head)))
+    }
+
     /// The change in `worktree` against `base`, untracked files included and `.party/` left out,
     /// with the patch cut at `max_patch_bytes`.
     pub async fn diff(
@@ -696,6 +758,7 @@ fn git(dir: &Path) -> GitCommand {
         args: Vec::new(),
         index_file: None,
         network: false,
+        env: Vec::new(),
     }
 }
 
@@ -705,6 +768,8 @@ struct GitCommand {
     args: Vec<OsString>,
     index_file: Option<PathBuf>,
     network: bool,
+    /// Extra variables, set after the inherited GIT_* ones are cleared.
+    env: Vec<(String, String)>,
 }
 
 impl GitCommand {
@@ -716,6 +781,11 @@ impl GitCommand {
     fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
         self.args
             .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
         self
     }
 
@@ -778,6 +848,7 @@ impl GitCommand {
         if let Some(index_file) = &self.index_file {
             command.env("GIT_INDEX_FILE", index_file);
         }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         command
     }
 

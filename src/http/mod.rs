@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::vault::Vault;
 
+mod approval_page;
+mod approvals;
 mod audit;
 mod auth;
 mod credentials;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::router())
         .merge(credentials::router())
         .merge(tasks::router())
+        .merge(approvals::router())
         .merge(audit::router())
         .merge(events::router())
         .merge(webhooks::api_router())
@@ -97,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .merge(crate::web::router())
+        .merge(approval_page::router())
         .merge(webhooks::router(state.config.github.max_body_bytes))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -315,36 +315,67 @@ pub struct ReplyDue {
     pub installation_id: Option<i64>,
     pub status: String,
     pub status_reason: Option<String>,
+    /// The pull request made of the task's work.
+    pub pr_url: Option<String>,
+    /// Why there is no pull request.
+    pub change_note: Option<String>,
+    /// The newest pending approval that is ready to be shown.
+    pub approval_id: Option<i64>,
+    /// Everything the comment shows, as one comparable key.
+    pub shown: String,
 }
 
 impl Store {
-    /// Comments to create or edit: tasks whose status differs from what their comment shows.
+    /// Comments to create or edit: tasks that moved on since their comment was written
+    /// (status, pull request, pending approval).
     pub async fn github_replies_due(&self) -> Result<Vec<ReplyDue>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT r.task_id, t.project_id, t.team, r.repo, r.issue_number, r.comment_id, r.installation_id, t.status, t.status_reason
-             FROM github_replies r JOIN tasks t ON t.id = r.task_id
-             WHERE r.reported_status IS NULL OR r.reported_status <> t.status
-             ORDER BY r.task_id LIMIT 100")
+            "SELECT task_id, project_id, team, repo, issue_number, comment_id, installation_id, status,
+                status_reason, pr_url, change_note, approval_id, shown
+             FROM (SELECT r.task_id, t.project_id, t.team, r.repo, r.issue_number, r.comment_id,
+                     r.installation_id, t.status, t.status_reason, t.pr_url, t.change_note, r.reported_status, a.approval_id,
+                     t.status || '|' || COALESCE(t.pr_url, '') || '|' || COALESCE(t.change_note, '')
+                        || '|' || COALESCE(CAST(a.approval_id AS TEXT), '') AS shown
+                   FROM github_replies r JOIN tasks t ON t.id = r.task_id
+                   LEFT JOIN (SELECT task_id, MAX(id) AS approval_id FROM approvals
+                              WHERE status = 'pending' AND snapshot_at IS NOT NULL GROUP BY task_id) a
+                     ON a.task_id = t.id) due
+             WHERE reported_status IS NULL OR reported_status <> shown
+             ORDER BY task_id LIMIT 100")
             .fetch_all(pool)
             .await)?)
     }
 
-    /// Records that a task's comment now shows `status`.
+    /// Records that a task's comment now shows `shown` (a [`ReplyDue::shown`] key).
     pub async fn mark_reply(
         &self,
         task_id: i64,
         comment_id: Option<i64>,
-        status: &str,
+        shown: &str,
     ) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
             "UPDATE github_replies SET comment_id = COALESCE($2, comment_id), reported_status = $3, updated_at = $4 WHERE task_id = $1")
             .bind(task_id)
             .bind(comment_id)
-            .bind(status)
+            .bind(shown)
             .bind(Utc::now())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// The issue a task answers on GitHub: (owner/repo, issue number, App installation).
+    pub async fn github_issue_of(
+        &self,
+        task_id: i64,
+    ) -> Result<Option<(String, i64, Option<i64>)>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT repo, issue_number, installation_id FROM github_replies WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await)?)
     }
 }

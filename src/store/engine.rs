@@ -506,10 +506,11 @@ impl Store {
 
     /// A task's approval requests, oldest first.
     pub async fn approvals(&self, task_id: i64) -> Result<Vec<ApprovalRecord>> {
-        Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, task_id, request_id, kind, risk_level, tool_name, tool_input, summary, diff_stat,
-                status, decision, comment, decided_by, decided_at, channel, requested_at, expires_at
-             FROM approvals WHERE task_id = $1 ORDER BY id")
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM approvals WHERE task_id = $1 ORDER BY id",
+            super::approvals::APPROVAL_COLUMNS
+        ));
+        Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(task_id)
             .fetch_all(pool)
             .await)?)

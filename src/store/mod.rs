@@ -28,6 +28,7 @@ macro_rules! with_pool {
     };
 }
 
+pub mod approvals;
 pub mod audit;
 pub mod credentials;
 pub mod deliveries;

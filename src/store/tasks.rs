@@ -82,7 +82,7 @@ pub(crate) use insert_task_in_tx;
 
 const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
-    t.created_by, t.created_at, t.started_at, t.completed_at
+    t.created_by, t.created_at, t.started_at, t.completed_at, t.pr_url, t.pr_number, t.change_note
     FROM tasks t JOIN projects p ON p.id = t.project_id";
 
 impl Store {

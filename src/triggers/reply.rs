@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::approvals::LinkSigner;
 use crate::config::Config;
 use crate::credentials;
 use crate::store::Store;
@@ -54,24 +55,21 @@ struct AppCredential {
     private_key: String,
 }
 
-/// A GitHub client for this reply: as the App installation that sent the event when an App
-/// credential exists, else with the token credential; None when neither exists.
-async fn github_client(
+/// A GitHub client for a project: as the App installation that sent the task's event when an
+/// App credential exists, else with the token credential; None when neither exists.
+pub async fn github_client(
     store: &Store,
     vault: &Vault,
     config: &Config,
-    reply: &ReplyDue,
+    project_id: i64,
+    installation_id: Option<i64>,
 ) -> anyhow::Result<Option<octocrab::Octocrab>> {
     // The builder is made after each await: it is not Send.
     let builder = || octocrab::Octocrab::builder().base_uri(config.github.api_url.as_str());
-    if let Some(installation) = reply.installation_id
-        && let Some(app) = credentials::reveal_named(
-            store,
-            vault,
-            reply.project_id,
-            &config.github.app_credential,
-        )
-        .await?
+    if let Some(installation) = installation_id
+        && let Some(app) =
+            credentials::reveal_named(store, vault, project_id, &config.github.app_credential)
+                .await?
     {
         let app: AppCredential = serde_json::from_str(&app).map_err(|_| {
             anyhow::anyhow!(
@@ -85,13 +83,8 @@ async fn github_client(
             .installation((installation as u64).into())?;
         return Ok(Some(client));
     }
-    match credentials::reveal_named(
-        store,
-        vault,
-        reply.project_id,
-        &config.github.token_credential,
-    )
-    .await?
+    match credentials::reveal_named(store, vault, project_id, &config.github.token_credential)
+        .await?
     {
         Some(token) => Ok(Some(builder()?.personal_token(token).build()?)),
         None => Ok(None),
@@ -104,13 +97,21 @@ async fn update_reply(
     config: &Config,
     reply: &ReplyDue,
 ) -> anyhow::Result<()> {
-    let Some(github) = github_client(store, vault, config, reply).await? else {
+    let Some(github) = github_client(
+        store,
+        vault,
+        config,
+        reply.project_id,
+        reply.installation_id,
+    )
+    .await?
+    else {
         tracing::warn!(
             task = reply.task_id,
             "no GitHub App or token credential; the issue gets no comment"
         );
         store
-            .mark_reply(reply.task_id, reply.comment_id, &reply.status)
+            .mark_reply(reply.task_id, reply.comment_id, &reply.shown)
             .await?;
         return Ok(());
     };
@@ -118,7 +119,11 @@ async fn update_reply(
         .repo
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("{} is not owner/repo", reply.repo))?;
-    let body = comment_body(config, reply);
+    let approval_link = match reply.approval_id {
+        Some(id) => Some(LinkSigner::new(vault).url(config, &store.approval(id).await?)),
+        None => None,
+    };
+    let body = comment_body(config, reply, approval_link.as_deref());
     let issues = github.issues(owner, repo);
     let comment_id = match reply.comment_id {
         Some(id) => {
@@ -132,13 +137,13 @@ async fn update_reply(
             .into_inner() as i64,
     };
     store
-        .mark_reply(reply.task_id, Some(comment_id), &reply.status)
+        .mark_reply(reply.task_id, Some(comment_id), &reply.shown)
         .await?;
     Ok(())
 }
 
 /// The comment's text for the task's current state.
-pub fn comment_body(config: &Config, reply: &ReplyDue) -> String {
+pub fn comment_body(config: &Config, reply: &ReplyDue, approval_link: Option<&str>) -> String {
     let link = format!(
         "{}/api/v1/tasks/{}",
         config.public_base_url(),
@@ -147,8 +152,15 @@ pub fn comment_body(config: &Config, reply: &ReplyDue) -> String {
     let state = match reply.status.as_str() {
         "queued" => "⏳ queued".to_string(),
         "running" => "🏃 running".to_string(),
-        "awaiting_approval" => "✋ waiting for a human decision".to_string(),
-        "done" => "✅ done".to_string(),
+        "awaiting_approval" => match approval_link {
+            Some(link) => format!("✋ waiting for a human decision: [review and decide]({link})"),
+            None => "✋ waiting for a human decision".to_string(),
+        },
+        "done" => match (&reply.pr_url, &reply.change_note) {
+            (Some(pr), _) => format!("✅ done: pull request {pr}"),
+            (None, Some(note)) => format!("✅ done ({note})"),
+            (None, None) => "✅ done".to_string(),
+        },
         "failed" => format!(
             "❌ failed{}",
             reply

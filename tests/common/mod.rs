@@ -9,6 +9,23 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
+pub mod stand_in;
+
+/// A file of ../shared/fixtures.
+pub fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures")
+            .join(path),
+    )
+    .unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// A JSON file of ../shared/fixtures.
+pub fn fixture_json(path: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
+
 /// PostgreSQL used when AIOPS_TEST_DATABASE_URL is not set (the CI machine's server).
 pub const DEFAULT_TEST_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 

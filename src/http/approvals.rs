@@ -1,0 +1,130 @@
+//! `/api/v1/approvals`: pending requests of pipelines and the human decisions on them.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::AuditTarget;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::page::{next_cursor, page_limit};
+use crate::approvals::{self, Channel, Decider, DecisionRequest};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::records::{ApprovalRecord, ApprovalSnapshot};
+use crate::store::approvals::ApprovalFilter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_approvals))
+        .routes(routes!(get_approval))
+        .routes(routes!(decide_approval))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ApprovalQuery {
+    /// pending | decided | expired
+    status: Option<String>,
+    /// Only this project's approvals.
+    project: Option<String>,
+    /// Only this task's approvals.
+    task: Option<i64>,
+    /// Page size, at most 200.
+    limit: Option<u32>,
+}
+
+/// Approvals, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalPage {
+    pub items: Vec<ApprovalRecord>,
+    /// Present when there may be more than `limit` items.
+    pub next_cursor: Option<String>,
+}
+
+/// Approval requests, newest first; `status=pending` lists what waits for a human.
+#[utoipa::path(get, path = "/approvals", tag = "approvals", params(ApprovalQuery),
+    responses((status = 200, body = ApprovalPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_approvals(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ApprovalQuery>,
+) -> Result<Json<ApprovalPage>> {
+    if let Some(status) = &query.status
+        && !["pending", "decided", "expired"].contains(&status.as_str())
+    {
+        return Err(Error::invalid(
+            "status",
+            "must be pending, decided or expired",
+        ));
+    }
+    let project_id = match &query.project {
+        Some(name) => Some(state.store.project(name).await?.id),
+        None => None,
+    };
+    let limit = page_limit(query.limit, state.config.tasks.page_size)?;
+    let items = state
+        .store
+        .list_approvals(&ApprovalFilter {
+            status: query.status,
+            project_id,
+            task_id: query.task,
+            limit,
+        })
+        .await?;
+    let next_cursor = next_cursor(&items, limit, |a| a.id);
+    Ok(Json(ApprovalPage { items, next_cursor }))
+}
+
+/// An approval with what the human is shown: the diff and the findings at request time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalDetail {
+    #[serde(flatten)]
+    pub approval: ApprovalRecord,
+    #[serde(flatten)]
+    pub snapshot: ApprovalSnapshot,
+}
+
+/// One approval request, its diff, findings and decision.
+#[utoipa::path(get, path = "/approvals/{id}", tag = "approvals",
+    responses((status = 200, body = ApprovalDetail), (status = 404, body = ErrorBody)))]
+async fn get_approval(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<ApprovalDetail>> {
+    Ok(Json(ApprovalDetail {
+        approval: state.store.approval(id).await?,
+        snapshot: state.store.approval_snapshot(id).await?,
+    }))
+}
+
+/// Decide a pending approval. Exactly once: a later decision on any channel is 409 and
+/// names the first. `revise` needs a comment (422 without). The pipeline resumes with the
+/// decision in the same worktree.
+#[utoipa::path(post, path = "/approvals/{id}/decision", tag = "approvals", request_body = DecisionRequest,
+    responses((status = 200, body = ApprovalRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn decide_approval(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<DecisionRequest>,
+) -> Result<(Extension<AuditTarget>, Json<ApprovalRecord>)> {
+    principal.require(Role::Operator)?;
+    let decider = Decider {
+        name: principal.name.clone(),
+        principal_id: principal.id,
+        channel: Channel::Api,
+        source: peer.ip().to_string(),
+    };
+    let approval = approvals::decide(&state.store, id, &request, &decider).await?;
+    Ok((
+        Extension(AuditTarget(format!("approvals/{id}"))),
+        Json(approval),
+    ))
+}
