@@ -10,7 +10,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit};
@@ -114,7 +113,7 @@ async fn decide_approval(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<DecisionRequest>,
-) -> Result<(Extension<AuditTarget>, Json<ApprovalRecord>)> {
+) -> Result<Json<ApprovalRecord>> {
     principal.require(Role::Operator)?;
     let decider = Decider {
         name: principal.name.clone(),
@@ -122,9 +121,9 @@ async fn decide_approval(
         channel: Channel::Api,
         source: peer.ip().to_string(),
     };
-    let approval = approvals::decide(&state.store, id, &request, &decider).await?;
-    Ok((
-        Extension(AuditTarget(format!("approvals/{id}"))),
-        Json(approval),
+    // The decision's own audit entry (target approvals/{id}) is written with it, in one
+    // transaction; this request is logged as approvals/{id}/decision like every other.
+    Ok(Json(
+        approvals::decide(&state.store, id, &request, &decider).await?,
     ))
 }

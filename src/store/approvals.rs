@@ -78,20 +78,22 @@ impl Store {
         let now = Utc::now();
         let outcome: Result<i64> = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let target: Option<(i64, String, String, i64)> = sqlx::query_as(
-                "SELECT a.task_id, t.status, t.priority, t.project_id
+            let target: Option<(i64, String, String, i64, String)> = sqlx::query_as(
+                "SELECT a.task_id, t.status, t.priority, t.project_id, a.status
                  FROM approvals a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
             match target {
                 None => Err(Error::NotFound(format!("approval {id}"))),
-                Some((_, task_status, _, _)) if crate::tasks::has_ended(&task_status) => {
+                // Said as "already decided" below, with who and when.
+                Some((_, _, _, _, status)) if status != "pending" => Err(Error::Conflict(String::new())),
+                Some((_, task_status, _, _, _)) if crate::tasks::has_ended(&task_status) => {
                     Err(Error::Conflict(format!(
                         "approval {id} cannot be decided: its task already ended ({task_status})"
                     )))
                 }
-                Some((task_id, _, priority, project_id)) => {
+                Some((task_id, _, priority, project_id, _)) => {
                     let updated = sqlx::query(
                         "UPDATE approvals SET status = 'decided', decision = $2, comment = $3,
                             decided_by = $4, decided_at = $5, channel = $6

@@ -1,0 +1,665 @@
+//! The approval gate end to end: real pipelines (the simulator), real git remotes, a
+//! stand-in GitHub API, the decision API, the signed approval page and the CLI, on SQLite
+//! and PostgreSQL.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aiops::approvals::LinkSigner;
+use aiops::config::Config;
+use aiops::triggers::sign_sha256;
+use common::stand_in::github_stand_in;
+use common::{Db, TestApp, fixture, wait_for};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SECRET: &str = "webhook-secret-for-tests";
+
+fn sim(extra: &str) -> String {
+    format!(
+        "{} --output-format stream-json --verbose --sim-phase-delay-ms 5 {extra}",
+        common::simulator().display()
+    )
+}
+
+async fn gate_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let (start, resume) = (
+        sim(&format!("-p \"/ai-party:party {{prompt}}\" {flags}")),
+        sim("-p {decision} --resume {claude_session_id}"),
+    );
+    TestApp::spawn_with(db, |c| {
+        c.engine.workers = 2;
+        c.engine.command = start;
+        c.engine.resume_command = resume;
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.heartbeat_secs = 1;
+        c.engine.slot_ttl_secs = 5;
+        c.engine.env_passthrough = vec!["PATH".into()];
+        adjust(c);
+    })
+    .await
+}
+
+/// A bare repository cloned from a fresh one: the project's remote.
+fn bare_remote() -> (tempfile::TempDir, PathBuf) {
+    let source = common::git_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("remote.git");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(source.path())
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, bare)
+}
+
+fn branch_exists(repo: &Path, branch: &str) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("refs/heads/{branch}"),
+        ])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+async fn post_json(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = app.post(path).json(&body).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn add_project(app: &TestApp, body: Value) {
+    let (status, answer) = post_json(app, "/api/v1/projects", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
+async fn create_task(app: &TestApp, project: &str) -> i64 {
+    let (status, task) = post_json(
+        app,
+        "/api/v1/tasks",
+        json!({"project": project, "prompt": "Fix the checkout rounding bug", "team": "bugfix"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    task["id"].as_i64().unwrap()
+}
+
+async fn task(app: &TestApp, id: i64) -> Value {
+    app.get(&format!("/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
+    wait_for(&format!("task {id} to be {status}"), WAIT, || async {
+        let detail = task(app, id).await;
+        assert!(
+            detail["status"] == status
+                || !["done", "failed", "rolled_back", "cancelled"]
+                    .contains(&detail["status"].as_str().unwrap()),
+            "task {id} ended {} ({}) while waiting for {status}",
+            detail["status"],
+            detail["status_reason"]
+        );
+        (detail["status"] == status).then_some(detail)
+    })
+    .await
+}
+
+/// The task's pending approval once the engine has shown it (diff and findings taken).
+async fn shown_approval(app: &TestApp, task_id: i64) -> Value {
+    wait_for("a pending approval with its snapshot", WAIT, || async {
+        let page: Value = app
+            .get(&format!("/api/v1/approvals?task={task_id}&status=pending"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| !a["snapshot_at"].is_null())
+            .cloned()
+    })
+    .await
+}
+
+async fn decide(app: &TestApp, approval: i64, body: Value) -> (StatusCode, Value) {
+    post_json(app, &format!("/api/v1/approvals/{approval}/decision"), body).await
+}
+
+fn runs_of_kind(detail: &Value, kind: &str) -> usize {
+    detail["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .count()
+}
+
+/// Path of the approval page a signed link opens.
+fn link_path(app: &TestApp, approval: i64) -> String {
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    format!(
+        "/approvals/{}",
+        LinkSigner::new(&app.vault).token(approval, expires)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+
+async fn issue_to_pull_request(db: Db) {
+    let (github, recorded) = github_stand_in().await;
+    let (_remote_dir, remote) = bare_remote();
+    let api = github.clone();
+    let app = gate_app(db, "", |c| {
+        c.github.api_url = api;
+        c.github.on_issue_opened = true;
+    })
+    .await;
+    add_project(
+        &app,
+        json!({"name": "hello", "repo_url": format!("file://{}", remote.display()), "github_repo": "Codertocat/Hello-World"}),
+    )
+    .await;
+    for (name, kind, value) in [
+        ("github-webhook", "webhook_secret", SECRET),
+        ("github-token", "token", "ghs_test_token_not_real"),
+    ] {
+        let (status, answer) = post_json(
+            &app,
+            "/api/v1/credentials",
+            json!({"name": name, "kind": kind, "value": value}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let body = fixture("github/issues.opened.json");
+    let delivered: Value = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Delivery", "e2e-1")
+        .header("X-Hub-Signature-256", sign_sha256(SECRET.as_bytes(), &body))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id = delivered["task_id"].as_i64().expect("a task");
+    wait_status(&app, task_id, "awaiting_approval").await;
+    let approval = shown_approval(&app, task_id).await;
+    assert_eq!(approval["kind"], "result");
+    let detail: Value = app
+        .get(&format!("/api/v1/approvals/{}", approval["id"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        detail["diff_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "SIMULATED_CHANGE.md"),
+        "{detail}"
+    );
+    assert!(!detail["findings"].as_array().unwrap().is_empty());
+    // The sticky comment links to the approval page.
+    let link = wait_for("the comment to link the approval page", WAIT, || async {
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|(kind, _, body)| {
+                let text = body["body"].as_str().unwrap_or_default();
+                (kind == "edit" && text.contains("/approvals/")).then(|| {
+                    let start = text.find("/approvals/").unwrap();
+                    text[start..].split(')').next().unwrap().to_string()
+                })
+            })
+    })
+    .await;
+    let page = app.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("SIMULATED_CHANGE.md"));
+
+    let (status, decided) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "approve", "comment": "ship it"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let done = wait_status(&app, task_id, "done").await;
+    assert_eq!(runs_of_kind(&done, "resume"), 1);
+    let branch = done["branch"].as_str().unwrap().to_string();
+    assert!(
+        branch_exists(&remote, &branch),
+        "the remote received {branch}"
+    );
+    let log = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&remote)
+        .args(["log", "-1", "--format=%an <%ae>|%s", &branch])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout).to_string();
+    assert!(log.starts_with("aiops <aiops@localhost>|aiops: "), "{log}");
+    assert_eq!(done["pr_number"], 7, "{done}");
+    assert_eq!(
+        done["pr_url"],
+        "https://github.example/Codertocat/Hello-World/pull/7"
+    );
+    let calls = recorded.lock().unwrap().clone();
+    let pulls: Vec<_> = calls.iter().filter(|(kind, _, _)| kind == "pull").collect();
+    assert_eq!(pulls.len(), 1, "{calls:#?}");
+    let (_, path, pr) = pulls[0];
+    assert_eq!(path, "/repos/Codertocat/Hello-World/pulls");
+    assert_eq!(pr["head"], branch);
+    assert_eq!(pr["base"], "main");
+    assert!(pr["body"].as_str().unwrap().contains("Closes #1"), "{pr}");
+    assert_eq!(pr["authorization"], "Bearer ghs_test_token_not_real");
+    wait_for("the comment to show the pull request", WAIT, || async {
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(kind, _, body)| {
+                kind == "edit"
+                    && body["body"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("https://github.example/Codertocat/Hello-World/pull/7")
+            })
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(kind, _, _)| kind == "create")
+            .count(),
+        1,
+        "one sticky comment"
+    );
+}
+
+async fn revise_then_approve_and_reject(db: Db) {
+    let (_remote_dir, remote) = bare_remote();
+    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
+    add_project(
+        &app,
+        json!({"name": "shop", "repo_url": format!("file://{}", remote.display())}),
+    )
+    .await;
+    // Revise: the pipeline works again and asks again.
+    let revised = create_task(&app, "shop").await;
+    wait_status(&app, revised, "awaiting_approval").await;
+    let first = shown_approval(&app, revised).await;
+    let first_id = first["id"].as_i64().unwrap();
+    let (status, error) = decide(&app, first_id, json!({"decision": "revise"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("comment"),
+        "{error}"
+    );
+    let (status, _) = decide(
+        &app,
+        first_id,
+        json!({"decision": "revise", "comment": "add a regression test"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let second = wait_for("the pipeline to ask again", WAIT, || async {
+        let approval = shown_approval(&app, revised).await;
+        (approval["id"] != first["id"]).then_some(approval)
+    })
+    .await;
+    let detail = task(&app, revised).await;
+    assert_eq!(detail["status"], "awaiting_approval");
+    assert_eq!(runs_of_kind(&detail, "resume"), 1);
+    let (status, _) = decide(
+        &app,
+        second["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_status(&app, revised, "done").await;
+
+    // Reject: rolled back, no branch and no worktree left.
+    let rejected = create_task(&app, "shop").await;
+    wait_status(&app, rejected, "awaiting_approval").await;
+    let approval = shown_approval(&app, rejected).await;
+    let exec = app.store.task_exec(rejected).await.unwrap();
+    let (repo, worktree, branch) = (
+        PathBuf::from(exec.repo_path.unwrap()),
+        PathBuf::from(exec.worktree_path.unwrap()),
+        exec.branch.unwrap(),
+    );
+    assert!(worktree.exists() && branch_exists(&repo, &branch));
+    let (status, _) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "reject", "comment": "wrong approach"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, rejected, "rolled_back").await;
+    assert_eq!(done["phase"], "ROLLED_BACK");
+    assert!(!worktree.exists(), "the worktree is removed");
+    assert!(!branch_exists(&repo, &branch), "branch {branch} is deleted");
+}
+
+/// The plugin's hook ignores sessions over 4 hours old; aiops applies the decision itself.
+async fn late_decision_takes_effect(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "--sim-tool-approval", |c| {
+        c.pull_requests.enabled = false;
+    })
+    .await;
+    add_project(&app, json!({"name": "late", "local_path": repo.path()})).await;
+    let id = create_task(&app, "late").await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let approval = shown_approval(&app, id).await;
+    assert_eq!(approval["kind"], "tool");
+    let exec = app.store.task_exec(id).await.unwrap();
+    let worktree = PathBuf::from(exec.worktree_path.unwrap());
+    let session_dir = worktree
+        .join(".party/sessions")
+        .join(exec.party_session_id.unwrap());
+    let session_file = session_dir.join("session.json");
+    let mut session: Value =
+        serde_json::from_slice(&std::fs::read(&session_file).unwrap()).unwrap();
+    session["created_at"] = json!((chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339());
+    std::fs::write(&session_file, serde_json::to_vec_pretty(&session).unwrap()).unwrap();
+
+    let (status, _) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "approve", "comment": "next morning"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The resumed pipeline went on past the tool approval to the result approval.
+    let result = wait_for(
+        "the result approval after the tool approval",
+        WAIT,
+        || async {
+            let approval = shown_approval(&app, id).await;
+            (approval["kind"] == "result").then_some(approval)
+        },
+    )
+    .await;
+    assert_eq!(result["status"], "pending");
+    let file = session_dir
+        .join("approvals")
+        .join(format!("{}.json", approval["request_id"].as_str().unwrap()));
+    let decided: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(decided["status"], "decided", "{decided}");
+    assert_eq!(decided["decision"], "approve");
+    assert_eq!(decided["decision_comment"], "next morning");
+    let events = std::fs::read_to_string(session_dir.join("events.ndjson")).unwrap();
+    assert!(events.contains("decision_made"));
+    let detail = task(&app, id).await;
+    assert_eq!(runs_of_kind(&detail, "resume"), 1);
+    let events = app
+        .store
+        .events_after(0, Some(id), None, 1000)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "decision_applied"),
+        "aiops applied the decision itself"
+    );
+}
+
+/// Fifty approvals of one request at the same instant: one wins, one resume, one audit entry.
+async fn concurrent_decisions_apply_once(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
+    add_project(&app, json!({"name": "race", "local_path": repo.path()})).await;
+    let id = create_task(&app, "race").await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let attempts = (0..50).map(|_| {
+        app.post(&format!("/api/v1/approvals/{approval}/decision"))
+            .json(&json!({"decision": "approve"}))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((ok, conflicts), (1, 49), "{statuses:?}");
+    let done = wait_status(&app, id, "done").await;
+    assert_eq!(runs_of_kind(&done, "resume"), 1, "one resume");
+    let audit: Value = app
+        .get(&format!(
+            "/api/v1/audit?target=approvals/{approval}&limit=200"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = audit["items"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one audit entry for the decision: {audit}"
+    );
+    assert_eq!(entries[0]["action"], "decide approval: approve");
+    // The requests themselves are in the request log: one 200 and 49 refused.
+    let requests: Value = app
+        .get(&format!(
+            "/api/v1/audit?target=approvals/{approval}/decision&limit=200"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = requests["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "409").count(), 49);
+    assert_eq!(outcomes.iter().filter(|o| **o == "200").count(), 1);
+    let (status, error) = decide(
+        &app,
+        approval,
+        json!({"decision": "reject", "comment": "late"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already decided: approve"),
+        "{error}"
+    );
+}
+
+/// The signed link opens one approval until it expires or is used, and says why not.
+async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
+    add_project(&app, json!({"name": "links", "local_path": repo.path()})).await;
+    let id = create_task(&app, "links").await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let path = link_path(&app, approval);
+
+    let tampered = path.replacen(
+        &format!("/approvals/{approval}."),
+        &format!("/approvals/{}.", approval + 1),
+        1,
+    );
+    let page = browser.get(app.url(&tampered)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert!(page.text().await.unwrap().contains("Link not valid"));
+
+    let expired = format!(
+        "/approvals/{}",
+        LinkSigner::new(&app.vault)
+            .token(approval, chrono::Utc::now() - chrono::Duration::minutes(1))
+    );
+    let page = browser.get(app.url(&expired)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::GONE);
+    assert!(page.text().await.unwrap().contains("Link expired"));
+
+    let page = browser.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(html.contains("SIMULATED_CHANGE.md") && html.contains("class=\"add\""));
+
+    // A form posted from elsewhere (no CSRF cookie) decides nothing.
+    let forged = browser
+        .post(app.url(&path))
+        .form(&[("decision", "approve"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let revise_bare = browser
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[
+            ("decision", "revise"),
+            ("csrf", csrf.as_str()),
+            ("comment", " "),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revise_bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let pending: Value = app
+        .get(&format!("/api/v1/approvals/{approval}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending");
+
+    let decided = browser
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[
+            ("decision", "approve"),
+            ("csrf", csrf.as_str()),
+            ("name", "Minji"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), StatusCode::SEE_OTHER);
+    let used = browser.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(used.status(), StatusCode::GONE);
+    let text = used.text().await.unwrap();
+    assert!(
+        text.contains("approve")
+            && text.contains("Minji (approval link)")
+            && text.contains("via web"),
+        "{text}"
+    );
+    let again = browser
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[("decision", "reject"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.unwrap().contains("is decided"));
+    let record: Value = app
+        .get(&format!("/api/v1/approvals/{approval}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["decision"], "approve");
+    assert_eq!(record["channel"], "web");
+    wait_status(&app, id, "done").await;
+}
+
+on_both_databases!(
+    issue_to_pull_request,
+    revise_then_approve_and_reject,
+    late_decision_takes_effect,
+    concurrent_decisions_apply_once,
+    approval_links_refuse_tampered_expired_and_used,
+);
