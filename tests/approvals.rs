@@ -656,7 +656,85 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
     wait_status(&app, id, "done").await;
 }
 
+/// `aiops approvals list`, `aiops revise` without a comment, and `aiops approve`, against
+/// the store a running service uses.
+async fn cli_lists_and_decides(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
+    add_project(&app, json!({"name": "cli", "local_path": repo.path()})).await;
+    let id = create_task(&app, "cli").await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let aiops = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiops"))
+            .args(args)
+            .arg("--database-url")
+            .arg(&app.db.url)
+            .arg("--data-dir")
+            .arg(app.db.data_dir())
+            .env_remove("AIOPS_CONFIG")
+            .env("USER", "minji")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, listed, err) = aiops(&["approvals", "list"]);
+    assert!(ok, "{err}");
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("{approval} ")))
+        .unwrap_or_else(|| panic!("approval {approval} listed: {listed}"));
+    assert!(row.contains("result") && row.contains("pending"), "{row}");
+    let (ok, _, err) = aiops(&["revise", &approval.to_string()]);
+    assert!(!ok && err.contains("revise needs a comment"), "{err}");
+    let (ok, _, err) = aiops(&["approve", &approval.to_string(), "--comment", "lgtm"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("decided: approve"), "{err}");
+    let (ok, _, err) = aiops(&["reject", &approval.to_string()]);
+    assert!(
+        !ok && err.contains("already decided: approve by cli:minji via cli"),
+        "{err}"
+    );
+    wait_status(&app, id, "done").await;
+    let (ok, listed, _) = aiops(&["approvals", "list", "--all"]);
+    assert!(
+        ok && listed.contains("approve by cli:minji via cli"),
+        "{listed}"
+    );
+}
+
+/// An approval nobody decides before its deadline is rejected by the platform.
+async fn expired_approval_is_rejected(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| {
+        c.approvals.expires_after_secs = 1;
+        c.approvals.expiry_check_secs = 1;
+    })
+    .await;
+    add_project(&app, json!({"name": "slow", "local_path": repo.path()})).await;
+    let id = create_task(&app, "slow").await;
+    let approval = shown_approval(&app, id).await;
+    assert!(!approval["expires_at"].is_null());
+    wait_status(&app, id, "rolled_back").await;
+    let record: Value = app
+        .get(&format!("/api/v1/approvals/{}", approval["id"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["decision"], "reject");
+    assert_eq!(record["channel"], "system");
+}
+
 on_both_databases!(
+    cli_lists_and_decides,
+    expired_approval_is_rejected,
     issue_to_pull_request,
     revise_then_approve_and_reject,
     late_decision_takes_effect,

@@ -390,6 +390,11 @@ fn every_command_has_help_with_a_description() {
         (&["token", "create"], "shown only this once"),
         (&["token", "list"], "List tokens"),
         (&["token", "revoke"], "stops working at once"),
+        (&["approvals"], "Approval requests"),
+        (&["approvals", "list"], "pending ones unless --all"),
+        (&["approve"], "A decision is final"),
+        (&["reject"], "branch is deleted"),
+        (&["revise"], "works again and asks again"),
     ];
     let store_commands: &[&[&str]] = &[
         &["serve"],
