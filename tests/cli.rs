@@ -411,6 +411,10 @@ fn every_command_has_help_with_a_description() {
         &["token", "create"],
         &["token", "list"],
         &["token", "revoke"],
+        &["approvals", "list"],
+        &["approve"],
+        &["reject"],
+        &["revise"],
     ];
     for (command, phrase) in commands {
         let mut args = command.to_vec();
