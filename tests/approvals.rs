@@ -732,7 +732,46 @@ async fn expired_approval_is_rejected(db: Db) {
     assert_eq!(record["channel"], "system");
 }
 
+/// Approved work that changed nothing: no push, no pull request, and the task says so.
+async fn approved_without_changes_opens_no_pull_request(db: Db) {
+    let (github, recorded) = github_stand_in().await;
+    let (_remote_dir, remote) = bare_remote();
+    let app = gate_app(db, "--sim-no-change", |c| c.github.api_url = github).await;
+    add_project(
+        &app,
+        json!({"name": "quiet", "repo_url": format!("file://{}", remote.display()), "github_repo": "acme/quiet"}),
+    )
+    .await;
+    let id = create_task(&app, "quiet").await;
+    let approval = shown_approval(&app, id).await;
+    let (status, _) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, id, "done").await;
+    assert!(done["pr_url"].is_null());
+    assert!(
+        done["change_note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no changes"),
+        "{done}"
+    );
+    assert!(!branch_exists(&remote, done["branch"].as_str().unwrap()));
+    assert!(
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(kind, _, _)| kind != "pull")
+    );
+}
+
 on_both_databases!(
+    approved_without_changes_opens_no_pull_request,
     cli_lists_and_decides,
     expired_approval_is_rejected,
     issue_to_pull_request,

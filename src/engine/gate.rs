@@ -145,7 +145,12 @@ impl Engine {
         for approval in pending {
             if self
                 .store
-                .record_approval_snapshot(approval.id, &snapshot, expires_at)
+                .record_approval_snapshot(
+                    approval.id,
+                    &snapshot,
+                    diff.as_ref().map(|d| d.stat.as_str()),
+                    expires_at,
+                )
                 .await?
             {
                 let notice = Notice {

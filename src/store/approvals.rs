@@ -160,16 +160,18 @@ impl Store {
         Ok(with_pool!(self, pool => sqlx::query_as(sql).bind(task_id).fetch_all(pool).await)?)
     }
 
-    /// Stores what an approval shows and its deadline, once; true when this call did it.
+    /// Stores what an approval shows (and the diff stat, when the request had none) and its
+    /// deadline, once; true when this call did it.
     pub async fn record_approval_snapshot(
         &self,
         id: i64,
         snapshot: &ApprovalSnapshot,
+        diff_stat: Option<&str>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let updated = with_pool!(self, pool => sqlx::query(
             "UPDATE approvals SET diff_files = $2, diff_patch = $3, diff_truncated = $4, findings = $5,
-                expires_at = $6, snapshot_at = $7
+                expires_at = $6, snapshot_at = $7, diff_stat = COALESCE(diff_stat, $8)
              WHERE id = $1 AND snapshot_at IS NULL")
             .bind(id)
             .bind(snapshot.diff_files.as_ref().map(Json))
@@ -178,6 +180,7 @@ impl Store {
             .bind(snapshot.findings.as_ref().map(Json))
             .bind(expires_at)
             .bind(Utc::now())
+            .bind(diff_stat)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
