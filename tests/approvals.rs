@@ -102,13 +102,7 @@ async fn create_task(app: &TestApp, project: &str) -> i64 {
 }
 
 async fn task(app: &TestApp, id: i64) -> Value {
-    app.get(&format!("/api/v1/tasks/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.get_json(&format!("/api/v1/tasks/{id}")).await
 }
 
 async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
@@ -131,13 +125,8 @@ async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
 async fn shown_approval(app: &TestApp, task_id: i64) -> Value {
     wait_for("a pending approval with its snapshot", WAIT, || async {
         let page: Value = app
-            .get(&format!("/api/v1/approvals?task={task_id}&status=pending"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/api/v1/approvals?task={task_id}&status=pending"))
+            .await;
         page["items"]
             .as_array()
             .unwrap()
@@ -218,13 +207,8 @@ async fn issue_to_pull_request(db: Db) {
     let approval = shown_approval(&app, task_id).await;
     assert_eq!(approval["kind"], "result");
     let detail: Value = app
-        .get(&format!("/api/v1/approvals/{}", approval["id"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/approvals/{}", approval["id"]))
+        .await;
     assert!(
         detail["diff_files"]
             .as_array()
@@ -477,15 +461,10 @@ async fn concurrent_decisions_apply_once(db: Db) {
     let done = wait_status(&app, id, "done").await;
     assert_eq!(runs_of_kind(&done, "resume"), 1, "one resume");
     let audit: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/audit?target=approvals/{approval}&limit=200"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let entries = audit["items"].as_array().unwrap();
     assert_eq!(
         entries.len(),
@@ -495,15 +474,10 @@ async fn concurrent_decisions_apply_once(db: Db) {
     assert_eq!(entries[0]["action"], "decide approval: approve");
     // The requests themselves are in the request log: one 200 and 49 refused.
     let requests: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/audit?target=approvals/{approval}/decision&limit=200"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let outcomes: Vec<&str> = requests["items"]
         .as_array()
         .unwrap()
@@ -603,14 +577,7 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
         .await
         .unwrap();
     assert_eq!(revise_bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let pending: Value = app
-        .get(&format!("/api/v1/approvals/{approval}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(pending["status"], "pending");
 
     let decided = browser
@@ -643,14 +610,7 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
         .unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert!(again.text().await.unwrap().contains("is decided"));
-    let record: Value = app
-        .get(&format!("/api/v1/approvals/{approval}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(record["decision"], "approve");
     assert_eq!(record["channel"], "web");
     wait_status(&app, id, "done").await;
@@ -721,13 +681,8 @@ async fn expired_approval_is_rejected(db: Db) {
     assert!(!approval["expires_at"].is_null());
     wait_status(&app, id, "rolled_back").await;
     let record: Value = app
-        .get(&format!("/api/v1/approvals/{}", approval["id"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/approvals/{}", approval["id"]))
+        .await;
     assert_eq!(record["decision"], "reject");
     assert_eq!(record["channel"], "system");
 }

@@ -265,6 +265,12 @@ impl TestApp {
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.req(reqwest::Method::POST, path)
     }
+
+    /// GET `path` with the admin token, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).send().await.expect("GET");
+        response.json().await.expect("a JSON answer")
+    }
 }
 
 impl Drop for TestApp {
