@@ -9,6 +9,7 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
+pub mod pipeline;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
