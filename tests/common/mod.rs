@@ -196,6 +196,8 @@ pub struct TestApp {
     pub config: Arc<Config>,
     pub db: FreshDb,
     pub engine: std::sync::Arc<aiops::engine::Engine>,
+    /// The app's vault, to sign approval links as notifications do.
+    pub vault: aiops::vault::Vault,
     workers: Option<aiops::server::Workers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -224,6 +226,7 @@ impl TestApp {
         let store = started.state.store.clone();
         let config = started.state.config.clone();
         let engine = started.state.engine.clone();
+        let vault = started.state.vault.clone();
         let workers = started.workers;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(aiops::http::serve(listener, started.state, async {
@@ -240,6 +243,7 @@ impl TestApp {
             config,
             db,
             engine,
+            vault,
             workers,
             shutdown: Some(tx),
         }
