@@ -4,100 +4,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use aiops::config::Config;
+use common::pipeline::{WAIT, add_project, create_task, engine_app, task_detail, wait_status};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn sim_command(flags: &str) -> String {
-    format!(
-        "{} -p \"/ai-party:party {{prompt}}\" --output-format stream-json --verbose --sim-phase-delay-ms 10 {flags}",
-        common::simulator().display()
-    )
-}
-
-async fn engine_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let command = sim_command(flags);
-    TestApp::spawn_with(db, |c| {
-        c.engine.workers = 4;
-        c.engine.command = command;
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.heartbeat_secs = 1;
-        c.engine.slot_ttl_secs = 5;
-        c.engine.env_passthrough = vec!["PATH".into()];
-        adjust(c);
-    })
-    .await
-}
-
-async fn add_project(app: &TestApp, name: &str, repo: &Path, extra: Value) {
-    let mut body = json!({"name": name, "local_path": repo});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let response = app
-        .post("/api/v1/projects")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "{}",
-        response.text().await.unwrap()
-    );
-}
-
-async fn create_task(app: &TestApp, project: &str, prompt: &str, priority: &str) -> i64 {
-    let response = app
-        .post("/api/v1/tasks")
-        .json(
-            &json!({"project": project, "prompt": prompt, "priority": priority, "team": "bugfix"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn task_detail(app: &TestApp, id: i64) -> Value {
-    app.get(&format!("/api/v1/tasks/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Waits until the task has one of `statuses` and no run of it is still going (the
-/// pipeline's files can say "awaiting approval" a moment before its process exits).
-async fn wait_status(app: &TestApp, id: i64, statuses: &[&str]) -> Value {
-    wait_for(
-        &format!("task {id} to reach {statuses:?}"),
-        WAIT,
-        || async {
-            let detail = task_detail(app, id).await;
-            let settled = detail["runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|r| !r["finished_at"].is_null());
-            (settled && statuses.contains(&detail["status"].as_str().unwrap_or_default()))
-                .then_some(detail)
-        },
-    )
-    .await
-}
 
 /// Every text the store holds about tasks, for "never stored" checks.
 async fn all_stored_text(app: &TestApp) -> String {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
+pub mod pipeline;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
@@ -195,6 +196,7 @@ pub struct TestApp {
     pub config: Arc<Config>,
     pub db: FreshDb,
     pub engine: std::sync::Arc<aiops::engine::Engine>,
+    /// The app's vault, to sign approval links as notifications do.
     pub vault: aiops::vault::Vault,
     workers: Option<aiops::server::Workers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
