@@ -9,6 +9,7 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
+pub mod chat;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
@@ -196,6 +197,7 @@ pub struct TestApp {
     pub db: FreshDb,
     pub engine: std::sync::Arc<aiops::engine::Engine>,
     workers: Option<aiops::server::Workers>,
+    notifications: Option<aiops::server::Workers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -224,6 +226,7 @@ impl TestApp {
         let config = started.state.config.clone();
         let engine = started.state.engine.clone();
         let workers = started.workers;
+        let notifications = started.notifications;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(aiops::http::serve(listener, started.state, async {
             let _ = rx.await;
@@ -240,6 +243,7 @@ impl TestApp {
             db,
             engine,
             workers,
+            notifications,
             shutdown: Some(tx),
         }
     }
@@ -269,7 +273,10 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(workers) = self.workers.take() {
+        for workers in [self.workers.take(), self.notifications.take()]
+            .into_iter()
+            .flatten()
+        {
             workers.shutdown.cancel();
         }
     }
