@@ -91,7 +91,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Run queue workers and the cron scheduler (no HTTP): add machines that run pipelines.
+    /// Run queue workers (pipelines and notifications) and the cron scheduler (no HTTP): add
+    /// machines that run pipelines.
     ///
     /// Needs the same store as `serve` (PostgreSQL for several machines) and the same
     /// master key (AIOPS_MASTER_KEY or the key file).
@@ -537,8 +538,12 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     }
     let store = server::open_store(&config).await?;
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
-    let engine = crate::engine::Engine::new(store.clone(), vault, std::sync::Arc::new(config));
+    let config = std::sync::Arc::new(config);
+    let engine = crate::engine::Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = server::Workers::start(engine.clone());
+    let notifier = crate::notify::Notifier::new(store.clone(), vault, config.clone());
+    let notifications = (config.notify.workers > 0)
+        .then(|| server::Workers::start_notifications(notifier, &engine));
     let settings = &engine.config.scheduler;
     let scheduler = settings
         .enabled
@@ -549,6 +554,9 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     workers.stop().await;
+    if let Some(notifications) = notifications {
+        notifications.stop().await;
+    }
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
     }
@@ -613,6 +621,9 @@ async fn server_loop(
     crate::http::serve(listener, started.state, shutdown_signal()).await?;
     if let Some(workers) = started.workers {
         workers.stop().await;
+    }
+    if let Some(notifications) = started.notifications {
+        notifications.stop().await;
     }
     started.approval_deadlines.cancel();
     if let Some(replies) = started.replies {

@@ -36,6 +36,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub approvals: ApprovalsConfig,
     pub pull_requests: PullRequestsConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +228,33 @@ impl Default for PullRequestsConfig {
     }
 }
 
+/// How notifications reach Slack, KakaoWork and webhooks (`src/notify/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub workers: usize,
+    pub slack_api_url: String,
+    pub kakaowork_api_url: String,
+    pub slack_signing_secret_credential: String,
+    pub max_attempts: i64,
+    pub backoff_ms: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            slack_api_url: "https://slack.com/api".into(),
+            kakaowork_api_url: "https://api.kakaowork.com".into(),
+            slack_signing_secret_credential: "slack-signing-secret".into(),
+            max_attempts: 8,
+            backoff_ms: 10_000,
+            request_timeout_secs: 10,
+        }
+    }
+}
+
 /// How monitoring alerts become tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -364,6 +392,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             approvals: ApprovalsConfig::default(),
             pull_requests: PullRequestsConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -564,6 +593,24 @@ impl Config {
             return bad(
                 "pull_requests.author_name / author_email",
                 "need a name and an e-mail address for the commits of approved work".into(),
+            );
+        }
+        let notify = &self.notify;
+        for (key, value) in [
+            ("notify.slack_api_url", &notify.slack_api_url),
+            ("notify.kakaowork_api_url", &notify.kakaowork_api_url),
+        ] {
+            if !matches!(url::Url::parse(value), Ok(u) if ["http", "https"].contains(&u.scheme())) {
+                return bad(
+                    key,
+                    format!("{value:?} is not an http(s) URL; use e.g. the service's default"),
+                );
+            }
+        }
+        if notify.max_attempts < 1 || notify.request_timeout_secs == 0 || notify.backoff_ms == 0 {
+            return bad(
+                "notify.max_attempts / request_timeout_secs / backoff_ms",
+                "must be at least 1".into(),
             );
         }
         Ok(())

@@ -111,7 +111,8 @@ fn valid_env_var(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn valid_credential_name(name: &str) -> bool {
+/// True for a usable credential name: 1-63 letters, digits, `-` or `_`, starting with a letter or digit.
+pub(crate) fn valid_credential_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= 63
         && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())

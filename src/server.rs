@@ -1,5 +1,5 @@
 //! Start-up of a service process: data dir, store, migrations, vault, first admin token,
-//! `jobs/` schedules, workers and the scheduler.
+//! `jobs/` schedules, workers (pipelines and notifications) and the scheduler.
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
@@ -14,6 +14,7 @@ use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::engine::{Engine, worker};
 use crate::http::AppState;
+use crate::notify::Notifier;
 use crate::schedules::scheduler::Scheduler;
 use crate::store::Store;
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
@@ -30,6 +31,8 @@ pub struct Started {
     pub generated_key_file: Option<PathBuf>,
     /// The queue workers of this process, if it runs any.
     pub workers: Option<Workers>,
+    /// The notification workers of this process, unless `notify.workers` is 0.
+    pub notifications: Option<Workers>,
     /// Stops the GitHub comment updater, if it runs.
     pub replies: Option<CancellationToken>,
     /// Stops the check of approval deadlines.
@@ -49,6 +52,17 @@ impl Workers {
     pub fn start(engine: Arc<Engine>) -> Workers {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(worker::run_workers(engine, shutdown.clone()));
+        Workers { shutdown, handle }
+    }
+
+    /// Starts `notify.workers` notification workers, named after the process' `engine`.
+    pub fn start_notifications(notifier: Arc<Notifier>, engine: &Engine) -> Workers {
+        let shutdown = CancellationToken::new();
+        let holder = engine.holder().to_string();
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            crate::notify::run_workers(notifier, &holder, stop).await;
+        });
         Workers { shutdown, handle }
     }
 
@@ -114,6 +128,9 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
+    let notifier = Notifier::new(store.clone(), vault.clone(), config.clone());
+    let notifications = (config.notify.workers > 0)
+        .then(|| Workers::start_notifications(notifier.clone(), &engine));
     let replies = config.github.reply.then(|| {
         let shutdown = CancellationToken::new();
         tokio::spawn(crate::triggers::reply::run_replies(
@@ -141,10 +158,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
             vault,
             engine,
             teams,
+            notifier,
         },
         admin_token,
         generated_key_file,
         workers,
+        notifications,
         replies,
         approval_deadlines,
         scheduler,

@@ -28,9 +28,11 @@ pub mod error;
 mod events;
 mod extract;
 mod health;
+mod notifications;
 mod page;
 mod projects;
 mod schedules;
+mod slack;
 mod tasks;
 mod teams;
 mod webhooks;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub vault: Vault,
     pub engine: Arc<crate::engine::Engine>,
     pub teams: Arc<crate::teams::Teams>,
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 #[derive(OpenApi)]
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::api_router())
         .merge(teams::router())
         .merge(schedules::router())
+        .merge(notifications::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
@@ -102,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .merge(approval_page::router())
         .merge(webhooks::router(state.config.github.max_body_bytes))
+        .merge(slack::router())
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -1,15 +1,65 @@
 //! Notifications: tell people about approval requests and ended tasks on each channel of
 //! the task's project (Slack, KakaoWork, a generic webhook), as durable queue jobs.
+//!
+//! Durable how: `enqueue` writes one `notifications` row per channel and pushes its
+//! `NotifyJob` on the apalis queue in the same transaction, exactly as a task and its
+//! `RunJob` are written. The apalis queue rather than an outbox of our own, because it
+//! already has what an outbox would need to be built with: prompt claims (SQLite update
+//! hook, PostgreSQL LISTEN/NOTIFY), one claimer per job across nodes, and the job of a dead
+//! worker handed back after missed heartbeats. The row is the notification's record:
+//! attempts, last error, and, once `notify.max_attempts` are used up, the dead letter. A
+//! retry is a new job with a delay, pushed in the transaction that records the failed
+//! attempt (apalis' own retry runs again at once).
+//!
+//! Delivery is at least once: a worker that dies after the channel took a message but
+//! before the attempt is recorded sends it again.
+//!
+//! Messages are rendered from the store when they are sent (`message`). Channel secrets are
+//! vault credentials, revealed right before a send; neither they nor a full webhook URL are
+//! ever logged or stored in an error.
 
-use crate::error::Result;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::credentials;
+use crate::error::{Error, Result};
 use crate::store::Store;
 
+mod deliver;
+pub mod kakaowork;
+pub mod message;
+pub mod slack;
+pub mod webhook;
+
+pub use deliver::{Notifier, run_workers};
+
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
     ApprovalRequested,
     TaskDone,
     TaskFailed,
+}
+
+impl NoticeKind {
+    /// Every kind, in the order channels list them.
+    pub const ALL: [NoticeKind; 3] = [Self::ApprovalRequested, Self::TaskFailed, Self::TaskDone];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApprovalRequested => "approval_requested",
+            Self::TaskDone => "task_done",
+            Self::TaskFailed => "task_failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == stored)
+    }
 }
 
 /// Something people should hear about; rendered from the store when it is delivered.
@@ -20,7 +70,253 @@ pub struct Notice {
     pub approval_id: Option<i64>,
 }
 
-/// Queues one delivery of `notice` per channel of the task's project.
-pub async fn enqueue(_store: &Store, _notice: &Notice) -> Result<()> {
+/// Queues one delivery of `notice` per enabled channel of the task's project that wants it:
+/// each a `notifications` row and its queue job, all in one transaction.
+pub async fn enqueue(store: &Store, notice: &Notice) -> Result<()> {
+    let queued = store.enqueue_notifications(notice).await?;
+    if !queued.is_empty() {
+        tracing::debug!(task = notice.task_id, kind = notice.kind.as_str(), notifications = ?queued, "notifications queued");
+    }
     Ok(())
+}
+
+/// Where a channel's notifications go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Slack,
+    Kakaowork,
+    Webhook,
+}
+
+impl ChannelKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Kakaowork => "kakaowork",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        [Self::Slack, Self::Kakaowork, Self::Webhook]
+            .into_iter()
+            .find(|kind| kind.as_str() == stored)
+    }
+}
+
+/// A place a project's notifications go.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct NotificationChannel {
+    pub id: i64,
+    /// Project name.
+    pub project: String,
+    /// slack | kakaowork | webhook
+    pub kind: String,
+    /// Slack channel id (none: the credential is an incoming-webhook URL), KakaoWork
+    /// conversation id, or the webhook URL.
+    pub target: Option<String>,
+    /// Name of the credential holding the channel's secret.
+    pub credential: String,
+    #[sqlx(json)]
+    pub events: Vec<NoticeKind>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of a channel creation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    pub kind: ChannelKind,
+    /// slack: the channel id to post to with a bot token; omit it when the credential is an
+    /// incoming-webhook URL. kakaowork: the conversation id. webhook: the http(s) URL.
+    pub target: Option<String>,
+    /// Name of the credential (the project's, else the global one) holding the secret: the
+    /// Slack incoming-webhook URL or bot token, the KakaoWork bot app key, or the webhook's
+    /// HMAC key.
+    pub credential: String,
+    /// Events to send; all when omitted.
+    pub events: Option<Vec<NoticeKind>>,
+    /// Defaults to true.
+    pub enabled: Option<bool>,
+}
+
+/// A checked channel, ready to store.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    pub kind: ChannelKind,
+    pub target: Option<String>,
+    pub credential: String,
+    pub events: Vec<NoticeKind>,
+    pub enabled: bool,
+}
+
+impl NewChannel {
+    /// Checks the target against the kind, the credential name and the events.
+    pub fn into_spec(self) -> Result<ChannelSpec> {
+        let target = self
+            .target
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        match (self.kind, target.as_deref()) {
+            (ChannelKind::Slack, Some(channel))
+                if channel.len() > 80
+                    || !channel
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "#-_.".contains(c)) =>
+            {
+                return Err(Error::invalid(
+                    "target",
+                    "must be a Slack channel id such as C07OPS00001 (or omitted for an incoming webhook)",
+                ));
+            }
+            (ChannelKind::Kakaowork, id)
+                if !id.is_some_and(|id| {
+                    id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit())
+                }) =>
+            {
+                return Err(Error::invalid(
+                    "target",
+                    "a kakaowork channel needs the conversation id (digits) to send to",
+                ));
+            }
+            (ChannelKind::Webhook, url)
+                if !url.is_some_and(|url| {
+                    matches!(url::Url::parse(url), Ok(u) if ["http", "https"].contains(&u.scheme()))
+                }) =>
+            {
+                return Err(Error::invalid(
+                    "target",
+                    "a webhook channel needs the http(s) URL to post to",
+                ));
+            }
+            _ => {}
+        }
+        let credential = self.credential.trim().to_string();
+        if !credentials::valid_credential_name(&credential) {
+            return Err(Error::invalid(
+                "credential",
+                "must name a credential: 1-63 letters, digits, '-' or '_'",
+            ));
+        }
+        let mut events = Vec::new();
+        for event in self.events.unwrap_or_else(|| NoticeKind::ALL.to_vec()) {
+            if !events.contains(&event) {
+                events.push(event);
+            }
+        }
+        if events.is_empty() {
+            return Err(Error::invalid(
+                "events",
+                "name at least one of approval_requested, task_failed, task_done",
+            ));
+        }
+        Ok(ChannelSpec {
+            kind: self.kind,
+            target,
+            credential,
+            events,
+            enabled: self.enabled.unwrap_or(true),
+        })
+    }
+}
+
+/// One notification to one channel and how its delivery went; a dead one is a dead letter.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Notification {
+    pub id: i64,
+    /// Project name.
+    pub project: String,
+    pub channel_id: i64,
+    /// slack | kakaowork | webhook
+    pub channel_kind: String,
+    /// approval_requested | task_failed | task_done
+    pub event: String,
+    pub task_id: i64,
+    pub approval_id: Option<i64>,
+    /// queued | sent | dead
+    pub status: String,
+    /// Sends tried so far.
+    pub attempts: i64,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When the queued retry is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(kind: ChannelKind, target: Option<&str>) -> NewChannel {
+        NewChannel {
+            kind,
+            target: target.map(str::to_owned),
+            credential: "chat-secret".into(),
+            events: None,
+            enabled: None,
+        }
+    }
+
+    fn field_of(result: Result<ChannelSpec>) -> String {
+        match result {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets_must_fit_the_kind() {
+        assert!(channel(ChannelKind::Slack, None).into_spec().is_ok());
+        assert!(
+            channel(ChannelKind::Slack, Some("C07OPS00001"))
+                .into_spec()
+                .is_ok()
+        );
+        assert_eq!(
+            field_of(channel(ChannelKind::Slack, Some("two words")).into_spec()),
+            "target"
+        );
+        assert_eq!(
+            field_of(channel(ChannelKind::Kakaowork, None).into_spec()),
+            "target"
+        );
+        assert!(
+            channel(ChannelKind::Kakaowork, Some("12345"))
+                .into_spec()
+                .is_ok()
+        );
+        assert_eq!(
+            field_of(channel(ChannelKind::Webhook, Some("ftp://x")).into_spec()),
+            "target"
+        );
+        let spec = channel(ChannelKind::Webhook, Some(" https://hooks.example/x "))
+            .into_spec()
+            .unwrap();
+        assert_eq!(spec.target.as_deref(), Some("https://hooks.example/x"));
+        assert_eq!(spec.events, NoticeKind::ALL.to_vec());
+        assert!(spec.enabled);
+    }
+
+    #[test]
+    fn events_and_credential_are_checked() {
+        let mut none = channel(ChannelKind::Slack, None);
+        none.events = Some(Vec::new());
+        assert_eq!(field_of(none.into_spec()), "events");
+        let mut twice = channel(ChannelKind::Slack, None);
+        twice.events = Some(vec![NoticeKind::TaskDone, NoticeKind::TaskDone]);
+        assert_eq!(
+            twice.into_spec().unwrap().events,
+            vec![NoticeKind::TaskDone]
+        );
+        let mut bad = channel(ChannelKind::Slack, None);
+        bad.credential = "no spaces please".into();
+        assert_eq!(field_of(bad.into_spec()), "credential");
+    }
 }

@@ -34,6 +34,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod engine;
 pub mod events;
+pub mod notifications;
 pub mod projects;
 pub mod schedules;
 pub mod tasks;
@@ -76,8 +77,8 @@ impl Store {
     pub async fn connect(url: &str, settings: &StoreConfig) -> Result<Self, DbError> {
         let mut jobs_inserted = None;
         let pool = if url.starts_with("sqlite:") {
-            let (hook_tx, signal) = JobsInserted::channel();
-            jobs_inserted = Some(signal);
+            let signal = JobsInserted::default();
+            jobs_inserted = Some(signal.clone());
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -90,14 +91,14 @@ impl Store {
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .after_connect(move |conn, _| {
-                        let hook_tx = hook_tx.clone();
+                        let signal = signal.clone();
                         Box::pin(async move {
                             let mut handle = conn.lock_handle().await?;
                             handle.set_update_hook(move |event| {
                                 if event.operation == SqliteOperation::Insert
                                     && event.table == "Jobs"
                                 {
-                                    let _ = hook_tx.unbounded_send(());
+                                    signal.announce();
                                 }
                             });
                             Ok(())
@@ -125,7 +126,8 @@ impl Store {
         })
     }
 
-    /// Signal of queue inserts made through this pool (SQLite), for prompt claims.
+    /// Signal of queue inserts made through this pool (SQLite), for prompt claims; each
+    /// queue's workers subscribe to it.
     pub fn jobs_inserted(&self) -> Option<JobsInserted> {
         self.jobs_inserted.clone()
     }

@@ -2,7 +2,7 @@
 
 use super::{BeginWrite, Store};
 use crate::error::{Error, Result};
-use crate::queue::{self, NewJob};
+use crate::queue::{self, Job, NewJob};
 use crate::tasks::{Task, TaskFilter, TaskSpec};
 
 /// Pushes a queue job inside an open transaction of either database.
@@ -14,24 +14,24 @@ macro_rules! push_job {
 
 /// The queue push for each database, so `push_job!` reads the same for both.
 pub(crate) trait PushInto {
-    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error>;
+    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error>;
 }
 
 impl PushInto for sqlx::SqliteConnection {
-    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error> {
+    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error> {
         queue::push_sqlite(self, job).await
     }
 }
 
 impl PushInto for sqlx::PgConnection {
-    async fn push_into_queue(&mut self, job: &NewJob) -> Result<String, sqlx::Error> {
+    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error> {
         queue::push_postgres(self, job).await
     }
 }
 
-pub(crate) async fn push_into<C: PushInto>(
+pub(crate) async fn push_into<C: PushInto, J: Job>(
     conn: &mut C,
-    job: &NewJob,
+    job: &NewJob<J>,
 ) -> Result<String, sqlx::Error> {
     conn.push_into_queue(job).await
 }

@@ -39,14 +39,20 @@ pub struct TaskRequest {
 /// True when `signature` is `sha256=<hex HMAC-SHA256 of body keyed by secret>`, compared
 /// in constant time.
 pub fn verify_sha256_signature(secret: &[u8], body: &[u8], signature: &str) -> bool {
-    let Some(hex_digest) = signature.trim().strip_prefix("sha256=") else {
-        return false;
-    };
+    signature
+        .trim()
+        .strip_prefix("sha256=")
+        .is_some_and(|hex_digest| hmac_sha256_matches(secret, body, hex_digest))
+}
+
+/// True when `hex_digest` is the hex HMAC-SHA256 of `message` keyed by `secret`, compared
+/// in constant time.
+pub fn hmac_sha256_matches(secret: &[u8], message: &[u8], hex_digest: &str) -> bool {
     let Ok(expected) = hex::decode(hex_digest) else {
         return false;
     };
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
+    mac.update(message);
     mac.verify_slice(&expected).is_ok()
 }
 

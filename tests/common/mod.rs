@@ -10,6 +10,7 @@ use aiops::config::Config;
 use aiops::store::Store;
 
 pub mod pipeline;
+pub mod chat;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
@@ -199,6 +200,7 @@ pub struct TestApp {
     /// The app's vault, to sign approval links as notifications do.
     pub vault: aiops::vault::Vault,
     workers: Option<aiops::server::Workers>,
+    notifications: Option<aiops::server::Workers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -228,6 +230,7 @@ impl TestApp {
         let engine = started.state.engine.clone();
         let vault = started.state.vault.clone();
         let workers = started.workers;
+        let notifications = started.notifications;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(aiops::http::serve(listener, started.state, async {
             let _ = rx.await;
@@ -245,6 +248,7 @@ impl TestApp {
             engine,
             vault,
             workers,
+            notifications,
             shutdown: Some(tx),
         }
     }
@@ -280,7 +284,10 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(workers) = self.workers.take() {
+        for workers in [self.workers.take(), self.notifications.take()]
+            .into_iter()
+            .flatten()
+        {
             workers.shutdown.cancel();
         }
     }

@@ -1,0 +1,126 @@
+//! `/api/v1/projects/{name}/channels` (where a project's notifications go) and
+//! `/api/v1/notifications` (how each delivery went; `status=dead` lists the dead letters).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::AuditTarget;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::page::{next_cursor, page_limit, parse_cursor};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::notify::{NewChannel, Notification, NotificationChannel};
+use crate::store::notifications::NotificationFilter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(delete_channel))
+        .routes(routes!(list_notifications))
+}
+
+/// A project's notification channels.
+#[utoipa::path(get, path = "/projects/{name}/channels", tag = "notifications",
+    responses((status = 200, body = Vec<NotificationChannel>), (status = 404, body = ErrorBody)))]
+async fn list_channels(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Vec<NotificationChannel>>> {
+    let project = state.store.project(&name).await?;
+    Ok(Json(state.store.channels(project.id).await?))
+}
+
+/// Add a notification channel to a project. Its secret is a credential, named here and
+/// stored with the credentials API.
+#[utoipa::path(post, path = "/projects/{name}/channels", tag = "notifications", request_body = NewChannel,
+    responses((status = 201, body = NotificationChannel), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_channel(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(new): ApiJson<NewChannel>,
+) -> Result<(
+    StatusCode,
+    Extension<AuditTarget>,
+    Json<NotificationChannel>,
+)> {
+    principal.require(Role::Operator)?;
+    let project = state.store.project(&name).await?;
+    let channel = state
+        .store
+        .insert_channel(project.id, &new.into_spec()?)
+        .await?;
+    let target = AuditTarget(format!("projects/{name}/channels/{}", channel.id));
+    Ok((StatusCode::CREATED, Extension(target), Json(channel)))
+}
+
+/// Remove a channel and the record of its notifications.
+#[utoipa::path(delete, path = "/projects/{name}/channels/{id}", tag = "notifications",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_channel(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((name, id)): ApiPath<(String, i64)>,
+) -> Result<StatusCode> {
+    principal.require(Role::Operator)?;
+    let project = state.store.project(&name).await?;
+    state.store.delete_channel(project.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct NotificationQuery {
+    /// queued | sent | dead
+    status: Option<String>,
+    /// Only this project's notifications.
+    project: Option<String>,
+    cursor: Option<String>,
+    /// Page size, at most 200.
+    limit: Option<u32>,
+}
+
+/// Notifications, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Present when there may be more than `limit` items.
+    pub next_cursor: Option<String>,
+}
+
+/// Notifications and how their delivery went; `status=dead` lists the ones given up.
+#[utoipa::path(get, path = "/notifications", tag = "notifications", params(NotificationQuery),
+    responses((status = 200, body = NotificationPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_notifications(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<NotificationQuery>,
+) -> Result<Json<NotificationPage>> {
+    if let Some(status) = &query.status
+        && !["queued", "sent", "dead"].contains(&status.as_str())
+    {
+        return Err(Error::invalid("status", "must be queued, sent or dead"));
+    }
+    let project_id = match &query.project {
+        Some(name) => Some(state.store.project(name).await?.id),
+        None => None,
+    };
+    let limit = page_limit(query.limit, state.config.tasks.page_size)?;
+    let items = state
+        .store
+        .list_notifications(&NotificationFilter {
+            status: query.status,
+            project_id,
+            before: parse_cursor(query.cursor.as_deref())?,
+            limit,
+        })
+        .await?;
+    let next_cursor = next_cursor(&items, limit, |n| n.id);
+    Ok(Json(NotificationPage { items, next_cursor }))
+}

@@ -1,0 +1,61 @@
+//! `POST /webhooks/slack/interactions`: clicks on the buttons of aiops' Slack messages.
+//! Authenticated by Slack's signature over the raw body (not by an API token); answered
+//! 200 at once, the outcome goes to the click's `response_url`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Utc;
+
+use super::AppState;
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::notify::slack;
+
+/// The Slack endpoints; outside `/api/v1` and its token check.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/slack/interactions", post(interaction))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn interaction(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<StatusCode> {
+    let body = body?;
+    let credential = &state.config.notify.slack_signing_secret_credential;
+    let secret = credentials::reveal_global(&state.store, &state.vault, credential)
+        .await?
+        .ok_or_else(|| {
+            Error::Unauthorized(format!(
+                "no Slack signing secret is configured; store it as the global credential {credential:?}"
+            ))
+        })?;
+    let now = Utc::now();
+    slack::verify_request(
+        secret.as_bytes(),
+        header(&headers, "x-slack-request-timestamp"),
+        header(&headers, "x-slack-signature"),
+        &body,
+        now,
+    )?;
+    if let Some(click) = slack::parse_interaction(&body)? {
+        let notifier = &state.notifier;
+        let answer = slack::decide_click(&state.store, notifier.link_signer(), &click, now).await;
+        if let Some(response_url) = click.response_url {
+            notifier.answer_in_slack(response_url, answer);
+        }
+    }
+    Ok(StatusCode::OK)
+}

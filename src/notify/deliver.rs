@@ -1,0 +1,274 @@
+//! Sending: the notification workers take a `NotifyJob`, render its message, send it to its
+//! channel, and record the attempt: sent, tried again later (network error, HTTP 5xx or
+//! 429) with a doubling delay, or dead once `notify.max_attempts` are used up or the
+//! channel refused it for good.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::BoxDynError;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::message::Message;
+use super::{ChannelKind, NoticeKind, kakaowork, slack, webhook};
+use crate::approvals::LinkSigner;
+use crate::config::Config;
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::queue::{self, JobHandler, NotifyJob, WorkerSettings};
+use crate::store::Store;
+use crate::store::notifications::{Attempt, NotificationDue};
+use crate::vault::Vault;
+
+/// Most characters of a refusing answer kept in the error.
+const MAX_ANSWER_EXCERPT: usize = 200;
+
+/// Why a send failed, and whether trying again may help. Never holds a secret or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub retryable: bool,
+    pub reason: String,
+}
+
+impl SendError {
+    /// A failure that may pass: the network, the service's own trouble, a rate limit.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure that will not pass by itself: a refusal, a missing or wrong credential.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Sends `request` to `service`; its answer's body when it is a 2xx.
+pub(super) async fn post(
+    request: reqwest::RequestBuilder,
+    service: &str,
+) -> Result<String, SendError> {
+    // without_url: reqwest's errors name the URL, which may be a secret (a webhook URL).
+    let response = request
+        .send()
+        .await
+        .map_err(|e| SendError::retry(format!("{service}: {}", e.without_url())))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        return Ok(text);
+    }
+    let reason = format!("{service} answered HTTP {}", status.as_u16());
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        Err(SendError::retry(reason))
+    } else {
+        let excerpt: String = text.trim().chars().take(MAX_ANSWER_EXCERPT).collect();
+        Err(SendError::permanent(format!("{reason}: {excerpt}")))
+    }
+}
+
+/// The delay before retry number `attempt` (1 after the first failure): doubling from
+/// `notify.backoff_ms`, at most an hour.
+pub fn backoff(config: &Config, attempt: i64) -> Duration {
+    let doublings = (attempt - 1).clamp(0, 20) as u32;
+    let delay = config.notify.backoff_ms.saturating_mul(1u64 << doublings);
+    Duration::from_millis(delay.min(3_600_000))
+}
+
+/// Sends notifications and answers Slack's buttons; shared by the workers and the HTTP layer.
+pub struct Notifier {
+    store: Store,
+    vault: Vault,
+    config: Arc<Config>,
+    http: reqwest::Client,
+    signer: LinkSigner,
+}
+
+impl Notifier {
+    /// A notifier of this process.
+    pub fn new(store: Store, vault: Vault, config: Arc<Config>) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.notify.request_timeout_secs))
+            .user_agent(concat!("aiops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        Arc::new(Self {
+            signer: LinkSigner::new(&vault),
+            store,
+            vault,
+            config,
+            http,
+        })
+    }
+
+    /// The signer of approval links and button tokens.
+    pub fn link_signer(&self) -> &LinkSigner {
+        &self.signer
+    }
+
+    /// Sends notification `id` once and records how it went; a notification already sent,
+    /// dead or removed is left alone (a repeated job).
+    pub async fn deliver(&self, id: i64) -> Result<()> {
+        let Some(due) = self.store.notification_due(id).await? else {
+            return Ok(());
+        };
+        let attempt = due.attempts + 1;
+        let outcome = match self.send(&due).await {
+            Ok(()) => Attempt::Sent,
+            Err(e) if e.retryable && attempt < self.config.notify.max_attempts => Attempt::Retry {
+                error: e.reason,
+                after: backoff(&self.config, attempt),
+            },
+            Err(e) => Attempt::Dead { error: e.reason },
+        };
+        match &outcome {
+            Attempt::Sent => {
+                tracing::info!(
+                    notification = id,
+                    channel = due.channel_id,
+                    attempt,
+                    "notification sent"
+                );
+            }
+            Attempt::Retry { error, after } => {
+                tracing::warn!(notification = id, channel = due.channel_id, attempt, error = %error, retry_in_ms = after.as_millis() as u64, "notification not sent; trying again later");
+            }
+            Attempt::Dead { error } => {
+                tracing::warn!(notification = id, channel = due.channel_id, attempt, error = %error, "notification given up (dead letter)");
+            }
+        }
+        if !self
+            .store
+            .record_notification_attempt(id, attempt, &outcome)
+            .await?
+        {
+            tracing::info!(
+                notification = id,
+                "another worker recorded this attempt first"
+            );
+        }
+        Ok(())
+    }
+
+    async fn send(&self, due: &NotificationDue) -> Result<(), SendError> {
+        let (Some(kind), Some(event)) = (
+            ChannelKind::from_stored(&due.channel_kind),
+            NoticeKind::from_stored(&due.event),
+        ) else {
+            return Err(SendError::permanent(format!(
+                "unknown channel kind {:?} or event {:?}",
+                due.channel_kind, due.event
+            )));
+        };
+        let message = Message::render(
+            &self.store,
+            &self.signer,
+            &self.config,
+            event,
+            due.task_id,
+            due.approval_id,
+        )
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(what) => SendError::permanent(format!("{what} no longer exists")),
+            e => SendError::retry(format!("cannot read the notification's content: {e}")),
+        })?;
+        let secret = credentials::reveal_named(
+            &self.store,
+            &self.vault,
+            due.project_id,
+            &due.credential,
+        )
+        .await
+        .map_err(|e| SendError::retry(format!("cannot read the credential: {e}")))?
+        .ok_or_else(|| {
+            SendError::permanent(format!(
+                "no credential {:?} for the project or global; store it with `aiops secret set`",
+                due.credential
+            ))
+        })?;
+        let notify = &self.config.notify;
+        let target = due.target.as_deref();
+        match (kind, target) {
+            (ChannelKind::Slack, channel) => {
+                slack::send(
+                    &self.http,
+                    &notify.slack_api_url,
+                    channel,
+                    &secret,
+                    &message,
+                )
+                .await
+            }
+            (ChannelKind::Kakaowork, Some(conversation)) => {
+                kakaowork::send(
+                    &self.http,
+                    &notify.kakaowork_api_url,
+                    conversation,
+                    &secret,
+                    &message,
+                )
+                .await
+            }
+            (ChannelKind::Webhook, Some(url)) => {
+                webhook::send(&self.http, url, &secret, due.id, &message).await
+            }
+            (_, None) => Err(SendError::permanent("the channel has no target")),
+        }
+    }
+
+    /// Posts `answer` to a Slack `response_url` in the background, so Slack gets its 200 at
+    /// once; a failure is logged (without the URL, which is a capability).
+    pub fn answer_in_slack(self: &Arc<Self>, response_url: String, answer: Value) {
+        let notifier = Arc::clone(self);
+        tokio::spawn(async move {
+            let request = notifier.http.post(response_url.as_str()).json(&answer);
+            if let Err(e) = post(request, "Slack's response_url").await {
+                tracing::warn!(error = %e.reason, "could not update the Slack message");
+            }
+        });
+    }
+}
+
+impl JobHandler<NotifyJob> for Notifier {
+    async fn handle(self: Arc<Self>, job: NotifyJob) -> Result<(), BoxDynError> {
+        self.deliver(job.notification_id).await.map_err(|e| {
+            tracing::error!(notification = job.notification_id, error = %e, "could not handle a notification; the queue retries it");
+            Box::new(e) as BoxDynError
+        })
+    }
+}
+
+/// Runs `notify.workers` concurrent senders until `shutdown` fires.
+pub async fn run_workers(notifier: Arc<Notifier>, holder: &str, shutdown: CancellationToken) {
+    let config = &notifier.config;
+    let settings = WorkerSettings {
+        name_prefix: format!("{holder}-n"),
+        concurrency: config.notify.workers,
+        poll: Duration::from_millis(config.engine.queue_poll_ms),
+        heartbeat: Duration::from_secs(config.engine.heartbeat_secs),
+    };
+    queue::run_workers::<NotifyJob, Notifier>(notifier.store.clone(), notifier, settings, shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_configured_delay() {
+        let mut config = Config::default();
+        config.notify.backoff_ms = 100;
+        assert_eq!(backoff(&config, 1), Duration::from_millis(100));
+        assert_eq!(backoff(&config, 2), Duration::from_millis(200));
+        assert_eq!(backoff(&config, 4), Duration::from_millis(800));
+        assert_eq!(backoff(&config, 60), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,259 @@
+//! What a notification says, rendered from the store when it is sent: one `Message`, laid
+//! out by each channel (`slack`, `kakaowork`, `webhook`) in its own format.
+
+use crate::approvals::{self, LinkSigner};
+use crate::config::Config;
+use crate::error::Result;
+use crate::records::ApprovalRecord;
+use crate::store::Store;
+use crate::tasks::Task;
+
+use super::NoticeKind;
+
+/// Longest summary shown, in characters.
+const MAX_SUMMARY_CHARS: usize = 600;
+
+/// What a notification tells.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub kind: NoticeKind,
+    pub task: Task,
+    /// The approval asked for (approval_requested).
+    pub approval: Option<ApprovalRecord>,
+    /// The worktree's change when the approval was asked for.
+    pub diff: Option<DiffStat>,
+    /// The signed approval page for an approval request; the task in the API otherwise.
+    pub link: String,
+    /// The signed token of the approval link, which Slack's buttons carry back.
+    pub token: Option<String>,
+}
+
+/// Size of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DiffStat {
+    pub files: usize,
+    pub insertions: u64,
+    pub deletions: u64,
+}
+
+impl std::fmt::Display for DiffStat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.files == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} file{plural} changed, +{} -{}",
+            self.files, self.insertions, self.deletions
+        )
+    }
+}
+
+impl Message {
+    /// Reads what a notice of `kind` about `task_id` (and `approval_id`) says now.
+    pub async fn render(
+        store: &Store,
+        signer: &LinkSigner,
+        config: &Config,
+        kind: NoticeKind,
+        task_id: i64,
+        approval_id: Option<i64>,
+    ) -> Result<Message> {
+        let task = store.task(task_id).await?;
+        let (approval, diff) = match approval_id {
+            Some(id) => {
+                let approval = store.approval(id).await?;
+                let diff = store
+                    .approval_snapshot(id)
+                    .await?
+                    .diff_files
+                    .map(|files| DiffStat {
+                        files: files.len(),
+                        insertions: files.iter().map(|f| f.insertions).sum(),
+                        deletions: files.iter().map(|f| f.deletions).sum(),
+                    });
+                (Some(approval), diff)
+            }
+            None => (None, None),
+        };
+        let (link, token) = match &approval {
+            Some(approval) => (
+                signer.url(config, approval),
+                Some(signer.token(approval.id, approvals::link_expiry(approval, config))),
+            ),
+            None => (
+                format!("{}/api/v1/tasks/{}", config.public_base_url(), task.id),
+                None,
+            ),
+        };
+        Ok(Message {
+            kind,
+            task,
+            approval,
+            diff,
+            link,
+            token,
+        })
+    }
+
+    /// One line saying what happened, e.g. "Approval needed: bugfix on shop".
+    pub fn title(&self) -> String {
+        let what = match self.kind {
+            NoticeKind::ApprovalRequested => "Approval needed",
+            NoticeKind::TaskDone => "Done",
+            NoticeKind::TaskFailed => "Failed",
+        };
+        format!("{what}: {} on {}", self.task.team, self.task.project)
+    }
+
+    /// What the approval asks or the task was about, cut to a readable length.
+    pub fn summary(&self) -> String {
+        let prompt_line = self.task.prompt.lines().next().unwrap_or("").trim();
+        let text = match &self.approval {
+            Some(approval) if approval.kind == "tool" => format!(
+                "Tool {} (risk {}): {}",
+                approval.tool_name.as_deref().unwrap_or("?"),
+                approval.risk_level.as_deref().unwrap_or("unknown"),
+                approval.summary.as_deref().unwrap_or(prompt_line)
+            ),
+            Some(approval) => approval.summary.as_deref().unwrap_or(prompt_line).into(),
+            None => prompt_line.to_string(),
+        };
+        if text.chars().count() > MAX_SUMMARY_CHARS {
+            text.chars().take(MAX_SUMMARY_CHARS - 1).collect::<String>() + "…"
+        } else {
+            text
+        }
+    }
+
+    /// The facts shown beside the summary, as (label, value).
+    pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let mut facts = vec![
+            ("Project", self.task.project.clone()),
+            ("Task", format!("#{}", self.task.id)),
+            ("Team", self.task.team.clone()),
+        ];
+        if let Some(changes) = self.changes() {
+            facts.push(("Changes", changes));
+        }
+        if self.kind == NoticeKind::TaskFailed
+            && let Some(reason) = &self.task.status_reason
+        {
+            facts.push(("Reason", reason.clone()));
+        }
+        if self.kind == NoticeKind::TaskDone {
+            match (&self.task.pr_url, &self.task.change_note) {
+                (Some(url), _) => facts.push(("Pull request", url.clone())),
+                (None, Some(note)) => facts.push(("Change", note.clone())),
+                (None, None) => {}
+            }
+        }
+        facts
+    }
+
+    /// The change's size: counted from the snapshot, else as the pipeline stated it.
+    pub fn changes(&self) -> Option<String> {
+        self.diff.map(|d| d.to_string()).or_else(|| {
+            self.approval
+                .as_ref()
+                .and_then(|a| a.diff_stat.clone())
+                .filter(|s| !s.trim().is_empty())
+        })
+    }
+
+    /// The whole message as one plain line, for previews and clients without blocks.
+    pub fn plain_text(&self) -> String {
+        format!("{}: {}", self.title(), self.summary())
+    }
+
+    /// The label of the button that opens `link`.
+    pub fn link_label(&self) -> &'static str {
+        match self.kind {
+            NoticeKind::ApprovalRequested => "Review / Revise",
+            NoticeKind::TaskDone | NoticeKind::TaskFailed => "Open task",
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    /// A message as the renderers get it, without a store.
+    pub(crate) fn sample(kind: NoticeKind) -> Message {
+        let task = Task {
+            id: 12,
+            project: "shop".into(),
+            team: "bugfix".into(),
+            prompt: "Fix the checkout crash\nwith details".into(),
+            source: "api".into(),
+            priority: "high".into(),
+            status: "awaiting_approval".into(),
+            status_reason: Some("the agent exited with code 1".into()),
+            dedup_key: None,
+            phase: None,
+            party_session_id: None,
+            branch: None,
+            source_ref: serde_json::json!({}),
+            created_by: Some("admin".into()),
+            created_at: Utc::now(),
+            started_at: None,
+            completed_at: None,
+            pr_url: None,
+            pr_number: None,
+            change_note: None,
+        };
+        let approval = (kind == NoticeKind::ApprovalRequested).then(|| ApprovalRecord {
+            id: 3,
+            task_id: 12,
+            request_id: "20260101T000000".into(),
+            kind: "result".into(),
+            risk_level: None,
+            tool_name: None,
+            tool_input: None,
+            summary: Some("Null check in <checkout> & cart".into()),
+            diff_stat: None,
+            status: "pending".into(),
+            decision: None,
+            comment: None,
+            decided_by: None,
+            decided_at: None,
+            channel: None,
+            requested_at: Utc::now(),
+            expires_at: None,
+            snapshot_at: None,
+            resumed_at: None,
+        });
+        Message {
+            kind,
+            token: approval.as_ref().map(|_| "3.1999999999.abcdef".to_string()),
+            link: "https://aiops.example/approvals/3.1999999999.abcdef".into(),
+            diff: approval.as_ref().map(|_| DiffStat {
+                files: 2,
+                insertions: 10,
+                deletions: 1,
+            }),
+            approval,
+            task,
+        }
+    }
+
+    #[test]
+    fn facts_say_what_matters_for_each_kind() {
+        let approval = sample(NoticeKind::ApprovalRequested);
+        assert_eq!(approval.title(), "Approval needed: bugfix on shop");
+        assert_eq!(approval.summary(), "Null check in <checkout> & cart");
+        assert!(
+            approval
+                .facts()
+                .contains(&("Changes", "2 files changed, +10 -1".into()))
+        );
+        let failed = sample(NoticeKind::TaskFailed);
+        assert_eq!(failed.title(), "Failed: bugfix on shop");
+        assert_eq!(failed.summary(), "Fix the checkout crash");
+        assert!(
+            failed
+                .facts()
+                .contains(&("Reason", "the agent exited with code 1".into()))
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! Stand-ins for the services notifications go to (Slack, KakaoWork, a webhook receiver):
+//! they answer like the service, record every request, and fail when a test says so.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Which service a stand-in plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `POST /api/chat.postMessage` (Web API), `POST /services/…` (incoming webhooks) and
+    /// `POST /actions/…` (the `response_url` of a click).
+    Slack,
+    /// `POST /v1/messages.send`.
+    Kakaowork,
+    /// Any path answers 200.
+    Webhook,
+}
+
+/// One request a stand-in received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Received {
+    /// The body as JSON (null when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Answers a path gives before (or instead of) the service's own.
+enum Failures {
+    Next(VecDeque<u16>),
+    Always(u16),
+}
+
+struct Shared {
+    service: Service,
+    received: Mutex<Vec<Received>>,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+/// A running stand-in.
+#[derive(Clone)]
+pub struct ChatStandIn {
+    /// Base URL, e.g. `http://127.0.0.1:4711`.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl ChatStandIn {
+    /// Starts a stand-in for `service` on a random loopback port.
+    pub async fn start(service: Service) -> ChatStandIn {
+        let shared = Arc::new(Shared {
+            service,
+            received: Mutex::default(),
+            failures: Mutex::default(),
+        });
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ChatStandIn { url, shared }
+    }
+
+    /// The URL of `path` on this stand-in.
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Answers the next requests to `path` with `statuses`, one each, then as the service.
+    pub fn fail_next(&self, path: &str, statuses: &[u16]) {
+        self.shared.failures.lock().unwrap().insert(
+            path.to_string(),
+            Failures::Next(statuses.iter().copied().collect()),
+        );
+    }
+
+    /// Answers every request to `path` with `status`.
+    pub fn fail_always(&self, path: &str, status: u16) {
+        self.shared
+            .failures
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), Failures::Always(status));
+    }
+
+    /// The requests received on paths starting with `prefix`, oldest first.
+    pub fn received(&self, prefix: &str) -> Vec<Received> {
+        self.shared
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let scripted = match shared.failures.lock().unwrap().get_mut(&path) {
+        Some(Failures::Always(status)) => Some(*status),
+        Some(Failures::Next(statuses)) => statuses.pop_front(),
+        None => None,
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status, response) = match scripted {
+        Some(status) => (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({"error": "scripted failure"})).into_response(),
+        ),
+        None => service_answer(shared.service, &path, &request),
+    };
+    shared.received.lock().unwrap().push(Received {
+        path,
+        headers,
+        body: body.to_vec(),
+        status: status.as_u16(),
+    });
+    (status, response).into_response()
+}
+
+/// What the real service answers to a good request.
+fn service_answer(service: Service, path: &str, request: &Value) -> (StatusCode, Response) {
+    let ok = |body: Value| (StatusCode::OK, axum::Json(body).into_response());
+    match service {
+        Service::Slack if path == "/api/chat.postMessage" => ok(json!({
+            "ok": true, "channel": request["channel"], "ts": "1795490000.123456",
+            "message": {"type": "message", "text": request["text"]},
+        })),
+        Service::Slack if path.starts_with("/services/") || path.starts_with("/actions/") => {
+            (StatusCode::OK, "ok".into_response())
+        }
+        Service::Kakaowork if path == "/v1/messages.send" => ok(json!({
+            "success": true,
+            "message": {"id": "1", "conversation_id": request["conversation_id"], "text": request["text"]},
+        })),
+        Service::Webhook => ok(json!({})),
+        _ => (StatusCode::NOT_FOUND, "no such endpoint".into_response()),
+    }
+}

@@ -1,0 +1,618 @@
+//! Notifications end to end: real pipeline runs (the simulator) notify Slack, KakaoWork and
+//! a webhook receiver (stand-ins that record what they get), a signed Slack click decides
+//! the approval, failed sends are retried and end as dead letters; on SQLite and PostgreSQL.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aiops::triggers::sign_sha256;
+use common::chat::{ChatStandIn, Received, Service};
+use common::{Db, TestApp, wait_for};
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
+const BOT_TOKEN: &str = "xoxb-bot-token-for-tests";
+const KAKAOWORK_KEY: &str = "kakaowork-app-key-for-tests";
+const HOOK_SECRET: &str = "webhook-hmac-key-for-tests";
+const POST_MESSAGE: &str = "/api/chat.postMessage";
+const RESPONSE_URL: &str = "/actions/T01TEAM0001/1795490012/abcdefABCDEF0123456789";
+
+/// The three services, each a stand-in.
+struct Chats {
+    slack: ChatStandIn,
+    kakaowork: ChatStandIn,
+    hooks: ChatStandIn,
+}
+
+impl Chats {
+    async fn start() -> Chats {
+        Chats {
+            slack: ChatStandIn::start(Service::Slack).await,
+            kakaowork: ChatStandIn::start(Service::Kakaowork).await,
+            hooks: ChatStandIn::start(Service::Webhook).await,
+        }
+    }
+}
+
+/// The application running pipelines with the simulator, its notifications pointed at
+/// `chats`, retrying quickly, and the secrets of the channels stored.
+async fn notify_app(db: Db, chats: &Chats, sim_flags: &str) -> TestApp {
+    let sim = common::simulator();
+    let sim = sim.display();
+    let (slack, kakaowork) = (chats.slack.url.clone(), chats.kakaowork.url.clone());
+    let app = TestApp::spawn_with(db, |c| {
+        c.engine.workers = 2;
+        c.engine.command = format!(
+            "{sim} -p \"/ai-party:party {{prompt}}\" --output-format stream-json --verbose --sim-phase-delay-ms 10 {sim_flags}"
+        );
+        c.engine.resume_command = format!(
+            "{sim} -p {{decision}} --resume {{claude_session_id}} --output-format stream-json --verbose --sim-phase-delay-ms 10"
+        );
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.heartbeat_secs = 1;
+        c.engine.slot_ttl_secs = 5;
+        c.engine.env_passthrough = vec!["PATH".into()];
+        c.pull_requests.enabled = false;
+        c.notify.slack_api_url = format!("{slack}/api");
+        c.notify.kakaowork_api_url = kakaowork;
+        c.notify.max_attempts = 3;
+        c.notify.backoff_ms = 50;
+    })
+    .await;
+    let hook_url = chats.slack.url_of("/services/T000/B000/XXXXXXXX");
+    for (project, name, kind, value) in [
+        (
+            None,
+            "slack-signing-secret",
+            "webhook_secret",
+            SIGNING_SECRET,
+        ),
+        (None, "slack-bot", "token", BOT_TOKEN),
+        (None, "slack-hook", "token", hook_url.as_str()),
+        (None, "kakaowork-bot", "api_key", KAKAOWORK_KEY),
+        (None, "hook-hmac", "webhook_secret", HOOK_SECRET),
+    ] {
+        let project: Option<&str> = project;
+        let created = app
+            .post("/api/v1/credentials")
+            .json(&json!({"project": project, "name": name, "kind": kind, "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            created.status(),
+            StatusCode::CREATED,
+            "{}",
+            created.text().await.unwrap()
+        );
+    }
+    app
+}
+
+async fn add_project(app: &TestApp, name: &str, repo: &Path) {
+    let response = app
+        .post("/api/v1/projects")
+        .json(&json!({"name": name, "local_path": repo}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+async fn add_channel(app: &TestApp, project: &str, channel: Value) -> i64 {
+    let response = app
+        .post(&format!("/api/v1/projects/{project}/channels"))
+        .json(&channel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn create_task(app: &TestApp, project: &str) -> i64 {
+    let response = app
+        .post("/api/v1/tasks")
+        .json(&json!({"project": project, "prompt": "Fix the checkout crash", "team": "bugfix"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let response = app.get(path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// Waits until the task has `status`.
+async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
+    wait_for(&format!("task {id} to be {status}"), WAIT, || async {
+        let detail = get_json(app, &format!("/api/v1/tasks/{id}")).await;
+        (detail["status"] == status).then_some(detail)
+    })
+    .await
+}
+
+/// Waits until `stand_in` received at least `count` requests on `path`; returns them all.
+async fn wait_received(stand_in: &ChatStandIn, path: &str, count: usize) -> Vec<Received> {
+    wait_for(&format!("{count} request(s) to {path}"), WAIT, || async {
+        let received = stand_in.received(path);
+        (received.len() >= count).then_some(received)
+    })
+    .await
+}
+
+/// The Slack button with this action id in a posted message.
+fn button(message: &Value, action_id: &str) -> Value {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["elements"].as_array())
+        .flatten()
+        .find(|element| element["action_id"] == action_id)
+        .unwrap_or_else(|| panic!("no button {action_id} in {message:#}"))
+        .clone()
+}
+
+/// The body of a Slack click on `action_id` carrying `token`, built from the fixture.
+fn click_body(token: &str, action_id: &str, response_url: &str) -> String {
+    let mut payload = common::fixture_json("slack/block_actions.json");
+    payload["actions"][0]["value"] = json!(token);
+    payload["actions"][0]["action_id"] = json!(action_id);
+    payload["response_url"] = json!(response_url);
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
+
+/// `v0=<hex HMAC-SHA256 of "v0:{timestamp}:{body}">`, as Slack signs.
+fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts an interaction; `signed` is (timestamp, signature), none to send neither header.
+async fn post_interaction(
+    app: &TestApp,
+    body: &str,
+    signed: Option<(i64, String)>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/webhooks/slack/interactions"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string());
+    if let Some((timestamp, signature)) = signed {
+        request = request
+            .header("X-Slack-Request-Timestamp", timestamp.to_string())
+            .header("X-Slack-Signature", signature);
+    }
+    request.send().await.unwrap()
+}
+
+/// Posts an interaction signed now with the right secret.
+async fn click(app: &TestApp, body: &str) -> reqwest::Response {
+    let now = chrono::Utc::now().timestamp();
+    post_interaction(
+        app,
+        body,
+        Some((now, slack_signature(SIGNING_SECRET, now, body))),
+    )
+    .await
+}
+
+/// Runs a task to its approval request; returns the task id, the approval id and the
+/// token of the approval link, as the Slack message carried it.
+async fn pending_approval(app: &TestApp, chats: &Chats) -> (i64, i64, String) {
+    let task = create_task(app, "shop").await;
+    let posted = wait_received(&chats.slack, POST_MESSAGE, 1).await;
+    let token = button(&posted[0].json(), "aiops_approve")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = wait_status(app, task, "awaiting_approval").await;
+    let approval = detail["pending_approvals"][0]["id"].as_i64().unwrap();
+    (task, approval, token)
+}
+
+async fn approval_decided_events(app: &TestApp, task: i64) -> usize {
+    app.store
+        .events_after(0, Some(task), None, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "approval_decided")
+        .count()
+}
+
+async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db: Db) {
+    let chats = Chats::start().await;
+    let repo = common::git_repo();
+    let app = notify_app(db, &chats, "").await;
+    add_project(&app, "shop", repo.path()).await;
+    add_channel(
+        &app,
+        "shop",
+        json!({"kind": "slack", "target": "C07OPS00001", "credential": "slack-bot"}),
+    )
+    .await;
+    add_channel(
+        &app,
+        "shop",
+        json!({"kind": "slack", "credential": "slack-hook", "events": ["approval_requested"]}),
+    )
+    .await;
+    add_channel(
+        &app,
+        "shop",
+        json!({"kind": "kakaowork", "target": "12345", "credential": "kakaowork-bot"}),
+    )
+    .await;
+    add_channel(&app, "shop", json!({"kind": "webhook", "target": chats.hooks.url_of("/aiops"), "credential": "hook-hmac"})).await;
+
+    let (task, approval, token) = pending_approval(&app, &chats).await;
+
+    // Slack, through the Web API: Block Kit with Approve / Reject carrying the link's token.
+    let posted = &chats.slack.received(POST_MESSAGE)[0];
+    assert_eq!(
+        posted.header("authorization"),
+        Some(format!("Bearer {BOT_TOKEN}").as_str())
+    );
+    let message = posted.json();
+    assert_eq!(message["channel"], "C07OPS00001");
+    assert_eq!(message["blocks"][0]["type"], "header");
+    assert_eq!(
+        message["blocks"][0]["text"]["text"],
+        "Approval needed: bugfix on shop"
+    );
+    assert!(
+        token.starts_with(&format!("{approval}.")),
+        "{token} opens approval {approval}"
+    );
+    assert_eq!(button(&message, "aiops_reject")["value"], token);
+    let link = button(&message, "aiops_open")["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(link.ends_with(&format!("/approvals/{token}")), "{link}");
+    let facts = message["blocks"][1].to_string();
+    assert!(
+        facts.contains("*Project*\\nshop") && facts.contains("*Changes*"),
+        "{facts}"
+    );
+    // The link opens the approval page.
+    let page_path = &link[link.find("/approvals/").unwrap()..];
+    let page = app.client.get(app.url(page_path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+
+    // Slack, through an incoming webhook: the same message, no channel.
+    let hooked = wait_received(&chats.slack, "/services/T000/B000/XXXXXXXX", 1).await;
+    assert!(hooked[0].json().get("channel").is_none());
+    assert_eq!(button(&hooked[0].json(), "aiops_approve")["value"], token);
+
+    // KakaoWork: a bot message to the conversation with a button opening the link.
+    let sent = wait_received(&chats.kakaowork, "/v1/messages.send", 1).await;
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(format!("Bearer {KAKAOWORK_KEY}").as_str())
+    );
+    let kakao = sent[0].json();
+    assert_eq!(kakao["conversation_id"], 12345);
+    let blocks = kakao["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks.iter().any(|b| b["type"] == "text"));
+    let kakao_button = blocks.iter().find(|b| b["type"] == "button").unwrap();
+    assert_eq!(kakao_button["action_type"], "open_system_browser");
+    assert_eq!(kakao_button["value"], link);
+
+    // The webhook: JSON signed with the channel's key.
+    let delivered = wait_received(&chats.hooks, "/aiops", 1).await;
+    assert_eq!(
+        delivered[0].header("x-aiops-signature-256"),
+        Some(sign_sha256(HOOK_SECRET.as_bytes(), &delivered[0].body).as_str())
+    );
+    let event = delivered[0].json();
+    assert_eq!(event["event"], "approval_requested");
+    assert_eq!(event["approval"]["id"], approval);
+    assert_eq!(event["task"]["id"], task);
+    assert_eq!(event["link"], link);
+
+    // A signed click on Approve decides it as the Slack user, and the message says so.
+    let response_url = chats.slack.url_of(RESPONSE_URL);
+    let body = click_body(&token, "aiops_approve", &response_url);
+    assert_eq!(click(&app, &body).await.status(), StatusCode::OK);
+    let decided = get_json(&app, &format!("/api/v1/approvals/{approval}")).await;
+    assert_eq!(decided["status"], "decided");
+    assert_eq!(decided["decision"], "approve");
+    assert_eq!(decided["channel"], "slack");
+    assert_eq!(decided["decided_by"], "minji.kim");
+    let answers = wait_received(&chats.slack, RESPONSE_URL, 1).await;
+    let answer = answers[0].json();
+    assert_eq!(answer["replace_original"], true);
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Approved by minji.kim"),
+        "{answer}"
+    );
+
+    // A second click decides nothing and says who decided first.
+    assert_eq!(click(&app, &body).await.status(), StatusCode::OK);
+    let answers = wait_received(&chats.slack, RESPONSE_URL, 2).await;
+    let again = answers[1].json()["text"].as_str().unwrap().to_string();
+    assert!(
+        again.contains("already decided") && again.contains("minji.kim"),
+        "{again}"
+    );
+    assert_eq!(approval_decided_events(&app, task).await, 1);
+
+    // The approved pipeline finishes: "done" reaches the channels that want it.
+    wait_status(&app, task, "done").await;
+    let posted = wait_received(&chats.slack, POST_MESSAGE, 2).await;
+    assert_eq!(
+        posted[1].json()["blocks"][0]["text"]["text"],
+        "Done: bugfix on shop"
+    );
+    let kakao = wait_received(&chats.kakaowork, "/v1/messages.send", 2).await;
+    assert_eq!(kakao[1].json()["blocks"][0]["text"], "Done: bugfix on shop");
+    let delivered = wait_received(&chats.hooks, "/aiops", 2).await;
+    assert_eq!(delivered[1].json()["event"], "task_done");
+    assert_eq!(delivered[1].header("x-aiops-event"), Some("task_done"));
+    // Four channels heard of the request, three of them of the end.
+    wait_for("7 notifications recorded as sent", WAIT, || async {
+        let sent = get_json(&app, "/api/v1/notifications?status=sent").await;
+        (sent["items"].as_array().unwrap().len() == 7).then_some(())
+    })
+    .await;
+    // The incoming-webhook channel wants approval requests only.
+    assert_eq!(
+        chats.slack.received("/services/T000/B000/XXXXXXXX").len(),
+        1
+    );
+}
+
+async fn slack_clicks_need_a_fresh_valid_signature(db: Db) {
+    let chats = Chats::start().await;
+    let repo = common::git_repo();
+    let app = notify_app(db, &chats, "").await;
+    add_project(&app, "shop", repo.path()).await;
+    add_channel(
+        &app,
+        "shop",
+        json!({"kind": "slack", "target": "C07OPS00001", "credential": "slack-bot"}),
+    )
+    .await;
+    let (task, approval, token) = pending_approval(&app, &chats).await;
+    let response_url = chats.slack.url_of(RESPONSE_URL);
+    let body = click_body(&token, "aiops_approve", &response_url);
+    let now = chrono::Utc::now().timestamp();
+
+    let wrong_secret = Some((now, slack_signature("not-the-secret", now, &body)));
+    let six_minutes_old = Some((now - 360, slack_signature(SIGNING_SECRET, now - 360, &body)));
+    let other_body = Some((
+        now,
+        slack_signature(SIGNING_SECRET, now, &body.replace("minji", "mallory")),
+    ));
+    for (what, signed) in [
+        ("a wrong signature", wrong_secret),
+        ("a timestamp 6 minutes old", six_minutes_old),
+        ("a signature of another body", other_body),
+        ("no signature headers", None),
+    ] {
+        let response = post_interaction(&app, &body, signed).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    let only_timestamp = app
+        .client
+        .post(app.url("/webhooks/slack/interactions"))
+        .header("X-Slack-Request-Timestamp", now.to_string())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(only_timestamp.status(), StatusCode::UNAUTHORIZED);
+
+    // Signed by Slack but not an interaction: 400.
+    assert_eq!(
+        click(&app, "payload=%7Bnot-json").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // Signed by Slack, but the button's token is forged: nothing is decided.
+    let (signed_part, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed_part}.{}", "00".repeat(32));
+    let forged_body = click_body(&forged, "aiops_approve", &response_url);
+    assert_eq!(click(&app, &forged_body).await.status(), StatusCode::OK);
+    let answers = wait_received(&chats.slack, RESPONSE_URL, 1).await;
+    let answer = answers[0].json();
+    assert_eq!(answer["replace_original"], false);
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was decided"),
+        "{answer}"
+    );
+
+    let still = get_json(&app, &format!("/api/v1/approvals/{approval}")).await;
+    assert_eq!(still["status"], "pending");
+    assert_eq!(approval_decided_events(&app, task).await, 0);
+}
+
+async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
+    let chats = Chats::start().await;
+    let repo = common::git_repo();
+    let app = notify_app(db, &chats, "--sim-crash-in ANALYZING").await;
+    add_project(&app, "shop", repo.path()).await;
+    chats.hooks.fail_next("/flaky", &[500, 500]);
+    chats.hooks.fail_always("/down", 503);
+    let flaky = add_channel(&app, "shop", json!({"kind": "webhook", "target": chats.hooks.url_of("/flaky"), "credential": "hook-hmac"})).await;
+    let down = add_channel(&app, "shop", json!({"kind": "webhook", "target": chats.hooks.url_of("/down"), "credential": "hook-hmac"})).await;
+    add_channel(&app, "shop", json!({"kind": "slack", "target": "C07OPS00001", "credential": "slack-bot", "events": ["task_failed"]})).await;
+
+    let task = create_task(&app, "shop").await;
+    wait_status(&app, task, "failed").await;
+
+    // The failure reaches Slack with its reason.
+    let posted = wait_received(&chats.slack, POST_MESSAGE, 1).await;
+    let message = posted[0].json();
+    assert_eq!(
+        message["blocks"][0]["text"]["text"],
+        "Failed: bugfix on shop"
+    );
+    assert!(
+        message["blocks"][1].to_string().contains("*Reason*"),
+        "{message:#}"
+    );
+
+    // 500, 500, then 200: sent on the third attempt, the same signed delivery each time.
+    let tries = wait_received(&chats.hooks, "/flaky", 3).await;
+    let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 500, 200]);
+    for attempt in &tries {
+        assert_eq!(attempt.body, tries[0].body);
+        assert_eq!(
+            attempt.header("x-aiops-signature-256"),
+            Some(sign_sha256(HOOK_SECRET.as_bytes(), &attempt.body).as_str())
+        );
+    }
+    assert_eq!(tries[0].json()["event"], "task_failed");
+
+    // Always 503: given up after notify.max_attempts, kept as a dead letter.
+    let dead = wait_for("the dead letter", WAIT, || async {
+        let page = get_json(&app, "/api/v1/notifications?status=dead").await;
+        let items = page["items"].as_array().unwrap().clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["channel_id"], down);
+    assert_eq!(dead[0]["event"], "task_failed");
+    assert_eq!(dead[0]["task_id"], task);
+    assert_eq!(dead[0]["attempts"], 3);
+    assert_eq!(dead[0]["last_error"], "the webhook answered HTTP 503");
+    assert_eq!(chats.hooks.received("/down").len(), 3);
+
+    let sent = wait_for("the flaky channel's record", WAIT, || async {
+        let page = get_json(&app, "/api/v1/notifications?status=sent&project=shop").await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["channel_id"] == flaky)
+            .cloned()
+    })
+    .await;
+    assert_eq!(sent["attempts"], 3);
+    assert_eq!(sent["last_error"], "the webhook answered HTTP 500");
+}
+
+async fn channels_are_managed_per_project(db: Db) {
+    let repo = common::git_repo();
+    let app = TestApp::spawn(db).await;
+    add_project(&app, "shop", repo.path()).await;
+    let status_of = |response: reqwest::Response| response.status();
+
+    let unknown = app
+        .post("/api/v1/projects/nope/channels")
+        .json(&json!({"kind": "slack", "credential": "slack-bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_of(unknown), StatusCode::NOT_FOUND);
+    for (body, field) in [
+        (json!({"kind": "kakaowork", "credential": "k"}), "target"),
+        (
+            json!({"kind": "webhook", "target": "not a url", "credential": "k"}),
+            "target",
+        ),
+        (
+            json!({"kind": "slack", "credential": "k", "events": []}),
+            "events",
+        ),
+        (
+            json!({"kind": "slack", "credential": "k", "events": ["task_started"]}),
+            "events[0]",
+        ),
+        (json!({"kind": "slack", "credential": "a b"}), "credential"),
+        (json!({"kind": "teams", "credential": "k"}), "kind"),
+    ] {
+        let response = app
+            .post("/api/v1/projects/shop/channels")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["details"]["field"], field, "{error:#}");
+    }
+
+    let id = add_channel(&app, "shop", json!({"kind": "webhook", "target": "https://hooks.example/aiops", "credential": "hook-hmac", "events": ["task_done"]})).await;
+    let listed = get_json(&app, "/api/v1/projects/shop/channels").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["events"], json!(["task_done"]));
+    assert_eq!(listed[0]["enabled"], true);
+    let unknown = app
+        .get("/api/v1/projects/nope/channels")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_of(unknown), StatusCode::NOT_FOUND);
+
+    let path = format!("/api/v1/projects/shop/channels/{id}");
+    let deleted = app
+        .req(reqwest::Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let again = app
+        .req(reqwest::Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_json(&app, "/api/v1/projects/shop/channels").await,
+        json!([])
+    );
+
+    let bad_status = app
+        .get("/api/v1/notifications?status=lost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_status.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+on_both_databases!(
+    approval_request_reaches_every_channel_and_a_slack_click_decides_it,
+    slack_clicks_need_a_fresh_valid_signature,
+    failed_sends_are_retried_then_kept_as_dead_letters,
+    channels_are_managed_per_project,
+);
