@@ -335,8 +335,7 @@ async fn revise_then_approve_and_reject(db: Db) {
         (approval["id"] != first["id"]).then_some(approval)
     })
     .await;
-    let detail = task(&app, revised).await;
-    assert_eq!(detail["status"], "awaiting_approval");
+    let detail = wait_status(&app, revised, "awaiting_approval").await;
     assert_eq!(runs_of_kind(&detail, "resume"), 1);
     let (status, _) = decide(
         &app,
