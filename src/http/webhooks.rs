@@ -161,12 +161,14 @@ async fn route_github_delivery(
             .record_delivery(delivery, None, Some(&reason))
             .await;
     };
+    let defaults =
+        github::Triggers::from_config(&state.config.github, &state.config.tasks.default_team);
     let routing = github::route(
         &delivery.event,
         &delivery.payload,
-        &state.config.github,
+        &[],
+        &defaults,
         &state.teams,
-        &state.config.tasks.default_team,
     );
     match routing {
         Routing::Ignore(reason) => {
@@ -310,7 +312,7 @@ async fn apply_alert(
     alert: &alerts::AlertOccurrence,
 ) -> Result<Value> {
     let fingerprint = &alert.fingerprint;
-    let Some(route) = alerts::route(source, alert, &state.config.alerts) else {
+    let Some(route) = alerts::route(source, alert, &[], &state.config.alerts) else {
         return Ok(
             json!({"fingerprint": fingerprint, "outcome": "ignored", "reason": "no [[alerts.rules]] entry matches its labels"}),
         );
