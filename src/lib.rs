@@ -14,6 +14,7 @@ pub mod http;
 pub mod projects;
 pub mod queue;
 pub mod records;
+pub mod routing;
 pub mod schedules;
 pub mod server;
 pub mod store;

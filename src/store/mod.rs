@@ -34,6 +34,7 @@ pub mod deliveries;
 pub mod engine;
 pub mod events;
 pub mod projects;
+pub mod routing_rules;
 pub mod schedules;
 pub mod tasks;
 pub mod tokens;
