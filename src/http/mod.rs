@@ -28,6 +28,7 @@ mod extract;
 mod health;
 mod page;
 mod projects;
+mod routing_rules;
 mod schedules;
 mod tasks;
 mod teams;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::api_router())
         .merge(teams::router())
         .merge(schedules::router())
+        .merge(routing_rules::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
