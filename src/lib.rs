@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod jobs;
 pub mod projects;
 pub mod queue;
 pub mod records;

@@ -892,8 +892,30 @@ async fn alert_storm_makes_one_task_per_fingerprint(db: Db) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Routing rules from /api/v1/routing-rules
+// Routing rules: from jobs files and from /api/v1/routing-rules
 // ---------------------------------------------------------------------------------------
+
+/// Rules for fixtures that the default `[github]` and `[alerts]` settings do not route: the
+/// `bug` label, issues opened, and the shopping-md alerts.
+const ROUTING_TOML: &str = r#"
+[[github_rule]]
+name = "hello-bugs"
+project = "hello"
+labels = ["bug"]
+priority = "high"
+
+[[github_rule]]
+name = "opened-anywhere"
+on_issue_opened = true
+default_team = "research"
+
+[[alert_rule]]
+name = "shopping-md"
+project = "shop"
+match = { service = "shopping-md" }
+team = "devops"
+priority = "high"
+"#;
 
 /// What a webhook answered with its 202.
 async fn accepted_json(response: reqwest::Response) -> Value {
@@ -949,6 +971,94 @@ async fn create_rule(app: &TestApp, body: Value) -> Value {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED, "{body}");
     response.json().await.unwrap()
+}
+
+async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let jobs = tempfile::tempdir().unwrap();
+    std::fs::write(jobs.path().join("routing.toml"), ROUTING_TOML).unwrap();
+    let jobs_dir = jobs.path().to_path_buf();
+    // Started before its projects are registered: the rules naming one are skipped.
+    let app = webhook_app_with(db, &api, |c| c.scheduler.jobs_dir = jobs_dir).await;
+    let loaded: Value = app
+        .get("/api/v1/routing-rules/opened-anywhere")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(loaded["kind"], "github");
+    assert_eq!(loaded["origin"], "file");
+    assert_eq!(loaded["file"], "routing.toml");
+    assert!(loaded["project"].is_null());
+    assert_eq!(rule_names(&app).await, ["opened-anywhere"]);
+
+    // The configuration alone routes neither the `bug` label nor these alerts.
+    let labeled = fixture("github/issues.labeled.json");
+    let ignored = accepted_json(deliver(&app, "issues", "label-1", &labeled).await).await;
+    assert_eq!(ignored["outcome"], "ignored");
+    assert!(
+        ignored["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a trigger label")
+    );
+    let firing = fixture("alertmanager/firing.json");
+    let unrouted =
+        accepted_json(alert(&app, "/webhooks/alertmanager", Some(ALERT_TOKEN), &firing).await)
+            .await;
+    assert!(
+        unrouted["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "ignored"
+                && a["reason"].as_str().unwrap().contains("no routing rule")),
+        "{unrouted}"
+    );
+
+    let reloaded = aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        reloaded.routing_rules.created,
+        ["hello-bugs", "shopping-md"]
+    );
+    assert_eq!(reloaded.routing_rules.unchanged, ["opened-anywhere"]);
+
+    let routed = accepted_json(deliver(&app, "issues", "label-2", &labeled).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    let task = task_of(&app, &routed["task_id"]).await;
+    assert_eq!(task["priority"], "high", "the rule's priority");
+    assert_eq!(task["dedup_key"], "github:Codertocat/Hello-World#1");
+
+    // A rule without a project covers every registered repository; an issue whose text
+    // matches no preset's keywords gets the rule's default team.
+    let mut opened = fixture_json("github/issues.opened.json");
+    opened["repository"]["full_name"] = json!("acme/shop");
+    opened["issue"]["title"] = json!("Hello");
+    opened["issue"]["body"] = json!("");
+    let opened = serde_json::to_vec(&opened).unwrap();
+    let routed = accepted_json(deliver(&app, "issues", "opened-1", &opened).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    let task = task_of(&app, &routed["task_id"]).await;
+    assert_eq!(task["team"], "research");
+    assert_eq!(task["priority"], "normal", "github.priority");
+
+    let routed =
+        accepted_json(alert(&app, "/webhooks/alertmanager", Some(ALERT_TOKEN), &firing).await)
+            .await;
+    let alerts = routed["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    for routed in alerts {
+        assert_eq!(routed["outcome"], "task_created", "{routed}");
+        let task = task_of(&app, &routed["task_id"]).await;
+        assert_eq!(task["team"], "devops");
+        // The rule's priority wins over the one `severity: critical` maps to.
+        assert_eq!(task["priority"], "high");
+        assert_eq!(task["project"], "shop");
+    }
 }
 
 async fn api_rules_route_until_disabled_or_deleted(db: Db) {
@@ -1209,6 +1319,150 @@ async fn routing_rule_api_refuses_bad_rules(db: Db) {
     assert_eq!(rule_names(&app).await, ["shop-alerts"]);
 }
 
+async fn jobs_reload_replaces_file_rules_and_keeps_api_rules(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let jobs = tempfile::tempdir().unwrap();
+    let jobs_dir = jobs.path().to_path_buf();
+    let app = webhook_app_with(db, &api, |c| c.scheduler.jobs_dir = jobs_dir).await;
+    let reload = || aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path());
+    std::fs::write(jobs.path().join("routing.toml"), ROUTING_TOML).unwrap();
+    let done = reload().await.unwrap();
+    assert_eq!(
+        done.routing_rules.created,
+        ["hello-bugs", "opened-anywhere", "shopping-md"]
+    );
+    create_rule(
+        &app,
+        json!({"kind": "github", "name": "by-hand", "bot_logins": ["codertocat"]}),
+    )
+    .await;
+
+    // The file owns its rules: the API may read them, not change them.
+    for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+        let refused = rule_request(&app, method.clone(), "hello-bugs")
+            .json(&json!({"enabled": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::CONFLICT, "{method}");
+        let error: Value = refused.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("jobs/routing.toml") && message.contains("aiops jobs reload"),
+            "{message}"
+        );
+    }
+
+    // Change a rule, drop one, add one in another file: the API rule stays.
+    std::fs::write(
+        jobs.path().join("routing.toml"),
+        ROUTING_TOML
+            .replace("labels = [\"bug\"]", "labels = [\"help wanted\"]")
+            .replace(
+                "[[alert_rule]]\nname = \"shopping-md\"",
+                "[[alert_rule]]\nname = \"shopping-md-critical\"",
+            ),
+    )
+    .unwrap();
+    std::fs::write(
+        jobs.path().join("more.toml"),
+        "[[github_rule]]\nname = \"octo-failures\"\nproject = \"octo\"\non_workflow_failure = true\nworkflow_failure_team = \"devops\"\n",
+    )
+    .unwrap();
+    let done = reload().await.unwrap();
+    assert_eq!(
+        done.routing_rules.created,
+        ["octo-failures", "shopping-md-critical"]
+    );
+    assert_eq!(done.routing_rules.updated, ["hello-bugs"]);
+    assert_eq!(done.routing_rules.unchanged, ["opened-anywhere"]);
+    assert_eq!(done.routing_rules.removed, ["shopping-md"]);
+    assert_eq!(
+        rule_names(&app).await,
+        [
+            "shopping-md-critical",
+            "by-hand",
+            "hello-bugs",
+            "octo-failures",
+            "opened-anywhere"
+        ],
+        "alert rules, then GitHub rules, each by position and name"
+    );
+    let octo: Value = rule_request(&app, reqwest::Method::GET, "octo-failures")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(octo["file"], "more.toml");
+
+    // The changed rule routes by its new label only; the workflow rule picks its team.
+    let bug = accepted_json(
+        deliver(
+            &app,
+            "issues",
+            "bug-1",
+            &fixture("github/issues.labeled.json"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(bug["outcome"], "ignored", "{bug}");
+    let mut help = fixture_json("github/issues.labeled.json");
+    help["label"]["name"] = json!("help wanted");
+    let help = accepted_json(
+        deliver(
+            &app,
+            "issues",
+            "help-1",
+            &serde_json::to_vec(&help).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(help["outcome"], "task_created", "{help}");
+    let mut failed_run = fixture_json("github/workflow_run.completed.json");
+    failed_run["workflow_run"]["conclusion"] = json!("failure");
+    let failed = accepted_json(
+        deliver(
+            &app,
+            "workflow_run",
+            "run-1",
+            &serde_json::to_vec(&failed_run).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(task_of(&app, &failed["task_id"]).await["team"], "devops");
+
+    // A bad file changes nothing, not even the schedule beside it.
+    std::fs::write(
+        jobs.path().join("broken.toml"),
+        "[[schedule]]\nname = \"nightly\"\nproject = \"shop\"\ncron = \"0 2 * * *\"\nprompt_template = \"x\"\n\n[[alert_rule]]\nname = \"loud\"\nproject = \"shop\"\nmatch = { service = \"shop\" }\npriority = \"urgent\"\n",
+    )
+    .unwrap();
+    let error = format!("{:#}", reload().await.unwrap_err());
+    for part in ["broken.toml", "alert_rule \"loud\"", "priority:", "urgent"] {
+        assert!(error.contains(part), "{part:?} missing in: {error}");
+    }
+    assert!(app.store.list_schedules().await.unwrap().is_empty());
+    assert_eq!(rule_names(&app).await.len(), 5);
+    std::fs::remove_file(jobs.path().join("broken.toml")).unwrap();
+
+    // A file may not take over a rule made through the API.
+    std::fs::write(
+        jobs.path().join("clash.toml"),
+        "[[github_rule]]\nname = \"by-hand\"\non_issue_opened = true\n",
+    )
+    .unwrap();
+    let error = format!("{:#}", reload().await.unwrap_err());
+    assert!(
+        error.contains("clash.toml") && error.contains("created through the API"),
+        "{error}"
+    );
+}
+
 on_both_databases!(
     github_fixtures_route_as_configured,
     github_rejects_bad_requests_and_queues_nothing,
@@ -1219,6 +1473,8 @@ on_both_databases!(
     alert_fixtures_route_and_resolve,
     alert_endpoints_reject_bad_requests,
     alert_storm_makes_one_task_per_fingerprint,
+    rules_from_a_jobs_file_route_what_the_config_does_not,
     api_rules_route_until_disabled_or_deleted,
     routing_rule_api_refuses_bad_rules,
+    jobs_reload_replaces_file_rules_and_keeps_api_rules,
 );

@@ -176,6 +176,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub config: Arc<Config>,
+    pub teams: Arc<aiops::teams::Teams>,
     pub db: FreshDb,
     pub engine: std::sync::Arc<aiops::engine::Engine>,
     workers: Option<aiops::server::Workers>,
@@ -205,6 +206,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let store = started.state.store.clone();
         let config = started.state.config.clone();
+        let teams = started.state.teams.clone();
         let engine = started.state.engine.clone();
         let workers = started.workers;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -220,6 +222,7 @@ impl TestApp {
                 .unwrap(),
             store,
             config,
+            teams,
             db,
             engine,
             workers,
