@@ -113,7 +113,7 @@ enum Command {
         #[command(subcommand)]
         command: HookCommand,
     },
-    /// Declarative schedules in the jobs directory (jobs/*.toml).
+    /// Declarative schedules and routing rules in the jobs directory (jobs/*.toml).
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
@@ -169,11 +169,11 @@ enum ApprovalsCommand {
 
 #[derive(Debug, Subcommand)]
 enum JobsCommand {
-    /// Make the store's file schedules match the jobs directory: create, change and remove
-    /// them; schedules made through the API are left alone.
+    /// Make the store's file schedules and routing rules match the jobs directory: create,
+    /// change and remove them; those made through the API are left alone.
     ///
     /// Every file is validated first, so a bad file changes nothing. Prints what changed as
-    /// JSON; a schedule whose project is not registered is listed under "skipped".
+    /// JSON; a schedule or rule whose project is not registered is listed under "skipped".
     Reload {
         #[command(flatten)]
         store: StoreArgs,
@@ -891,21 +891,22 @@ async fn jobs(config_file: &Option<PathBuf>, command: JobsCommand) -> anyhow::Re
     let JobsCommand::Reload { store, jobs_dir } = command;
     let config = load_config(config_file, &store, None)?;
     let dir = jobs_dir.unwrap_or_else(|| config.scheduler.jobs_dir.clone());
+    let teams = server::load_teams(&config)?;
     let store = server::open_store(&config).await?;
-    let reconciled = audited(&store, "jobs reload", "schedules".into(), async {
-        crate::schedules::files::reconcile(&store, &config.tasks, &dir)
+    let reloaded = audited(&store, "jobs reload", "jobs".into(), async {
+        crate::jobs::reconcile(&store, &config, &teams, &dir)
             .await
             .map_err(crate::Error::Internal)
     })
     .await?;
-    for skipped in &reconciled.skipped {
+    for (kind, skipped) in reloaded.skipped() {
         eprintln!(
-            "skipped {} ({}): {}",
+            "skipped {kind} {} ({}): {}",
             skipped.name, skipped.file, skipped.reason
         );
     }
-    eprintln!("{}: {}", dir.display(), reconciled.summary());
-    println!("{}", serde_json::to_string_pretty(&reconciled)?);
+    eprintln!("{}: {}", dir.display(), reloaded.summary());
+    println!("{}", serde_json::to_string_pretty(&reloaded)?);
     Ok(())
 }
 

@@ -43,6 +43,23 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// An invalid field from a JSON value that does not deserialize, named by the path to
+    /// it, or for a missing or unknown field by the field's own name.
+    pub fn from_json_path(err: &serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = err.path().to_string();
+        let inner = err.inner().to_string();
+        // serde reports a missing field at its parent's path, an unknown one at its own.
+        let named = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => name.to_string(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            (path, None) => path.to_string(),
+        };
+        Self::invalid(field, inner)
+    }
 }
 
 /// Result with the service's error type.

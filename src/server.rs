@@ -1,5 +1,5 @@
 //! Start-up of a service process: data dir, store, migrations, vault, first admin token,
-//! `jobs/` schedules, workers (pipelines and notifications) and the scheduler.
+//! `jobs/` schedules and routing rules, workers (pipelines and notifications) and the scheduler.
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
@@ -124,7 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
     let teams = Arc::new(load_teams(&config)?);
-    crate::schedules::files::load_at_start(&store, &config).await?;
+    crate::jobs::load_at_start(&store, &config, &teams).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
@@ -172,7 +172,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
 
 /// The team presets; without a presets directory every team name is accepted and tasks
 /// that name none get the configured default team.
-fn load_teams(config: &Config) -> anyhow::Result<crate::teams::Teams> {
+pub fn load_teams(config: &Config) -> anyhow::Result<crate::teams::Teams> {
     if !config.teams_dir.is_dir() {
         tracing::warn!(dir = %config.teams_dir.display(), "no team presets directory; teams are not checked");
         return Ok(crate::teams::Teams::default());

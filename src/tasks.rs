@@ -172,19 +172,7 @@ pub async fn task_spec(
         Some(team) => team,
         None => teams.pick(&new.prompt, &defaults.default_team).to_string(),
     };
-    if !crate::projects::is_slug(&team) {
-        return Err(Error::invalid(
-            "team",
-            "must be a team name: lower-case letters, digits and '-'",
-        ));
-    }
-    if !teams.is_empty() && !teams.contains(&team) {
-        let known: Vec<&str> = teams.names().collect();
-        return Err(Error::invalid(
-            "team",
-            format!("unknown team {team:?}; known teams: {}", known.join(", ")),
-        ));
-    }
+    teams.check("team", &team)?;
     if new.prompt.trim().is_empty() {
         return Err(Error::invalid("prompt", "must not be empty"));
     }

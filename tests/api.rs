@@ -696,10 +696,13 @@ async fn openapi_document(db: Db) {
         "/tasks",
         "/tasks/{id}",
         "/audit",
+        "/routing-rules",
+        "/routing-rules/{name}",
     ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
     assert!(doc["components"]["schemas"]["NewTask"].is_object());
+    assert!(doc["components"]["schemas"]["RoutingRuleSpec"]["oneOf"].is_array());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 

@@ -8,11 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use aiops::audit::AuditFilter;
+use aiops::config::Config;
 use aiops::config::SchedulerConfig;
 use aiops::projects::NewProject;
 use aiops::schedules::scheduler::{Action, Scheduler, run_due};
-use aiops::schedules::{self, NewSchedule, Origin, files};
+use aiops::schedules::{self, NewSchedule, Origin};
 use aiops::store::{Pool, Store};
+use aiops::teams::Teams;
 use chrono::{DateTime, Duration as Span, DurationRound, SecondsFormat, Timelike, Utc};
 use common::{Db, FreshDb, TestApp, wait_for};
 use reqwest::{Method, StatusCode};
@@ -656,7 +658,11 @@ async fn jobs_files_load_at_start_and_reload(db: Db) {
     assert_eq!(listed, json!([]));
 
     create_project(&app, "shop").await;
-    let reload = || files::reconcile(&app.store, &app.config.tasks, jobs.path());
+    let reload = || async {
+        aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path())
+            .await
+            .map(|reloaded| reloaded.schedules)
+    };
     let done = reload().await.unwrap();
     assert_eq!(
         done.created,
@@ -796,9 +802,13 @@ async fn a_bad_jobs_file_stops_the_start_and_a_good_one_loads(db: Db) {
     }
 }
 
+/// What the jobs directory declares, or why it cannot be read.
+fn read_jobs(dir: &Path) -> anyhow::Result<aiops::jobs::Declarations> {
+    aiops::jobs::read_dir(dir, &Config::default(), &Teams::default())
+}
+
 #[test]
 fn jobs_file_errors_name_the_file_the_schedule_and_the_field() {
-    let defaults = aiops::config::TasksConfig::default();
     let cases = [
         (
             "[[schedule]]\nname = \"a\"\nproject = \"shop\"\nprompt_template = \"x\"\n",
@@ -829,7 +839,7 @@ fn jobs_file_errors_name_the_file_the_schedule_and_the_field() {
     for (text, parts) in cases {
         let jobs = tempfile::tempdir().unwrap();
         write(jobs.path(), "a.toml", text);
-        let error = format!("{:#}", files::read_dir(jobs.path(), &defaults).unwrap_err());
+        let error = format!("{:#}", read_jobs(jobs.path()).unwrap_err());
         for part in parts {
             assert!(error.contains(part), "{part:?} missing in: {error}");
         }
@@ -838,7 +848,7 @@ fn jobs_file_errors_name_the_file_the_schedule_and_the_field() {
     let jobs = tempfile::tempdir().unwrap();
     write(jobs.path(), "a.toml", WEEKLY);
     write(jobs.path(), "b.toml", WEEKLY);
-    let error = format!("{:#}", files::read_dir(jobs.path(), &defaults).unwrap_err());
+    let error = format!("{:#}", read_jobs(jobs.path()).unwrap_err());
     assert!(
         error.contains("b.toml")
             && error.contains("already declared in")
@@ -849,28 +859,58 @@ fn jobs_file_errors_name_the_file_the_schedule_and_the_field() {
 
 #[tokio::test]
 async fn the_shipped_jobs_are_valid_and_wait_for_their_project() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
-    let defaults = aiops::config::TasksConfig::default();
-    let declared = files::read_dir(&shipped, &defaults).unwrap();
-    let names: Vec<&str> = declared.iter().map(|d| d.spec.name.as_str()).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = root.join("jobs");
+    let config = Config::default();
+    let teams = Teams::load(&root.join("config/teams")).unwrap();
+    let declared = aiops::jobs::read_dir(&shipped, &config, &teams).unwrap();
+    let names: Vec<&str> = declared
+        .schedules
+        .iter()
+        .map(|d| d.spec.name.as_str())
+        .collect();
     assert_eq!(
         names,
         ["weekly-dependency-review", "nightly-security-audit"]
     );
-    assert!(declared.iter().all(|d| d.spec.project == "your-project"));
+    assert!(
+        declared
+            .schedules
+            .iter()
+            .all(|d| d.spec.project == "your-project")
+    );
+    let rules: Vec<&str> = declared
+        .routing_rules
+        .iter()
+        .map(|d| d.spec.name())
+        .collect();
+    assert_eq!(rules, ["your-project-issues", "your-service-critical"]);
+    assert!(
+        declared
+            .routing_rules
+            .iter()
+            .all(|d| d.spec.project() == Some("your-project"))
+    );
 
     let db = FreshDb::new(Db::Sqlite).await;
     let store = db.store().await;
-    let done = files::reconcile(&store, &defaults, &shipped).await.unwrap();
-    assert_eq!(done.skipped.len(), 2, "{done:?}");
+    let done = aiops::jobs::reconcile(&store, &config, &teams, &shipped)
+        .await
+        .unwrap();
+    assert_eq!(done.schedules.skipped.len(), 2, "{done:?}");
+    assert_eq!(done.routing_rules.skipped.len(), 2, "{done:?}");
     assert!(store.list_schedules().await.unwrap().is_empty());
+    assert!(store.list_routing_rules().await.unwrap().is_empty());
 
     store
         .insert_project(&register_project("your-project"))
         .await
         .unwrap();
-    let done = files::reconcile(&store, &defaults, &shipped).await.unwrap();
-    assert_eq!(done.created, names);
+    let done = aiops::jobs::reconcile(&store, &config, &teams, &shipped)
+        .await
+        .unwrap();
+    assert_eq!(done.schedules.created, names);
+    assert_eq!(done.routing_rules.created, rules);
     let audit = store.schedule("nightly-security-audit").await.unwrap();
     assert_eq!(audit.team, "security");
     assert!(audit.enabled && audit.next_run_at.is_some());
@@ -931,7 +971,10 @@ async fn cli_jobs_reload_reconciles_and_reports() {
     assert!(reloaded.status.success(), "{stderr}");
     assert!(stderr.contains("2 created"), "{stderr}");
     let report: Value = serde_json::from_slice(&reloaded.stdout).unwrap();
-    assert_eq!(report["created"], json!(["nightly-audit", "paused-audit"]));
+    assert_eq!(
+        report["schedules"]["created"],
+        json!(["nightly-audit", "paused-audit"])
+    );
 
     let config = aiops::config::Config {
         data_dir: data.clone(),
@@ -966,7 +1009,7 @@ async fn cli_jobs_reload_reconciles_and_reports() {
     // Each reload is audited with its outcome.
     let audit = store
         .list_audit(&AuditFilter {
-            target: Some("schedules".into()),
+            target: Some("jobs".into()),
             principal: None,
             since: None,
             until: None,

@@ -7,6 +7,8 @@ use aiops::audit::{AuditFilter, NewAuditEntry};
 use aiops::auth::{self, Principal, Role};
 use aiops::credentials::{self, CredentialKind, NewCredential};
 use aiops::projects::{NewProject, ProjectPatch};
+use aiops::routing::RoutingRuleSpec;
+use aiops::schedules::Origin;
 use aiops::store::Store;
 use aiops::tasks::{Priority, Source, TaskFilter, TaskSpec};
 use common::{Db, FreshDb};
@@ -447,6 +449,100 @@ async fn audit_appends_and_filters(db: Db) {
     assert_eq!(before.len(), 2);
 }
 
+async fn routing_rules_in_routing_order(db: Db) {
+    let fresh = FreshDb::new(db).await;
+    let store = fresh.store().await;
+    let shop = store
+        .insert_project(&project("shop").into_spec().unwrap())
+        .await
+        .unwrap();
+    let hello = store
+        .insert_project(&project("hello").into_spec().unwrap())
+        .await
+        .unwrap();
+    let rule = |body: serde_json::Value| {
+        let serde_json::Value::Object(fields) = body else {
+            panic!("an object")
+        };
+        RoutingRuleSpec::from_json(fields).unwrap()
+    };
+    let github = |name: &str, project: Option<&str>, position: i64, enabled: bool| {
+        rule(
+            serde_json::json!({"kind": "github", "name": name, "project": project,
+            "labels": ["bug"], "position": position, "enabled": enabled}),
+        )
+    };
+    let alert = |name: &str, position: i64| {
+        rule(
+            serde_json::json!({"kind": "alert", "name": name, "project": "shop",
+            "match": {"service": "shop"}, "position": position}),
+        )
+    };
+    for (spec, project_id) in [
+        (github("b-everywhere", None, 100, true), None),
+        (github("a-shop", Some("shop"), 100, true), Some(shop.id)),
+        (github("z-shop-first", Some("shop"), 5, true), Some(shop.id)),
+        (github("shop-off", Some("shop"), 1, false), Some(shop.id)),
+        (github("hello-only", Some("hello"), 1, true), Some(hello.id)),
+        (alert("late", 200), Some(shop.id)),
+        (alert("mid-b", 100), Some(shop.id)),
+        (alert("mid-a", 100), Some(shop.id)),
+        (alert("early", 10), Some(shop.id)),
+    ] {
+        store
+            .insert_routing_rule(&spec, project_id, Origin::Api, None)
+            .await
+            .unwrap();
+    }
+    let shop_rules = store.github_routing_rules(shop.id).await.unwrap();
+    assert_eq!(
+        shop_rules.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+        ["z-shop-first", "a-shop", "b-everywhere"],
+        "the project's and everyone's enabled rules, by position then name"
+    );
+    let alert_rules = store.alert_routing_rules().await.unwrap();
+    assert_eq!(
+        alert_rules.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+        ["early", "mid-a", "mid-b", "late"]
+    );
+
+    let stored = store.routing_rule("a-shop").await.unwrap();
+    assert_eq!(stored.spec, github("a-shop", Some("shop"), 100, true));
+    assert_eq!(stored.origin, Origin::Api);
+    let moved = store
+        .update_routing_rule(
+            stored.id,
+            &github("a-shop", Some("hello"), 100, true),
+            Some(hello.id),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.spec.project(), Some("hello"));
+    let hello_rules = store.github_routing_rules(hello.id).await.unwrap();
+    assert_eq!(
+        hello_rules.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+        ["hello-only", "a-shop", "b-everywhere"]
+    );
+    assert!(matches!(
+        store
+            .insert_routing_rule(&alert("a-shop", 1), Some(shop.id), Origin::Api, None)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+
+    // A removed project takes its rules along; rules for every project stay.
+    store.delete_project(shop.id).await.unwrap();
+    let left: Vec<String> = store
+        .list_routing_rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name().to_string())
+        .collect();
+    assert_eq!(left, ["hello-only", "a-shop", "b-everywhere"]);
+}
+
 on_both_databases!(
     migrations_are_current_and_idempotent,
     projects_round_trip,
@@ -455,4 +551,5 @@ on_both_databases!(
     tokens_authenticate_until_revoked,
     credentials_scope_and_reveal,
     audit_appends_and_filters,
+    routing_rules_in_routing_order,
 );

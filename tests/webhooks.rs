@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiops::config::Config;
 use aiops::triggers::sign_sha256;
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, fixture_json, wait_for};
@@ -16,13 +17,10 @@ const SECRET: &str = "webhook-secret-for-tests";
 const ALERT_TOKEN: &str = "alert-token-for-tests";
 
 async fn webhook_app(db: Db, github_api: &str) -> TestApp {
-    let api = github_api.to_string();
-    let app = TestApp::spawn_with(db, |c| {
-        c.github.api_url = api;
+    webhook_app_with(db, github_api, |c| {
         c.github.on_issue_opened = true;
         c.github.labels = vec!["bug".into(), "ai-party".into()];
         c.github.bot_logins = vec!["Codertocat".into()];
-        c.github.max_body_bytes = 64 * 1024;
         c.alerts.rules = vec![
             aiops::config::AlertRule {
                 source: String::new(),
@@ -39,11 +37,23 @@ async fn webhook_app(db: Db, github_api: &str) -> TestApp {
                 priority: Some(aiops::tasks::Priority::High),
             },
         ];
+    })
+    .await
+}
+
+/// The application with three registered repositories (`hello`, `octo`, `shop`), their
+/// webhook and alert credentials, a `sentry` generic alert source, and `adjust` applied.
+async fn webhook_app_with(db: Db, github_api: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let api = github_api.to_string();
+    let app = TestApp::spawn_with(db, |c| {
+        c.github.api_url = api;
+        c.github.max_body_bytes = 64 * 1024;
         c.alerts.sources.push(aiops::config::AlertSource {
             name: "sentry".into(),
             auth: aiops::config::AlertAuth::Hmac,
             credential: "sentry-webhook".into(),
         });
+        adjust(c);
     })
     .await;
     let repo = common::git_repo();
@@ -796,6 +806,578 @@ async fn alert_storm_makes_one_task_per_fingerprint(db: Db) {
     assert_eq!(total, 10_000, "every occurrence counted");
 }
 
+// ---------------------------------------------------------------------------------------
+// Routing rules: from jobs files and from /api/v1/routing-rules
+// ---------------------------------------------------------------------------------------
+
+/// Rules for fixtures that the default `[github]` and `[alerts]` settings do not route: the
+/// `bug` label, issues opened, and the shopping-md alerts.
+const ROUTING_TOML: &str = r#"
+[[github_rule]]
+name = "hello-bugs"
+project = "hello"
+labels = ["bug"]
+priority = "high"
+
+[[github_rule]]
+name = "opened-anywhere"
+on_issue_opened = true
+default_team = "research"
+
+[[alert_rule]]
+name = "shopping-md"
+project = "shop"
+match = { service = "shopping-md" }
+team = "devops"
+priority = "high"
+"#;
+
+/// What a webhook answered with its 202.
+async fn accepted_json(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.json().await.unwrap()
+}
+
+async fn task_of(app: &TestApp, id: &Value) -> Value {
+    let response = app
+        .get(&format!("/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "task {id}");
+    response.json().await.unwrap()
+}
+
+/// A GitHub fixture, about issue `number` of its repository.
+fn about_issue(path: &str, number: u64) -> Vec<u8> {
+    let mut payload = fixture_json(path);
+    payload["issue"]["number"] = json!(number);
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// The rule names of `GET /api/v1/routing-rules`, in its order.
+async fn rule_names(app: &TestApp) -> Vec<String> {
+    let rules: Value = app
+        .get("/api/v1/routing-rules")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn rule_request(app: &TestApp, method: reqwest::Method, name: &str) -> reqwest::RequestBuilder {
+    app.req(method, &format!("/api/v1/routing-rules/{name}"))
+}
+
+async fn create_rule(app: &TestApp, body: Value) -> Value {
+    let response = app
+        .post("/api/v1/routing-rules")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "{body}");
+    response.json().await.unwrap()
+}
+
+async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let jobs = tempfile::tempdir().unwrap();
+    std::fs::write(jobs.path().join("routing.toml"), ROUTING_TOML).unwrap();
+    let jobs_dir = jobs.path().to_path_buf();
+    // Started before its projects are registered: the rules naming one are skipped.
+    let app = webhook_app_with(db, &api, |c| c.scheduler.jobs_dir = jobs_dir).await;
+    let loaded: Value = app
+        .get("/api/v1/routing-rules/opened-anywhere")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(loaded["kind"], "github");
+    assert_eq!(loaded["origin"], "file");
+    assert_eq!(loaded["file"], "routing.toml");
+    assert!(loaded["project"].is_null());
+    assert_eq!(rule_names(&app).await, ["opened-anywhere"]);
+
+    // The configuration alone routes neither the `bug` label nor these alerts.
+    let labeled = fixture("github/issues.labeled.json");
+    let ignored = accepted_json(deliver(&app, "issues", "label-1", &labeled).await).await;
+    assert_eq!(ignored["outcome"], "ignored");
+    assert!(
+        ignored["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a trigger label")
+    );
+    let firing = fixture("alertmanager/firing.json");
+    let unrouted =
+        accepted_json(alert(&app, "/webhooks/alertmanager", Some(ALERT_TOKEN), &firing).await)
+            .await;
+    assert!(
+        unrouted["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "ignored"
+                && a["reason"].as_str().unwrap().contains("no routing rule")),
+        "{unrouted}"
+    );
+
+    let reloaded = aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        reloaded.routing_rules.created,
+        ["hello-bugs", "shopping-md"]
+    );
+    assert_eq!(reloaded.routing_rules.unchanged, ["opened-anywhere"]);
+
+    let routed = accepted_json(deliver(&app, "issues", "label-2", &labeled).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    let task = task_of(&app, &routed["task_id"]).await;
+    assert_eq!(task["priority"], "high", "the rule's priority");
+    assert_eq!(task["dedup_key"], "github:Codertocat/Hello-World#1");
+
+    // A rule without a project covers every registered repository; an issue whose text
+    // matches no preset's keywords gets the rule's default team.
+    let mut opened = fixture_json("github/issues.opened.json");
+    opened["repository"]["full_name"] = json!("acme/shop");
+    opened["issue"]["title"] = json!("Hello");
+    opened["issue"]["body"] = json!("");
+    let opened = serde_json::to_vec(&opened).unwrap();
+    let routed = accepted_json(deliver(&app, "issues", "opened-1", &opened).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    let task = task_of(&app, &routed["task_id"]).await;
+    assert_eq!(task["team"], "research");
+    assert_eq!(task["priority"], "normal", "github.priority");
+
+    let routed =
+        accepted_json(alert(&app, "/webhooks/alertmanager", Some(ALERT_TOKEN), &firing).await)
+            .await;
+    let alerts = routed["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    for routed in alerts {
+        assert_eq!(routed["outcome"], "task_created", "{routed}");
+        let task = task_of(&app, &routed["task_id"]).await;
+        assert_eq!(task["team"], "devops");
+        // The rule's priority wins over the one `severity: critical` maps to.
+        assert_eq!(task["priority"], "high");
+        assert_eq!(task["project"], "shop");
+    }
+}
+
+async fn api_rules_route_until_disabled_or_deleted(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app_with(db, &api, |_| {}).await;
+    let assigned = |number| about_issue("github/issues.assigned-installation.json", number);
+    let before = accepted_json(deliver(&app, "issues", "assign-1", &assigned(1)).await).await;
+    assert_eq!(before["outcome"], "ignored");
+
+    let created = create_rule(
+        &app,
+        json!({"kind": "github", "name": "hello-assignments", "project": "hello",
+               "bot_logins": ["codertocat"], "priority": "low"}),
+    )
+    .await;
+    assert_eq!(created["origin"], "api");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["position"], 100);
+    assert!(created["file"].is_null());
+    let routed = accepted_json(deliver(&app, "issues", "assign-2", &assigned(1)).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    assert_eq!(task_of(&app, &routed["task_id"]).await["priority"], "low");
+
+    let set_enabled = |enabled: bool| {
+        rule_request(&app, reqwest::Method::PATCH, "hello-assignments")
+            .json(&json!({ "enabled": enabled }))
+            .send()
+    };
+    let disabled = set_enabled(false).await.unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(disabled.json::<Value>().await.unwrap()["enabled"], false);
+    let stopped = accepted_json(deliver(&app, "issues", "assign-3", &assigned(2)).await).await;
+    assert_eq!(stopped["outcome"], "ignored", "{stopped}");
+    let reason = "assigned to \"Codertocat\", not to a configured bot login";
+    assert_eq!(stopped["reason"], reason);
+    let recorded = deliveries(&app).await;
+    let recorded = recorded
+        .iter()
+        .find(|d| d["delivery_id"] == "assign-3")
+        .unwrap();
+    assert_eq!(recorded["outcome"], "ignored");
+    assert_eq!(recorded["reason"], reason);
+
+    assert_eq!(set_enabled(true).await.unwrap().status(), StatusCode::OK);
+    let routed = accepted_json(deliver(&app, "issues", "assign-4", &assigned(2)).await).await;
+    assert_eq!(routed["outcome"], "task_created", "{routed}");
+    let deleted = rule_request(&app, reqwest::Method::DELETE, "hello-assignments")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = rule_request(&app, reqwest::Method::GET, "hello-assignments")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let stopped = accepted_json(deliver(&app, "issues", "assign-5", &assigned(3)).await).await;
+    assert_eq!(stopped["outcome"], "ignored", "{stopped}");
+    assert_eq!(stopped["reason"], reason);
+
+    // An alert rule, without team or priority: the alerts defaults and the severity decide.
+    create_rule(
+        &app,
+        json!({"kind": "alert", "name": "checkout", "project": "shop", "source": "grafana",
+               "match": {"service": "checkout-api"}}),
+    )
+    .await;
+    let grafana = fixture("grafana/firing.json");
+    let routed =
+        accepted_json(alert(&app, "/webhooks/grafana", Some(ALERT_TOKEN), &grafana).await).await;
+    assert_eq!(routed["alerts"][0]["outcome"], "task_created", "{routed}");
+    let task = task_of(&app, &routed["alerts"][0]["task_id"]).await;
+    assert_eq!(task["team"], "bugfix", "alerts.default_team");
+    assert_eq!(task["priority"], "high", "severity warning");
+    let rematched = rule_request(&app, reqwest::Method::PATCH, "checkout")
+        .json(&json!({"match": {"service": "payments"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rematched.status(), StatusCode::OK);
+    let stopped =
+        accepted_json(alert(&app, "/webhooks/grafana", Some(ALERT_TOKEN), &grafana).await).await;
+    assert_eq!(stopped["alerts"][0]["outcome"], "ignored", "{stopped}");
+
+    // Every change went through the audit log.
+    let audit: Value = app
+        .get("/api/v1/audit?target=routing-rules/hello-assignments")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "POST /api/v1/routing-rules",
+            "PATCH /api/v1/routing-rules/{name}",
+            "PATCH /api/v1/routing-rules/{name}",
+            "DELETE /api/v1/routing-rules/{name}"
+        ]
+    );
+}
+
+async fn routing_rule_api_refuses_bad_rules(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app_with(db, &api, |_| {}).await;
+    create_rule(
+        &app,
+        json!({"kind": "alert", "name": "shop-alerts", "project": "shop", "match": {"service": "shop"}}),
+    )
+    .await;
+    let refusals = [
+        (
+            json!({"kind": "github", "name": "x", "project": "nowhere", "labels": ["bug"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "project",
+            "unknown project",
+        ),
+        (
+            json!({"kind": "github", "name": "x", "labels": ["bug"], "default_team": "astronauts"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "default_team",
+            "known teams: bugfix",
+        ),
+        (
+            json!({"kind": "alert", "name": "x", "project": "shop", "match": {"a": "b"}, "team": "astronauts"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "team",
+            "unknown team",
+        ),
+        (
+            json!({"kind": "github", "name": "x", "labels": ["bug"], "priority": "urgent"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "priority",
+            "unknown variant `urgent`",
+        ),
+        (
+            json!({"kind": "alert", "name": "x", "project": "shop", "match": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "match",
+            "at least one label",
+        ),
+        (
+            json!({"kind": "alert", "name": "x", "project": "shop", "match": {"a": "b"}, "source": "pagerduty"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source",
+            "[[alerts.sources]]",
+        ),
+        (
+            json!({"kind": "github", "name": "x", "project": "hello"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "on_issue_opened",
+            "turns no event on",
+        ),
+        (
+            json!({"kind": "slack", "name": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "kind",
+            "\"github\" or \"alert\"",
+        ),
+        (
+            json!({"kind": "github", "name": "x", "lables": ["bug"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "lables",
+            "unknown field",
+        ),
+        (
+            json!({"kind": "github", "name": "Bad Name", "labels": ["bug"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+            "lower-case",
+        ),
+        (
+            json!({"kind": "github", "name": "shop-alerts", "labels": ["bug"]}),
+            StatusCode::CONFLICT,
+            "",
+            "already exists",
+        ),
+    ];
+    for (body, status, field, phrase) in refusals {
+        let response = app
+            .post("/api/v1/routing-rules")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(phrase), "{body}: {message}");
+        if !field.is_empty() {
+            assert_eq!(error["error"]["details"]["field"], field, "{body}: {error}");
+        }
+    }
+
+    let patch = |name: &str, body: Value| {
+        rule_request(&app, reqwest::Method::PATCH, name)
+            .json(&body)
+            .send()
+    };
+    for (body, field) in [
+        (json!({"name": "renamed"}), "name"),
+        (json!({"kind": "github"}), "kind"),
+        (json!({"team": "astronauts"}), "team"),
+        (json!({"project": null}), "project"),
+        (json!({"labels": ["bug"]}), "labels"),
+    ] {
+        let response = patch("shop-alerts", body.clone()).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["details"]["field"], field, "{body}: {error}");
+    }
+    let unchanged: Value = rule_request(&app, reqwest::Method::GET, "shop-alerts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(unchanged["team"].is_null(), "{unchanged}");
+    let missing = patch("nothing-here", json!({"enabled": false}))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Viewers read, operators write.
+    let (viewer, _) = aiops::auth::create_token(&app.store, "watcher", aiops::auth::Role::Viewer)
+        .await
+        .unwrap();
+    let listed = app
+        .client
+        .get(app.url("/api/v1/routing-rules"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let refused = app
+        .client
+        .delete(app.url("/api/v1/routing-rules/shop-alerts"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(rule_names(&app).await, ["shop-alerts"]);
+}
+
+async fn jobs_reload_replaces_file_rules_and_keeps_api_rules(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let jobs = tempfile::tempdir().unwrap();
+    let jobs_dir = jobs.path().to_path_buf();
+    let app = webhook_app_with(db, &api, |c| c.scheduler.jobs_dir = jobs_dir).await;
+    let reload = || aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path());
+    std::fs::write(jobs.path().join("routing.toml"), ROUTING_TOML).unwrap();
+    let done = reload().await.unwrap();
+    assert_eq!(
+        done.routing_rules.created,
+        ["hello-bugs", "opened-anywhere", "shopping-md"]
+    );
+    create_rule(
+        &app,
+        json!({"kind": "github", "name": "by-hand", "bot_logins": ["codertocat"]}),
+    )
+    .await;
+
+    // The file owns its rules: the API may read them, not change them.
+    for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+        let refused = rule_request(&app, method.clone(), "hello-bugs")
+            .json(&json!({"enabled": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::CONFLICT, "{method}");
+        let error: Value = refused.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("jobs/routing.toml") && message.contains("aiops jobs reload"),
+            "{message}"
+        );
+    }
+
+    // Change a rule, drop one, add one in another file: the API rule stays.
+    std::fs::write(
+        jobs.path().join("routing.toml"),
+        ROUTING_TOML
+            .replace("labels = [\"bug\"]", "labels = [\"help wanted\"]")
+            .replace(
+                "[[alert_rule]]\nname = \"shopping-md\"",
+                "[[alert_rule]]\nname = \"shopping-md-critical\"",
+            ),
+    )
+    .unwrap();
+    std::fs::write(
+        jobs.path().join("more.toml"),
+        "[[github_rule]]\nname = \"octo-failures\"\nproject = \"octo\"\non_workflow_failure = true\nworkflow_failure_team = \"devops\"\n",
+    )
+    .unwrap();
+    let done = reload().await.unwrap();
+    assert_eq!(
+        done.routing_rules.created,
+        ["octo-failures", "shopping-md-critical"]
+    );
+    assert_eq!(done.routing_rules.updated, ["hello-bugs"]);
+    assert_eq!(done.routing_rules.unchanged, ["opened-anywhere"]);
+    assert_eq!(done.routing_rules.removed, ["shopping-md"]);
+    assert_eq!(
+        rule_names(&app).await,
+        [
+            "shopping-md-critical",
+            "by-hand",
+            "hello-bugs",
+            "octo-failures",
+            "opened-anywhere"
+        ],
+        "alert rules, then GitHub rules, each by position and name"
+    );
+    let octo: Value = rule_request(&app, reqwest::Method::GET, "octo-failures")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(octo["file"], "more.toml");
+
+    // The changed rule routes by its new label only; the workflow rule picks its team.
+    let bug = accepted_json(
+        deliver(
+            &app,
+            "issues",
+            "bug-1",
+            &fixture("github/issues.labeled.json"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(bug["outcome"], "ignored", "{bug}");
+    let mut help = fixture_json("github/issues.labeled.json");
+    help["label"]["name"] = json!("help wanted");
+    let help = accepted_json(
+        deliver(
+            &app,
+            "issues",
+            "help-1",
+            &serde_json::to_vec(&help).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(help["outcome"], "task_created", "{help}");
+    let mut failed_run = fixture_json("github/workflow_run.completed.json");
+    failed_run["workflow_run"]["conclusion"] = json!("failure");
+    let failed = accepted_json(
+        deliver(
+            &app,
+            "workflow_run",
+            "run-1",
+            &serde_json::to_vec(&failed_run).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(task_of(&app, &failed["task_id"]).await["team"], "devops");
+
+    // A bad file changes nothing, not even the schedule beside it.
+    std::fs::write(
+        jobs.path().join("broken.toml"),
+        "[[schedule]]\nname = \"nightly\"\nproject = \"shop\"\ncron = \"0 2 * * *\"\nprompt_template = \"x\"\n\n[[alert_rule]]\nname = \"loud\"\nproject = \"shop\"\nmatch = { service = \"shop\" }\npriority = \"urgent\"\n",
+    )
+    .unwrap();
+    let error = format!("{:#}", reload().await.unwrap_err());
+    for part in ["broken.toml", "alert_rule \"loud\"", "priority:", "urgent"] {
+        assert!(error.contains(part), "{part:?} missing in: {error}");
+    }
+    assert!(app.store.list_schedules().await.unwrap().is_empty());
+    assert_eq!(rule_names(&app).await.len(), 5);
+    std::fs::remove_file(jobs.path().join("broken.toml")).unwrap();
+
+    // A file may not take over a rule made through the API.
+    std::fs::write(
+        jobs.path().join("clash.toml"),
+        "[[github_rule]]\nname = \"by-hand\"\non_issue_opened = true\n",
+    )
+    .unwrap();
+    let error = format!("{:#}", reload().await.unwrap_err());
+    assert!(
+        error.contains("clash.toml") && error.contains("created through the API"),
+        "{error}"
+    );
+}
+
 on_both_databases!(
     github_fixtures_route_as_configured,
     github_rejects_bad_requests_and_queues_nothing,
@@ -806,4 +1388,8 @@ on_both_databases!(
     alert_fixtures_route_and_resolve,
     alert_endpoints_reject_bad_requests,
     alert_storm_makes_one_task_per_fingerprint,
+    rules_from_a_jobs_file_route_what_the_config_does_not,
+    api_rules_route_until_disabled_or_deleted,
+    routing_rule_api_refuses_bad_rules,
+    jobs_reload_replaces_file_rules_and_keeps_api_rules,
 );

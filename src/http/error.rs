@@ -87,12 +87,10 @@ impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
             JsonRejection::JsonDataError(e) => {
-                let path = find_source::<serde_path_to_error::Error<serde_json::Error>>(&e);
-                let (field, message) = match path {
-                    Some(err) => (field_of(err), err.inner().to_string()),
-                    None => (String::new(), e.body_text()),
-                };
-                Error::Invalid { field, message }
+                match find_source::<serde_path_to_error::Error<serde_json::Error>>(&e) {
+                    Some(err) => Error::from_json_path(err),
+                    None => Error::invalid("", e.body_text()),
+                }
             }
             JsonRejection::JsonSyntaxError(e) => Error::BadRequest(format!(
                 "malformed JSON: {}",
@@ -127,22 +125,6 @@ impl From<QueryRejection> for Error {
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
         Error::BadRequest(format!("bad path: {}", rejection.body_text()))
-    }
-}
-
-/// The field a deserialisation error is about: the path to it, or for a missing or
-/// unknown field the field's own name.
-fn field_of(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = err.path().to_string();
-    let inner = err.inner().to_string();
-    // serde reports a missing field at its parent's path, an unknown one at its own.
-    let named = inner
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next());
-    match (path.as_str(), named) {
-        (".", Some(name)) => name.to_string(),
-        (path, Some(name)) => format!("{path}.{name}"),
-        (path, None) => path.to_string(),
     }
 }
 

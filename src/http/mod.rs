@@ -31,6 +31,7 @@ mod health;
 mod notifications;
 mod page;
 mod projects;
+mod routing_rules;
 mod schedules;
 mod slack;
 mod tasks;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(teams::router())
         .merge(schedules::router())
         .merge(notifications::router())
+        .merge(routing_rules::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api

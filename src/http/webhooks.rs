@@ -20,7 +20,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
-use crate::config::{AlertAuth, AlertSource};
+use crate::config::{AlertAuth, AlertRule, AlertSource};
 use crate::credentials::{self, CredentialKind};
 use crate::error::{Error, Result};
 use crate::store::deliveries::{AlertEffect, Delivery, DeliveryOutcome, NewDelivery};
@@ -161,12 +161,21 @@ async fn route_github_delivery(
             .record_delivery(delivery, None, Some(&reason))
             .await;
     };
+    let defaults =
+        github::Triggers::from_config(&state.config.github, &state.config.tasks.default_team);
+    let rules: Vec<github::Triggers> = state
+        .store
+        .github_routing_rules(project.id)
+        .await?
+        .iter()
+        .map(|rule| rule.triggers(&defaults))
+        .collect();
     let routing = github::route(
         &delivery.event,
         &delivery.payload,
-        &state.config.github,
+        &rules,
+        &defaults,
         &state.teams,
-        &state.config.tasks.default_team,
     );
     match routing {
         Routing::Ignore(reason) => {
@@ -297,22 +306,32 @@ async fn receive_alerts(
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
     let occurrences = parse(&payload).map_err(|e| Error::invalid("alerts", e))?;
+    let rules: Vec<AlertRule> = state
+        .store
+        .alert_routing_rules()
+        .await?
+        .iter()
+        .map(|rule| rule.as_alert_rule())
+        .collect();
     let mut results = Vec::with_capacity(occurrences.len());
     for alert in &occurrences {
-        results.push(apply_alert(state, source_name, alert).await?);
+        results.push(apply_alert(state, source_name, alert, &rules).await?);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"alerts": results}))))
 }
 
+/// Routes one alert by `rules` (the stored alert rules, in order), then `[[alerts.rules]]`,
+/// and records it.
 async fn apply_alert(
     state: &AppState,
     source: &str,
     alert: &alerts::AlertOccurrence,
+    rules: &[AlertRule],
 ) -> Result<Value> {
     let fingerprint = &alert.fingerprint;
-    let Some(route) = alerts::route(source, alert, &state.config.alerts) else {
+    let Some(route) = alerts::route(source, alert, rules, &state.config.alerts) else {
         return Ok(
-            json!({"fingerprint": fingerprint, "outcome": "ignored", "reason": "no [[alerts.rules]] entry matches its labels"}),
+            json!({"fingerprint": fingerprint, "outcome": "ignored", "reason": "no routing rule and no [[alerts.rules]] entry matches its labels"}),
         );
     };
     let Some(project) = state.store.find_project(&route.project).await? else {

@@ -1,7 +1,7 @@
 //! Cron schedules: what a schedule is, which values are acceptable, and when it ticks.
 //!
 //! Validation lives here so the API and `jobs/*.toml` accept exactly the same things;
-//! `scheduler` turns due schedules into tasks and `files` reconciles the store with `jobs/`.
+//! `scheduler` turns due schedules into tasks (`crate::jobs` reconciles the store with `jobs/`).
 //! This module writes no SQL and knows nothing about HTTP.
 //!
 //! Cron expressions are parsed by croner, the parser tokio-cron-scheduler is built on (the
@@ -31,7 +31,6 @@ use crate::projects::is_slug;
 use crate::store::Store;
 use crate::tasks::{MAX_PROMPT_BYTES, Priority, Source, TaskSpec};
 
-pub mod files;
 pub mod scheduler;
 
 /// Time zone of a schedule that names none.
@@ -100,9 +99,9 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// Where a schedule is defined.
+    /// Where a schedule or routing rule is defined.
     Origin {
-        /// Through `/api/v1/schedules`.
+        /// Through the API (`/api/v1/schedules`, `/api/v1/routing-rules`).
         Api = "api",
         /// In a `jobs/*.toml` file; changed only there (and `aiops jobs reload`).
         File = "file",

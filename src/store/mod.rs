@@ -36,6 +36,7 @@ pub mod engine;
 pub mod events;
 pub mod notifications;
 pub mod projects;
+pub mod routing_rules;
 pub mod schedules;
 pub mod tasks;
 pub mod tokens;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::config::AlertsConfig;
+use crate::config::{AlertRule, AlertsConfig};
 use crate::tasks::Priority;
 
 /// Whether an alert is going on or over.
@@ -130,9 +130,15 @@ pub fn parse_generic(payload: &Value) -> Result<Vec<AlertOccurrence>, String> {
     }])
 }
 
-/// The first rule whose source and labels match; None when no rule does.
-pub fn route(source: &str, alert: &AlertOccurrence, config: &AlertsConfig) -> Option<AlertRoute> {
-    let rule = config.rules.iter().find(|rule| {
+/// The first rule whose source and labels match, trying `rules` (the routing rules, in
+/// order) before the configured `[[alerts.rules]]`; None when no rule does.
+pub fn route(
+    source: &str,
+    alert: &AlertOccurrence,
+    rules: &[AlertRule],
+    config: &AlertsConfig,
+) -> Option<AlertRoute> {
+    let rule = rules.iter().chain(&config.rules).find(|rule| {
         (rule.source.is_empty() || rule.source == source)
             && rule
                 .matchers
@@ -179,4 +185,60 @@ pub fn prompt(source: &str, alert: &AlertOccurrence) -> String {
 /// What is kept on the task about the alert.
 pub fn source_ref(source: &str, alert: &AlertOccurrence) -> Value {
     json!({"kind": "alert", "source": source, "fingerprint": alert.fingerprint, "labels": alert.labels, "url": alert.link})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(matchers: &[(&str, &str)], project: &str) -> AlertRule {
+        AlertRule {
+            source: String::new(),
+            matchers: matchers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            project: project.into(),
+            team: None,
+            priority: None,
+        }
+    }
+
+    #[test]
+    fn routing_rules_are_tried_in_order_before_the_configured_ones() {
+        let alert = AlertOccurrence {
+            fingerprint: "f".into(),
+            status: AlertStatus::Firing,
+            labels: [("service", "shop"), ("severity", "critical")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            title: "t".into(),
+            description: String::new(),
+            link: None,
+        };
+        let config = AlertsConfig {
+            rules: vec![rule(&[("service", "shop")], "from-config")],
+            ..AlertsConfig::default()
+        };
+        let stored = [
+            rule(&[("service", "cart")], "cart"),
+            rule(&[("severity", "critical")], "first-match"),
+            rule(&[("service", "shop")], "second-match"),
+        ];
+        let routed = route("alertmanager", &alert, &stored, &config).unwrap();
+        assert_eq!(routed.project, "first-match");
+        assert_eq!(routed.priority, Priority::Critical, "by severity");
+        assert_eq!(routed.team, "bugfix", "alerts.default_team");
+        let routed = route("alertmanager", &alert, &stored[..1], &config).unwrap();
+        assert_eq!(routed.project, "from-config");
+        assert!(
+            route(
+                "alertmanager",
+                &alert,
+                &stored[..1],
+                &AlertsConfig::default()
+            )
+            .is_none()
+        );
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
-pub mod pipeline;
 pub mod chat;
+pub mod pipeline;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
@@ -195,6 +195,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub config: Arc<Config>,
+    pub teams: Arc<aiops::teams::Teams>,
     pub db: FreshDb,
     pub engine: std::sync::Arc<aiops::engine::Engine>,
     /// The app's vault, to sign approval links as notifications do.
@@ -227,6 +228,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let store = started.state.store.clone();
         let config = started.state.config.clone();
+        let teams = started.state.teams.clone();
         let engine = started.state.engine.clone();
         let vault = started.state.vault.clone();
         let workers = started.workers;
@@ -244,6 +246,7 @@ impl TestApp {
                 .unwrap(),
             store,
             config,
+            teams,
             db,
             engine,
             vault,
