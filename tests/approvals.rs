@@ -10,6 +10,7 @@ use std::time::Duration;
 use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::triggers::sign_sha256;
+use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, wait_for};
 use reqwest::StatusCode;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "webhook-secret-for-tests";
+const SLACK_SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
 
 fn sim(extra: &str) -> String {
     format!(
@@ -163,11 +165,13 @@ fn link_path(app: &TestApp, approval: i64) -> String {
 
 async fn issue_to_pull_request(db: Db) {
     let (github, recorded) = github_stand_in().await;
+    let slack = ChatStandIn::start(Service::Slack).await;
     let (_remote_dir, remote) = bare_remote();
-    let api = github.clone();
+    let (api, slack_api) = (github.clone(), format!("{}/api", slack.url));
     let app = gate_app(db, "", |c| {
         c.github.api_url = api;
         c.github.on_issue_opened = true;
+        c.notify.slack_api_url = slack_api;
     })
     .await;
     add_project(
@@ -178,6 +182,12 @@ async fn issue_to_pull_request(db: Db) {
     for (name, kind, value) in [
         ("github-webhook", "webhook_secret", SECRET),
         ("github-token", "token", "ghs_test_token_not_real"),
+        (
+            "slack-signing-secret",
+            "webhook_secret",
+            SLACK_SIGNING_SECRET,
+        ),
+        ("slack-bot", "token", "xoxb-bot-token-for-tests"),
     ] {
         let (status, answer) = post_json(
             &app,
@@ -187,6 +197,14 @@ async fn issue_to_pull_request(db: Db) {
         .await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
+    let (status, channel) = post_json(
+        &app,
+        "/api/v1/projects/hello/channels",
+        json!({"kind": "slack", "target": "C07OPS00001", "credential": "slack-bot",
+               "events": ["approval_requested", "task_done"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
     let body = fixture("github/issues.opened.json");
     let delivered: Value = app
         .client
@@ -238,15 +256,73 @@ async fn issue_to_pull_request(db: Db) {
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("SIMULATED_CHANGE.md"));
 
-    let (status, decided) = decide(
-        &app,
-        approval["id"].as_i64().unwrap(),
-        json!({"decision": "approve", "comment": "ship it"}),
-    )
+    // Slack got the request as Block Kit with buttons; a correctly signed click approves.
+    let posted = wait_for("the Slack message", WAIT, || async {
+        slack.received("/api/chat.postMessage").first().cloned()
+    })
     .await;
-    assert_eq!(status, StatusCode::OK, "{decided}");
+    let message = posted.json();
+    assert_eq!(message["channel"], "C07OPS00001");
+    assert_eq!(
+        posted.header("authorization"),
+        Some("Bearer xoxb-bot-token-for-tests")
+    );
+    let approve = button(&message, "aiops_approve");
+    button(&message, "aiops_reject");
+    let body = click_body(
+        approve["value"].as_str().unwrap(),
+        "aiops_approve",
+        &slack.url_of("/actions/T01TEAM0001/1/e2e"),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let clicked = app
+        .client
+        .post(app.url("/webhooks/slack/interactions"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", now.to_string())
+        .header(
+            "X-Slack-Signature",
+            slack_signature(SLACK_SIGNING_SECRET, now, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clicked.status(), StatusCode::OK);
+    let outcome = wait_for("Slack's message to show the outcome", WAIT, || async {
+        slack
+            .received("/actions/T01TEAM0001/1/e2e")
+            .first()
+            .cloned()
+    })
+    .await;
+    assert!(
+        outcome.json().to_string().contains("minji.kim"),
+        "{:?}",
+        outcome.json()
+    );
     let done = wait_status(&app, task_id, "done").await;
     assert_eq!(runs_of_kind(&done, "resume"), 1);
+    let decided = app
+        .get_json(&format!("/api/v1/approvals/{}", approval["id"]))
+        .await;
+    assert_eq!(decided["channel"], "slack");
+    assert_eq!(decided["decided_by"], "minji.kim");
+    // The simulator was resumed with the plugin's approve prompt.
+    let resume_log = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/tasks/{task_id}/runs/{}/log",
+            done["runs"].as_array().unwrap().iter().find(|r| r["kind"] == "resume").unwrap()["id"]
+        )))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(resume_log.contains("approve"), "{resume_log}");
     let branch = done["branch"].as_str().unwrap().to_string();
     assert!(
         branch_exists(&remote, &branch),

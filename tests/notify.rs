@@ -8,9 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use aiops::triggers::sign_sha256;
-use common::chat::{ChatStandIn, Received, Service};
+use common::chat::{ChatStandIn, Received, Service, button, click_body, slack_signature};
 use common::{Db, TestApp, wait_for};
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -158,35 +157,6 @@ async fn wait_received(stand_in: &ChatStandIn, path: &str, count: usize) -> Vec<
         (received.len() >= count).then_some(received)
     })
     .await
-}
-
-/// The Slack button with this action id in a posted message.
-fn button(message: &Value, action_id: &str) -> Value {
-    message["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|block| block["elements"].as_array())
-        .flatten()
-        .find(|element| element["action_id"] == action_id)
-        .unwrap_or_else(|| panic!("no button {action_id} in {message:#}"))
-        .clone()
-}
-
-/// The body of a Slack click on `action_id` carrying `token`, built from the fixture.
-fn click_body(token: &str, action_id: &str, response_url: &str) -> String {
-    let mut payload = common::fixture_json("slack/block_actions.json");
-    payload["actions"][0]["value"] = json!(token);
-    payload["actions"][0]["action_id"] = json!(action_id);
-    payload["response_url"] = json!(response_url);
-    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
-}
-
-/// `v0=<hex HMAC-SHA256 of "v0:{timestamp}:{body}">`, as Slack signs.
-fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Posts an interaction; `signed` is (timestamp, signature), none to send neither header.

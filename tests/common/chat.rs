@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use hmac::Mac;
 use serde_json::{Value, json};
 
 /// Which service a stand-in plays.
@@ -161,4 +162,33 @@ fn service_answer(service: Service, path: &str, request: &Value) -> (StatusCode,
         Service::Webhook => ok(json!({})),
         _ => (StatusCode::NOT_FOUND, "no such endpoint".into_response()),
     }
+}
+
+/// The Slack button with this action id in a posted message.
+pub fn button(message: &Value, action_id: &str) -> Value {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["elements"].as_array())
+        .flatten()
+        .find(|element| element["action_id"] == action_id)
+        .unwrap_or_else(|| panic!("no button {action_id} in {message:#}"))
+        .clone()
+}
+
+/// The body of a Slack click on `action_id` carrying `token`, built from the fixture.
+pub fn click_body(token: &str, action_id: &str, response_url: &str) -> String {
+    let mut payload = super::fixture_json("slack/block_actions.json");
+    payload["actions"][0]["value"] = json!(token);
+    payload["actions"][0]["action_id"] = json!(action_id);
+    payload["response_url"] = json!(response_url);
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
+
+/// `v0=<hex HMAC-SHA256 of "v0:{timestamp}:{body}">`, as Slack signs.
+pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
