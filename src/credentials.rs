@@ -175,12 +175,14 @@ pub async fn store_credential(
 
 /// The decrypted credentials an agent of this project gets, as (env var, value, name):
 /// global ones first, then the project's, so a project credential wins on the same variable.
+/// Secrets only the platform uses (webhook secrets, GitHub App keys, the secrets of
+/// notification channels) are never among them.
 pub async fn reveal_for_project(
     store: &Store,
     vault: &Vault,
     project_id: i64,
 ) -> Result<Vec<(String, String, String)>> {
-    let rows = store.sealed_credentials_for(project_id).await?;
+    let rows = store.sealed_agent_credentials_for(project_id).await?;
     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

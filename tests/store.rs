@@ -351,6 +351,65 @@ async fn credentials_scope_and_reveal(db: Db) {
             ("DATABASE_URL", "shop-db-rotated")
         ]
     );
+    // Secrets only the platform uses never reach an agent: webhook secrets, GitHub App
+    // keys, and whatever a notification channel names.
+    for (name, kind) in [
+        ("hook", CredentialKind::WebhookSecret),
+        ("app", CredentialKind::GithubApp),
+        ("slack-bot", CredentialKind::Token),
+    ] {
+        credentials::store_credential(
+            &store,
+            &vault,
+            NewCredential {
+                kind,
+                ..put(
+                    Some("shop"),
+                    name,
+                    &name.to_uppercase().replace('-', "_"),
+                    "platform-only",
+                )
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    store
+        .insert_channel(
+            shop.id,
+            &aiops::notify::ChannelSpec {
+                kind: aiops::notify::ChannelKind::Slack,
+                target: Some("C1".into()),
+                credential: "slack-bot".into(),
+                events: vec![aiops::notify::NoticeKind::TaskDone],
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let agent_env = credentials::reveal_for_project(&store, &vault, shop.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        agent_env.len(),
+        2,
+        "{:?}",
+        agent_env.iter().map(|(k, _, _)| k).collect::<Vec<_>>()
+    );
+    assert!(agent_env.iter().all(|(_, v, _)| v != "platform-only"));
+    for name in ["hook", "app", "slack-bot"] {
+        let id = store
+            .list_credentials(Some(shop.id))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .id;
+        store.delete_credential(id).await.unwrap();
+    }
+
     let blog_env = credentials::reveal_for_project(&store, &vault, blog.id)
         .await
         .unwrap();

@@ -159,6 +159,25 @@ impl Store {
         Ok(rows.into_iter().map(unseal_row).collect())
     }
 
+    /// The credentials a project's agents get: the global ones and the project's, except
+    /// those only the platform uses (webhook secrets, GitHub App keys, the secrets of
+    /// notification channels).
+    pub async fn sealed_agent_credentials_for(
+        &self,
+        project_id: i64,
+    ) -> Result<Vec<SealedCredential>> {
+        let rows: Vec<SealedRow> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, project_id, name, env_var, ciphertext, nonce FROM credentials
+             WHERE (project_id IS NULL OR project_id = $1)
+               AND kind NOT IN ('webhook_secret', 'github_app')
+               AND name NOT IN (SELECT credential FROM notification_channels)
+             ORDER BY project_id IS NOT NULL, name")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(unseal_row).collect())
+    }
+
     /// Marks credentials as used now.
     pub async fn touch_credentials(&self, ids: &[i64]) -> Result<()> {
         let now = Utc::now();
