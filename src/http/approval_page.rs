@@ -44,7 +44,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
         Err(page) => return page,
     };
     if approval.status != "pending" {
-        return decided_page(&approval, StatusCode::GONE);
+        return decided_response(&state, &approval, StatusCode::GONE).await;
     }
     let (task, snapshot) = match (
         state.store.task(approval.task_id).await,
@@ -116,7 +116,7 @@ async fn decide(
     match approvals::decide(&state.store, approval.id, &request, &decider).await {
         Ok(_) => secure(Redirect::to(&format!("/approvals/{token}")).into_response()),
         Err(Error::Conflict(_)) => match state.store.approval(approval.id).await {
-            Ok(current) => decided_page(&current, StatusCode::CONFLICT),
+            Ok(current) => decided_response(&state, &current, StatusCode::CONFLICT).await,
             Err(e) => internal(e),
         },
         Err(Error::Invalid { message, .. }) => message_page(
@@ -149,14 +149,14 @@ async fn open_link(state: &AppState, token: &str) -> Result<ApprovalRecord, Resp
             // The signature held up to the expiry; say what became of the approval.
             return Err(match state.store.approval(id).await {
                 Ok(approval) if approval.status != "pending" => {
-                    decided_page(&approval, StatusCode::GONE)
+                    decided_response(state, &approval, StatusCode::GONE).await
                 }
                 _ => message_page(
                     StatusCode::GONE,
                     "Link expired",
                     &format!(
                         "This approval link expired at {}. Ask for a new link, or decide with `aiops approvals list` and `aiops approve <id>`.",
-                        at.to_rfc3339()
+                        when(at)
                     ),
                 ),
             });
@@ -246,7 +246,10 @@ pre{{background:#f6f8fa;padding:.8rem;overflow-x:auto;font-size:13px;line-height
 .hunk{{color:#0550ae;display:block}} .meta{{color:#57606a;font-weight:600;display:block}}
 .finding{{border:1px solid #d0d7de;border-radius:6px;padding:0 1rem;margin:.8rem 0}}
 .decided{{border-left:4px solid #0969da;padding:.4rem 1rem;background:#ddf4ff}}
-button{{font-size:1rem;padding:.4rem 1rem;margin-right:.5rem;cursor:pointer}} textarea{{width:100%;min-height:5rem}}
+button{{font-size:1rem;padding:.4rem 1rem;margin-right:.5rem;cursor:pointer;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa}}
+#approve{{background:#1a7f37;color:#fff;border-color:#1a7f37}} #reject{{background:#cf222e;color:#fff;border-color:#cf222e}}
+textarea,input{{width:100%;box-sizing:border-box;font:inherit}} textarea{{min-height:5rem}}
+.finding h1,.finding h2,.finding h3{{font-size:1rem}} .finding>h3:first-child{{font-size:1.1rem;color:#57606a}}
 </style></head><body>{body}</body></html>"#,
         title = esc(title)
     )
@@ -261,10 +264,26 @@ fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
     secure((status, Html(layout(title, &body))).into_response())
 }
 
-/// The page of a link whose approval is already decided: who, how and when.
-fn decided_page(approval: &ApprovalRecord, status: StatusCode) -> Response {
+/// The page of a link whose approval is already decided: who, how and when, and what for.
+async fn decided_response(
+    state: &AppState,
+    approval: &ApprovalRecord,
+    status: StatusCode,
+) -> Response {
+    let task = state.store.task(approval.task_id).await.ok();
+    let what = task
+        .map(|t| {
+            format!(
+                "<p>Task #{} on {} ({} team): {}</p>",
+                t.id,
+                esc(&t.project),
+                esc(&t.team),
+                esc(&t.prompt)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        r#"<h1>Approval {id} is decided</h1><div class="decided" id="decided"><p><strong>{decision}</strong> by {by} via {channel}, {at}.</p>{comment}</div>
+        r#"<h1>Approval {id} is decided</h1>{what}<div class="decided" id="decided"><p><strong>{decision}</strong> by {by} via {channel}, {at}.</p>{comment}</div>
 <p>This link cannot change the decision any more.</p>"#,
         id = approval.id,
         decision = esc(approval.decision.as_deref().unwrap_or(&approval.status)),
@@ -272,7 +291,7 @@ fn decided_page(approval: &ApprovalRecord, status: StatusCode) -> Response {
         channel = esc(approval.channel.as_deref().unwrap_or("unknown")),
         at = approval
             .decided_at
-            .map_or_else(|| "at an unknown time".into(), |at| at.to_rfc3339()),
+            .map_or_else(|| "at an unknown time".into(), when),
         comment = approval
             .comment
             .as_deref()
@@ -280,6 +299,11 @@ fn decided_page(approval: &ApprovalRecord, status: StatusCode) -> Response {
             .unwrap_or_default(),
     );
     secure((status, Html(layout("Decided", &body))).into_response())
+}
+
+/// A time as people read it.
+fn when(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// The unified diff with each line coloured by what it is.
@@ -327,11 +351,14 @@ fn approval_page(
         task_id = task.id,
         prompt = esc(&task.prompt),
         team = esc(&task.team),
-        phase = esc(task.phase.as_deref().unwrap_or("unknown")),
-        requested = approval.requested_at.to_rfc3339(),
-        deadline = approval
-            .expires_at
-            .map_or_else(|| "none".into(), |at| at.to_rfc3339()),
+        phase = esc(&task
+            .phase
+            .as_deref()
+            .unwrap_or("unknown")
+            .to_lowercase()
+            .replace('_', " ")),
+        requested = when(approval.requested_at),
+        deadline = approval.expires_at.map_or_else(|| "none".into(), when),
     );
     if approval.kind == "tool" {
         let input = approval
