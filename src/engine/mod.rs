@@ -173,12 +173,7 @@ impl Engine {
             Err(PrepareError::Retry(task, reason)) => {
                 return self.retry_later(&task, &reason).await;
             }
-            Err(PrepareError::Fatal(task, reason)) => {
-                self.store
-                    .set_task_status(task.id, "failed", Some(&reason), None)
-                    .await?;
-                return Ok(JobOutcome::Ran("failed".into()));
-            }
+            Err(PrepareError::Fatal(task, reason)) => return self.fail(task.id, &reason).await,
             Err(PrepareError::Store(e)) => return Err(e),
         };
         let (kind, template, decision) = match job.resume_approval_id {
@@ -215,10 +210,7 @@ impl Engine {
             Ok(argv) => argv,
             Err(e) => {
                 let reason = format!("cannot build the agent command: {e}");
-                self.store
-                    .set_task_status(task.id, "failed", Some(&reason), None)
-                    .await?;
-                return Ok(JobOutcome::Ran("failed".into()));
+                return self.fail(task.id, &reason).await;
             }
         };
         let env_extra: Vec<(String, String)> = secrets
@@ -308,10 +300,7 @@ impl Engine {
         let attempts = self.store.bump_infra_attempts(task.id).await?;
         if attempts > self.config.engine.max_infra_attempts {
             let reason = format!("gave up after {} attempts: {reason}", attempts);
-            self.store
-                .set_task_status(task.id, "failed", Some(&reason), None)
-                .await?;
-            return Ok(JobOutcome::Ran("failed".into()));
+            return self.fail(task.id, &reason).await;
         }
         let backoff = self.config.engine.retry_backoff_secs << (attempts - 1).min(10);
         tracing::warn!(
@@ -332,6 +321,15 @@ impl Engine {
         );
         self.store.insert_events(&[event]).await?;
         Ok(JobOutcome::Retried)
+    }
+
+    /// Ends a task as failed before its pipeline could run, and says so to its channels.
+    async fn fail(&self, task_id: i64, reason: &str) -> Result<JobOutcome> {
+        self.store
+            .set_task_status(task_id, "failed", Some(reason), None)
+            .await?;
+        self.announce_end(task_id, "failed").await;
+        Ok(JobOutcome::Ran("failed".into()))
     }
 
     fn party_limits(&self) -> party::Limits {
