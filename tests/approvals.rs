@@ -800,7 +800,78 @@ async fn approved_without_changes_opens_no_pull_request(db: Db) {
     );
 }
 
+/// A delivery that fails keeps the approved work (branch and worktree) and says how to
+/// retry; the retry opens the pull request.
+async fn failed_delivery_keeps_the_work_for_a_retry(db: Db) {
+    let (github, recorded) = github_stand_in().await;
+    let (_remote_dir, remote) = bare_remote();
+    let app = gate_app(db, "", |c| c.github.api_url = github).await;
+    add_project(
+        &app,
+        json!({"name": "late", "repo_url": format!("file://{}", remote.display())}),
+    )
+    .await;
+    let (status, _) = post_json(
+        &app,
+        "/api/v1/credentials",
+        json!({"name": "github-token", "kind": "token", "value": "ghs_test_token_not_real"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = create_task(&app, "late").await;
+    let approval = shown_approval(&app, id).await;
+    let (status, _) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, id, "done").await;
+    let note = done["change_note"].as_str().unwrap();
+    assert!(
+        note.contains("no github_repo") && note.contains(&format!("/tasks/{id}/deliver")),
+        "{note}"
+    );
+    let branch = done["branch"].as_str().unwrap();
+    assert!(branch_exists(&remote, branch), "the branch was pushed");
+    let worktree = PathBuf::from(
+        app.store
+            .task_exec(id)
+            .await
+            .unwrap()
+            .worktree_path
+            .unwrap(),
+    );
+    assert!(worktree.is_dir(), "the worktree is kept");
+
+    let patched = app
+        .req(reqwest::Method::PATCH, "/api/v1/projects/late")
+        .json(&json!({"github_repo": "acme/late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let (status, task) = post_json(&app, &format!("/api/v1/tasks/{id}/deliver"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(task["pr_url"], "https://github.example/acme/late/pull/7");
+    assert!(task["change_note"].is_null());
+    assert!(!worktree.exists(), "the worktree goes once delivered");
+    assert_eq!(
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(kind, _, _)| kind == "pull")
+            .count(),
+        1
+    );
+    let (status, _) = post_json(&app, &format!("/api/v1/tasks/{id}/deliver"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
 on_both_databases!(
+    failed_delivery_keeps_the_work_for_a_retry,
     approved_without_changes_opens_no_pull_request,
     cli_lists_and_decides,
     expired_approval_is_rejected,

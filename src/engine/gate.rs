@@ -165,18 +165,24 @@ impl Engine {
     }
 
     /// What becomes of a task's work once its pipeline ended with `status`: approved
-    /// changes are committed, pushed and proposed as a pull request; a rollback leaves no
-    /// branch behind. Failures are recorded on the task, never lost silently.
-    pub(super) async fn conclude_change(&self, task: &TaskExec, project: &Project, status: &str) {
+    /// changes are committed, pushed and proposed as a pull request. Failures are recorded
+    /// on the task, never lost silently: true when approved work could not be delivered (its
+    /// worktree is then kept for `deliver_again`).
+    pub(super) async fn conclude_change(
+        &self,
+        task: &TaskExec,
+        project: &Project,
+        status: &str,
+    ) -> bool {
         if status != "done" || !self.config.pull_requests.enabled {
-            return;
+            return false;
         }
         match self.store.last_result_decision(task.id).await {
             Ok(Some(decision)) if decision == "approve" => {}
-            Ok(_) => return,
+            Ok(_) => return false,
             Err(e) => {
                 tracing::warn!(task = task.id, error = %e, "could not read the task's decision");
-                return;
+                return false;
             }
         }
         let (pr, note) = match self.open_pull_request(task, project).await {
@@ -192,7 +198,10 @@ impl Engine {
                 tracing::warn!(task = task.id, error = %e, "could not deliver the approved change");
                 (
                     None,
-                    Some(format!("the approved change could not be delivered: {e}")),
+                    Some(format!(
+                        "the approved change could not be delivered: {e}; the worktree is kept: fix the cause, then POST /api/v1/tasks/{}/deliver",
+                        task.id
+                    )),
                 )
             }
         };
@@ -221,6 +230,40 @@ impl Engine {
         if let Err(e) = recorded.and(self.store.insert_events(&[event]).await.map(drop)) {
             tracing::warn!(task = task.id, error = %e, "could not record what became of the change");
         }
+        pr.is_none()
+            && note
+                .as_deref()
+                .is_some_and(|n| !n.starts_with("no changes"))
+    }
+
+    /// Tries again to deliver a done task's approved work whose delivery failed (its
+    /// worktree was kept); on success the worktree goes as usual.
+    pub async fn deliver_again(&self, task_id: i64) -> Result<()> {
+        let task = self.store.task_exec(task_id).await?;
+        let record = self.store.task(task_id).await?;
+        let approved =
+            self.store.last_result_decision(task_id).await?.as_deref() == Some("approve");
+        let kept = task
+            .worktree_path
+            .as_deref()
+            .is_some_and(|p| Path::new(p).is_dir());
+        if task.status != "done" || !approved || record.pr_url.is_some() || !kept {
+            return Err(Error::Conflict(format!(
+                "task {task_id} has no undelivered approved work (it must be done, approved, without a pull request, with its worktree kept)"
+            )));
+        }
+        let project = self.store.project_by_id(task.project_id).await?;
+        if self.conclude_change(&task, &project, "done").await {
+            let note = self
+                .store
+                .task(task_id)
+                .await?
+                .change_note
+                .unwrap_or_default();
+            return Err(Error::Conflict(note));
+        }
+        self.clean_up(&task, "done").await;
+        Ok(())
     }
 
     /// Commits and pushes the task branch, then opens the pull request; None when there was

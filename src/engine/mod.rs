@@ -427,8 +427,8 @@ impl Engine {
         {
             tracing::warn!(task = task.id, error = %e, "could not prepare the approval request");
         }
-        self.conclude_change(&task, project, &status).await;
-        if tasks::has_ended(&status) {
+        let undelivered = self.conclude_change(&task, project, &status).await;
+        if tasks::has_ended(&status) && !undelivered {
             self.clean_up(&task, &status).await;
         }
         store

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_task, list_tasks))
         .routes(routes!(get_task))
         .routes(routes!(cancel_task))
+        .routes(routes!(deliver_task))
         .routes(routes!(run_log))
 }
 
@@ -107,6 +108,20 @@ async fn cancel_task(
     let status = state.store.request_cancel(id).await?;
     state.engine.cancel_local(id);
     Ok((StatusCode::ACCEPTED, Json(CancelOutcome { id, status })))
+}
+
+/// Deliver a done task's approved work again (commit, push, pull request) after its first
+/// delivery failed; the task's `change_note` said why, and its worktree was kept.
+#[utoipa::path(post, path = "/tasks/{id}/deliver", tag = "tasks",
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn deliver_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Task>> {
+    principal.require(Role::Operator)?;
+    state.engine.deliver_again(id).await?;
+    Ok(Json(state.store.task(id).await?))
 }
 
 /// The redacted output of one run.
