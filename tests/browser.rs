@@ -238,3 +238,98 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     let detail = wait_status(&app, task, &["done", "failed", "rolled_back"]).await;
     assert_eq!(detail["status"], "done", "{detail:#}");
 }
+
+/// The dashboard in a real browser: log in with a token, open the waiting task, try to
+/// revise without a comment (the API's refusal is shown), then revise with one; the pipeline
+/// works again and asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_decides_a_pending_approval_in_chromium() {
+    let driver = ChromeDriver::start().await;
+    let repo = common::git_repo();
+    let app = engine_app(Db::Sqlite, "", |_| {}).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
+    let first = pending_approval_with_snapshot(&app, task).await;
+
+    let browser = driver.session().await;
+    browser
+        .goto(&app.url("/"))
+        .await
+        .expect("open the dashboard");
+    let token_input = browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css("#token"))
+        .await
+        .expect("the login form");
+    token_input.send_keys(&app.token).await.unwrap();
+    browser
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = format!("tr.task[data-id=\"{task}\"]");
+    browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css(&row))
+        .await
+        .expect("the task is listed")
+        .click()
+        .await
+        .unwrap();
+    let revise = ".approval button[data-decision=\"revise\"]";
+    browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css(revise))
+        .await
+        .expect("the pending approval has decision buttons")
+        .click()
+        .await
+        .unwrap();
+    let refusal = wait_for("the refusal of a revise without comment", WAIT, || async {
+        let outcome = browser
+            .find(Locator::Css(".approval .outcome"))
+            .await
+            .ok()?;
+        let text = outcome.text().await.ok()?;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(refusal.contains("comment"), "{refusal}");
+    keep_screenshot(&browser, "dashboard-refused").await;
+
+    browser
+        .find(Locator::Css(".approval .comment"))
+        .await
+        .unwrap()
+        .send_keys("add a regression test")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(revise))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let decided = wait_for("the revise decision", WAIT, || async {
+        let approval = app
+            .get_json(&format!("/api/v1/approvals/{}", first["id"]))
+            .await;
+        (approval["status"] == "decided").then_some(approval)
+    })
+    .await;
+    assert_eq!(decided["decision"], "revise");
+    assert_eq!(decided["comment"], "add a regression test");
+    assert_eq!(decided["channel"], "api");
+    wait_for("the pipeline to ask again", WAIT, || async {
+        let again = pending_approval_with_snapshot(&app, task).await;
+        (again["id"] != first["id"]).then_some(())
+    })
+    .await;
+    browser.close().await.expect("end the browser session");
+}
