@@ -11,6 +11,7 @@ use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::triggers::sign_sha256;
 use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
+use common::pipeline::{engine_app, sim_command};
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, wait_for};
 use reqwest::StatusCode;
@@ -20,27 +21,12 @@ const WAIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "webhook-secret-for-tests";
 const SLACK_SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
 
-fn sim(extra: &str) -> String {
-    format!(
-        "{} --output-format stream-json --verbose --sim-phase-delay-ms 5 {extra}",
-        common::simulator().display()
-    )
-}
-
+/// The app running the simulator; `flags` only for the first run of a task (a resumed run
+/// follows the decision alone).
 async fn gate_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let (start, resume) = (
-        sim(&format!("-p \"/ai-party:party {{prompt}}\" {flags}")),
-        sim("-p {decision} --resume {claude_session_id}"),
-    );
-    TestApp::spawn_with(db, |c| {
-        c.engine.workers = 2;
+    let start = sim_command(r#"-p "/ai-party:party {prompt}""#, flags);
+    engine_app(db, "", |c| {
         c.engine.command = start;
-        c.engine.resume_command = resume;
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.heartbeat_secs = 1;
-        c.engine.slot_ttl_secs = 5;
-        c.engine.env_passthrough = vec!["PATH".into()];
         adjust(c);
     })
     .await

@@ -14,7 +14,7 @@ use super::{Db, TestApp, wait_for};
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A simulator command line: `claude_args` as `claude` takes them, then `flags`.
-fn sim_command(claude_args: &str, flags: &str) -> String {
+pub fn sim_command(claude_args: &str, flags: &str) -> String {
     format!(
         "{} {claude_args} --output-format stream-json --verbose --sim-phase-delay-ms 10 {flags}",
         super::simulator().display()
