@@ -263,6 +263,7 @@ impl GithubRuleSpec {
                 .clone()
                 .unwrap_or_else(|| defaults.default_team.clone()),
             priority: self.priority.unwrap_or(defaults.priority),
+            rule: Some(self.name.clone()),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Triggers {
     /// Team of issue tasks when neither a label, a command nor the presets' keywords name one.
     pub default_team: String,
     pub priority: Priority,
+    /// The routing rule these come from, kept on the task; None for the `[github]` settings.
+    pub rule: Option<String>,
 }
 
 impl Triggers {
@@ -35,6 +37,7 @@ impl Triggers {
             workflow_failure_team: config.workflow_failure_team.clone(),
             default_team: default_team.to_string(),
             priority: config.priority,
+            rule: None,
         }
     }
 }
@@ -142,8 +145,16 @@ fn issue_task(payload: &Value, team: Option<&str>, teams: &Teams, triggers: &Tri
             payload["repository"]["full_name"].as_str().unwrap_or("?"),
             payload["issue"]["number"]
         ),
-        source_ref: issue_ref(payload),
+        source_ref: with_rule(issue_ref(payload), triggers),
     })
+}
+
+/// `source_ref` naming the routing rule that started the task, if one did.
+fn with_rule(mut source_ref: Value, triggers: &Triggers) -> Value {
+    if let Some(rule) = &triggers.rule {
+        source_ref["rule"] = json!(rule);
+    }
+    source_ref
 }
 
 /// `/party [team] <text>` in a new comment by someone trusted.
@@ -229,12 +240,15 @@ fn workflow_failure(payload: &Value, triggers: Option<&Triggers>) -> Routing {
         prompt,
         priority: triggers.priority,
         dedup_key: format!("github-run:{}", run["id"]),
-        source_ref: json!({
-            "kind": "github_workflow_run",
-            "repo": payload["repository"]["full_name"],
-            "run": run["id"],
-            "url": run["html_url"],
-        }),
+        source_ref: with_rule(
+            json!({
+                "kind": "github_workflow_run",
+                "repo": payload["repository"]["full_name"],
+                "run": run["id"],
+                "url": run["html_url"],
+            }),
+            triggers,
+        ),
     })
 }
 
@@ -273,7 +287,10 @@ mod tests {
             ..defaults()
         };
         let rules = [
-            rule(&["triage"], "planning", Priority::Low),
+            Triggers {
+                rule: Some("triage-low".into()),
+                ..rule(&["triage"], "planning", Priority::Low)
+            },
             rule(&["triage", "ai-party"], "review", Priority::High),
         ];
         let first = task(route(
@@ -286,6 +303,10 @@ mod tests {
         assert_eq!(
             (first.team.as_str(), first.priority),
             ("planning", Priority::Low)
+        );
+        assert_eq!(
+            first.source_ref["rule"], "triage-low",
+            "the task names its rule"
         );
         let second = task(route(
             "issues",
