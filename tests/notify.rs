@@ -482,6 +482,30 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
     assert_eq!(dead[0]["last_error"], "the webhook answered HTTP 503");
     assert_eq!(chats.hooks.received("/down").len(), 3);
 
+    // Once the endpoint is back, the dead letter is sent again from its first attempt.
+    chats.hooks.fail_next("/down", &[]);
+    let dead_id = dead[0]["id"].as_i64().unwrap();
+    let retried = app
+        .post(&format!("/api/v1/notifications/{dead_id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    let resent = wait_received(&chats.hooks, "/down", 4).await;
+    assert_eq!(resent[3].status, 200);
+    assert_eq!(resent[3].body, resent[0].body, "the same signed delivery");
+    wait_for("the dead letter to be sent", WAIT, || async {
+        let page = get_json(&app, "/api/v1/notifications?status=dead").await;
+        page["items"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+    let again = app
+        .post(&format!("/api/v1/notifications/{dead_id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
     let sent = wait_for("the flaky channel's record", WAIT, || async {
         let page = get_json(&app, "/api/v1/notifications?status=sent&project=shop").await;
         page["items"]

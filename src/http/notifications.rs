@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_channels, create_channel))
         .routes(routes!(delete_channel))
         .routes(routes!(list_notifications))
+        .routes(routes!(retry_notification))
 }
 
 /// A project's notification channels.
@@ -123,4 +124,18 @@ async fn list_notifications(
         .await?;
     let next_cursor = next_cursor(&items, limit, |n| n.id);
     Ok(Json(NotificationPage { items, next_cursor }))
+}
+
+/// Send a dead letter again, from its first attempt (after fixing what its `last_error`
+/// names). Anything but a dead letter is 409.
+#[utoipa::path(post, path = "/notifications/{id}/retry", tag = "notifications",
+    responses((status = 202, body = Notification), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_notification(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<Notification>)> {
+    principal.require(Role::Operator)?;
+    let notification = state.store.requeue_dead_notification(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(notification)))
 }

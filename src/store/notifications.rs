@@ -207,6 +207,41 @@ impl Store {
         Ok(recorded)
     }
 
+    /// The notification `id`, or NotFound.
+    pub async fn notification(&self, id: i64) -> Result<Notification> {
+        let sql = sqlx::AssertSqlSafe(format!("{NOTIFICATION_SELECT} WHERE n.id = $1"));
+        with_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?
+            .ok_or_else(|| Error::NotFound(format!("notification {id}")))
+    }
+
+    /// Sends a dead letter again from its first attempt: queued again with its job, in one
+    /// transaction. Anything but a dead letter is a conflict.
+    pub async fn requeue_dead_notification(&self, id: i64) -> Result<Notification> {
+        let requeued = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE notifications SET status = 'queued', attempts = 0, next_attempt_at = NULL
+                 WHERE id = $1 AND status = 'dead'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 1 {
+                push_into(&mut *tx, &NewJob::notify(id, Duration::ZERO)).await?;
+            }
+            tx.commit().await?;
+            updated == 1
+        });
+        let notification = self.notification(id).await?;
+        if !requeued {
+            return Err(Error::Conflict(format!(
+                "notification {id} is {}, not a dead letter; only dead letters are sent again",
+                notification.status
+            )));
+        }
+        Ok(notification)
+    }
+
     /// Notifications matching `filter`, newest first.
     pub async fn list_notifications(
         &self,
