@@ -856,7 +856,48 @@ async fn failed_delivery_keeps_the_work_for_a_retry(db: Db) {
     assert_eq!(status, StatusCode::CONFLICT);
 }
 
+/// With `on_expiry = "leave_open"` a late approval stays pending: its link has expired, the
+/// API still decides it.
+async fn expired_approval_left_open_is_still_decided(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| {
+        c.approvals.expires_after_secs = 1;
+        c.approvals.expiry_check_secs = 1;
+        c.approvals.on_expiry = aiops::config::OnExpiry::LeaveOpen;
+        c.pull_requests.enabled = false;
+    })
+    .await;
+    add_project(&app, json!({"name": "open", "local_path": repo.path()})).await;
+    let id = create_task(&app, "open").await;
+    let approval = shown_approval(&app, id).await;
+    let approval_id = approval["id"].as_i64().unwrap();
+    let signer = LinkSigner::new(&app.vault);
+    let record = app.store.approval(approval_id).await.unwrap();
+    let link = format!(
+        "/approvals/{}",
+        signer.token(
+            approval_id,
+            aiops::approvals::link_expiry(&record, &app.config)
+        )
+    );
+    let page = wait_for("the link to expire with its approval", WAIT, || async {
+        let page = app.client.get(app.url(&link)).send().await.unwrap();
+        (page.status() == StatusCode::GONE).then_some(page)
+    })
+    .await;
+    assert!(page.text().await.unwrap().contains("Link expired"));
+    assert_eq!(
+        app.get_json(&format!("/api/v1/approvals/{approval_id}"))
+            .await["status"],
+        "pending"
+    );
+    let (status, _) = decide(&app, approval_id, json!({"decision": "approve"})).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_status(&app, id, "done").await;
+}
+
 on_both_databases!(
+    expired_approval_left_open_is_still_decided,
     failed_delivery_keeps_the_work_for_a_retry,
     approved_without_changes_opens_no_pull_request,
     cli_lists_and_decides,
