@@ -185,14 +185,15 @@ impl Engine {
                 return false;
             }
         }
-        let (pr, note) = match self.open_pull_request(task, project).await {
-            Ok(Some((url, number))) => (Some((url, number)), None),
+        let (pr, note, undelivered) = match self.open_pull_request(task, project).await {
+            Ok(Some((url, number))) => (Some((url, number)), None, false),
             Ok(None) => (
                 None,
                 Some(
                     "no changes: the approved work changed no file, so there is no pull request"
                         .to_string(),
                 ),
+                false,
             ),
             Err(e) => {
                 tracing::warn!(task = task.id, error = %e, "could not deliver the approved change");
@@ -202,6 +203,7 @@ impl Engine {
                         "the approved change could not be delivered: {e}; the worktree is kept: fix the cause, then POST /api/v1/tasks/{}/deliver",
                         task.id
                     )),
+                    true,
                 )
             }
         };
@@ -230,10 +232,7 @@ impl Engine {
         if let Err(e) = recorded.and(self.store.insert_events(&[event]).await.map(drop)) {
             tracing::warn!(task = task.id, error = %e, "could not record what became of the change");
         }
-        pr.is_none()
-            && note
-                .as_deref()
-                .is_some_and(|n| !n.starts_with("no changes"))
+        undelivered
     }
 
     /// Tries again to deliver a done task's approved work whose delivery failed (its
