@@ -6,9 +6,11 @@ use sqlx::types::Json;
 
 use super::{BeginWrite, Store};
 use crate::approvals::{Decider, Decision};
+use crate::audit::NewAuditEntry;
 use crate::error::{Error, Result};
 use crate::queue::NewJob;
 use crate::records::{ApprovalRecord, ApprovalSnapshot, NewEvent};
+use crate::store::audit::insert_audit;
 use crate::store::events::insert_event_in_tx;
 use crate::tasks::Priority;
 
@@ -16,6 +18,14 @@ use crate::tasks::Priority;
 pub(crate) const APPROVAL_COLUMNS: &str = "id, task_id, request_id, kind, risk_level, tool_name,
     tool_input, summary, diff_stat, status, decision, comment, decided_by, decided_at, channel,
     requested_at, expires_at, snapshot_at, resumed_at";
+
+/// How a decision attempt ended inside its transaction.
+enum Decided {
+    /// This call recorded it; the id of its event.
+    Now(Option<i64>),
+    /// Somebody decided first (said as a conflict naming them).
+    Before,
+}
 
 /// Filters of an approval listing.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +86,7 @@ impl Store {
         decider: &Decider,
     ) -> Result<ApprovalRecord> {
         let now = Utc::now();
-        let outcome: Result<i64> = with_pool!(self, pool => {
+        let outcome: Result<Decided> = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let target: Option<(i64, String, String, i64, String)> = sqlx::query_as(
                 "SELECT a.task_id, t.status, t.priority, t.project_id, a.status
@@ -86,8 +96,7 @@ impl Store {
                 .await?;
             match target {
                 None => Err(Error::NotFound(format!("approval {id}"))),
-                // Said as "already decided" below, with who and when.
-                Some((_, _, _, _, status)) if status != "pending" => Err(Error::Conflict(String::new())),
+                Some((_, _, _, _, status)) if status != "pending" => Ok(Decided::Before),
                 Some((_, task_status, _, _, _)) if crate::tasks::has_ended(&task_status) => {
                     Err(Error::Conflict(format!(
                         "approval {id} cannot be decided: its task already ended ({task_status})"
@@ -108,23 +117,20 @@ impl Store {
                         .await?
                         .rows_affected();
                     if updated == 0 {
-                        Err(Error::Conflict(String::new()))
+                        Ok(Decided::Before)
                     } else {
-                        sqlx::query(
-                            "INSERT INTO audit_log (at, principal_id, principal_name, action, target, source, outcome, detail)
-                             VALUES ($1, $2, $3, $4, $5, $6, 'ok', $7)")
-                            .bind(now)
-                            .bind(decider.principal_id)
-                            .bind(&decider.name)
-                            .bind(format!("decide approval: {decision}"))
-                            .bind(format!("approvals/{id}"))
-                            .bind(&decider.source)
-                            .bind(Json(serde_json::json!({
+                        let audit = NewAuditEntry {
+                            principal: None,
+                            action: format!("decide approval: {decision}"),
+                            target: format!("approvals/{id}"),
+                            source: decider.source.clone(),
+                            outcome: "ok".into(),
+                            detail: serde_json::json!({
                                 "task_id": task_id, "decision": decision.as_str(),
                                 "channel": decider.channel.as_str(), "comment": comment,
-                            })))
-                            .execute(&mut *tx)
-                            .await?;
+                            }),
+                        };
+                        insert_audit!(&mut *tx, decider.principal_id, decider.name.as_str(), &audit)?;
                         let event = NewEvent::platform(task_id, project_id, "approval_decided", serde_json::json!({
                             "approval_id": id, "decision": decision.as_str(), "decided_by": decider.name,
                             "channel": decider.channel.as_str(), "comment": comment,
@@ -134,20 +140,19 @@ impl Store {
                         resume.job.resume_approval_id = Some(id);
                         crate::store::tasks::push_into(&mut *tx, &resume).await?;
                         tx.commit().await?;
-                        Ok(event_id.unwrap_or_default())
+                        Ok(Decided::Now(event_id))
                     }
                 }
             }
         });
-        match outcome {
-            Ok(event_id) => {
-                self.announce_event(event_id);
+        match outcome? {
+            Decided::Now(event_id) => {
+                if let Some(event_id) = event_id {
+                    self.announce_event(event_id);
+                }
                 self.approval(id).await
             }
-            Err(Error::Conflict(message)) if message.is_empty() => {
-                Err(Error::Conflict(already_decided(&self.approval(id).await?)))
-            }
-            Err(e) => Err(e),
+            Decided::Before => Err(Error::Conflict(already_decided(&self.approval(id).await?))),
         }
     }
 

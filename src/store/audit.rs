@@ -1,11 +1,31 @@
 //! Queries on `audit_log`.
 
-use chrono::Utc;
-use sqlx::types::Json;
-
 use super::Store;
 use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
 use crate::error::Result;
+
+/// Appends an audit entry through `$executor` (a pool, or an open transaction so the entry
+/// commits with what it records), as `$principal_id` / `$principal_name`.
+macro_rules! insert_audit {
+    ($executor:expr, $principal_id:expr, $principal_name:expr, $entry:expr) => {{
+        let entry: &$crate::audit::NewAuditEntry = $entry;
+        sqlx::query(
+            "INSERT INTO audit_log (at, principal_id, principal_name, action, target, source, outcome, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(chrono::Utc::now())
+        .bind($principal_id)
+        .bind($principal_name)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.source)
+        .bind(&entry.outcome)
+        .bind(sqlx::types::Json(&entry.detail))
+        .execute($executor)
+        .await
+    }};
+}
+pub(crate) use insert_audit;
 
 impl Store {
     /// Appends an audit entry.
@@ -14,19 +34,7 @@ impl Store {
             Some(p) => (p.id, p.name.as_str()),
             None => (None, "anonymous"),
         };
-        with_pool!(self, pool => sqlx::query(
-            "INSERT INTO audit_log (at, principal_id, principal_name, action, target, source, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(Utc::now())
-            .bind(principal_id)
-            .bind(principal_name)
-            .bind(&entry.action)
-            .bind(&entry.target)
-            .bind(&entry.source)
-            .bind(&entry.outcome)
-            .bind(Json(&entry.detail))
-            .execute(pool)
-            .await
+        with_pool!(self, pool => insert_audit!(pool, principal_id, principal_name, entry)
             .map(|r| r.rows_affected()))?;
         Ok(())
     }
