@@ -162,13 +162,16 @@ pub struct ApprovalSnapshot {
     pub findings: Option<Vec<FindingText>>,
 }
 
-/// One changed file of an approval's diff.
+/// One changed file of a worktree's diff (and of an approval's).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChangedFile {
+    /// Path in the worktree; for a rename, the new path.
     pub path: String,
+    /// Lines added (0 for binary files).
     pub insertions: u64,
+    /// Lines removed (0 for binary files).
     pub deletions: u64,
-    /// added | modified | deleted | renamed
+    /// `added`, `modified`, `deleted` or `renamed`.
     pub status: String,
 }
 

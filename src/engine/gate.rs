@@ -15,7 +15,7 @@ use crate::credentials;
 use crate::error::{Error, Result};
 use crate::notify::{self, Notice, NoticeKind};
 use crate::projects::Project;
-use crate::records::{ApprovalSnapshot, ChangedFile, FindingText, NewEvent};
+use crate::records::{ApprovalSnapshot, FindingText, NewEvent};
 use crate::store::engine::TaskExec;
 use crate::vault::Redactor;
 
@@ -122,17 +122,7 @@ impl Engine {
             })
             .collect();
         let snapshot = ApprovalSnapshot {
-            diff_files: diff.as_ref().map(|d| {
-                d.files
-                    .iter()
-                    .map(|f| ChangedFile {
-                        path: f.path.clone(),
-                        insertions: f.insertions,
-                        deletions: f.deletions,
-                        status: f.status.clone(),
-                    })
-                    .collect()
-            }),
+            diff_files: diff.as_ref().map(|d| d.files.clone()),
             diff_patch: diff
                 .as_ref()
                 .map(|d| redactor.redact(&d.patch).into_owned()),

@@ -20,6 +20,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use crate::records::ChangedFile;
+
 /// Pathspec that keeps the pipeline's own `.party/` files out of every diff.
 const EXCLUDE_PARTY: &str = ":(top,exclude).party";
 
@@ -130,26 +132,13 @@ impl WorktreeError {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorktreeDiff {
     /// One entry per changed file.
-    pub files: Vec<FileChange>,
+    pub files: Vec<ChangedFile>,
     /// `git diff --stat` text.
     pub stat: String,
     /// Unified diff, at most the requested number of bytes, ending on a whole line when cut.
     pub patch: String,
     /// True when `patch` was cut short.
     pub truncated: bool,
-}
-
-/// One changed file of a [`WorktreeDiff`].
-#[derive(Debug, Clone, Serialize)]
-pub struct FileChange {
-    /// Path in the worktree; for a rename, the new path.
-    pub path: String,
-    /// Lines added (0 for binary files).
-    pub insertions: u64,
-    /// Lines removed (0 for binary files).
-    pub deletions: u64,
-    /// `added`, `modified`, `deleted` or `renamed`.
-    pub status: String,
 }
 
 /// Prepares repositories and creates, removes and diffs task worktrees under one data directory.
@@ -642,7 +631,7 @@ async fn registered_worktree(
 }
 
 /// Joins `--name-status -z` and `--numstat -z` output into one entry per file.
-fn file_changes(name_status: &[u8], numstat: &[u8]) -> Vec<FileChange> {
+fn file_changes(name_status: &[u8], numstat: &[u8]) -> Vec<ChangedFile> {
     let counts = line_counts(numstat);
     let text = String::from_utf8_lossy(name_status);
     let mut fields = text.split('\0').filter(|field| !field.is_empty());
@@ -660,7 +649,7 @@ fn file_changes(name_status: &[u8], numstat: &[u8]) -> Vec<FileChange> {
         }
         let Some(path) = fields.next() else { break };
         let (insertions, deletions) = counts.get(path).copied().unwrap_or((0, 0));
-        files.push(FileChange {
+        files.push(ChangedFile {
             path: path.to_owned(),
             insertions,
             deletions,
