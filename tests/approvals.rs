@@ -11,7 +11,7 @@ use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::triggers::sign_sha256;
 use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
-use common::pipeline::{engine_app, sim_command};
+use common::pipeline::{engine_app, sim_command, task_detail};
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, wait_for};
 use reqwest::StatusCode;
@@ -89,13 +89,21 @@ async fn create_task(app: &TestApp, project: &str) -> i64 {
     task["id"].as_i64().unwrap()
 }
 
-async fn task(app: &TestApp, id: i64) -> Value {
-    app.get_json(&format!("/api/v1/tasks/{id}")).await
+/// A task of a fresh local project (no pull requests) run to its first approval request,
+/// shown: the app, the project's checkout (keep it), the task id and the approval id.
+async fn awaiting_approval(db: Db, project: &str) -> (TestApp, tempfile::TempDir, i64, i64) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
+    add_project(&app, json!({"name": project, "local_path": repo.path()})).await;
+    let id = create_task(&app, project).await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    (app, repo, id, approval)
 }
 
 async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
     wait_for(&format!("task {id} to be {status}"), WAIT, || async {
-        let detail = task(app, id).await;
+        let detail = task_detail(app, id).await;
         assert!(
             detail["status"] == status
                 || !["done", "failed", "rolled_back", "cancelled"]
@@ -482,7 +490,7 @@ async fn late_decision_takes_effect(db: Db) {
     assert_eq!(decided["decision_comment"], "next morning");
     let events = std::fs::read_to_string(session_dir.join("events.ndjson")).unwrap();
     assert!(events.contains("decision_made"));
-    let detail = task(&app, id).await;
+    let detail = task_detail(&app, id).await;
     assert_eq!(runs_of_kind(&detail, "resume"), 1);
     let events = app
         .store
@@ -497,12 +505,7 @@ async fn late_decision_takes_effect(db: Db) {
 
 /// Fifty approvals of one request at the same instant: one wins, one resume, one audit entry.
 async fn concurrent_decisions_apply_once(db: Db) {
-    let repo = common::git_repo();
-    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
-    add_project(&app, json!({"name": "race", "local_path": repo.path()})).await;
-    let id = create_task(&app, "race").await;
-    wait_status(&app, id, "awaiting_approval").await;
-    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let (app, _repo, id, approval) = awaiting_approval(db, "race").await;
     let attempts = (0..50).map(|_| {
         app.post(&format!("/api/v1/approvals/{approval}/decision"))
             .json(&json!({"decision": "approve"}))
@@ -565,12 +568,7 @@ async fn concurrent_decisions_apply_once(db: Db) {
 
 /// The signed link opens one approval until it expires or is used, and says why not.
 async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
-    let repo = common::git_repo();
-    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
-    add_project(&app, json!({"name": "links", "local_path": repo.path()})).await;
-    let id = create_task(&app, "links").await;
-    wait_status(&app, id, "awaiting_approval").await;
-    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let (app, _repo, id, approval) = awaiting_approval(db, "links").await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -680,12 +678,7 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
 /// `aiops approvals list`, `aiops revise` without a comment, and `aiops approve`, against
 /// the store a running service uses.
 async fn cli_lists_and_decides(db: Db) {
-    let repo = common::git_repo();
-    let app = gate_app(db, "", |c| c.pull_requests.enabled = false).await;
-    add_project(&app, json!({"name": "cli", "local_path": repo.path()})).await;
-    let id = create_task(&app, "cli").await;
-    wait_status(&app, id, "awaiting_approval").await;
-    let approval = shown_approval(&app, id).await["id"].as_i64().unwrap();
+    let (app, _repo, id, approval) = awaiting_approval(db, "cli").await;
     let aiops = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiops"))
             .args(args)

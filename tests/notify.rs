@@ -4,16 +4,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aiops::triggers::sign_sha256;
 use common::chat::{ChatStandIn, Received, Service, button, click_body, slack_signature};
+use common::pipeline::{add_project, create_task, wait_status};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
+const PROMPT: &str = "Fix the checkout crash";
 const SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
 const BOT_TOKEN: &str = "xoxb-bot-token-for-tests";
 const KAKAOWORK_KEY: &str = "kakaowork-app-key-for-tests";
@@ -94,16 +95,6 @@ async fn notify_app(db: Db, chats: &Chats, sim_flags: &str) -> TestApp {
     app
 }
 
-async fn add_project(app: &TestApp, name: &str, repo: &Path) {
-    let response = app
-        .post("/api/v1/projects")
-        .json(&json!({"name": name, "local_path": repo}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-}
-
 async fn add_channel(app: &TestApp, project: &str, channel: Value) -> i64 {
     let response = app
         .post(&format!("/api/v1/projects/{project}/channels"))
@@ -120,34 +111,6 @@ async fn add_channel(app: &TestApp, project: &str, channel: Value) -> i64 {
     response.json::<Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap()
-}
-
-async fn create_task(app: &TestApp, project: &str) -> i64 {
-    let response = app
-        .post("/api/v1/tasks")
-        .json(&json!({"project": project, "prompt": "Fix the checkout crash", "team": "bugfix"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.get(path).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.unwrap()
-}
-
-/// Waits until the task has `status`.
-async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
-    wait_for(&format!("task {id} to be {status}"), WAIT, || async {
-        let detail = get_json(app, &format!("/api/v1/tasks/{id}")).await;
-        (detail["status"] == status).then_some(detail)
-    })
-    .await
 }
 
 /// Waits until `stand_in` received at least `count` requests on `path`; returns them all.
@@ -192,13 +155,13 @@ async fn click(app: &TestApp, body: &str) -> reqwest::Response {
 /// Runs a task to its approval request; returns the task id, the approval id and the
 /// token of the approval link, as the Slack message carried it.
 async fn pending_approval(app: &TestApp, chats: &Chats) -> (i64, i64, String) {
-    let task = create_task(app, "shop").await;
+    let task = create_task(app, "shop", PROMPT, "normal").await;
     let posted = wait_received(&chats.slack, POST_MESSAGE, 1).await;
     let token = button(&posted[0].json(), "aiops_approve")["value"]
         .as_str()
         .unwrap()
         .to_string();
-    let detail = wait_status(app, task, "awaiting_approval").await;
+    let detail = wait_status(app, task, &["awaiting_approval"]).await;
     let approval = detail["pending_approvals"][0]["id"].as_i64().unwrap();
     (task, approval, token)
 }
@@ -217,7 +180,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     let chats = Chats::start().await;
     let repo = common::git_repo();
     let app = notify_app(db, &chats, "").await;
-    add_project(&app, "shop", repo.path()).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
     add_channel(
         &app,
         "shop",
@@ -309,7 +272,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     let response_url = chats.slack.url_of(RESPONSE_URL);
     let body = click_body(&token, "aiops_approve", &response_url);
     assert_eq!(click(&app, &body).await.status(), StatusCode::OK);
-    let decided = get_json(&app, &format!("/api/v1/approvals/{approval}")).await;
+    let decided = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(decided["status"], "decided");
     assert_eq!(decided["decision"], "approve");
     assert_eq!(decided["channel"], "slack");
@@ -336,7 +299,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     assert_eq!(approval_decided_events(&app, task).await, 1);
 
     // The approved pipeline finishes: "done" reaches the channels that want it.
-    wait_status(&app, task, "done").await;
+    wait_status(&app, task, &["done"]).await;
     let posted = wait_received(&chats.slack, POST_MESSAGE, 2).await;
     assert_eq!(
         posted[1].json()["blocks"][0]["text"]["text"],
@@ -349,7 +312,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     assert_eq!(delivered[1].header("x-aiops-event"), Some("task_done"));
     // Four channels heard of the request, three of them of the end.
     wait_for("7 notifications recorded as sent", WAIT, || async {
-        let sent = get_json(&app, "/api/v1/notifications?status=sent").await;
+        let sent = app.get_json("/api/v1/notifications?status=sent").await;
         (sent["items"].as_array().unwrap().len() == 7).then_some(())
     })
     .await;
@@ -364,7 +327,7 @@ async fn slack_clicks_need_a_fresh_valid_signature(db: Db) {
     let chats = Chats::start().await;
     let repo = common::git_repo();
     let app = notify_app(db, &chats, "").await;
-    add_project(&app, "shop", repo.path()).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
     add_channel(
         &app,
         "shop",
@@ -423,7 +386,7 @@ async fn slack_clicks_need_a_fresh_valid_signature(db: Db) {
         "{answer}"
     );
 
-    let still = get_json(&app, &format!("/api/v1/approvals/{approval}")).await;
+    let still = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
     assert_eq!(approval_decided_events(&app, task).await, 0);
 }
@@ -432,15 +395,15 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
     let chats = Chats::start().await;
     let repo = common::git_repo();
     let app = notify_app(db, &chats, "--sim-crash-in ANALYZING").await;
-    add_project(&app, "shop", repo.path()).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
     chats.hooks.fail_next("/flaky", &[500, 500]);
     chats.hooks.fail_always("/down", 503);
     let flaky = add_channel(&app, "shop", json!({"kind": "webhook", "target": chats.hooks.url_of("/flaky"), "credential": "hook-hmac"})).await;
     let down = add_channel(&app, "shop", json!({"kind": "webhook", "target": chats.hooks.url_of("/down"), "credential": "hook-hmac"})).await;
     add_channel(&app, "shop", json!({"kind": "slack", "target": "C07OPS00001", "credential": "slack-bot", "events": ["task_failed"]})).await;
 
-    let task = create_task(&app, "shop").await;
-    wait_status(&app, task, "failed").await;
+    let task = create_task(&app, "shop", PROMPT, "normal").await;
+    wait_status(&app, task, &["failed"]).await;
 
     // The failure reaches Slack with its reason.
     let posted = wait_received(&chats.slack, POST_MESSAGE, 1).await;
@@ -469,7 +432,7 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
 
     // Always 503: given up after notify.max_attempts, kept as a dead letter.
     let dead = wait_for("the dead letter", WAIT, || async {
-        let page = get_json(&app, "/api/v1/notifications?status=dead").await;
+        let page = app.get_json("/api/v1/notifications?status=dead").await;
         let items = page["items"].as_array().unwrap().clone();
         (!items.is_empty()).then_some(items)
     })
@@ -495,7 +458,7 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
     assert_eq!(resent[3].status, 200);
     assert_eq!(resent[3].body, resent[0].body, "the same signed delivery");
     wait_for("the dead letter to be sent", WAIT, || async {
-        let page = get_json(&app, "/api/v1/notifications?status=dead").await;
+        let page = app.get_json("/api/v1/notifications?status=dead").await;
         page["items"].as_array().unwrap().is_empty().then_some(())
     })
     .await;
@@ -507,7 +470,9 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     let sent = wait_for("the flaky channel's record", WAIT, || async {
-        let page = get_json(&app, "/api/v1/notifications?status=sent&project=shop").await;
+        let page = app
+            .get_json("/api/v1/notifications?status=sent&project=shop")
+            .await;
         page["items"]
             .as_array()
             .unwrap()
@@ -523,7 +488,7 @@ async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {
 async fn channels_are_managed_per_project(db: Db) {
     let repo = common::git_repo();
     let app = TestApp::spawn(db).await;
-    add_project(&app, "shop", repo.path()).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
     let status_of = |response: reqwest::Response| response.status();
 
     let unknown = app
@@ -566,7 +531,7 @@ async fn channels_are_managed_per_project(db: Db) {
     }
 
     let id = add_channel(&app, "shop", json!({"kind": "webhook", "target": "https://hooks.example/aiops", "credential": "hook-hmac", "events": ["task_done"]})).await;
-    let listed = get_json(&app, "/api/v1/projects/shop/channels").await;
+    let listed = app.get_json("/api/v1/projects/shop/channels").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["events"], json!(["task_done"]));
@@ -592,7 +557,7 @@ async fn channels_are_managed_per_project(db: Db) {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert_eq!(
-        get_json(&app, "/api/v1/projects/shop/channels").await,
+        app.get_json("/api/v1/projects/shop/channels").await,
         json!([])
     );
 

@@ -275,9 +275,10 @@ impl TestApp {
         self.req(reqwest::Method::POST, path)
     }
 
-    /// GET `path` with the admin token, as JSON.
+    /// GET `path` with the admin token: 200, as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.get(path).send().await.expect("GET");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
         response.json().await.expect("a JSON answer")
     }
 }

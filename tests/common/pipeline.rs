@@ -78,13 +78,7 @@ pub async fn create_task(app: &TestApp, project: &str, prompt: &str, priority: &
 
 /// The task as `GET /api/v1/tasks/{id}` shows it.
 pub async fn task_detail(app: &TestApp, id: i64) -> Value {
-    app.get(&format!("/api/v1/tasks/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.get_json(&format!("/api/v1/tasks/{id}")).await
 }
 
 /// Waits until the task has one of `statuses` and no run of it is still going (the
