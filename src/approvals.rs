@@ -191,8 +191,9 @@ pub fn link_expiry(approval: &ApprovalRecord, config: &Config) -> DateTime<Utc> 
 pub enum LinkError {
     #[error("this approval link is not valid: it was changed or cut short")]
     Tampered,
-    #[error("this approval link expired at {0}")]
-    Expired(DateTime<Utc>),
+    /// The signature holds, so the approval it named is known.
+    #[error("this approval link expired at {at}")]
+    Expired { approval_id: i64, at: DateTime<Utc> },
 }
 
 /// Signs and checks approval links. The key is derived from the vault's master key, so
@@ -247,7 +248,10 @@ impl LinkSigner {
             .map_err(|_| LinkError::Tampered)?;
         let expires_at = DateTime::from_timestamp(expires, 0).ok_or(LinkError::Tampered)?;
         if expires_at <= now {
-            return Err(LinkError::Expired(expires_at));
+            return Err(LinkError::Expired {
+                approval_id: id,
+                at: expires_at,
+            });
         }
         Ok(id)
     }
@@ -393,7 +397,10 @@ mod tests {
         assert_eq!(signer.verify(&token, now), Ok(42));
         assert!(matches!(
             signer.verify(&token, now + Duration::hours(2)),
-            Err(LinkError::Expired(_))
+            Err(LinkError::Expired {
+                approval_id: 42,
+                ..
+            })
         ));
         let other_id = token.replacen("42.", "43.", 1);
         assert_eq!(signer.verify(&other_id, now), Err(LinkError::Tampered));

@@ -140,14 +140,9 @@ async fn open_link(state: &AppState, token: &str) -> Result<ApprovalRecord, Resp
                 "This approval link was changed or cut short, so it opens nothing. Use the link exactly as it was sent.",
             ));
         }
-        Err(LinkError::Expired(at)) => {
-            let id: i64 = token
-                .split('.')
-                .next()
-                .and_then(|id| id.parse().ok())
-                .unwrap_or(0);
+        Err(LinkError::Expired { approval_id, at }) => {
             // The signature held up to the expiry; say what became of the approval.
-            return Err(match state.store.approval(id).await {
+            return Err(match state.store.approval(approval_id).await {
                 Ok(approval) if approval.status != "pending" => {
                     decided_response(state, &approval, StatusCode::GONE).await
                 }
