@@ -838,14 +838,13 @@ async fn accepted_json(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
+/// A signed delivery that must be accepted (202); its answer.
+async fn deliver_accepted(app: &TestApp, event: &str, delivery: &str, body: &[u8]) -> Value {
+    accepted_json(deliver(app, event, delivery, body).await).await
+}
+
 async fn task_of(app: &TestApp, id: &Value) -> Value {
-    let response = app
-        .get(&format!("/api/v1/tasks/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "task {id}");
-    response.json().await.unwrap()
+    app.get_json(&format!("/api/v1/tasks/{id}")).await
 }
 
 /// A GitHub fixture, about issue `number` of its repository.
@@ -911,7 +910,7 @@ async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
 
     // The configuration alone routes neither the `bug` label nor these alerts.
     let labeled = fixture("github/issues.labeled.json");
-    let ignored = accepted_json(deliver(&app, "issues", "label-1", &labeled).await).await;
+    let ignored = deliver_accepted(&app, "issues", "label-1", &labeled).await;
     assert_eq!(ignored["outcome"], "ignored");
     assert!(
         ignored["reason"]
@@ -942,7 +941,7 @@ async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
     );
     assert_eq!(reloaded.routing_rules.unchanged, ["opened-anywhere"]);
 
-    let routed = accepted_json(deliver(&app, "issues", "label-2", &labeled).await).await;
+    let routed = deliver_accepted(&app, "issues", "label-2", &labeled).await;
     assert_eq!(routed["outcome"], "task_created", "{routed}");
     let task = task_of(&app, &routed["task_id"]).await;
     assert_eq!(task["priority"], "high", "the rule's priority");
@@ -955,7 +954,7 @@ async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
     opened["issue"]["title"] = json!("Hello");
     opened["issue"]["body"] = json!("");
     let opened = serde_json::to_vec(&opened).unwrap();
-    let routed = accepted_json(deliver(&app, "issues", "opened-1", &opened).await).await;
+    let routed = deliver_accepted(&app, "issues", "opened-1", &opened).await;
     assert_eq!(routed["outcome"], "task_created", "{routed}");
     let task = task_of(&app, &routed["task_id"]).await;
     assert_eq!(task["team"], "research");
@@ -980,7 +979,7 @@ async fn api_rules_route_until_disabled_or_deleted(db: Db) {
     let (api, _) = github_stand_in().await;
     let app = webhook_app_with(db, &api, |_| {}).await;
     let assigned = |number| about_issue("github/issues.assigned-installation.json", number);
-    let before = accepted_json(deliver(&app, "issues", "assign-1", &assigned(1)).await).await;
+    let before = deliver_accepted(&app, "issues", "assign-1", &assigned(1)).await;
     assert_eq!(before["outcome"], "ignored");
 
     let created = create_rule(
@@ -993,7 +992,7 @@ async fn api_rules_route_until_disabled_or_deleted(db: Db) {
     assert_eq!(created["enabled"], true);
     assert_eq!(created["position"], 100);
     assert!(created["file"].is_null());
-    let routed = accepted_json(deliver(&app, "issues", "assign-2", &assigned(1)).await).await;
+    let routed = deliver_accepted(&app, "issues", "assign-2", &assigned(1)).await;
     assert_eq!(routed["outcome"], "task_created", "{routed}");
     assert_eq!(task_of(&app, &routed["task_id"]).await["priority"], "low");
 
@@ -1005,7 +1004,7 @@ async fn api_rules_route_until_disabled_or_deleted(db: Db) {
     let disabled = set_enabled(false).await.unwrap();
     assert_eq!(disabled.status(), StatusCode::OK);
     assert_eq!(disabled.json::<Value>().await.unwrap()["enabled"], false);
-    let stopped = accepted_json(deliver(&app, "issues", "assign-3", &assigned(2)).await).await;
+    let stopped = deliver_accepted(&app, "issues", "assign-3", &assigned(2)).await;
     assert_eq!(stopped["outcome"], "ignored", "{stopped}");
     let reason = "assigned to \"Codertocat\", not to a configured bot login";
     assert_eq!(stopped["reason"], reason);
@@ -1018,7 +1017,7 @@ async fn api_rules_route_until_disabled_or_deleted(db: Db) {
     assert_eq!(recorded["reason"], reason);
 
     assert_eq!(set_enabled(true).await.unwrap().status(), StatusCode::OK);
-    let routed = accepted_json(deliver(&app, "issues", "assign-4", &assigned(2)).await).await;
+    let routed = deliver_accepted(&app, "issues", "assign-4", &assigned(2)).await;
     assert_eq!(routed["outcome"], "task_created", "{routed}");
     let deleted = rule_request(&app, reqwest::Method::DELETE, "hello-assignments")
         .send()
@@ -1030,7 +1029,7 @@ async fn api_rules_route_until_disabled_or_deleted(db: Db) {
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    let stopped = accepted_json(deliver(&app, "issues", "assign-5", &assigned(3)).await).await;
+    let stopped = deliver_accepted(&app, "issues", "assign-5", &assigned(3)).await;
     assert_eq!(stopped["outcome"], "ignored", "{stopped}");
     assert_eq!(stopped["reason"], reason);
 
@@ -1313,40 +1312,31 @@ async fn jobs_reload_replaces_file_rules_and_keeps_api_rules(db: Db) {
     assert_eq!(octo["file"], "more.toml");
 
     // The changed rule routes by its new label only; the workflow rule picks its team.
-    let bug = accepted_json(
-        deliver(
-            &app,
-            "issues",
-            "bug-1",
-            &fixture("github/issues.labeled.json"),
-        )
-        .await,
+    let bug = deliver_accepted(
+        &app,
+        "issues",
+        "bug-1",
+        &fixture("github/issues.labeled.json"),
     )
     .await;
     assert_eq!(bug["outcome"], "ignored", "{bug}");
     let mut help = fixture_json("github/issues.labeled.json");
     help["label"]["name"] = json!("help wanted");
-    let help = accepted_json(
-        deliver(
-            &app,
-            "issues",
-            "help-1",
-            &serde_json::to_vec(&help).unwrap(),
-        )
-        .await,
+    let help = deliver_accepted(
+        &app,
+        "issues",
+        "help-1",
+        &serde_json::to_vec(&help).unwrap(),
     )
     .await;
     assert_eq!(help["outcome"], "task_created", "{help}");
     let mut failed_run = fixture_json("github/workflow_run.completed.json");
     failed_run["workflow_run"]["conclusion"] = json!("failure");
-    let failed = accepted_json(
-        deliver(
-            &app,
-            "workflow_run",
-            "run-1",
-            &serde_json::to_vec(&failed_run).unwrap(),
-        )
-        .await,
+    let failed = deliver_accepted(
+        &app,
+        "workflow_run",
+        "run-1",
+        &serde_json::to_vec(&failed_run).unwrap(),
     )
     .await;
     assert_eq!(task_of(&app, &failed["task_id"]).await["team"], "devops");
