@@ -624,6 +624,24 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // A form that is not a decision decides nothing: a missing field, an unknown decision.
+    let incomplete = browser
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(incomplete.status(), StatusCode::BAD_REQUEST);
+    let unknown = browser
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[("decision", "maybe"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.text().await.unwrap().contains("not a decision"));
     let revise_bare = browser
         .post(app.url(&path))
         .header("cookie", &cookie)
