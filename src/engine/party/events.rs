@@ -1,0 +1,123 @@
+//! Reads `events.ndjson` incrementally from a byte offset: complete lines only, bad lines
+//! skipped and reported, never stuck on a line longer than the read cap.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::files::{io_error, open_checked};
+use super::model::{EventBatch, PartyEvent};
+use super::read::{is_valid_session_id, session_dir, text, timestamp};
+use super::{Limits, PartyError};
+
+/// Reads complete lines of `sessions/<id>/events.ndjson` from byte `from_offset`, at most
+/// `limits.max_events_read_bytes` per call. A last line without '\n' is not consumed (it is
+/// being written); lines that are not JSON objects are skipped and reported; a line longer
+/// than the cap is skipped once its end is written, so the reader never gets stuck. A file
+/// shorter than `from_offset` (truncated or replaced) gives an empty batch that says so.
+pub fn read_events(
+    worktree: &Path,
+    session_id: &str,
+    from_offset: u64,
+    limits: &Limits,
+) -> Result<EventBatch, PartyError> {
+    if !is_valid_session_id(session_id) {
+        return Err(PartyError::InvalidSessionId {
+            id: session_id.to_owned(),
+        });
+    }
+    let relative = session_dir(session_id).join("events.ndjson");
+    let mut batch = EventBatch {
+        events: Vec::new(),
+        next_offset: from_offset,
+        skipped: Vec::new(),
+    };
+    let (mut file, length) = match open_checked(worktree, &relative, OpenOptions::new().read(true))
+    {
+        Ok((file, metadata)) => (Some(file), metadata.len()),
+        Err(error) if error.is_not_found() => (None, 0),
+        Err(error) => return Err(error),
+    };
+    if length < from_offset {
+        batch.skipped.push((
+            from_offset,
+            format!(
+                "events.ndjson has {length} bytes, fewer than offset {from_offset}: \
+                 it was truncated or replaced"
+            ),
+        ));
+        return Ok(batch);
+    }
+    let Some(file) = file.as_mut() else {
+        return Ok(batch);
+    };
+
+    let window = limits.max_events_read_bytes.max(1);
+    let io_failure = |source| io_error(&relative, source);
+    file.seek(SeekFrom::Start(from_offset))
+        .map_err(io_failure)?;
+    let mut bytes = Vec::new();
+    Read::take(&mut *file, window)
+        .read_to_end(&mut bytes)
+        .map_err(io_failure)?;
+
+    let mut consumed = 0;
+    while let Some(newline) = bytes[consumed..].iter().position(|&b| b == b'\n') {
+        let offset = from_offset + consumed as u64;
+        match parse_event(offset, &bytes[consumed..consumed + newline]) {
+            Ok(Some(event)) => batch.events.push(event),
+            Ok(None) => {}
+            Err(reason) => batch.skipped.push((offset, reason)),
+        }
+        consumed += newline + 1;
+    }
+    batch.next_offset = from_offset + consumed as u64;
+
+    if consumed == 0 && bytes.len() as u64 == window {
+        // The first line does not fit in one read: skip it whole once its end is written.
+        if let Some(end) = find_newline(file).map_err(io_failure)? {
+            batch.skipped.push((
+                from_offset,
+                format!("line longer than the {window}-byte read limit"),
+            ));
+            batch.next_offset = end + 1;
+        }
+    }
+    Ok(batch)
+}
+
+/// One line without its '\n': an event, nothing (a blank line), or why it is not an event.
+fn parse_event(offset: u64, line: &[u8]) -> Result<Option<PartyEvent>, String> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_slice(line).map_err(|error| format!("not JSON: {error}"))?;
+    let Value::Object(object) = &value else {
+        return Err("not a JSON object".to_owned());
+    };
+    Ok(Some(PartyEvent {
+        offset,
+        ts: timestamp(object, "ts"),
+        kind: text(object, "type").unwrap_or_else(|| "unknown".to_owned()),
+        raw: value,
+    }))
+}
+
+/// The offset of the next '\n' from the reader's position on, reading in small chunks.
+fn find_newline(file: &mut File) -> io::Result<Option<u64>> {
+    let mut position = file.stream_position()?;
+    let mut chunk = [0; 64 * 1024];
+    loop {
+        let read = file.read(&mut chunk)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if let Some(index) = chunk[..read].iter().position(|&b| b == b'\n') {
+            return Ok(Some(position + index as u64));
+        }
+        position += read as u64;
+    }
+}
