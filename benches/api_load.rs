@@ -217,7 +217,7 @@ async fn bench_backend(
                     .header("X-GitHub-Delivery", format!("bench-{i}"))
                     .header(
                         "X-Hub-Signature-256",
-                        aiops::triggers::sign_sha256(WEBHOOK_SECRET.as_bytes(), &body),
+                        aiops::signing::sign_sha256(WEBHOOK_SECRET.as_bytes(), &body),
                     )
                     .body(body)
                     .send()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aiops::config::Config;
 use aiops::queue::{NewJob, RunJob};
 use aiops::store::{Pool, Store};
-use aiops::tasks::{Priority, Source, TaskSpec};
+use aiops::tasks::{self, Priority, Source, TaskSpec};
 use apalis::prelude::*;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -197,7 +197,7 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
     // Claim latency on an idle queue: one task at a time, created → agent started.
     let mut latencies = Vec::new();
     for i in 0..LATENCY_SAMPLES {
-        let id = store.insert_task(&spec(i)).await.unwrap().id;
+        let id = tasks::enqueue(&store, &spec(i)).await.unwrap().id;
         wait_ended(&store, &[id]).await;
         let task = store.task(id).await.unwrap();
         let run = store
@@ -219,7 +219,7 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
     let begin = Instant::now();
     let mut ids = Vec::new();
     for i in 0..tasks {
-        ids.push(store.insert_task(&spec(i)).await.unwrap().id);
+        ids.push(tasks::enqueue(&store, &spec(i)).await.unwrap().id);
     }
     wait_ended(&store, &ids).await;
     let wall = begin.elapsed();

@@ -1,96 +1,23 @@
 //! The approval gate: a human decides a pending approval request exactly once, from any
 //! channel, and the decision reaches the pipeline through one resume job.
 //!
-//! Owns the decision rules (what a decision needs, the prompt the plugin understands) and
-//! the signed approval links. Recording is the store's (one transaction: the decision, its
-//! audit entry, its event and the resume job); running the resume is the engine's.
-
-use std::fmt;
-use std::str::FromStr;
+//! Owns the decision rules (what a decision needs, the prompt the plugin understands), the
+//! decision itself (one transaction: the decision, its audit entry, its event and the
+//! resume job) and the signed approval links; running the resume is the engine's.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::records::ApprovalRecord;
-use crate::store::Store;
-use crate::vault::Vault;
+use crate::model::{Actor, ApprovalRecord, NewAuditEntry, NewEvent, NewJob};
+pub use crate::model::{ApprovalKind, ApprovalStatus, Channel, Decider, Decision, already_decided};
+pub use crate::signing::{LinkError, LinkSigner};
+use crate::store::{self, Store};
 
 /// Longest comment a decision takes, in bytes.
 pub const MAX_COMMENT_BYTES: usize = 8 * 1024;
-
-/// What a human decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Approve,
-    Reject,
-    Revise,
-}
-
-impl Decision {
-    /// The stored name, also the word the plugin expects.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Reject => "reject",
-            Self::Revise => "revise",
-        }
-    }
-}
-
-impl FromStr for Decision {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "approve" => Ok(Self::Approve),
-            "reject" => Ok(Self::Reject),
-            "revise" => Ok(Self::Revise),
-            other => Err(Error::invalid(
-                "decision",
-                format!("{other:?} is not a decision; use approve, reject or revise"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a decision was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Web,
-    Slack,
-    Kakaowork,
-    Api,
-    Cli,
-    /// The platform itself: an approval that expired.
-    System,
-}
-
-impl Channel {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Web => "web",
-            Self::Slack => "slack",
-            Self::Kakaowork => "kakaowork",
-            Self::Api => "api",
-            Self::Cli => "cli",
-            Self::System => "system",
-        }
-    }
-}
 
 /// A decision as asked for, before it is checked.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -126,18 +53,6 @@ impl DecisionRequest {
     }
 }
 
-/// Who decides, through which channel, from where.
-#[derive(Debug, Clone)]
-pub struct Decider {
-    /// The person or principal, as shown to others.
-    pub name: String,
-    /// The API principal, when the decision came with a token.
-    pub principal_id: Option<i64>,
-    pub channel: Channel,
-    /// Client address, or `cli`.
-    pub source: String,
-}
-
 /// Records a decision exactly once and queues the resume that hands it to the pipeline.
 /// A second decision, on any channel or node, is a conflict that says who decided first.
 pub async fn decide(
@@ -147,26 +62,81 @@ pub async fn decide(
     decider: &Decider,
 ) -> Result<ApprovalRecord> {
     let comment = request.checked_comment()?;
-    store
-        .decide_approval(approval_id, request.decision, comment.as_deref(), decider)
-        .await
+    let mut tx = store.begin().await?;
+    let target = store::approvals::decision_target(&mut tx, approval_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("approval {approval_id}")))?;
+    if target.status != ApprovalStatus::Pending {
+        drop(tx);
+        return Err(Error::Conflict(already_decided(
+            &store.approval(approval_id).await?,
+        )));
+    }
+    if target.task_status.has_ended() {
+        return Err(Error::Conflict(format!(
+            "approval {approval_id} cannot be decided: its task already ended ({})",
+            target.task_status
+        )));
+    }
+    let decision = request.decision;
+    let comment = comment.as_deref();
+    if !store::approvals::record_decision(&mut tx, approval_id, decision, comment, decider).await? {
+        drop(tx);
+        return Err(Error::Conflict(already_decided(
+            &store.approval(approval_id).await?,
+        )));
+    }
+    let recorded = serde_json::json!({
+        "decision": decision, "channel": decider.channel, "comment": comment,
+    });
+    let mut audit_detail = recorded.clone();
+    audit_detail["task_id"] = target.task_id.into();
+    let audit = NewAuditEntry {
+        principal: Some(Actor {
+            id: decider.principal_id,
+            name: decider.name.clone(),
+        }),
+        action: format!("decide approval: {decision}"),
+        target: format!("approvals/{approval_id}"),
+        source: decider.source.clone(),
+        outcome: "ok".into(),
+        detail: audit_detail,
+    };
+    store::audit::append(&mut tx, &audit).await?;
+    let mut event_data = recorded;
+    event_data["approval_id"] = approval_id.into();
+    event_data["decided_by"] = decider.name.clone().into();
+    let event = NewEvent::platform(
+        target.task_id,
+        target.project_id,
+        "approval_decided",
+        event_data,
+    );
+    store::events::append(&mut tx, &event).await?;
+    let mut resume = NewJob::now(target.task_id, target.priority);
+    resume.job.resume_approval_id = Some(approval_id);
+    store::queue::push(&mut tx, &resume).await?;
+    tx.commit().await?;
+    store.approval(approval_id).await
 }
 
 /// The prompt a resumed Claude session gets, in the shapes of the plugin's hook.
 pub fn decision_prompt(approval: &ApprovalRecord, party_session_id: &str) -> Result<String> {
-    let decision: Decision = approval
+    let decision = approval
         .decision
-        .as_deref()
-        .ok_or_else(|| Error::Conflict(format!("approval {} has no decision", approval.id)))?
-        .parse()?;
+        .ok_or_else(|| Error::Conflict(format!("approval {} has no decision", approval.id)))?;
     let comment = approval.comment.as_deref().unwrap_or("").trim();
-    let words: Vec<&str> = match (approval.kind.as_str(), decision) {
-        ("tool", Decision::Approve) => {
-            vec!["approve", party_session_id, &approval.request_id, comment]
+    let words: Vec<&str> = match (approval.kind, decision) {
+        (ApprovalKind::Tool, Decision::Approve) => {
+            vec![
+                decision.as_str(),
+                party_session_id,
+                &approval.request_id,
+                comment,
+            ]
         }
-        ("tool", _) => vec![decision.as_str(), &approval.request_id, comment],
-        (_, Decision::Approve) => vec!["approve", comment],
-        (_, _) => vec![decision.as_str(), comment],
+        (ApprovalKind::Tool, _) => vec![decision.as_str(), &approval.request_id, comment],
+        (ApprovalKind::Result, _) => vec![decision.as_str(), comment],
     };
     let mut prompt = words
         .into_iter()
@@ -186,84 +156,13 @@ pub fn link_expiry(approval: &ApprovalRecord, config: &Config) -> DateTime<Utc> 
     })
 }
 
-/// Why a link was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    #[error("this approval link is not valid: it was changed or cut short")]
-    Tampered,
-    /// The signature holds, so the approval it named is known.
-    #[error("this approval link expired at {at}")]
-    Expired { approval_id: i64, at: DateTime<Utc> },
-}
-
-/// Signs and checks approval links. The key is derived from the vault's master key, so
-/// every node of one store accepts the links of the others, and a key rotation retires them.
-#[derive(Clone)]
-pub struct LinkSigner {
-    key: [u8; 32],
-}
-
-impl fmt::Debug for LinkSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LinkSigner(..)")
-    }
-}
-
-impl LinkSigner {
-    /// The signer of this vault.
-    pub fn new(vault: &Vault) -> Self {
-        Self {
-            key: vault.derived_key("approval-links"),
-        }
-    }
-
-    fn mac(&self, approval_id: i64, expires: i64) -> Hmac<Sha256> {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(format!("approval:{approval_id}:{expires}").as_bytes());
-        mac
-    }
-
-    /// The token of a link opening `approval_id` until `expires`.
-    pub fn token(&self, approval_id: i64, expires: DateTime<Utc>) -> String {
-        let expires = expires.timestamp();
-        let signature = hex::encode(self.mac(approval_id, expires).finalize().into_bytes());
-        format!("{approval_id}.{expires}.{signature}")
-    }
-
-    /// The approval id a token opens, if its signature holds and it has not expired.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<i64, LinkError> {
-        let mut parts = token.splitn(3, '.');
-        let (Some(id), Some(expires), Some(signature)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(LinkError::Tampered);
-        };
-        let (Ok(id), Ok(expires), Ok(signature)) =
-            (id.parse(), expires.parse(), hex::decode(signature))
-        else {
-            return Err(LinkError::Tampered);
-        };
-        self.mac(id, expires)
-            .verify_slice(&signature)
-            .map_err(|_| LinkError::Tampered)?;
-        let expires_at = DateTime::from_timestamp(expires, 0).ok_or(LinkError::Tampered)?;
-        if expires_at <= now {
-            return Err(LinkError::Expired {
-                approval_id: id,
-                at: expires_at,
-            });
-        }
-        Ok(id)
-    }
-
-    /// The full link to the approval page.
-    pub fn url(&self, config: &Config, approval: &ApprovalRecord) -> String {
-        format!(
-            "{}/approvals/{}",
-            config.public_base_url(),
-            self.token(approval.id, link_expiry(approval, config))
-        )
-    }
+/// The full link to the approval page.
+pub fn link_url(signer: &LinkSigner, config: &Config, approval: &ApprovalRecord) -> String {
+    format!(
+        "{}/approvals/{}",
+        config.public_base_url(),
+        signer.token(approval.id, link_expiry(approval, config))
+    )
 }
 
 /// Decides, as rejections by the platform, the pending approvals past their deadline (when
@@ -317,27 +216,27 @@ pub async fn run_expiry(
 mod tests {
     use super::*;
 
-    fn approval(kind: &str, decision: &str, comment: Option<&str>) -> ApprovalRecord {
+    fn approval(kind: ApprovalKind, decision: Decision, comment: Option<&str>) -> ApprovalRecord {
         ApprovalRecord {
             id: 7,
             task_id: 1,
-            request_id: if kind == "tool" {
+            request_id: if kind == ApprovalKind::Tool {
                 "APR-1".into()
             } else {
                 "20260101T000000".into()
             },
-            kind: kind.into(),
+            kind,
             risk_level: None,
             tool_name: None,
             tool_input: None,
             summary: None,
             diff_stat: None,
-            status: "decided".into(),
-            decision: Some(decision.into()),
+            status: ApprovalStatus::Decided,
+            decision: Some(decision),
             comment: comment.map(str::to_owned),
             decided_by: Some("alice".into()),
             decided_at: Some(Utc::now()),
-            channel: Some("api".into()),
+            channel: Some(Channel::Api),
             requested_at: Utc::now(),
             expires_at: None,
             snapshot_at: None,
@@ -347,32 +246,31 @@ mod tests {
 
     #[test]
     fn prompts_follow_the_plugin_shapes() {
+        use ApprovalKind::Tool;
+        use Decision::{Approve, Reject, Revise};
         let prompt = |kind, decision, comment| {
             decision_prompt(&approval(kind, decision, comment), "party-feature-1").unwrap()
         };
         assert_eq!(
-            prompt("tool", "approve", Some("looks good")),
+            prompt(Tool, Approve, Some("looks good")),
             "approve party-feature-1 APR-1 looks good"
         );
+        assert_eq!(prompt(Tool, Approve, None), "approve party-feature-1 APR-1");
         assert_eq!(
-            prompt("tool", "approve", None),
-            "approve party-feature-1 APR-1"
-        );
-        assert_eq!(
-            prompt("tool", "reject", Some("too risky")),
+            prompt(Tool, Reject, Some("too risky")),
             "reject APR-1 too risky"
         );
         assert_eq!(
-            prompt("tool", "revise", Some("use a flag")),
+            prompt(Tool, Revise, Some("use a flag")),
             "revise APR-1 use a flag"
         );
-        assert_eq!(prompt("result", "approve", None), "approve");
+        assert_eq!(prompt(ApprovalKind::Result, Approve, None), "approve");
         assert_eq!(
-            prompt("result", "reject", None),
+            prompt(ApprovalKind::Result, Reject, None),
             "reject rejected by a human reviewer"
         );
         assert_eq!(
-            prompt("result", "revise", Some("add tests")),
+            prompt(ApprovalKind::Result, Revise, Some("add tests")),
             "revise add tests"
         );
     }
@@ -387,35 +285,5 @@ mod tests {
             request.checked_comment(),
             Err(Error::Invalid { .. })
         ));
-    }
-
-    #[test]
-    fn links_open_one_approval_until_they_expire() {
-        let signer = LinkSigner { key: [7; 32] };
-        let now = Utc::now();
-        let token = signer.token(42, now + Duration::hours(1));
-        assert_eq!(signer.verify(&token, now), Ok(42));
-        assert!(matches!(
-            signer.verify(&token, now + Duration::hours(2)),
-            Err(LinkError::Expired {
-                approval_id: 42,
-                ..
-            })
-        ));
-        let other_id = token.replacen("42.", "43.", 1);
-        assert_eq!(signer.verify(&other_id, now), Err(LinkError::Tampered));
-        let longer = {
-            let (head, _) = token.rsplit_once('.').unwrap();
-            let (id, _) = head.split_once('.').unwrap();
-            format!(
-                "{id}.{}.{}",
-                (now + Duration::days(365)).timestamp(),
-                token.rsplit_once('.').unwrap().1
-            )
-        };
-        assert_eq!(signer.verify(&longer, now), Err(LinkError::Tampered));
-        let other_key = LinkSigner { key: [8; 32] };
-        assert_eq!(other_key.verify(&token, now), Err(LinkError::Tampered));
-        assert_eq!(signer.verify("garbage", now), Err(LinkError::Tampered));
     }
 }

@@ -3,13 +3,13 @@
 //! Values are write-only: nothing here returns a plaintext except `reveal_for_project`,
 //! whose only caller puts the values into an agent's environment.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
+pub use crate::model::{Credential, CredentialKind, SealedCredential};
 use crate::store::Store;
-use crate::vault::{Sealed, Vault};
+use crate::vault::Vault;
 
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -27,49 +27,6 @@ const RESERVED_ENV_VARS: &[&str] = &[
     "AI_PARTY_SESSION_ID",
     "CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS",
 ];
-
-/// What kind of secret a credential is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum CredentialKind {
-    ApiKey,
-    SshKey,
-    DbUrl,
-    Token,
-    GithubApp,
-    WebhookSecret,
-}
-
-impl CredentialKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ApiKey => "api_key",
-            Self::SshKey => "ssh_key",
-            Self::DbUrl => "db_url",
-            Self::Token => "token",
-            Self::GithubApp => "github_app",
-            Self::WebhookSecret => "webhook_secret",
-        }
-    }
-}
-
-/// A credential's metadata; never its value.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Credential {
-    pub id: i64,
-    /// Project name; none for a global credential.
-    pub project: Option<String>,
-    pub name: String,
-    pub kind: String,
-    /// Environment variable the value is injected as.
-    pub env_var: String,
-    pub key_version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
 
 /// Body of a credential creation. `value` is write-only.
 #[derive(Clone, Deserialize, ToSchema)]
@@ -93,16 +50,6 @@ impl std::fmt::Debug for NewCredential {
             .field("env_var", &self.env_var)
             .finish_non_exhaustive()
     }
-}
-
-/// A sealed credential row, as the store hands it to the vault.
-#[derive(Debug, Clone)]
-pub struct SealedCredential {
-    pub id: i64,
-    pub project_id: Option<i64>,
-    pub name: String,
-    pub env_var: String,
-    pub sealed: Sealed,
 }
 
 fn valid_env_var(name: &str) -> bool {

@@ -401,7 +401,7 @@ fn parse_tables<T: DeserializeOwned, S>(
     at: &str,
     key: &str,
     tables: Option<toml::Value>,
-    check: impl Fn(T) -> crate::Result<S>,
+    check: impl Fn(T) -> crate::error::Result<S>,
 ) -> anyhow::Result<Vec<S>> {
     let tables = match tables {
         None => Vec::new(),

@@ -5,38 +5,14 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
+pub use crate::model::{Project, ProjectSpec};
 
 /// Branch template used when a project names none.
 pub const DEFAULT_BRANCH_STRATEGY: &str = "aiops/{team}/{task_id}";
-
-/// A registered repository.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Project {
-    pub id: i64,
-    /// Unique slug, used in URLs.
-    pub name: String,
-    pub repo_url: Option<String>,
-    pub local_path: Option<String>,
-    pub default_branch: String,
-    /// Template of task branches; `{team}`, `{task_id}` and `{project}` are filled in.
-    pub branch_strategy: String,
-    #[sqlx(json)]
-    pub tech_stack: Vec<String>,
-    pub conventions: String,
-    /// GitHub `owner/repo`.
-    pub github_repo: Option<String>,
-    /// Most tasks of this project running at once.
-    pub max_concurrency: i64,
-    /// Agent timeout for this project's tasks, in seconds; none means the global one.
-    pub timeout_secs: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// Body of a project creation.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -67,21 +43,6 @@ pub struct ProjectPatch {
     pub conventions: Option<String>,
     pub github_repo: Option<String>,
     pub max_concurrency: Option<i64>,
-    pub timeout_secs: Option<i64>,
-}
-
-/// A complete, validated set of project values, ready to store.
-#[derive(Debug, Clone)]
-pub struct ProjectSpec {
-    pub name: String,
-    pub repo_url: Option<String>,
-    pub local_path: Option<String>,
-    pub default_branch: String,
-    pub branch_strategy: String,
-    pub tech_stack: Vec<String>,
-    pub conventions: String,
-    pub github_repo: Option<String>,
-    pub max_concurrency: i64,
     pub timeout_secs: Option<i64>,
 }
 

@@ -193,7 +193,7 @@ async fn bootstrap_admin_token(store: &Store) -> anyhow::Result<Option<String>> 
     match auth::create_token(store, BOOTSTRAP_TOKEN_NAME, Role::Admin).await {
         Ok((token, _)) => Ok(Some(token)),
         // Another node bootstrapped the same store at the same moment.
-        Err(crate::Error::Conflict(_)) => Ok(None),
+        Err(crate::error::Error::Conflict(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,136 +1,17 @@
 //! Tasks: requests to run a team on a project, and the values they may take.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::config::TasksConfig;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::model::{NewEvent, NewJob};
+pub use crate::model::{Priority, Source, Task, TaskFilter, TaskSpec, TaskStatus};
+use crate::store::{self, Store, Tx};
 use crate::teams::Teams;
 
 /// Largest prompt accepted, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
-
-/// How urgent a task is; higher runs first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    Critical,
-    High,
-    Normal,
-    Low,
-}
-
-impl Priority {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Critical => "critical",
-            Priority::High => "high",
-            Priority::Normal => "normal",
-            Priority::Low => "low",
-        }
-    }
-
-    /// Parses a stored name; anything unknown reads as normal.
-    pub fn from_stored(stored: &str) -> Priority {
-        match stored {
-            "critical" => Priority::Critical,
-            "high" => Priority::High,
-            "low" => Priority::Low,
-            _ => Priority::Normal,
-        }
-    }
-
-    /// Ordering weight: larger is claimed first.
-    pub fn rank(self) -> i32 {
-        match self {
-            Priority::Critical => 3,
-            Priority::High => 2,
-            Priority::Normal => 1,
-            Priority::Low => 0,
-        }
-    }
-}
-
-/// Where a task came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Api,
-    Github,
-    Cron,
-    Alert,
-    Chat,
-    Cli,
-}
-
-impl Source {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Github => "github",
-            Source::Cron => "cron",
-            Source::Alert => "alert",
-            Source::Chat => "chat",
-            Source::Cli => "cli",
-        }
-    }
-}
-
-/// Statuses after which nothing more happens to a task.
-pub const ENDED_STATUSES: &[&str] = &["done", "failed", "rolled_back", "cancelled"];
-
-/// True when a task in `status` has ended.
-pub fn has_ended(status: &str) -> bool {
-    ENDED_STATUSES.contains(&status)
-}
-
-/// Every status a task can have, in lifecycle order.
-pub const STATUSES: &[&str] = &[
-    "queued",
-    "running",
-    "awaiting_approval",
-    "done",
-    "failed",
-    "rolled_back",
-    "cancelled",
-];
-
-/// A task as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Task {
-    pub id: i64,
-    /// Project name.
-    pub project: String,
-    pub team: String,
-    pub prompt: String,
-    pub source: String,
-    pub priority: String,
-    /// queued | running | awaiting_approval | done | failed | rolled_back | cancelled
-    pub status: String,
-    pub status_reason: Option<String>,
-    pub dedup_key: Option<String>,
-    /// The last ai-party phase seen.
-    pub phase: Option<String>,
-    pub party_session_id: Option<String>,
-    pub branch: Option<String>,
-    /// Where the task came from (issue, schedule, alert).
-    #[sqlx(json)]
-    #[schema(value_type = Object)]
-    pub source_ref: serde_json::Value,
-    pub created_by: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// The pull request made of the approved work.
-    pub pr_url: Option<String>,
-    pub pr_number: Option<i64>,
-    /// What became of the change when there is no pull request ("no changes", a push error).
-    pub change_note: Option<String>,
-}
 
 /// Body of a task creation.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -144,19 +25,6 @@ pub struct NewTask {
     pub priority: Option<Priority>,
     /// A second task with the same key on the same project is refused with 409.
     pub dedup_key: Option<String>,
-}
-
-/// A validated task ready to insert.
-#[derive(Debug, Clone)]
-pub struct TaskSpec {
-    pub project_id: i64,
-    pub team: String,
-    pub prompt: String,
-    pub source: Source,
-    pub priority: Priority,
-    pub dedup_key: Option<String>,
-    pub source_ref: serde_json::Value,
-    pub created_by: String,
 }
 
 /// Validates a task request against the registry and the defaults.
@@ -200,24 +68,101 @@ pub async fn task_spec(
     })
 }
 
-/// Filters of a task listing.
-#[derive(Debug, Clone, Default)]
-pub struct TaskFilter {
-    pub project_id: Option<i64>,
-    pub status: Option<String>,
-    /// Only tasks with a smaller id (the page cursor).
-    pub before_id: Option<i64>,
-    pub limit: i64,
+/// Inserts a queued task, its queue job and its `task_queued` event inside `tx`; None when
+/// the project already has a task with this dedup key (the transaction stays usable).
+pub async fn enqueue_in(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
+    let Some(id) = store::tasks::insert(tx, spec).await? else {
+        return Ok(None);
+    };
+    store::queue::push(tx, &NewJob::now(id, spec.priority)).await?;
+    let queued = NewEvent::platform(
+        id,
+        spec.project_id,
+        "task_queued",
+        serde_json::json!({
+            "priority": spec.priority, "team": spec.team, "source": spec.source,
+        }),
+    );
+    store::events::append(tx, &queued).await?;
+    Ok(Some(id))
 }
 
-/// Checks a status filter value.
-pub fn validate_status(status: &str) -> Result<()> {
-    if STATUSES.contains(&status) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        ))
+/// Inserts a queued task, its queue job and its `task_queued` event in one transaction:
+/// there is never a task without a job or a job without a task. A dedup key already used
+/// on the project is a conflict.
+pub async fn enqueue(store: &Store, spec: &TaskSpec) -> Result<Task> {
+    let mut tx = store.begin().await?;
+    let Some(id) = enqueue_in(&mut tx, spec).await? else {
+        return Err(Error::Conflict(format!(
+            "a task with dedup key {:?} already exists for this project",
+            spec.dedup_key.as_deref().unwrap_or_default()
+        )));
+    };
+    tx.commit().await?;
+    store.task(id).await
+}
+
+/// Pushes a job for an existing task (a retry, a wait for a slot, a resume).
+pub async fn push_job(store: &Store, job: &NewJob) -> Result<()> {
+    let mut tx = store.begin().await?;
+    store::queue::push(&mut tx, job).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Moves a task to `status` (and `phase` when given). A real change records a
+/// `status_changed` event in the same transaction. Returns whether the status changed.
+pub async fn set_status(
+    store: &Store,
+    task_id: i64,
+    status: TaskStatus,
+    reason: Option<&str>,
+    phase: Option<&str>,
+) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    let Some((old, project_id, old_phase)) = store::tasks::status_of(&mut tx, task_id).await?
+    else {
+        return Err(Error::NotFound(format!("task {task_id}")));
+    };
+    let phase = phase.map(str::to_string).or(old_phase);
+    store::tasks::update_status(&mut tx, task_id, status, reason, phase.as_deref()).await?;
+    let changed = old != status;
+    if changed {
+        let data = serde_json::json!({
+            "from": old, "to": status, "reason": reason, "phase": phase,
+        });
+        let event = NewEvent::platform(task_id, project_id, "status_changed", data);
+        store::events::append(&mut tx, &event).await?;
     }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Marks a task for cancellation. A queued task (or one waiting for a decision) is
+/// cancelled at once; a running one is stopped by the worker that holds it. Returns the
+/// task's status afterwards.
+pub async fn request_cancel(store: &Store, task_id: i64) -> Result<TaskStatus> {
+    let exec = store.task_exec(task_id).await?;
+    if exec.status.has_ended() {
+        return Err(Error::Conflict(format!(
+            "task {task_id} already ended ({})",
+            exec.status
+        )));
+    }
+    store.mark_cancel_requested(task_id).await?;
+    if matches!(
+        exec.status,
+        TaskStatus::Queued | TaskStatus::AwaitingApproval
+    ) {
+        let cancelled = TaskStatus::Cancelled;
+        set_status(
+            store,
+            task_id,
+            cancelled,
+            Some("cancelled by request"),
+            None,
+        )
+        .await?;
+        return Ok(cancelled);
+    }
+    Ok(exec.status)
 }

@@ -293,16 +293,16 @@ impl Teams {
 
     /// Accepts `team` as the value of `field` when it is a team name and, with presets
     /// loaded, one of them; otherwise an invalid `field` listing the known teams.
-    pub fn check(&self, field: &str, team: &str) -> crate::Result<()> {
+    pub fn check(&self, field: &str, team: &str) -> crate::error::Result<()> {
         if !is_slug(team) {
-            return Err(crate::Error::invalid(
+            return Err(crate::error::Error::invalid(
                 field,
                 "must be a team name: lower-case letters, digits and '-'",
             ));
         }
         if !self.is_empty() && !self.contains(team) {
             let known: Vec<&str> = self.names().collect();
-            return Err(crate::Error::invalid(
+            return Err(crate::error::Error::invalid(
                 field,
                 format!("unknown team {team:?}; known teams: {}", known.join(", ")),
             ));

@@ -6,6 +6,8 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::model::TaskStatus;
+
 /// Prints the task's events as they happen, reconnecting with `Last-Event-ID` when the
 /// connection drops; returns when the task ends (or, unless `follow`, waits for a human).
 pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> anyhow::Result<()> {
@@ -59,8 +61,10 @@ pub async fn watch_task(base: &str, token: &str, task_id: i64, follow: bool) -> 
                 last_id = event["id"].as_i64().or(last_id);
                 println!("{}", describe(&event));
                 if event["kind"] == "status_changed" {
-                    let to = event["data"]["to"].as_str().unwrap_or_default();
-                    if crate::tasks::has_ended(to) || (!follow && to == "awaiting_approval") {
+                    let to = serde_json::from_value::<TaskStatus>(event["data"]["to"].clone()).ok();
+                    if to.is_some_and(TaskStatus::has_ended)
+                        || (!follow && to == Some(TaskStatus::AwaitingApproval))
+                    {
                         return Ok(());
                     }
                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aiops::approvals::LinkSigner;
 use aiops::config::Config;
-use aiops::triggers::sign_sha256;
+use aiops::signing::sign_sha256;
 use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
 use common::pipeline::{engine_app, sim_command, task_detail};
 use common::stand_in::github_stand_in;

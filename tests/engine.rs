@@ -102,7 +102,13 @@ async fn pipeline_reaches_awaiting_approval(db: Db) {
     .unwrap()
     .lines()
     .count() as i64;
-    assert_eq!(app.store.count_events(id, "party").await.unwrap(), lines);
+    assert_eq!(
+        app.store
+            .count_events(id, aiops::model::EventOrigin::Party)
+            .await
+            .unwrap(),
+        lines
+    );
     let platform = app
         .store
         .events_after(0, Some(id), None, 1000)
@@ -418,7 +424,10 @@ async fn fixture_ingests_completely(db: Db) {
         .lines()
         .count();
     assert_eq!(
-        app.store.count_events(id, "party").await.unwrap() as usize,
+        app.store
+            .count_events(id, aiops::model::EventOrigin::Party)
+            .await
+            .unwrap() as usize,
         lines
     );
     assert_eq!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use aiops::triggers::sign_sha256;
+use aiops::signing::sign_sha256;
 use common::chat::{ChatStandIn, Received, Service, button, click_body, slack_signature};
 use common::pipeline::{add_project, create_task, wait_status};
 use common::{Db, TestApp, wait_for};

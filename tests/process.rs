@@ -169,7 +169,10 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
     };
     let store = aiops::server::open_store(&config).await.unwrap();
     assert_eq!(
-        store.count_events(id, "party").await.unwrap() as usize,
+        store
+            .count_events(id, aiops::model::EventOrigin::Party)
+            .await
+            .unwrap() as usize,
         lines
     );
     assert_eq!(detail["tickets"].as_array().unwrap().len(), tickets.len());

@@ -10,7 +10,7 @@ use aiops::projects::{NewProject, ProjectPatch};
 use aiops::routing::RoutingRuleSpec;
 use aiops::schedules::Origin;
 use aiops::store::Store;
-use aiops::tasks::{Priority, Source, TaskFilter, TaskSpec};
+use aiops::tasks::{self, Priority, Source, TaskFilter, TaskSpec, TaskStatus};
 use common::{Db, FreshDb};
 
 fn project(name: &str) -> NewProject {
@@ -121,8 +121,7 @@ async fn project_with_tasks_cannot_be_deleted(db: Db) {
         .insert_project(&project("shop").into_spec().unwrap())
         .await
         .unwrap();
-    store
-        .insert_task(&task(shop.id, "fix", None))
+    tasks::enqueue(&store, &task(shop.id, "fix", None))
         .await
         .unwrap();
     let refused = store.delete_project(shop.id).await;
@@ -153,27 +152,22 @@ async fn tasks_filter_and_paginate(db: Db) {
     for i in 0..5 {
         let project_id = if i % 2 == 0 { shop.id } else { blog.id };
         ids.push(
-            store
-                .insert_task(&task(project_id, &format!("t{i}"), None))
+            tasks::enqueue(&store, &task(project_id, &format!("t{i}"), None))
                 .await
                 .unwrap()
                 .id,
         );
     }
-    let first = store
-        .insert_task(&task(shop.id, "dedup", Some("issue-7")))
+    let first = tasks::enqueue(&store, &task(shop.id, "dedup", Some("issue-7")))
         .await
         .unwrap();
     assert_eq!(first.source_ref["issue"], 1);
     assert_eq!(first.project, "shop");
     assert_eq!(first.status, "queued");
-    let again = store
-        .insert_task(&task(shop.id, "dedup", Some("issue-7")))
-        .await;
+    let again = tasks::enqueue(&store, &task(shop.id, "dedup", Some("issue-7"))).await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     // The same key on another project is a different task.
-    store
-        .insert_task(&task(blog.id, "dedup", Some("issue-7")))
+    tasks::enqueue(&store, &task(blog.id, "dedup", Some("issue-7")))
         .await
         .unwrap();
 
@@ -203,13 +197,13 @@ async fn tasks_filter_and_paginate(db: Db) {
         .unwrap();
     assert_eq!(first_page.len() + second_page.len() + third_page.len(), 7);
     let queued = TaskFilter {
-        status: Some("queued".into()),
+        status: Some(TaskStatus::Queued),
         limit: 100,
         ..Default::default()
     };
     assert_eq!(store.list_tasks(&queued).await.unwrap().len(), 7);
     let done = TaskFilter {
-        status: Some("done".into()),
+        status: Some(TaskStatus::Done),
         limit: 100,
         ..Default::default()
     };
@@ -433,7 +427,7 @@ async fn audit_appends_and_filters(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
     let entry = |principal: Option<Principal>, target: &str| NewAuditEntry {
-        principal,
+        principal: principal.map(Into::into),
         action: "POST /api/v1/x".into(),
         target: target.into(),
         source: "127.0.0.1".into(),

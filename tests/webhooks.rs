@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiops::config::Config;
-use aiops::triggers::sign_sha256;
+use aiops::signing::sign_sha256;
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, fixture_json, wait_for};
 use reqwest::StatusCode;

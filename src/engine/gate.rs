@@ -13,10 +13,9 @@ use super::{Engine, party};
 use crate::approvals;
 use crate::credentials;
 use crate::error::{Error, Result};
+use crate::model::{ApprovalSnapshot, Decision, FindingText, NewEvent, TaskExec, TaskStatus};
 use crate::notify::{self, Notice, NoticeKind};
 use crate::projects::Project;
-use crate::records::{ApprovalSnapshot, FindingText, NewEvent};
-use crate::store::engine::TaskExec;
 use crate::vault::Redactor;
 
 impl Engine {
@@ -52,7 +51,7 @@ impl Engine {
             let (root, session_id) = (worktree.to_path_buf(), session.clone());
             let (request_id, decision) = (
                 approval.request_id.clone(),
-                approval.decision.clone().unwrap_or_default(),
+                approval.decision.map(Decision::as_str).unwrap_or_default(),
             );
             let comment = approval.comment.clone();
             let decided_by = approval.decided_by.clone().unwrap_or_default();
@@ -162,13 +161,13 @@ impl Engine {
         &self,
         task: &TaskExec,
         project: &Project,
-        status: &str,
+        status: TaskStatus,
     ) -> bool {
-        if status != "done" || !self.config.pull_requests.enabled {
+        if status != TaskStatus::Done || !self.config.pull_requests.enabled {
             return false;
         }
         match self.store.last_result_decision(task.id).await {
-            Ok(Some(decision)) if decision == "approve" => {}
+            Ok(Some(Decision::Approve)) => {}
             Ok(_) => return false,
             Err(e) => {
                 tracing::warn!(task = task.id, error = %e, "could not read the task's decision");
@@ -230,19 +229,21 @@ impl Engine {
     pub async fn deliver_again(&self, task_id: i64) -> Result<()> {
         let task = self.store.task_exec(task_id).await?;
         let record = self.store.task(task_id).await?;
-        let approved =
-            self.store.last_result_decision(task_id).await?.as_deref() == Some("approve");
+        let approved = self.store.last_result_decision(task_id).await? == Some(Decision::Approve);
         let kept = task
             .worktree_path
             .as_deref()
             .is_some_and(|p| Path::new(p).is_dir());
-        if task.status != "done" || !approved || record.pr_url.is_some() || !kept {
+        if task.status != TaskStatus::Done || !approved || record.pr_url.is_some() || !kept {
             return Err(Error::Conflict(format!(
                 "task {task_id} has no undelivered approved work (it must be done, approved, without a pull request, with its worktree kept)"
             )));
         }
         let project = self.store.project_by_id(task.project_id).await?;
-        if self.conclude_change(&task, &project, "done").await {
+        if self
+            .conclude_change(&task, &project, TaskStatus::Done)
+            .await
+        {
             let note = self
                 .store
                 .task(task_id)
@@ -251,7 +252,7 @@ impl Engine {
                 .unwrap_or_default();
             return Err(Error::Conflict(note));
         }
-        self.clean_up(&task, "done").await;
+        self.clean_up(&task, TaskStatus::Done).await;
         Ok(())
     }
 
@@ -363,10 +364,10 @@ impl Engine {
     }
 
     /// Announces a task that ended done or failed.
-    pub(super) async fn announce_end(&self, task_id: i64, status: &str) {
+    pub(super) async fn announce_end(&self, task_id: i64, status: TaskStatus) {
         let kind = match status {
-            "done" => NoticeKind::TaskDone,
-            "failed" => NoticeKind::TaskFailed,
+            TaskStatus::Done => NoticeKind::TaskDone,
+            TaskStatus::Failed => NoticeKind::TaskFailed,
             _ => return,
         };
         let notice = Notice {

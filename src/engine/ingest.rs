@@ -8,11 +8,10 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::party::{self, ApprovalKind, Limits};
+use super::party::{self, Limits};
 use crate::error::Result;
-use crate::records::{NewEvent, Origin};
+use crate::model::{ApprovalRequestMirror, EventOrigin, NewEvent, TaskExec, TicketRecord};
 use crate::store::Store;
-use crate::store::engine::{ApprovalUpsert, TaskExec, TicketUpsert};
 use crate::vault::Redactor;
 
 /// What the pipeline's files say about its state.
@@ -111,7 +110,7 @@ impl Ingestor {
                     task_id: self.task_id,
                     project_id: self.project_id,
                     kind: self.redactor.redact(&event.kind).into_owned(),
-                    origin: Origin::Party,
+                    origin: EventOrigin::Party,
                     ts: event.ts.unwrap_or_else(chrono::Utc::now),
                     data: self.redactor.redact_json(&event.raw),
                     source: Some((session.to_string(), event.offset as i64)),
@@ -154,7 +153,7 @@ impl Ingestor {
         for ticket in &snapshot.tickets {
             let redact =
                 |v: &Option<String>| v.as_deref().map(|s| self.redactor.redact(s).into_owned());
-            let upsert = TicketUpsert {
+            let upsert = TicketRecord {
                 ticket_id: ticket.id.clone(),
                 kind: ticket.kind.clone(),
                 title: redact(&ticket.title),
@@ -163,18 +162,16 @@ impl Ingestor {
                 assignee: ticket.assignee.clone(),
                 parent_id: ticket.parent_id.clone(),
                 body: self.redactor.redact_json(&ticket.raw),
+                updated_at: chrono::Utc::now(),
             };
             self.store.upsert_ticket(self.task_id, &upsert).await?;
         }
         let mut has_pending_request = false;
         for approval in &snapshot.approvals {
             has_pending_request |= approval.status == "pending";
-            let upsert = ApprovalUpsert {
+            let upsert = ApprovalRequestMirror {
                 request_id: approval.request_id.clone(),
-                kind: match approval.kind {
-                    ApprovalKind::Tool => "tool",
-                    ApprovalKind::Result => "result",
-                },
+                kind: approval.kind,
                 risk_level: approval.risk_level.clone(),
                 tool_name: approval.tool_name.clone(),
                 tool_input: approval

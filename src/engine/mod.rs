@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, WorktreeRetention};
 use crate::credentials;
 use crate::error::{Error, Result};
+use crate::model::{
+    NewEvent, NewJob, RunEnd, RunJob, RunKind, RunStatus, RunTotals, TaskExec, TaskStatus,
+};
 use crate::projects::{self, Project};
-use crate::queue::{NewJob, RunJob};
-use crate::records::NewEvent;
 use crate::store::Store;
-use crate::store::engine::{RunResult, TaskExec};
-use crate::tasks::{self, Priority};
+use crate::tasks;
 use crate::vault::{Redactor, Vault};
 
 pub mod agent;
@@ -68,7 +68,7 @@ pub enum JobOutcome {
     /// An infrastructure failure; queued again with backoff.
     Retried,
     /// The pipeline ran; the task now has this status.
-    Ran(String),
+    Ran(TaskStatus),
 }
 
 impl Engine {
@@ -106,22 +106,21 @@ impl Engine {
         }
     }
 
-    /// Brings a task forward by one step.
-    pub async fn process(&self, job: &RunJob) -> Result<JobOutcome> {
+    /// Brings the task of a run job forward by one step: start, recover or resume it.
+    pub async fn advance_task(&self, job: &RunJob) -> Result<JobOutcome> {
         let task = self.store.task_exec(job.task_id).await?;
-        if tasks::has_ended(&task.status) {
+        if task.status.has_ended() {
             return Ok(JobOutcome::Skipped);
         }
         if task.cancel_requested_at.is_some() {
-            self.store
-                .set_task_status(task.id, "cancelled", Some("cancelled by request"), None)
-                .await?;
+            let reason = Some("cancelled by request");
+            tasks::set_status(&self.store, task.id, TaskStatus::Cancelled, reason, None).await?;
             return Ok(JobOutcome::Skipped);
         }
-        if task.status == "awaiting_approval" && job.resume_approval_id.is_none() {
+        if task.status == TaskStatus::AwaitingApproval && job.resume_approval_id.is_none() {
             return Ok(JobOutcome::Skipped);
         }
-        let priority = Priority::from_stored(&task.priority);
+        let priority = task.priority;
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
         if !self
@@ -132,7 +131,7 @@ impl Engine {
             let mut retry = NewJob::now(task.id, priority);
             retry.job = job.clone();
             retry.delay = Duration::from_secs(self.config.engine.slot_wait_secs);
-            self.store.push_job(&retry).await?;
+            tasks::push_job(&self.store, &retry).await?;
             return Ok(JobOutcome::Deferred);
         }
         let keeper = self.keep_slot(task.id);
@@ -181,11 +180,15 @@ impl Engine {
                 .prepare_resume(approval_id, &task, &worktree, interrupted)
                 .await?
             {
-                Some(prompt) => ("resume", &self.config.engine.resume_command, Some(prompt)),
+                Some(prompt) => (
+                    RunKind::Resume,
+                    &self.config.engine.resume_command,
+                    Some(prompt),
+                ),
                 None => return Ok(JobOutcome::Skipped),
             },
-            None if interrupted => ("recover", &self.config.engine.command, None),
-            None => ("start", &self.config.engine.command, None),
+            None if interrupted => (RunKind::Recover, &self.config.engine.command, None),
+            None => (RunKind::Start, &self.config.engine.command, None),
         };
         let secrets = credentials::reveal_for_project(&self.store, &self.vault, project.id).await?;
         let redactor = Redactor::new(
@@ -242,16 +245,11 @@ impl Engine {
             if let Some(pgid) = pgid {
                 agent::kill_group(*pgid as i32);
             }
-            let result = RunResult {
-                status: "failed".into(),
-                error: Some(
-                    "interrupted: the worker running it stopped; the task is run again".into(),
-                ),
-                ..Default::default()
-            };
-            self.store.finish_run(*run_id, &result).await?;
+            let end =
+                failed_run("interrupted: the worker running it stopped; the task is run again");
+            self.store.finish_run(*run_id, &end).await?;
         }
-        Ok(!open.is_empty() || task.status == "running")
+        Ok(!open.is_empty() || task.status == TaskStatus::Running)
     }
 
     async fn prepare_worktree(
@@ -310,9 +308,9 @@ impl Engine {
             reason,
             "infrastructure failure; retrying later"
         );
-        let mut retry = NewJob::now(task.id, Priority::from_stored(&task.priority));
+        let mut retry = NewJob::now(task.id, task.priority);
         retry.delay = Duration::from_secs(backoff);
-        self.store.push_job(&retry).await?;
+        tasks::push_job(&self.store, &retry).await?;
         let event = NewEvent::platform(
             task.id,
             task.project_id,
@@ -325,11 +323,10 @@ impl Engine {
 
     /// Ends a task as failed before its pipeline could run, and says so to its channels.
     async fn fail(&self, task_id: i64, reason: &str) -> Result<JobOutcome> {
-        self.store
-            .set_task_status(task_id, "failed", Some(reason), None)
-            .await?;
-        self.announce_end(task_id, "failed").await;
-        Ok(JobOutcome::Ran("failed".into()))
+        let failed = TaskStatus::Failed;
+        tasks::set_status(&self.store, task_id, failed, Some(reason), None).await?;
+        self.announce_end(task_id, failed).await;
+        Ok(JobOutcome::Ran(failed))
     }
 
     fn party_limits(&self) -> party::Limits {
@@ -344,25 +341,17 @@ impl Engine {
         &self,
         task: TaskExec,
         project: &Project,
-        kind: &str,
+        kind: RunKind,
         worktree: PathBuf,
         spec: AgentSpec,
         redactor: Redactor,
     ) -> Result<JobOutcome> {
-        let project_id = project.id;
         let store = &self.store;
-        store
-            .set_task_status(task.id, "running", None, None)
-            .await?;
+        tasks::set_status(store, task.id, TaskStatus::Running, None, None).await?;
         let run_id = store.insert_run(task.id, kind, &self.holder).await?;
-        store
-            .insert_events(&[NewEvent::platform(
-                task.id,
-                project_id,
-                "run_started",
-                json!({"run_id": run_id, "kind": kind}),
-            )])
-            .await?;
+        let started = json!({"run_id": run_id, "kind": kind});
+        let event = NewEvent::platform(task.id, project.id, "run_started", started);
+        store.insert_events(&[event]).await?;
         let mut ingestor = Ingestor::new(
             store.clone(),
             &task,
@@ -370,6 +359,47 @@ impl Engine {
             self.party_limits(),
             redactor.clone(),
         );
+        let (outcome, state) = self.watch_agent(&task, run_id, spec, &mut ingestor).await;
+        let final_state = ingestor.tick().await.unwrap_or(state);
+        let (status, reason, run) = match outcome {
+            Ok(outcome) => settle(&outcome, &final_state),
+            Err(e) => (
+                TaskStatus::Failed,
+                Some(format!("the agent could not start: {e}")),
+                failed_run(&e.to_string()),
+            ),
+        };
+        store.finish_run(run_id, &run).await?;
+        let finished = json!({
+            "run_id": run_id, "status": run.status, "exit_code": run.exit_code,
+            "cost_usd": run.totals.cost_usd,
+        });
+        let event = NewEvent::platform(task.id, project.id, "run_finished", finished);
+        store.insert_events(&[event]).await?;
+        self.conclude(
+            &task,
+            project,
+            &worktree,
+            &redactor,
+            status,
+            reason,
+            &final_state,
+        )
+        .await
+    }
+
+    /// Runs the agent to its end, ingesting `.party/` every `engine.ingest_interval_ms` and
+    /// stopping it when a cancel is requested (from any node).
+    async fn watch_agent(
+        &self,
+        task: &TaskExec,
+        run_id: i64,
+        spec: AgentSpec,
+        ingestor: &mut Ingestor,
+    ) -> (
+        Result<agent::AgentOutcome, agent::AgentError>,
+        PipelineState,
+    ) {
         let cancel = CancellationToken::new();
         self.running
             .lock()
@@ -389,9 +419,9 @@ impl Engine {
                 outcome = &mut agent => break outcome,
                 Some(event) = events_rx.recv() => self.record_agent_event(task.id, run_id, event).await,
                 () = tokio::time::sleep(every) => {
-                    state = self.observe(&mut ingestor, &task, state).await;
+                    state = self.observe(ingestor, task, state).await;
                     // A cancel requested through another node reaches the pipeline here.
-                    match store.task_exec(task.id).await {
+                    match self.store.task_exec(task.id).await {
                         Ok(exec) if exec.cancel_requested_at.is_some() => cancel.cancel(),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(task = task.id, error = %e, "could not check for a cancel request"),
@@ -403,43 +433,34 @@ impl Engine {
         while let Ok(event) = events_rx.try_recv() {
             self.record_agent_event(task.id, run_id, event).await;
         }
-        let final_state = ingestor.tick().await.unwrap_or(state);
-        let (status, reason, run) = match outcome {
-            Ok(outcome) => settle(&outcome, &final_state),
-            Err(e) => (
-                "failed".to_string(),
-                Some(format!("the agent could not start: {e}")),
-                RunResult {
-                    status: "failed".into(),
-                    error: Some(e.to_string()),
-                    ..Default::default()
-                },
-            ),
-        };
-        store.finish_run(run_id, &run).await?;
-        store
-            .insert_events(&[NewEvent::platform(task.id, project_id, "run_finished", json!({
-                "run_id": run_id, "status": run.status, "exit_code": run.exit_code, "cost_usd": run.cost_usd,
-            }))])
-            .await?;
-        if status == "awaiting_approval"
-            && let Err(e) = self.show_new_approvals(&task, &worktree, &redactor).await
+        (outcome, state)
+    }
+
+    /// After a run: shows new approval requests, delivers or keeps approved work, cleans
+    /// up an ended task, records its status and tells its channels.
+    #[allow(clippy::too_many_arguments)]
+    async fn conclude(
+        &self,
+        task: &TaskExec,
+        project: &Project,
+        worktree: &std::path::Path,
+        redactor: &Redactor,
+        status: TaskStatus,
+        reason: Option<String>,
+        final_state: &PipelineState,
+    ) -> Result<JobOutcome> {
+        if status == TaskStatus::AwaitingApproval
+            && let Err(e) = self.show_new_approvals(task, worktree, redactor).await
         {
             tracing::warn!(task = task.id, error = %e, "could not prepare the approval request");
         }
-        let undelivered = self.conclude_change(&task, project, &status).await;
-        if tasks::has_ended(&status) && !undelivered {
-            self.clean_up(&task, &status).await;
+        let undelivered = self.conclude_change(task, project, status).await;
+        if status.has_ended() && !undelivered {
+            self.clean_up(task, status).await;
         }
-        store
-            .set_task_status(
-                task.id,
-                &status,
-                reason.as_deref(),
-                final_state.phase.as_deref(),
-            )
-            .await?;
-        self.announce_end(task.id, &status).await;
+        let phase = final_state.phase.as_deref();
+        tasks::set_status(&self.store, task.id, status, reason.as_deref(), phase).await?;
+        self.announce_end(task.id, status).await;
         Ok(JobOutcome::Ran(status))
     }
 
@@ -467,11 +488,8 @@ impl Engine {
             Ok(state) => {
                 let (status, _) =
                     party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
-                if let Err(e) = self
-                    .store
-                    .set_task_status(task.id, &status, None, state.phase.as_deref())
-                    .await
-                {
+                let phase = state.phase.as_deref();
+                if let Err(e) = tasks::set_status(&self.store, task.id, status, None, phase).await {
                     tracing::warn!(task = task.id, error = %e, "could not record the pipeline's status");
                 }
                 state
@@ -485,10 +503,10 @@ impl Engine {
 
     /// Removes an ended task's worktree per the retention setting (always after a rollback);
     /// the branch stays only when the task is done (its change may be a pull request).
-    async fn clean_up(&self, task: &TaskExec, status: &str) {
+    async fn clean_up(&self, task: &TaskExec, status: TaskStatus) {
         // Rejected work leaves nothing behind, whatever the retention.
         if self.config.engine.worktree_retention == WorktreeRetention::Keep
-            && status != "rolled_back"
+            && status != TaskStatus::RolledBack
         {
             return;
         }
@@ -498,7 +516,7 @@ impl Engine {
         let (Some(repo), Some(path)) = (exec.repo_path, exec.worktree_path) else {
             return;
         };
-        let branch = if status == "done" {
+        let branch = if status == TaskStatus::Done {
             None
         } else {
             exec.branch.as_deref()
@@ -523,12 +541,23 @@ enum PrepareError {
     Store(Error),
 }
 
+/// How a run that never got going ended.
+fn failed_run(error: &str) -> RunEnd {
+    RunEnd {
+        status: RunStatus::Failed,
+        exit_code: None,
+        totals: RunTotals::default(),
+        error: Some(error.to_string()),
+        log: String::new(),
+    }
+}
+
 /// The task status, its reason and the run's record from how the agent ended and what
 /// the pipeline's files say.
 fn settle(
     outcome: &agent::AgentOutcome,
     state: &PipelineState,
-) -> (String, Option<String>, RunResult) {
+) -> (TaskStatus, Option<String>, RunEnd) {
     let stats = &outcome.stats;
     let exit = party::ExitSummary {
         code: outcome.exit_code,
@@ -539,12 +568,12 @@ fn settle(
     };
     let (status, reason) = if outcome.cancelled {
         (
-            "cancelled".to_string(),
+            TaskStatus::Cancelled,
             Some("cancelled by request".to_string()),
         )
     } else if outcome.timed_out {
         (
-            "failed".to_string(),
+            TaskStatus::Failed,
             Some(format!("timed out after {} s", outcome.duration.as_secs())),
         )
     } else {
@@ -555,26 +584,28 @@ fn settle(
         )
     };
     let run_status = match () {
-        _ if outcome.cancelled => "cancelled",
-        _ if outcome.timed_out => "timed_out",
-        _ if outcome.exit_code == Some(0) => "succeeded",
-        _ => "failed",
+        _ if outcome.cancelled => RunStatus::Cancelled,
+        _ if outcome.timed_out => RunStatus::TimedOut,
+        _ if outcome.exit_code == Some(0) => RunStatus::Succeeded,
+        _ => RunStatus::Failed,
     };
-    let run = RunResult {
-        status: run_status.into(),
+    let run = RunEnd {
+        status: run_status,
         exit_code: outcome.exit_code.map(i64::from),
-        claude_session_id: stats.claude_session_id.clone(),
-        result_subtype: stats.result_subtype.clone(),
-        num_turns: stats.num_turns,
-        input_tokens: stats.input_tokens,
-        output_tokens: stats.output_tokens,
-        cache_read_tokens: stats.cache_read_tokens,
-        cache_creation_tokens: stats.cache_creation_tokens,
-        cost_usd: stats.cost_usd,
-        duration_ms: stats
-            .duration_ms
-            .or(Some(outcome.duration.as_millis() as i64)),
-        error: reason.clone().filter(|_| status == "failed"),
+        totals: RunTotals {
+            claude_session_id: stats.claude_session_id.clone(),
+            result_subtype: stats.result_subtype.clone(),
+            num_turns: stats.num_turns,
+            input_tokens: stats.input_tokens,
+            output_tokens: stats.output_tokens,
+            cache_read_tokens: stats.cache_read_tokens,
+            cache_creation_tokens: stats.cache_creation_tokens,
+            cost_usd: stats.cost_usd,
+            duration_ms: stats
+                .duration_ms
+                .or(Some(outcome.duration.as_millis() as i64)),
+        },
+        error: reason.clone().filter(|_| status == TaskStatus::Failed),
         log: outcome.log.clone(),
     };
     (status, reason, run)

@@ -19,12 +19,16 @@ impl JobHandler<RunJob> for Engine {
         let engine = Arc::clone(&self);
         let processed = tokio::spawn({
             let job = job.clone();
-            async move { engine.process(&job).await }
+            async move { engine.advance_task(&job).await }
         })
         .await?;
         match processed {
             Ok(JobOutcome::Ran(status)) => {
-                tracing::info!(task = job.task_id, status, "pipeline run finished");
+                tracing::info!(
+                    task = job.task_id,
+                    status = status.as_str(),
+                    "pipeline run finished"
+                );
                 Ok(())
             }
             Ok(outcome) => {

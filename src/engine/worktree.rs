@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::records::ChangedFile;
+use crate::model::ChangedFile;
 
 /// Pathspec that keeps the pipeline's own `.party/` files out of every diff.
 const EXCLUDE_PARTY: &str = ":(top,exclude).party";

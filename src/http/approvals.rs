@@ -15,9 +15,9 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit};
 use crate::approvals::{self, Channel, Decider, DecisionRequest};
 use crate::auth::{Principal, Role};
-use crate::error::{Error, Result};
-use crate::records::{ApprovalRecord, ApprovalSnapshot};
-use crate::store::approvals::ApprovalFilter;
+use crate::error::Result;
+use crate::model::ApprovalFilter;
+use crate::model::{ApprovalRecord, ApprovalSnapshot};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,14 +54,7 @@ async fn list_approvals(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalPage>> {
-    if let Some(status) = &query.status
-        && !["pending", "decided", "expired"].contains(&status.as_str())
-    {
-        return Err(Error::invalid(
-            "status",
-            "must be pending, decided or expired",
-        ));
-    }
+    let status = query.status.as_deref().map(str::parse).transpose()?;
     let project_id = match &query.project {
         Some(name) => Some(state.store.project(name).await?.id),
         None => None,
@@ -70,7 +63,7 @@ async fn list_approvals(
     let items = state
         .store
         .list_approvals(&ApprovalFilter {
-            status: query.status,
+            status,
             project_id,
             task_id: query.task,
             limit,

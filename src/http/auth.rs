@@ -12,6 +12,7 @@ use super::AppState;
 use crate::audit::NewAuditEntry;
 use crate::auth;
 use crate::error::Error;
+use crate::model::Actor;
 
 /// Set on a response by a handler that created something, to name it in the audit log.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ pub async fn authenticate_and_audit(
             .get::<AuditTarget>()
             .map_or_else(|| target_of(&path), |t| t.0.clone());
         let entry = NewAuditEntry {
-            principal,
+            principal: principal.map(Actor::from),
             action: format!("{method} {route}"),
             target,
             source: peer.ip().to_string(),

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::ApiQuery;
 use crate::error::{Error, Result};
-use crate::records::Event;
+use crate::model::Event;
 use crate::store::Store;
 
 /// Events fetched per read of the log.

@@ -18,8 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::Config;
 use crate::store::Store;
 use crate::vault::Vault;
+use crate::web::WebState;
 
-mod approval_page;
 mod approvals;
 mod audit;
 mod auth;
@@ -55,7 +55,14 @@ pub struct AppState {
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(error::ErrorBody))
+    components(schemas(
+        error::ErrorBody,
+        crate::model::DeliveryOutcome,
+        crate::triggers::intake::Pong,
+        crate::triggers::intake::AlertReceipt,
+        crate::triggers::intake::AlertResult,
+        crate::triggers::intake::AlertOutcome,
+    ))
 )]
 struct ApiDoc;
 
@@ -105,8 +112,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
-        .merge(crate::web::router())
-        .merge(approval_page::router())
+        .merge(crate::web::router().with_state(WebState {
+            config: state.config.clone(),
+            store: state.store.clone(),
+            vault: state.vault.clone(),
+        }))
         .merge(webhooks::router(state.config.github.max_body_bytes))
         .merge(slack::router())
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))

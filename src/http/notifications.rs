@@ -15,8 +15,8 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
-use crate::error::{Error, Result};
-use crate::notify::{NewChannel, Notification, NotificationChannel};
+use crate::error::Result;
+use crate::notify::{self, NewChannel, Notification, NotificationChannel};
 use crate::store::notifications::NotificationFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -103,11 +103,7 @@ async fn list_notifications(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>> {
-    if let Some(status) = &query.status
-        && !["queued", "sent", "dead"].contains(&status.as_str())
-    {
-        return Err(Error::invalid("status", "must be queued, sent or dead"));
-    }
+    let status = query.status.as_deref().map(str::parse).transpose()?;
     let project_id = match &query.project {
         Some(name) => Some(state.store.project(name).await?.id),
         None => None,
@@ -116,7 +112,7 @@ async fn list_notifications(
     let items = state
         .store
         .list_notifications(&NotificationFilter {
-            status: query.status,
+            status,
             project_id,
             before: parse_cursor(query.cursor.as_deref())?,
             limit,
@@ -136,6 +132,6 @@ async fn retry_notification(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Notification>)> {
     principal.require(Role::Operator)?;
-    let notification = state.store.requeue_dead_notification(id).await?;
+    let notification = notify::requeue_dead(&state.store, id).await?;
     Ok((StatusCode::ACCEPTED, Json(notification)))
 }

@@ -15,7 +15,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
-use crate::records::{ApprovalRecord, FindingRecord, Run, TicketRecord};
+use crate::model::{ApprovalRecord, ApprovalStatus, FindingRecord, Run, TaskStatus, TicketRecord};
 use crate::tasks::{self, NewTask, Source, Task, TaskFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,7 +45,7 @@ async fn create_task(
         &principal.name,
     )
     .await?;
-    let task = state.store.insert_task(&spec).await?;
+    let task = tasks::enqueue(&state.store, &spec).await?;
     let target = AuditTarget(format!("tasks/{}", task.id));
     Ok((StatusCode::CREATED, Extension(target), Json(task)))
 }
@@ -78,7 +78,7 @@ async fn get_task(
         tickets: state.store.tickets(id).await?,
         pending_approvals: approvals
             .iter()
-            .filter(|a| a.status == "pending")
+            .filter(|a| a.status == ApprovalStatus::Pending)
             .cloned()
             .collect(),
         approvals,
@@ -92,7 +92,7 @@ pub struct CancelOutcome {
     pub id: i64,
     /// `cancelled` when it took effect at once; otherwise the current status, and the
     /// worker running the pipeline stops it within a moment.
-    pub status: String,
+    pub status: TaskStatus,
 }
 
 /// Cancel a task: a queued or waiting task ends at once; a running pipeline's whole
@@ -105,7 +105,7 @@ async fn cancel_task(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<CancelOutcome>)> {
     principal.require(Role::Operator)?;
-    let status = state.store.request_cancel(id).await?;
+    let status = tasks::request_cancel(&state.store, id).await?;
     state.engine.cancel_local(id);
     Ok((StatusCode::ACCEPTED, Json(CancelOutcome { id, status })))
 }
@@ -162,9 +162,7 @@ async fn list_tasks(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<TaskQuery>,
 ) -> Result<Json<TaskPage>> {
-    if let Some(status) = &query.status {
-        tasks::validate_status(status)?;
-    }
+    let status = query.status.as_deref().map(str::parse).transpose()?;
     let project_id = match &query.project {
         Some(name) => Some(state.store.project(name).await?.id),
         None => None,
@@ -172,7 +170,7 @@ async fn list_tasks(
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let filter = TaskFilter {
         project_id,
-        status: query.status,
+        status,
         before_id: parse_cursor(query.cursor.as_deref())?,
         limit,
     };

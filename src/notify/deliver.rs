@@ -11,15 +11,70 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
-use super::{ChannelKind, NoticeKind, kakaowork, slack, webhook};
+use super::{ChannelKind, kakaowork, slack, webhook};
 use crate::approvals::LinkSigner;
 use crate::config::Config;
 use crate::credentials;
 use crate::error::{Error, Result};
+use crate::model::{NewJob, NotificationStatus};
 use crate::queue::{self, JobHandler, NotifyJob, WorkerSettings};
-use crate::store::Store;
-use crate::store::notifications::{Attempt, NotificationDue};
+use crate::store::notifications::{AttemptRecord, NotificationDue};
+use crate::store::{self, Store};
 use crate::vault::Vault;
+
+/// How one attempt to send a notification went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Sent,
+    /// Failed; a new job tries again after the delay.
+    Retry {
+        error: String,
+        after: Duration,
+    },
+    /// Failed for good: the notification becomes a dead letter.
+    Dead {
+        error: String,
+    },
+}
+
+/// Records attempt number `attempt` of a queued notification and, for a retry, pushes the
+/// job that makes it, in one transaction. False when that attempt was already recorded (a
+/// repeated job): nothing changes then.
+pub async fn record_attempt(
+    store: &Store,
+    id: i64,
+    attempt: i64,
+    outcome: &Attempt,
+) -> Result<bool> {
+    let now = chrono::Utc::now();
+    let record = match outcome {
+        Attempt::Sent => AttemptRecord {
+            status: NotificationStatus::Sent,
+            error: None,
+            next_attempt_at: None,
+            sent_at: Some(now),
+        },
+        Attempt::Retry { error, after } => AttemptRecord {
+            status: NotificationStatus::Queued,
+            error: Some(error),
+            next_attempt_at: Some(now + chrono::Duration::from_std(*after).unwrap_or_default()),
+            sent_at: None,
+        },
+        Attempt::Dead { error } => AttemptRecord {
+            status: NotificationStatus::Dead,
+            error: Some(error),
+            next_attempt_at: None,
+            sent_at: None,
+        },
+    };
+    let mut tx = store.begin().await?;
+    let recorded = store::notifications::record_attempt(&mut tx, id, attempt, &record).await?;
+    if recorded && let Attempt::Retry { after, .. } = outcome {
+        store::queue::push(&mut tx, &NewJob::notify(id, *after)).await?;
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
 
 /// Most characters of a refusing answer kept in the error.
 const MAX_ANSWER_EXCERPT: usize = 200;
@@ -143,11 +198,7 @@ impl Notifier {
                 tracing::warn!(notification = id, channel = due.channel_id, attempt, error = %error, "notification given up (dead letter)");
             }
         }
-        if !self
-            .store
-            .record_notification_attempt(id, attempt, &outcome)
-            .await?
-        {
+        if !record_attempt(&self.store, id, attempt, &outcome).await? {
             tracing::info!(
                 notification = id,
                 "another worker recorded this attempt first"
@@ -157,15 +208,7 @@ impl Notifier {
     }
 
     async fn send(&self, due: &NotificationDue) -> Result<(), SendError> {
-        let (Some(kind), Some(event)) = (
-            ChannelKind::from_stored(&due.channel_kind),
-            NoticeKind::from_stored(&due.event),
-        ) else {
-            return Err(SendError::permanent(format!(
-                "unknown channel kind {:?} or event {:?}",
-                due.channel_kind, due.event
-            )));
-        };
+        let (kind, event) = (due.channel_kind, due.event);
         let message = Message::render(
             &self.store,
             &self.signer,

@@ -4,7 +4,7 @@
 use crate::approvals::{self, LinkSigner};
 use crate::config::Config;
 use crate::error::Result;
-use crate::records::ApprovalRecord;
+use crate::model::{ApprovalKind, ApprovalRecord};
 use crate::store::Store;
 use crate::tasks::Task;
 
@@ -76,7 +76,7 @@ impl Message {
         };
         let (link, token) = match &approval {
             Some(approval) => (
-                signer.url(config, approval),
+                approvals::link_url(signer, config, approval),
                 Some(signer.token(approval.id, approvals::link_expiry(approval, config))),
             ),
             None => (
@@ -108,7 +108,7 @@ impl Message {
     pub fn summary(&self) -> String {
         let prompt_line = self.task.prompt.lines().next().unwrap_or("").trim();
         let text = match &self.approval {
-            Some(approval) if approval.kind == "tool" => format!(
+            Some(approval) if approval.kind == ApprovalKind::Tool => format!(
                 "Tool {} (risk {}): {}",
                 approval.tool_name.as_deref().unwrap_or("?"),
                 approval.risk_level.as_deref().unwrap_or("unknown"),
@@ -176,6 +176,7 @@ impl Message {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::{ApprovalStatus, Priority, Source, TaskStatus};
     use chrono::Utc;
 
     /// A message as the renderers get it, without a store.
@@ -185,9 +186,9 @@ pub(crate) mod tests {
             project: "shop".into(),
             team: "bugfix".into(),
             prompt: "Fix the checkout crash\nwith details".into(),
-            source: "api".into(),
-            priority: "high".into(),
-            status: "awaiting_approval".into(),
+            source: Source::Api,
+            priority: Priority::High,
+            status: TaskStatus::AwaitingApproval,
             status_reason: Some("the agent exited with code 1".into()),
             dedup_key: None,
             phase: None,
@@ -206,13 +207,13 @@ pub(crate) mod tests {
             id: 3,
             task_id: 12,
             request_id: "20260101T000000".into(),
-            kind: "result".into(),
+            kind: ApprovalKind::Result,
             risk_level: None,
             tool_name: None,
             tool_input: None,
             summary: Some("Null check in <checkout> & cart".into()),
             diff_stat: None,
-            status: "pending".into(),
+            status: ApprovalStatus::Pending,
             decision: None,
             comment: None,
             decided_by: None,

@@ -18,13 +18,18 @@
 //! vault credentials, revealed right before a send; neither they nor a full webhook URL are
 //! ever logged or stored in an error.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::credentials;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::model::NewJob;
+pub use crate::model::{
+    ChannelKind, ChannelSpec, Notice, NoticeKind, Notification, NotificationChannel,
+    NotificationStatus,
+};
+use crate::store::{self, Store};
+use std::time::Duration;
 
 mod deliver;
 pub mod kakaowork;
@@ -32,98 +37,46 @@ pub mod message;
 pub mod slack;
 pub mod webhook;
 
-pub use deliver::{Notifier, run_workers};
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NoticeKind {
-    ApprovalRequested,
-    TaskDone,
-    TaskFailed,
-}
-
-impl NoticeKind {
-    /// Every kind, in the order channels list them.
-    pub const ALL: [NoticeKind; 3] = [Self::ApprovalRequested, Self::TaskFailed, Self::TaskDone];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ApprovalRequested => "approval_requested",
-            Self::TaskDone => "task_done",
-            Self::TaskFailed => "task_failed",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn from_stored(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == stored)
-    }
-}
-
-/// Something people should hear about; rendered from the store when it is delivered.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub kind: NoticeKind,
-    pub task_id: i64,
-    pub approval_id: Option<i64>,
-}
+pub use deliver::{Attempt, Notifier, record_attempt, run_workers};
 
 /// Queues one delivery of `notice` per enabled channel of the task's project that wants it:
 /// each a `notifications` row and its queue job, all in one transaction.
 pub async fn enqueue(store: &Store, notice: &Notice) -> Result<()> {
-    let queued = store.enqueue_notifications(notice).await?;
+    let mut tx = store.begin().await?;
+    let mut queued = Vec::new();
+    for (channel_id, events) in
+        store::notifications::channels_of_task(&mut tx, notice.task_id).await?
+    {
+        if events.contains(&notice.kind) {
+            let id = store::notifications::insert_queued(&mut tx, channel_id, notice).await?;
+            store::queue::push(&mut tx, &NewJob::notify(id, Duration::ZERO)).await?;
+            queued.push(id);
+        }
+    }
+    tx.commit().await?;
     if !queued.is_empty() {
         tracing::debug!(task = notice.task_id, kind = notice.kind.as_str(), notifications = ?queued, "notifications queued");
     }
     Ok(())
 }
 
-/// Where a channel's notifications go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    Slack,
-    Kakaowork,
-    Webhook,
-}
-
-impl ChannelKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Slack => "slack",
-            Self::Kakaowork => "kakaowork",
-            Self::Webhook => "webhook",
-        }
+/// Sends a dead letter again from its first attempt: queued again with its job, in one
+/// transaction. Anything but a dead letter is a conflict.
+pub async fn requeue_dead(store: &Store, id: i64) -> Result<Notification> {
+    let mut tx = store.begin().await?;
+    let requeued = store::notifications::requeue_dead(&mut tx, id).await?;
+    if requeued {
+        store::queue::push(&mut tx, &NewJob::notify(id, Duration::ZERO)).await?;
     }
-
-    /// Parses a stored name.
-    pub fn from_stored(stored: &str) -> Option<Self> {
-        [Self::Slack, Self::Kakaowork, Self::Webhook]
-            .into_iter()
-            .find(|kind| kind.as_str() == stored)
+    tx.commit().await?;
+    let notification = store.notification(id).await?;
+    if !requeued {
+        return Err(Error::Conflict(format!(
+            "notification {id} is {}, not a dead letter; only dead letters are sent again",
+            notification.status
+        )));
     }
-}
-
-/// A place a project's notifications go.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct NotificationChannel {
-    pub id: i64,
-    /// Project name.
-    pub project: String,
-    /// slack | kakaowork | webhook
-    pub kind: String,
-    /// Slack channel id (none: the credential is an incoming-webhook URL), KakaoWork
-    /// conversation id, or the webhook URL.
-    pub target: Option<String>,
-    /// Name of the credential holding the channel's secret.
-    pub credential: String,
-    #[sqlx(json)]
-    pub events: Vec<NoticeKind>,
-    pub enabled: bool,
-    pub created_at: DateTime<Utc>,
+    Ok(notification)
 }
 
 /// Body of a channel creation.
@@ -142,16 +95,6 @@ pub struct NewChannel {
     pub events: Option<Vec<NoticeKind>>,
     /// Defaults to true.
     pub enabled: Option<bool>,
-}
-
-/// A checked channel, ready to store.
-#[derive(Debug, Clone)]
-pub struct ChannelSpec {
-    pub kind: ChannelKind,
-    pub target: Option<String>,
-    pub credential: String,
-    pub events: Vec<NoticeKind>,
-    pub enabled: bool,
 }
 
 impl NewChannel {
@@ -222,32 +165,6 @@ impl NewChannel {
             enabled: self.enabled.unwrap_or(true),
         })
     }
-}
-
-/// One notification to one channel and how its delivery went; a dead one is a dead letter.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Notification {
-    pub id: i64,
-    /// Project name.
-    pub project: String,
-    pub channel_id: i64,
-    /// slack | kakaowork | webhook
-    pub channel_kind: String,
-    /// approval_requested | task_failed | task_done
-    pub event: String,
-    pub task_id: i64,
-    pub approval_id: Option<i64>,
-    /// queued | sent | dead
-    pub status: String,
-    /// Sends tried so far.
-    pub attempts: i64,
-    /// Why the last try failed.
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    /// When the queued retry is due.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub sent_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

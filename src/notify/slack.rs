@@ -13,8 +13,8 @@ use super::deliver::{SendError, post};
 use super::message::Message;
 use crate::approvals::{self, Channel, Decider, Decision, DecisionRequest, LinkSigner};
 use crate::error::{Error, Result};
+use crate::signing;
 use crate::store::Store;
-use crate::triggers;
 
 /// `action_id` of the Approve button.
 pub const APPROVE_ACTION: &str = "aiops_approve";
@@ -144,12 +144,7 @@ pub fn verify_request(
             "X-Slack-Request-Timestamp is more than 5 minutes away from now; a replay, or a clock to fix".into(),
         ));
     }
-    let mut signed = format!("v0:{timestamp}:").into_bytes();
-    signed.extend_from_slice(body);
-    let matches = signature
-        .strip_prefix("v0=")
-        .is_some_and(|hex| triggers::hmac_sha256_matches(signing_secret, &signed, hex));
-    if matches {
+    if signing::verify_slack_signature(signing_secret, timestamp, body, signature) {
         Ok(())
     } else {
         Err(Error::Unauthorized(
@@ -294,11 +289,7 @@ mod tests {
     use crate::notify::message::tests::sample;
 
     fn signed(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).unwrap();
-        mac.update(format!("v0:{timestamp}:").as_bytes());
-        mac.update(body);
-        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+        crate::signing::slack_signature(secret, timestamp, body)
     }
 
     #[test]

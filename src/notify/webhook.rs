@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::deliver::{SendError, post};
 use super::message::Message;
-use crate::triggers;
+use crate::signing;
 
 /// Header holding `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Aiops-Signature-256";
@@ -46,7 +46,7 @@ pub(super) async fn send(
 ) -> Result<(), SendError> {
     let body = serde_json::to_vec(&body(message, notification_id))
         .map_err(|e| SendError::permanent(format!("cannot encode the notification: {e}")))?;
-    let signature = triggers::sign_sha256(secret.as_bytes(), &body);
+    let signature = signing::sign_sha256(secret.as_bytes(), &body);
     post(
         http.post(url)
             .header(CONTENT_TYPE, "application/json")

@@ -22,11 +22,12 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::config::TasksConfig;
 use crate::error::{Error, Result};
+pub use crate::model::{Missed, Origin, Overlap, Schedule, ScheduleSpec};
 use crate::projects::is_slug;
 use crate::store::Store;
 use crate::tasks::{MAX_PROMPT_BYTES, Priority, Source, TaskSpec};
@@ -41,107 +42,6 @@ pub const TEMPLATE_PLACEHOLDERS: [&str; 2] = ["date", "schedule"];
 
 /// `created_by` of the tasks schedules create.
 pub const SCHEDULER_PRINCIPAL: &str = "scheduler";
-
-/// Task statuses during which a schedule with `overlap = skip` creates no new task.
-pub const OPEN_TASK_STATUSES: [&str; 3] = ["queued", "running", "awaiting_approval"];
-
-/// An enum stored as text: serde names, the stored name, and parsing a stored value.
-macro_rules! stored_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            /// The stored name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = Error;
-            fn try_from(text: String) -> Result<Self> {
-                match text.as_str() {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(Error::Internal(anyhow::anyhow!(
-                        "the store holds an unknown {} {other:?}",
-                        stringify!($name)
-                    ))),
-                }
-            }
-        }
-    };
-}
-
-stored_enum! {
-    /// What a tick does while the schedule's previous task is still open.
-    Overlap {
-        /// No new task while the previous one is queued, running or awaiting approval.
-        Skip = "skip",
-        /// A new task at every tick, whatever the previous one is doing.
-        Queue = "queue",
-    }
-}
-
-stored_enum! {
-    /// What happens to ticks missed while no scheduler ran (downtime).
-    Missed {
-        /// One task, for the latest missed tick.
-        RunOnce = "run_once",
-        /// No task; the schedule carries on from the next tick.
-        Skip = "skip",
-    }
-}
-
-stored_enum! {
-    /// Where a schedule or routing rule is defined.
-    Origin {
-        /// Through the API (`/api/v1/schedules`, `/api/v1/routing-rules`).
-        Api = "api",
-        /// In a `jobs/*.toml` file; changed only there (and `aiops jobs reload`).
-        File = "file",
-    }
-}
-
-/// A schedule as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Schedule {
-    pub id: i64,
-    /// Unique slug, used in URLs.
-    pub name: String,
-    /// Project name.
-    pub project: String,
-    #[serde(skip)]
-    pub project_id: i64,
-    /// Team preset of the tasks it creates.
-    pub team: String,
-    /// Prompt of each task; `{date}` and `{schedule}` are filled in.
-    pub prompt_template: String,
-    /// Cron expression: 5 fields (at second 0), or 6 with seconds first.
-    pub cron: String,
-    /// IANA time zone the cron fields are read in.
-    pub timezone: String,
-    /// critical | high | normal | low
-    pub priority: String,
-    #[sqlx(try_from = "String")]
-    pub overlap: Overlap,
-    #[sqlx(try_from = "String")]
-    pub missed: Missed,
-    pub enabled: bool,
-    #[sqlx(try_from = "String")]
-    pub origin: Origin,
-    /// When the next task is due; null while disabled.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// The last tick handled: a task created for it, or skipped by the overlap or missed policy.
-    pub last_fired_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// Body of a schedule creation, and one `[[schedule]]` table of a jobs file.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -186,22 +86,6 @@ pub struct SchedulePatch {
     pub enabled: Option<bool>,
 }
 
-/// A complete, validated schedule definition, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleSpec {
-    pub name: String,
-    /// Project name; resolved when stored.
-    pub project: String,
-    pub team: String,
-    pub prompt_template: String,
-    pub cron: String,
-    pub timezone: String,
-    pub priority: Priority,
-    pub overlap: Overlap,
-    pub missed: Missed,
-    pub enabled: bool,
-}
-
 impl NewSchedule {
     /// Fills defaults and validates everything but the project's existence.
     pub fn into_spec(self, defaults: &TasksConfig) -> Result<ScheduleSpec> {
@@ -233,7 +117,7 @@ impl Schedule {
             prompt_template: self.prompt_template.clone(),
             cron: self.cron.clone(),
             timezone: self.timezone.clone(),
-            priority: stored_priority(&self.priority)?,
+            priority: self.priority,
             overlap: self.overlap,
             missed: self.missed,
             enabled: self.enabled,
@@ -272,7 +156,7 @@ impl Schedule {
             team: self.team.clone(),
             prompt: render_prompt(&self.prompt_template, &self.name, &timing.date_of(tick)),
             source: Source::Cron,
-            priority: stored_priority(&self.priority)?,
+            priority: self.priority,
             dedup_key: Some(format!("{}{tick_text}", dedup_key_prefix(self.id))),
             source_ref: serde_json::json!({ "schedule": self.name, "tick": tick_text }),
             created_by: SCHEDULER_PRINCIPAL.to_string(),
@@ -417,18 +301,6 @@ pub fn render_prompt(template: &str, schedule: &str, date: &str) -> String {
     template
         .replace("{date}", date)
         .replace("{schedule}", schedule)
-}
-
-fn stored_priority(text: &str) -> Result<Priority> {
-    <Priority as clap::ValueEnum>::value_variants()
-        .iter()
-        .copied()
-        .find(|p| p.as_str() == text)
-        .ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "the store holds an unknown priority {text:?}"
-            ))
-        })
 }
 
 /// Creates a schedule; an unknown project is NotFound, a taken name a conflict.

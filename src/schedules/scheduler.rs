@@ -172,10 +172,7 @@ async fn handle_due(
     {
         Action::SkippedOverlap
     } else {
-        match store
-            .insert_task(&schedule.task_for_tick(&timing, tick)?)
-            .await
-        {
+        match crate::tasks::enqueue(store, &schedule.task_for_tick(&timing, tick)?).await {
             Ok(task) => Action::Fired(task.id),
             Err(Error::Conflict(_)) => Action::AlreadyFired,
             Err(e) => return Err(e),

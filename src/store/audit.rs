@@ -1,42 +1,39 @@
 //! Queries on `audit_log`.
 
-use super::Store;
-use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
+use super::{Store, Tx};
 use crate::error::Result;
+use crate::model::{AuditEntry, AuditFilter, NewAuditEntry};
 
-/// Appends an audit entry through `$executor` (a pool, or an open transaction so the entry
-/// commits with what it records), as `$principal_id` / `$principal_name`.
-macro_rules! insert_audit {
-    ($executor:expr, $principal_id:expr, $principal_name:expr, $entry:expr) => {{
-        let entry: &$crate::audit::NewAuditEntry = $entry;
-        sqlx::query(
-            "INSERT INTO audit_log (at, principal_id, principal_name, action, target, source, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(chrono::Utc::now())
-        .bind($principal_id)
-        .bind($principal_name)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.source)
-        .bind(&entry.outcome)
-        .bind(sqlx::types::Json(&entry.detail))
-        .execute($executor)
-        .await
-    }};
+/// Appends an audit entry inside `tx`, so it commits with what it records.
+pub async fn append(tx: &mut Tx, entry: &NewAuditEntry) -> Result<()> {
+    let (principal_id, principal_name) = match &entry.principal {
+        Some(actor) => (actor.id, actor.name.as_str()),
+        None => (None, "anonymous"),
+    };
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO audit_log (at, principal_id, principal_name, action, target, source, outcome, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(chrono::Utc::now())
+    .bind(principal_id)
+    .bind(principal_name)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.source)
+    .bind(&entry.outcome)
+    .bind(sqlx::types::Json(&entry.detail))
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }
-pub(crate) use insert_audit;
 
 impl Store {
     /// Appends an audit entry.
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        let (principal_id, principal_name) = match &entry.principal {
-            Some(p) => (p.id, p.name.as_str()),
-            None => (None, "anonymous"),
-        };
-        with_pool!(self, pool => insert_audit!(pool, principal_id, principal_name, entry)
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        append(&mut tx, entry).await?;
+        Ok(tx.commit().await?)
     }
 
     /// Audit entries matching `filter`, newest first.

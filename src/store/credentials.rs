@@ -2,10 +2,9 @@
 
 use chrono::Utc;
 
-use super::{BeginWrite, ConstraintExt, Store};
-use crate::credentials::{Credential, CredentialKind, SealedCredential};
+use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
-use crate::vault::{Sealed, VaultError};
+use crate::model::{Credential, CredentialKind, Sealed, SealedCredential, sql_list};
 
 const CREDENTIAL_COLUMNS: &str =
     "c.id, p.name AS project, c.name, c.kind, c.env_var, c.key_version,
@@ -33,9 +32,9 @@ impl Store {
             .await)
     }
 
-    /// Records the first key of a fresh store as version 1. If another process did so
-    /// first, returns that row's version (the caller re-checks the key).
-    pub async fn insert_first_vault_key(&self, key_check: &str) -> Result<i64, VaultError> {
+    /// Records the first key of a fresh store as version 1; false when another process did
+    /// so first (the caller checks its key against that row).
+    pub async fn insert_first_vault_key(&self, key_check: &str) -> Result<bool, sqlx::Error> {
         let inserted = with_pool!(self, pool => sqlx::query(
             "INSERT INTO vault_keys (version, key_check, created_at) VALUES (1, $1, $2)")
             .bind(key_check)
@@ -44,20 +43,9 @@ impl Store {
             .await
             .map(|r| r.rows_affected()));
         match inserted {
-            Ok(_) => Ok(1),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                let (version, check) =
-                    self.current_vault_key().await?.ok_or(VaultError::Decrypt)?;
-                if check == key_check {
-                    Ok(version)
-                } else {
-                    Err(VaultError::WrongKey {
-                        source_name: "the master key".into(),
-                        version,
-                    })
-                }
-            }
-            Err(e) => Err(e.into()),
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -75,8 +63,8 @@ impl Store {
         replace: bool,
     ) -> Result<Credential> {
         let now = Utc::now();
-        let id: i64 = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        let mut tx = self.begin().await?;
+        let id: i64 = with_tx!(tx, conn => {
             let updated: Option<i64> = if replace {
                 sqlx::query_scalar(
                     "UPDATE credentials SET kind = $3, env_var = $4, ciphertext = $5, nonce = $6,
@@ -84,13 +72,13 @@ impl Store {
                      WHERE COALESCE(project_id, 0) = COALESCE($1, 0) AND name = $2 RETURNING id")
                     .bind(project_id)
                     .bind(name)
-                    .bind(kind.as_str())
+                    .bind(kind)
                     .bind(env_var)
                     .bind(&sealed.ciphertext)
                     .bind(&sealed.nonce)
                     .bind(key_version)
                     .bind(now)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?
             } else {
                 None
@@ -103,19 +91,19 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id")
                     .bind(project_id)
                     .bind(name)
-                    .bind(kind.as_str())
+                    .bind(kind)
                     .bind(env_var)
                     .bind(&sealed.ciphertext)
                     .bind(&sealed.nonce)
                     .bind(key_version)
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await
                     .on_conflict(format!("a credential named {name:?} already exists in this scope"))?,
             };
-            tx.commit().await?;
             id
         });
+        tx.commit().await?;
         self.credential(id).await
     }
 
@@ -166,12 +154,15 @@ impl Store {
         &self,
         project_id: i64,
     ) -> Result<Vec<SealedCredential>> {
-        let rows: Vec<SealedRow> = with_pool!(self, pool => sqlx::query_as(
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, project_id, name, env_var, ciphertext, nonce FROM credentials
              WHERE (project_id IS NULL OR project_id = $1)
-               AND kind NOT IN ('webhook_secret', 'github_app')
+               AND kind NOT IN ({})
                AND name NOT IN (SELECT credential FROM notification_channels)
-             ORDER BY project_id IS NOT NULL, name")
+             ORDER BY project_id IS NOT NULL, name",
+            sql_list(CredentialKind::PLATFORM_ONLY, CredentialKind::as_str)
+        ));
+        let rows: Vec<SealedRow> = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(project_id)
             .fetch_all(pool)
             .await)?;
@@ -194,27 +185,28 @@ impl Store {
 
     /// In one transaction: reseals every credential with `reseal`, records the new key
     /// version and retires the old ones. Any failure leaves everything as it was.
-    pub async fn reseal_all_credentials<F>(
+    pub async fn reseal_all_credentials<F, E>(
         &self,
         new_version: i64,
         new_check: &str,
         reseal: F,
-    ) -> Result<usize, VaultError>
+    ) -> Result<usize, E>
     where
-        F: Fn(Option<i64>, &str, &Sealed) -> Result<Sealed, VaultError>,
+        F: Fn(Option<i64>, &str, &Sealed) -> Result<Sealed, E>,
+        E: From<sqlx::Error>,
     {
         let now = Utc::now();
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        let mut tx = self.begin().await?;
+        let count = with_tx!(tx, conn => {
             sqlx::query("INSERT INTO vault_keys (version, key_check, created_at) VALUES ($1, $2, $3)")
                 .bind(new_version)
                 .bind(new_check)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let rows: Vec<SealedRow> = sqlx::query_as(
                 "SELECT id, project_id, name, env_var, ciphertext, nonce FROM credentials ORDER BY id")
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?;
             let count = rows.len();
             for row in rows.into_iter().map(unseal_row) {
@@ -225,17 +217,18 @@ impl Store {
                     .bind(&sealed.nonce)
                     .bind(new_version)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
             }
             sqlx::query("UPDATE vault_keys SET retired_at = $2 WHERE version < $1 AND retired_at IS NULL")
                 .bind(new_version)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
-            Ok(count)
-        })
+            count
+        });
+        tx.commit().await?;
+        Ok(count)
     }
 }
 
@@ -261,7 +254,7 @@ impl Store {
             "SELECT id, project_id, name, env_var, ciphertext, nonce FROM credentials
              WHERE project_id = $1 AND kind = $2 ORDER BY name")
             .bind(project_id)
-            .bind(kind.as_str())
+            .bind(kind)
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(unseal_row).collect())

@@ -1,18 +1,15 @@
-//! Queries on `deliveries` and `alert_groups`: an inbound event and the task it creates
-//! are stored in one transaction, so an accepted delivery is never lost and never makes
-//! two tasks.
+//! Queries on `deliveries`, `alert_groups` and `github_replies`. The writes take the
+//! caller's transaction: an inbound event and the task it creates are stored together
+//! (`triggers::intake`), so an accepted delivery is never lost and never makes two tasks.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::types::Json;
-use utoipa::ToSchema;
 
-use super::events::insert_event_in_tx;
-use super::tasks::insert_task_in_tx;
-use super::{Backend, BeginWrite, Store};
+use super::{Backend, Store, Tx};
 use crate::error::{Error, Result};
-use crate::records::NewEvent;
-use crate::tasks::TaskSpec;
+use crate::model::{
+    ApprovalStatus, Delivery, DeliveryStatus, NewDelivery, OpenAlertGroup, TaskStatus, sql_list,
+};
 
 /// Key space of the PostgreSQL advisory locks that serialise one alert fingerprint.
 const ALERT_LOCK_SPACE: i32 = 0x616c;
@@ -21,152 +18,177 @@ const DELIVERY_SELECT: &str =
     "SELECT id, source, delivery_id, event, action, repository, received_at,
     outcome, reason, task_id FROM deliveries";
 
-/// An inbound delivery to record.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub source: String,
-    pub delivery_id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub repository: Option<String>,
-    pub payload: serde_json::Value,
+/// Records a delivery as received inside `tx`; None when its delivery id was seen before.
+pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Option<i64>> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT DO NOTHING RETURNING id")
+        .bind(&delivery.source)
+        .bind(&delivery.delivery_id)
+        .bind(&delivery.event)
+        .bind(&delivery.action)
+        .bind(&delivery.repository)
+        .bind(Utc::now())
+        .bind(DeliveryStatus::Received)
+        .bind(Json(&delivery.payload))
+        .fetch_optional(&mut *conn)
+        .await)?)
 }
 
-/// What became of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct DeliveryOutcome {
-    /// Row id of the delivery record.
-    pub id: i64,
-    /// task_created | duplicate | duplicate_task | ignored | pong
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub task_id: Option<i64>,
+/// Records a repeated delivery inside `tx`, pointing at the first one's task; returns the
+/// new row's id and that task.
+pub async fn insert_duplicate(
+    tx: &mut Tx,
+    delivery: &NewDelivery,
+    reason: &str,
+) -> Result<(i64, Option<i64>)> {
+    Ok(with_tx!(tx, conn => {
+        let original: Option<i64> = sqlx::query_scalar(
+            "SELECT task_id FROM deliveries WHERE source = $1 AND delivery_id = $2 AND outcome <> $3")
+            .bind(&delivery.source)
+            .bind(&delivery.delivery_id)
+            .bind(DeliveryStatus::Duplicate)
+            .fetch_one(&mut *conn)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, reason, task_id, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
+            .bind(&delivery.source)
+            .bind(&delivery.delivery_id)
+            .bind(&delivery.event)
+            .bind(&delivery.action)
+            .bind(&delivery.repository)
+            .bind(Utc::now())
+            .bind(DeliveryStatus::Duplicate)
+            .bind(reason)
+            .bind(original)
+            .bind(Json(serde_json::Value::Null))
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok::<_, sqlx::Error>((id, original))
+    })?)
 }
 
-/// A stored delivery.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Delivery {
-    pub id: i64,
-    pub source: String,
-    pub delivery_id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub repository: Option<String>,
-    pub received_at: DateTime<Utc>,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub task_id: Option<i64>,
+/// Sets what became of delivery `id` inside `tx`.
+pub async fn settle(
+    tx: &mut Tx,
+    id: i64,
+    outcome: DeliveryStatus,
+    reason: Option<&str>,
+    task_id: Option<i64>,
+) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query("UPDATE deliveries SET outcome = $2, reason = $3, task_id = $4 WHERE id = $1")
+        .bind(id)
+        .bind(outcome)
+        .bind(reason)
+        .bind(task_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
-/// What an alert occurrence did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertEffect {
-    /// A new task for this fingerprint.
-    Created(i64),
-    /// Added to the fingerprint's open task.
-    Coalesced(i64),
-    /// Recorded as resolved on the open task; `true` when the queued task was cancelled.
-    Resolved(i64, bool),
-    /// Resolved, but no task of this fingerprint is open.
-    NothingOpen,
+/// Remembers inside `tx` that task `task_id` answers a GitHub issue, so its sticky
+/// comment is kept up to date.
+pub async fn insert_github_reply(
+    tx: &mut Tx,
+    task_id: i64,
+    repo: &str,
+    issue_number: i64,
+    installation_id: Option<i64>,
+) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO github_replies (task_id, repo, issue_number, installation_id, updated_at)
+         VALUES ($1, $2, $3, $4, $5)")
+        .bind(task_id)
+        .bind(repo)
+        .bind(issue_number)
+        .bind(installation_id)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The open alert group of a fingerprint and its task's status, read inside `tx`, after
+/// taking the fingerprint's lock there: occurrences of one fingerprint are serialised (on
+/// SQLite the transaction's write lock already serialises everything).
+pub async fn lock_open_alert_group(
+    tx: &mut Tx,
+    source: &str,
+    fingerprint: &str,
+) -> Result<Option<OpenAlertGroup>> {
+    let postgres = tx.backend() == Backend::Postgres;
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT g.id, g.task_id, t.status AS task_status FROM alert_groups g JOIN tasks t ON t.id = g.task_id
+         WHERE g.source = $1 AND g.fingerprint = $2 AND g.resolved_at IS NULL
+           AND t.status IN ({})
+         ORDER BY g.id DESC LIMIT 1",
+        sql_list(TaskStatus::OPEN, TaskStatus::as_str)
+    ));
+    Ok(with_tx!(tx, conn => {
+        if postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(ALERT_LOCK_SPACE)
+                .bind(format!("{source}:{fingerprint}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query_as(sql)
+            .bind(source)
+            .bind(fingerprint)
+            .fetch_optional(&mut *conn)
+            .await
+    })?)
+}
+
+/// Counts one more occurrence of an open alert group inside `tx`.
+pub async fn add_alert_occurrence(tx: &mut Tx, group_id: i64) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE alert_groups SET occurrences = occurrences + 1, last_seen = $2 WHERE id = $1")
+        .bind(group_id)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Opens the alert group of a fingerprint for `task_id` inside `tx`.
+pub async fn open_alert_group(
+    tx: &mut Tx,
+    source: &str,
+    fingerprint: &str,
+    task_id: i64,
+) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO alert_groups (source, fingerprint, task_id, occurrences, first_seen, last_seen)
+         VALUES ($1, $2, $3, 1, $4, $4)")
+        .bind(source)
+        .bind(fingerprint)
+        .bind(task_id)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Marks an alert group resolved inside `tx`.
+pub async fn resolve_alert_group(tx: &mut Tx, group_id: i64) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE alert_groups SET resolved_at = $2, last_seen = $2 WHERE id = $1")
+        .bind(group_id)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 impl Store {
-    /// Records a delivery and, when `task` is given, creates the task with its job, all in
-    /// one transaction. A delivery id seen before is recorded as a duplicate and creates
-    /// nothing; a task whose dedup key exists is not created again.
-    pub async fn record_delivery(
-        &self,
-        delivery: &NewDelivery,
-        task: Option<&TaskSpec>,
-        ignored: Option<&str>,
-    ) -> Result<DeliveryOutcome> {
-        let now = Utc::now();
-        let (outcome, event_id) = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let first: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'received', $7)
-                 ON CONFLICT DO NOTHING RETURNING id")
-                .bind(&delivery.source)
-                .bind(&delivery.delivery_id)
-                .bind(&delivery.event)
-                .bind(&delivery.action)
-                .bind(&delivery.repository)
-                .bind(now)
-                .bind(Json(&delivery.payload))
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(id) = first else {
-                let original: Option<i64> = sqlx::query_scalar(
-                    "SELECT task_id FROM deliveries WHERE source = $1 AND delivery_id = $2 AND outcome <> 'duplicate'")
-                    .bind(&delivery.source)
-                    .bind(&delivery.delivery_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, reason, task_id, payload)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'duplicate', 'this delivery id was already received', $7, $8) RETURNING id")
-                    .bind(&delivery.source)
-                    .bind(&delivery.delivery_id)
-                    .bind(&delivery.event)
-                    .bind(&delivery.action)
-                    .bind(&delivery.repository)
-                    .bind(now)
-                    .bind(original)
-                    .bind(Json(serde_json::Value::Null))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(DeliveryOutcome { id, outcome: "duplicate".into(), reason: Some("this delivery id was already received".into()), task_id: original });
-            };
-            let (outcome, reason, task_id, event_id) = match task {
-                Some(spec) => match insert_task_in_tx!(self, tx, spec) {
-                    Some((task_id, event_id)) => {
-                        let issue = &spec.source_ref;
-                        if let (Some("github_issue"), Some(repo), Some(number)) =
-                            (issue["kind"].as_str(), issue["repo"].as_str(), issue["issue"].as_i64())
-                        {
-                            sqlx::query("INSERT INTO github_replies (task_id, repo, issue_number, installation_id, updated_at) VALUES ($1, $2, $3, $4, $5)")
-                                .bind(task_id)
-                                .bind(repo)
-                                .bind(number)
-                                .bind(issue["installation"].as_i64())
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        ("task_created", None, Some(task_id), event_id)
-                    }
-                    None => {
-                        let existing: Option<i64> = sqlx::query_scalar(
-                            "SELECT id FROM tasks WHERE project_id = $1 AND dedup_key = $2")
-                            .bind(spec.project_id)
-                            .bind(&spec.dedup_key)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let reason = format!("task {} already exists for {}", existing.unwrap_or_default(), spec.dedup_key.as_deref().unwrap_or("this event"));
-                        ("duplicate_task", Some(reason), existing, None)
-                    }
-                },
-                None => ("ignored", ignored.map(str::to_string), None, None),
-            };
-            sqlx::query("UPDATE deliveries SET outcome = $2, reason = $3, task_id = $4 WHERE id = $1")
-                .bind(id)
-                .bind(outcome)
-                .bind(&reason)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            (DeliveryOutcome { id, outcome: outcome.into(), reason, task_id }, event_id)
-        });
-        if let Some(event_id) = event_id {
-            self.announce_event(event_id);
-        }
-        Ok(outcome)
-    }
-
     /// Deliveries, newest first.
     pub async fn list_deliveries(
         &self,
@@ -201,95 +223,6 @@ impl Store {
         Ok((delivery, payload.0))
     }
 
-    /// Applies one alert occurrence: a firing alert joins its fingerprint's open task or
-    /// opens a new one (`new_task`); a resolved one is recorded on the open task and, with
-    /// `cancel_queued`, cancels it if it has not started. Serialised per fingerprint, so a
-    /// storm of one fingerprint makes exactly one task.
-    pub async fn record_alert(
-        &self,
-        source: &str,
-        fingerprint: &str,
-        firing: bool,
-        new_task: &TaskSpec,
-        cancel_queued: bool,
-    ) -> Result<AlertEffect> {
-        let now = Utc::now();
-        let (effect, event_id) = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            if self.backend() == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind(ALERT_LOCK_SPACE)
-                    .bind(format!("{source}:{fingerprint}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let open: Option<(i64, i64, String)> = sqlx::query_as(
-                "SELECT g.id, g.task_id, t.status FROM alert_groups g JOIN tasks t ON t.id = g.task_id
-                 WHERE g.source = $1 AND g.fingerprint = $2 AND g.resolved_at IS NULL
-                   AND t.status IN ('queued', 'running', 'awaiting_approval')
-                 ORDER BY g.id DESC LIMIT 1")
-                .bind(source)
-                .bind(fingerprint)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (effect, event_id) = match (open, firing) {
-                (Some((group, task_id, _)), true) => {
-                    sqlx::query("UPDATE alert_groups SET occurrences = occurrences + 1, last_seen = $2 WHERE id = $1")
-                        .bind(group)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    (AlertEffect::Coalesced(task_id), None)
-                }
-                (None, true) => {
-                    let (task_id, event_id) = insert_task_in_tx!(self, tx, new_task)
-                        .ok_or_else(|| Error::Conflict("the alert's task already exists".into()))?;
-                    sqlx::query(
-                        "INSERT INTO alert_groups (source, fingerprint, task_id, occurrences, first_seen, last_seen)
-                         VALUES ($1, $2, $3, 1, $4, $4)")
-                        .bind(source)
-                        .bind(fingerprint)
-                        .bind(task_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    (AlertEffect::Created(task_id), event_id)
-                }
-                (Some((group, task_id, status)), false) => {
-                    sqlx::query("UPDATE alert_groups SET resolved_at = $2, last_seen = $2 WHERE id = $1")
-                        .bind(group)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    let cancel = cancel_queued && status == "queued";
-                    let mut event_id = None;
-                    if cancel {
-                        let reason = "the alert resolved before the task started";
-                        sqlx::query(
-                            "UPDATE tasks SET status = 'cancelled', status_reason = $3,
-                                cancel_requested_at = $2, completed_at = $2, updated_at = $2 WHERE id = $1")
-                            .bind(task_id)
-                            .bind(now)
-                            .bind(reason)
-                            .execute(&mut *tx)
-                            .await?;
-                        let event = NewEvent::platform(task_id, new_task.project_id, "status_changed",
-                            serde_json::json!({"from": "queued", "to": "cancelled", "reason": reason}));
-                        event_id = insert_event_in_tx!(self, tx, &event);
-                    }
-                    (AlertEffect::Resolved(task_id, cancel), event_id)
-                }
-                (None, false) => (AlertEffect::NothingOpen, None),
-            };
-            tx.commit().await?;
-            (effect, event_id)
-        });
-        if let Some(event_id) = event_id {
-            self.announce_event(event_id);
-        }
-        Ok(effect)
-    }
-
     /// Occurrences and resolution of a task's alert, if it came from one.
     pub async fn alert_group_of(
         &self,
@@ -313,7 +246,7 @@ pub struct ReplyDue {
     pub issue_number: i64,
     pub comment_id: Option<i64>,
     pub installation_id: Option<i64>,
-    pub status: String,
+    pub status: TaskStatus,
     pub status_reason: Option<String>,
     /// The pull request made of the task's work.
     pub pr_url: Option<String>,
@@ -338,10 +271,11 @@ impl Store {
                         || '|' || COALESCE(CAST(a.approval_id AS TEXT), '') AS shown
                    FROM github_replies r JOIN tasks t ON t.id = r.task_id
                    LEFT JOIN (SELECT task_id, MAX(id) AS approval_id FROM approvals
-                              WHERE status = 'pending' AND snapshot_at IS NOT NULL GROUP BY task_id) a
+                              WHERE status = $1 AND snapshot_at IS NOT NULL GROUP BY task_id) a
                      ON a.task_id = t.id) due
              WHERE reported_status IS NULL OR reported_status <> shown
              ORDER BY task_id LIMIT 100")
+            .bind(ApprovalStatus::Pending)
             .fetch_all(pool)
             .await)?)
     }

@@ -1,29 +1,29 @@
 //! Queries on `events`: the ordered log every live view reads.
 
-use super::{BeginWrite, Store};
+use super::{Backend, Store, Tx};
 use crate::error::Result;
-use crate::records::{Event, NewEvent};
+use crate::model::{Event, EventOrigin, NewEvent};
 
 /// Key of the PostgreSQL advisory lock that serialises event inserts, so ids become
 /// visible in commit order and a reader following `id > last` never skips one.
 pub(crate) const EVENT_ORDER_LOCK: i64 = 0x6169_6f70_7365_7674;
 
-/// Inserts an event inside an open transaction; returns its id, or None when a party
-/// event with the same session and offset is already stored.
-macro_rules! insert_event_in_tx {
-    ($store:expr, $tx:expr, $event:expr) => {{
-        let event: &$crate::records::NewEvent = $event;
-        if $store.backend() == $crate::store::Backend::Postgres {
+/// Appends an event inside `tx` (announced to live streams when it commits); returns its
+/// id, or None when a party event with the same session and offset is already stored.
+pub async fn append(tx: &mut Tx, event: &NewEvent) -> Result<Option<i64>> {
+    let postgres = tx.backend() == Backend::Postgres;
+    let (party_session, offset) = match &event.source {
+        Some((session, offset)) => (Some(session.as_str()), Some(*offset)),
+        None => (None, None),
+    };
+    let id: Option<i64> = with_tx!(tx, conn => {
+        if postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind($crate::store::events::EVENT_ORDER_LOCK)
-                .execute(&mut *$tx)
+                .bind(EVENT_ORDER_LOCK)
+                .execute(&mut *conn)
                 .await?;
         }
-        let (party_session, offset) = match &event.source {
-            Some((session, offset)) => (Some(session.as_str()), Some(*offset)),
-            None => (None, None),
-        };
-        let id: Option<i64> = sqlx::query_scalar(
+        sqlx::query_scalar(
             "INSERT INTO events (task_id, project_id, kind, origin, ts, data, party_session, source_offset, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT DO NOTHING RETURNING id",
@@ -31,19 +31,20 @@ macro_rules! insert_event_in_tx {
         .bind(event.task_id)
         .bind(event.project_id)
         .bind(&event.kind)
-        .bind(event.origin.as_str())
+        .bind(event.origin)
         .bind(event.ts)
         .bind(sqlx::types::Json(&event.data))
         .bind(party_session)
         .bind(offset)
         .bind(chrono::Utc::now())
-        .fetch_optional(&mut *$tx)
-        .await?;
-        id
-    }};
+        .fetch_optional(&mut *conn)
+        .await?
+    });
+    if let Some(id) = id {
+        tx.appended_event(id);
+    }
+    Ok(id)
 }
-#[allow(unused_imports)]
-pub(crate) use insert_event_in_tx;
 
 impl Store {
     /// Stores events in one transaction and announces the newest; returns how many were
@@ -52,21 +53,13 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<i64> = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let mut ids = Vec::new();
-            for event in events {
-                if let Some(id) = insert_event_in_tx!(self, tx, event) {
-                    ids.push(id);
-                }
-            }
-            tx.commit().await?;
-            ids
-        });
-        if let Some(last) = ids.iter().max() {
-            self.announce_event(*last);
+        let mut tx = self.begin().await?;
+        let mut stored = 0;
+        for event in events {
+            stored += usize::from(append(&mut tx, event).await?.is_some());
         }
-        Ok(ids.len())
+        tx.commit().await?;
+        Ok(stored)
     }
 
     /// Events after `after_id`, oldest first, optionally of one task or project.
@@ -90,7 +83,7 @@ impl Store {
     }
 
     /// How many events of each origin a task has (for checks and summaries).
-    pub async fn count_events(&self, task_id: i64, origin: &str) -> Result<i64> {
+    pub async fn count_events(&self, task_id: i64, origin: EventOrigin) -> Result<i64> {
         Ok(with_pool!(self, pool => sqlx::query_scalar(
             "SELECT COUNT(*) FROM events WHERE task_id = $1 AND origin = $2")
             .bind(task_id)

@@ -1,8 +1,10 @@
 //! The store: one connection pool over SQLite or PostgreSQL, migrations, and the queries.
 //!
 //! Owns every SQL statement of the service; nothing outside `store` writes SQL. Each query
-//! is written once and runs on both databases (the `with_pool!` macro compiles it for
-//! each). The store never decrypts: credential values pass through it as ciphertext.
+//! is written once and runs on both databases (`with_pool!` and `with_tx!` compile it for
+//! each). A write that must commit with others takes the caller's [`Tx`]; the use cases
+//! above compose them. The store holds no rule of its own and imports only `model`,
+//! `error` and `config`. It never decrypts: credential values pass through it sealed.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use sqlx::sqlite::{
 use tokio::sync::watch;
 
 use crate::config::{self, StoreConfig};
-use crate::queue::JobsInserted;
+use queue::JobsInserted;
 
 /// Runs `$body` with `$pool` bound to the concrete pool, compiled once per database.
 macro_rules! with_pool {
@@ -28,16 +30,36 @@ macro_rules! with_pool {
     };
 }
 
+/// Runs `$body` with `$conn` bound to the transaction's concrete connection, compiled once
+/// per database (the transaction's counterpart of `with_pool!`).
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match &mut $tx.conn {
+            $crate::store::TxConn::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::store::TxConn::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
 pub mod deliveries;
-pub mod engine;
 pub mod events;
 pub mod notifications;
+pub mod pipeline;
 pub mod projects;
+pub mod queue;
 pub mod routing_rules;
+pub mod runs;
 pub mod schedules;
+pub mod slots;
 pub mod tasks;
 pub mod tokens;
 
@@ -138,16 +160,6 @@ impl Store {
         self.latest_event.subscribe()
     }
 
-    pub(crate) fn announce_event(&self, id: i64) {
-        self.latest_event.send_if_modified(|latest| {
-            let newer = id > *latest;
-            if newer {
-                *latest = id;
-            }
-            newer
-        });
-    }
-
     /// Which database this store uses.
     pub fn backend(&self) -> Backend {
         match self.pool {
@@ -200,45 +212,95 @@ impl Store {
     }
 }
 
-/// Opening a transaction that will write.
-pub(crate) trait BeginWrite {
-    type Db: sqlx::Database;
-    /// SQLite takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
-    /// that reads and then writes fails with SQLITE_BUSY when another writer committed in
-    /// between, and the busy timeout does not help with that. PostgreSQL begins normally.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, DbError>;
+/// An open write transaction on either database: the handle repository functions take
+/// (`tasks::insert(&mut tx, …)`, `events::append(&mut tx, …)`, `queue::push(&mut tx, …)`),
+/// so a use case composes several writes that commit together or not at all.
+///
+/// On SQLite it holds the write lock from the start (`BEGIN IMMEDIATE`): a deferred
+/// transaction that reads and then writes fails with SQLITE_BUSY when another writer
+/// committed in between, and the busy timeout does not help with that. Events appended
+/// through it are announced to this process's live streams when it commits.
+pub struct Tx {
+    conn: TxConn,
+    latest_event: std::sync::Arc<watch::Sender<i64>>,
+    newest_event: Option<i64>,
 }
 
-impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
-        self.begin_with("BEGIN IMMEDIATE").await
+/// The concrete transaction.
+pub(crate) enum TxConn {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Store {
+    /// Opens a write transaction.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            latest_event: self.latest_event.clone(),
+            newest_event: None,
+        })
     }
 }
 
-impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
-        self.begin().await
+impl Tx {
+    /// Which database this transaction is on.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
+        }
     }
+
+    /// Commits, then tells this process's live streams about the events it appended.
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
+        }
+        if let Some(id) = self.newest_event {
+            announce(&self.latest_event, id);
+        }
+        Ok(())
+    }
+
+    /// Notes an event appended in this transaction, announced on commit.
+    pub(crate) fn appended_event(&mut self, id: i64) {
+        self.newest_event = Some(self.newest_event.map_or(id, |newest| newest.max(id)));
+    }
+}
+
+/// Moves the newest-event watch forward (never back).
+fn announce(latest: &watch::Sender<i64>, id: i64) {
+    latest.send_if_modified(|latest| {
+        let newer = id > *latest;
+        if newer {
+            *latest = id;
+        }
+        newer
+    });
 }
 
 /// Maps database constraint violations to domain errors.
 pub trait ConstraintExt<T> {
     /// A unique violation becomes `Conflict(message)`; a foreign key violation becomes
     /// `Conflict(fk_message)`.
-    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::Error>;
+    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::error::Error>;
 }
 
 impl<T> ConstraintExt<T> for Result<T, DbError> {
-    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::Error> {
+    fn on_conflict(self, message: impl Into<String>) -> Result<T, crate::error::Error> {
         self.map_err(|e| match &e {
             sqlx::Error::Database(db)
                 if db.is_unique_violation() || db.is_foreign_key_violation() =>
             {
-                crate::Error::Conflict(message.into())
+                crate::error::Error::Conflict(message.into())
             }
-            _ => crate::Error::Db(e),
+            _ => crate::error::Error::Db(e),
         })
     }
 }

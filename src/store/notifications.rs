@@ -1,17 +1,16 @@
-//! Queries on `notification_channels` and `notifications`. A notification row and its queue
-//! job are written in one transaction, and so are a failed attempt and the job that retries
-//! it: no notification waits without a job to send it.
+//! Queries on `notification_channels` and `notifications`. The writes that go with a queue
+//! job take the caller's transaction (`notify` pushes the job in it): no notification
+//! waits without a job to send it.
 
-use std::time::Duration;
-
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::tasks::push_into;
-use super::{BeginWrite, Store};
+use super::{Store, Tx};
 use crate::error::{Error, Result};
-use crate::notify::{ChannelSpec, Notice, NoticeKind, Notification, NotificationChannel};
-use crate::queue::NewJob;
+use crate::model::{
+    ChannelKind, ChannelSpec, Notice, NoticeKind, Notification, NotificationChannel,
+    NotificationStatus,
+};
 
 const CHANNEL_SELECT: &str =
     "SELECT c.id, p.name AS project, c.kind, c.target, c.credential, c.events, c.enabled,
@@ -28,36 +27,21 @@ const NOTIFICATION_SELECT: &str =
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationDue {
     pub id: i64,
-    pub event: String,
+    pub event: NoticeKind,
     pub task_id: i64,
     pub approval_id: Option<i64>,
     pub attempts: i64,
     pub channel_id: i64,
-    pub channel_kind: String,
+    pub channel_kind: ChannelKind,
     pub target: Option<String>,
     pub credential: String,
     pub project_id: i64,
 }
 
-/// How one attempt to send a notification went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    Sent,
-    /// Failed; a new job tries again after the delay.
-    Retry {
-        error: String,
-        after: Duration,
-    },
-    /// Failed for good: the notification becomes a dead letter.
-    Dead {
-        error: String,
-    },
-}
-
 /// Filters of a notification listing.
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
-    pub status: Option<String>,
+    pub status: Option<NotificationStatus>,
     pub project_id: Option<i64>,
     /// Only ids below this one (the page cursor).
     pub before: Option<i64>,
@@ -75,7 +59,7 @@ impl Store {
             "INSERT INTO notification_channels (project_id, kind, target, credential, events, enabled, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(project_id)
-            .bind(spec.kind.as_str())
+            .bind(spec.kind)
             .bind(&spec.target)
             .bind(&spec.credential)
             .bind(Json(&spec.events))
@@ -110,101 +94,17 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a queued notification and its job for every enabled channel of the task's
-    /// project that wants `notice`, in one transaction; returns their ids.
-    pub async fn enqueue_notifications(&self, notice: &Notice) -> Result<Vec<i64>> {
-        let now = Utc::now();
-        let ids = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let channels: Vec<(i64, Json<Vec<NoticeKind>>)> = sqlx::query_as(
-                "SELECT c.id, c.events FROM notification_channels c
-                 JOIN tasks t ON t.project_id = c.project_id
-                 WHERE t.id = $1 AND c.enabled ORDER BY c.id")
-                .bind(notice.task_id)
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut ids = Vec::new();
-            for (channel_id, events) in channels {
-                if !events.0.contains(&notice.kind) {
-                    continue;
-                }
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO notifications (channel_id, event, task_id, approval_id, status, created_at)
-                     VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING id")
-                    .bind(channel_id)
-                    .bind(notice.kind.as_str())
-                    .bind(notice.task_id)
-                    .bind(notice.approval_id)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                push_into(&mut *tx, &NewJob::notify(id, Duration::ZERO)).await?;
-                ids.push(id);
-            }
-            tx.commit().await?;
-            ids
-        });
-        Ok(ids)
-    }
-
     /// The notification `id` if it still waits to be sent, with its channel.
     pub async fn notification_due(&self, id: i64) -> Result<Option<NotificationDue>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
             "SELECT n.id, n.event, n.task_id, n.approval_id, n.attempts, n.channel_id,
                 c.kind AS channel_kind, c.target, c.credential, c.project_id
              FROM notifications n JOIN notification_channels c ON c.id = n.channel_id
-             WHERE n.id = $1 AND n.status = 'queued'")
+             WHERE n.id = $1 AND n.status = $2")
             .bind(id)
+            .bind(NotificationStatus::Queued)
             .fetch_optional(pool)
             .await)?)
-    }
-
-    /// Records attempt number `attempt` of a queued notification and, for a retry, pushes
-    /// the job that makes it, in one transaction. False when that attempt was already
-    /// recorded (a repeated job): nothing changes then.
-    pub async fn record_notification_attempt(
-        &self,
-        id: i64,
-        attempt: i64,
-        outcome: &Attempt,
-    ) -> Result<bool> {
-        let now = Utc::now();
-        let (status, error, next_attempt_at, sent_at) = match outcome {
-            Attempt::Sent => ("sent", None, None, Some(now)),
-            Attempt::Retry { error, after } => (
-                "queued",
-                Some(error.as_str()),
-                Some(now + chrono::Duration::from_std(*after).unwrap_or_default()),
-                None,
-            ),
-            Attempt::Dead { error } => ("dead", Some(error.as_str()), None, None),
-        };
-        let recorded = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(
-                "UPDATE notifications SET status = $3, attempts = $2,
-                    last_error = COALESCE($4, last_error), last_attempt_at = $5,
-                    next_attempt_at = $6, sent_at = $7
-                 WHERE id = $1 AND status = 'queued' AND attempts = $2 - 1")
-                .bind(id)
-                .bind(attempt)
-                .bind(status)
-                .bind(error)
-                .bind(now)
-                .bind(next_attempt_at)
-                .bind(sent_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 1
-                && let Attempt::Retry { after, .. } = outcome
-            {
-                push_into(&mut *tx, &NewJob::notify(id, *after)).await?;
-            }
-            tx.commit().await?;
-            updated == 1
-        });
-        Ok(recorded)
     }
 
     /// The notification `id`, or NotFound.
@@ -212,34 +112,6 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!("{NOTIFICATION_SELECT} WHERE n.id = $1"));
         with_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?
             .ok_or_else(|| Error::NotFound(format!("notification {id}")))
-    }
-
-    /// Sends a dead letter again from its first attempt: queued again with its job, in one
-    /// transaction. Anything but a dead letter is a conflict.
-    pub async fn requeue_dead_notification(&self, id: i64) -> Result<Notification> {
-        let requeued = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(
-                "UPDATE notifications SET status = 'queued', attempts = 0, next_attempt_at = NULL
-                 WHERE id = $1 AND status = 'dead'")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 1 {
-                push_into(&mut *tx, &NewJob::notify(id, Duration::ZERO)).await?;
-            }
-            tx.commit().await?;
-            updated == 1
-        });
-        let notification = self.notification(id).await?;
-        if !requeued {
-            return Err(Error::Conflict(format!(
-                "notification {id} is {}, not a dead letter; only dead letters are sent again",
-                notification.status
-            )));
-        }
-        Ok(notification)
     }
 
     /// Notifications matching `filter`, newest first.
@@ -255,11 +127,92 @@ impl Store {
              ORDER BY n.id DESC LIMIT $4"
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
-            .bind(&filter.status)
+            .bind(filter.status)
             .bind(filter.project_id)
             .bind(filter.before)
             .bind(filter.limit)
             .fetch_all(pool)
             .await)?)
     }
+}
+
+/// What one attempt at sending a notification writes to its row.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord<'a> {
+    pub status: NotificationStatus,
+    pub error: Option<&'a str>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The enabled channels of a task's project with the events each wants, read inside `tx`.
+pub async fn channels_of_task(tx: &mut Tx, task_id: i64) -> Result<Vec<(i64, Vec<NoticeKind>)>> {
+    let rows: Vec<(i64, Json<Vec<NoticeKind>>)> = with_tx!(tx, conn => sqlx::query_as(
+        "SELECT c.id, c.events FROM notification_channels c
+         JOIN tasks t ON t.project_id = c.project_id
+         WHERE t.id = $1 AND c.enabled ORDER BY c.id")
+        .bind(task_id)
+        .fetch_all(&mut *conn)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, events)| (id, events.0))
+        .collect())
+}
+
+/// Writes a queued notification of `notice` to `channel_id` inside `tx`; returns its id.
+pub async fn insert_queued(tx: &mut Tx, channel_id: i64, notice: &Notice) -> Result<i64> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO notifications (channel_id, event, task_id, approval_id, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+        .bind(channel_id)
+        .bind(notice.kind)
+        .bind(notice.task_id)
+        .bind(notice.approval_id)
+        .bind(NotificationStatus::Queued)
+        .bind(Utc::now())
+        .fetch_one(&mut *conn)
+        .await)?)
+}
+
+/// Records attempt number `attempt` of a queued notification inside `tx`; false when that
+/// attempt was already recorded (a repeated job): nothing changes then.
+pub async fn record_attempt(
+    tx: &mut Tx,
+    id: i64,
+    attempt: i64,
+    record: &AttemptRecord<'_>,
+) -> Result<bool> {
+    let updated = with_tx!(tx, conn => sqlx::query(
+        "UPDATE notifications SET status = $3, attempts = $2,
+            last_error = COALESCE($4, last_error), last_attempt_at = $5,
+            next_attempt_at = $6, sent_at = $7
+         WHERE id = $1 AND status = $8 AND attempts = $2 - 1")
+        .bind(id)
+        .bind(attempt)
+        .bind(record.status)
+        .bind(record.error)
+        .bind(Utc::now())
+        .bind(record.next_attempt_at)
+        .bind(record.sent_at)
+        .bind(NotificationStatus::Queued)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated == 1)
+}
+
+/// Queues a dead letter again from its first attempt, inside `tx`; false when it is not a
+/// dead letter.
+pub async fn requeue_dead(tx: &mut Tx, id: i64) -> Result<bool> {
+    let updated = with_tx!(tx, conn => sqlx::query(
+        "UPDATE notifications SET status = $2, attempts = 0, next_attempt_at = NULL
+         WHERE id = $1 AND status = $3")
+        .bind(id)
+        .bind(NotificationStatus::Queued)
+        .bind(NotificationStatus::Dead)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated == 1)
 }

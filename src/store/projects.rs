@@ -5,7 +5,7 @@ use sqlx::types::Json;
 
 use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
-use crate::projects::{Project, ProjectSpec};
+use crate::model::{Project, ProjectSpec};
 
 impl Store {
     /// Inserts a project; a taken name is a conflict.

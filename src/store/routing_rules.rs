@@ -5,8 +5,7 @@ use sqlx::types::Json;
 
 use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
-use crate::routing::{AlertRuleSpec, GithubRuleSpec, RoutingRule, RoutingRuleSpec};
-use crate::schedules::Origin;
+use crate::model::{AlertRuleSpec, GithubRuleSpec, Origin, RoutingRule, RoutingRuleSpec};
 
 const RULE_SELECT: &str =
     "SELECT id, definition, origin, file, created_at, updated_at FROM routing_rules";
@@ -30,7 +29,7 @@ impl Store {
             .bind(spec.position())
             .bind(spec.enabled())
             .bind(Json(spec))
-            .bind(origin.as_str())
+            .bind(origin)
             .bind(file)
             .bind(Utc::now())
             .fetch_one(pool)

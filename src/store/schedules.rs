@@ -5,7 +5,7 @@ use tokio::sync::watch;
 
 use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
-use crate::schedules::{OPEN_TASK_STATUSES, Origin, Schedule, ScheduleSpec};
+use crate::model::{Origin, Schedule, ScheduleSpec, TaskStatus, sql_list};
 
 const SCHEDULE_SELECT: &str = "SELECT s.id, s.name, p.name AS project, s.project_id, s.team,
     s.prompt_template, s.cron, s.timezone, s.priority, s.overlap, s.missed, s.enabled, s.origin,
@@ -31,11 +31,11 @@ impl Store {
             .bind(&spec.prompt_template)
             .bind(&spec.cron)
             .bind(&spec.timezone)
-            .bind(spec.priority.as_str())
-            .bind(spec.overlap.as_str())
-            .bind(spec.missed.as_str())
+            .bind(spec.priority)
+            .bind(spec.overlap)
+            .bind(spec.missed)
             .bind(spec.enabled)
-            .bind(origin.as_str())
+            .bind(origin)
             .bind(next_run_at)
             .bind(Utc::now())
             .fetch_one(pool)
@@ -65,9 +65,9 @@ impl Store {
             .bind(&spec.prompt_template)
             .bind(&spec.cron)
             .bind(&spec.timezone)
-            .bind(spec.priority.as_str())
-            .bind(spec.overlap.as_str())
-            .bind(spec.missed.as_str())
+            .bind(spec.priority)
+            .bind(spec.overlap)
+            .bind(spec.missed)
             .bind(spec.enabled)
             .bind(retime.is_some())
             .bind(retime.flatten())
@@ -141,13 +141,12 @@ impl Store {
     /// True while a task whose dedup key starts with `dedup_prefix` (one schedule's tasks)
     /// is queued, running or awaiting approval.
     pub async fn has_open_task_with_dedup_prefix(&self, dedup_prefix: &str) -> Result<bool> {
-        let [queued, running, awaiting] = OPEN_TASK_STATUSES;
-        let open: i64 = with_pool!(self, pool => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tasks WHERE status IN ($2, $3, $4) AND dedup_key LIKE $1")
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ({}) AND dedup_key LIKE $1",
+            sql_list(TaskStatus::OPEN, TaskStatus::as_str)
+        ));
+        let open: i64 = with_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(format!("{dedup_prefix}%"))
-            .bind(queued)
-            .bind(running)
-            .bind(awaiting)
             .fetch_one(pool)
             .await)?;
         Ok(open > 0)

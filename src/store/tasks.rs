@@ -1,84 +1,31 @@
 //! Queries on `tasks`.
 
-use super::{BeginWrite, Store};
+use super::{Store, Tx};
 use crate::error::{Error, Result};
-use crate::queue::{self, Job, NewJob};
-use crate::tasks::{Task, TaskFilter, TaskSpec};
+use crate::model::{Task, TaskExec, TaskFilter, TaskSpec, TaskStatus};
 
-/// Pushes a queue job inside an open transaction of either database.
-macro_rules! push_job {
-    ($store:expr, $tx:expr, $job:expr) => {{
-        push_into(&mut *$tx, $job).await?;
-    }};
+/// Inserts a queued task inside `tx`; returns its id, or None when the project already has
+/// a task with this dedup key (the transaction stays usable).
+pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
+            source_ref, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(spec.project_id)
+    .bind(&spec.team)
+    .bind(&spec.prompt)
+    .bind(spec.source)
+    .bind(spec.priority)
+    .bind(TaskStatus::Queued)
+    .bind(&spec.dedup_key)
+    .bind(sqlx::types::Json(&spec.source_ref))
+    .bind(&spec.created_by)
+    .bind(chrono::Utc::now())
+    .fetch_optional(&mut *conn)
+    .await)?)
 }
-
-/// The queue push for each database, so `push_job!` reads the same for both.
-pub(crate) trait PushInto {
-    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error>;
-}
-
-impl PushInto for sqlx::SqliteConnection {
-    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error> {
-        queue::push_sqlite(self, job).await
-    }
-}
-
-impl PushInto for sqlx::PgConnection {
-    async fn push_into_queue<J: Job>(&mut self, job: &NewJob<J>) -> Result<String, sqlx::Error> {
-        queue::push_postgres(self, job).await
-    }
-}
-
-pub(crate) async fn push_into<C: PushInto, J: Job>(
-    conn: &mut C,
-    job: &NewJob<J>,
-) -> Result<String, sqlx::Error> {
-    conn.push_into_queue(job).await
-}
-
-/// Inserts a queued task with its job and `task_queued` event inside an open
-/// transaction. Evaluates to `Some((task id, event id))`, or None when the project already
-/// has a task with this dedup key (the transaction stays usable).
-macro_rules! insert_task_in_tx {
-    ($store:expr, $tx:expr, $spec:expr) => {{
-        let spec: &$crate::tasks::TaskSpec = $spec;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
-                source_ref, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(spec.project_id)
-        .bind(&spec.team)
-        .bind(&spec.prompt)
-        .bind(spec.source.as_str())
-        .bind(spec.priority.as_str())
-        .bind(&spec.dedup_key)
-        .bind(sqlx::types::Json(&spec.source_ref))
-        .bind(&spec.created_by)
-        .bind(chrono::Utc::now())
-        .fetch_optional(&mut *$tx)
-        .await?;
-        match id {
-            Some(id) => {
-                $crate::store::tasks::push_into(&mut *$tx, &$crate::queue::NewJob::now(id, spec.priority)).await?;
-                let event = $crate::records::NewEvent::platform(
-                    id,
-                    spec.project_id,
-                    "task_queued",
-                    serde_json::json!({
-                        "priority": spec.priority.as_str(), "team": spec.team, "source": spec.source.as_str(),
-                    }),
-                );
-                let event_id = $crate::store::events::insert_event_in_tx!($store, $tx, &event);
-                Some((id, event_id))
-            }
-            None => None,
-        }
-    }};
-}
-#[allow(unused_imports)]
-pub(crate) use insert_task_in_tx;
 
 const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
@@ -86,38 +33,6 @@ const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.s
     FROM tasks t JOIN projects p ON p.id = t.project_id";
 
 impl Store {
-    /// Inserts a queued task, its queue job and its `task_queued` event in one
-    /// transaction: there is never a task without a job or a job without a task. A dedup
-    /// key already used on the project is a conflict.
-    pub async fn insert_task(&self, spec: &TaskSpec) -> Result<Task> {
-        let inserted: Option<(i64, Option<i64>)> = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let inserted = insert_task_in_tx!(self, tx, spec);
-            tx.commit().await?;
-            inserted
-        });
-        let Some((id, event_id)) = inserted else {
-            return Err(Error::Conflict(format!(
-                "a task with dedup key {:?} already exists for this project",
-                spec.dedup_key.as_deref().unwrap_or_default()
-            )));
-        };
-        if let Some(event_id) = event_id {
-            self.announce_event(event_id);
-        }
-        self.task(id).await
-    }
-
-    /// Pushes a job for an existing task (a retry, a wait for a slot, a resume).
-    pub async fn push_job(&self, job: &NewJob) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            push_job!(self, tx, job);
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
     /// The task with this id, or NotFound.
     pub async fn task(&self, id: i64) -> Result<Task> {
         let sql = sqlx::AssertSqlSafe(format!("{TASK_SELECT} WHERE t.id = $1"));
@@ -136,10 +51,162 @@ impl Store {
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(filter.project_id)
-            .bind(&filter.status)
+            .bind(filter.status)
             .bind(filter.before_id)
             .bind(filter.limit)
             .fetch_all(pool)
             .await)?)
     }
+
+    /// What the engine needs about a task.
+    pub async fn task_exec(&self, task_id: i64) -> Result<TaskExec> {
+        with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, project_id, team, prompt, priority, status, phase, branch, worktree_path, repo_path,
+                base_ref, party_session_id, events_offset, claude_session_id, infra_attempts, cancel_requested_at
+             FROM tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await)?
+        .ok_or_else(|| Error::NotFound(format!("task {task_id}")))
+    }
+
+    /// Records where a task runs.
+    pub async fn set_task_worktree(
+        &self,
+        task_id: i64,
+        repo_path: &str,
+        base_ref: &str,
+        branch: &str,
+        worktree_path: &str,
+    ) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE tasks SET repo_path = $2, base_ref = $3, branch = $4, worktree_path = $5 WHERE id = $1")
+            .bind(task_id)
+            .bind(repo_path)
+            .bind(base_ref)
+            .bind(branch)
+            .bind(worktree_path)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the party session being ingested and how far its events were read.
+    pub async fn set_task_party_progress(
+        &self,
+        task_id: i64,
+        session_id: &str,
+        events_offset: i64,
+    ) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE tasks SET party_session_id = $2, events_offset = $3 WHERE id = $1")
+            .bind(task_id)
+            .bind(session_id)
+            .bind(events_offset)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the Claude conversation a resume continues.
+    pub async fn set_task_claude_session(
+        &self,
+        task_id: i64,
+        claude_session_id: &str,
+    ) -> Result<()> {
+        with_pool!(self, pool => sqlx::query("UPDATE tasks SET claude_session_id = $2 WHERE id = $1")
+            .bind(task_id)
+            .bind(claude_session_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Counts one more infrastructure failure; returns the new count.
+    pub async fn bump_infra_attempts(&self, task_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "UPDATE tasks SET infra_attempts = infra_attempts + 1 WHERE id = $1 RETURNING infra_attempts")
+            .bind(task_id)
+            .fetch_one(pool)
+            .await)?)
+    }
+
+    /// Marks a task for cancellation (the worker holding it stops it).
+    pub async fn mark_cancel_requested(&self, task_id: i64) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, $2) WHERE id = $1")
+            .bind(task_id)
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// A task's status, project and phase, read inside `tx`.
+pub async fn status_of(
+    tx: &mut Tx,
+    task_id: i64,
+) -> Result<Option<(TaskStatus, i64, Option<String>)>> {
+    Ok(with_tx!(tx, conn => sqlx::query_as(
+        "SELECT status, project_id, phase FROM tasks WHERE id = $1")
+        .bind(task_id)
+        .fetch_optional(&mut *conn)
+        .await)?)
+}
+
+/// Writes a task's status, reason and phase inside `tx`: `running` sets `started_at` the
+/// first time; an ended status sets `completed_at`, any other clears it.
+pub async fn update_status(
+    tx: &mut Tx,
+    task_id: i64,
+    status: TaskStatus,
+    reason: Option<&str>,
+    phase: Option<&str>,
+) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE tasks SET status = $2, status_reason = $3, phase = $4, updated_at = $5,
+            started_at = CASE WHEN $2 = $7 AND started_at IS NULL THEN $5 ELSE started_at END,
+            completed_at = CASE WHEN $6 THEN $5 ELSE NULL END
+         WHERE id = $1")
+        .bind(task_id)
+        .bind(status)
+        .bind(reason)
+        .bind(phase)
+        .bind(chrono::Utc::now())
+        .bind(status.has_ended())
+        .bind(TaskStatus::Running)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The task of a project with this dedup key, read inside `tx`.
+pub async fn id_by_dedup_key(tx: &mut Tx, project_id: i64, dedup_key: &str) -> Result<Option<i64>> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT id FROM tasks WHERE project_id = $1 AND dedup_key = $2")
+        .bind(project_id)
+        .bind(dedup_key)
+        .fetch_optional(&mut *conn)
+        .await)?)
+}
+
+/// Cancels a task that has not started, inside `tx`, saying why.
+pub async fn cancel_queued(tx: &mut Tx, task_id: i64, reason: &str) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE tasks SET status = $4, status_reason = $3,
+            cancel_requested_at = $2, completed_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(task_id)
+        .bind(chrono::Utc::now())
+        .bind(reason)
+        .bind(TaskStatus::Cancelled)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }

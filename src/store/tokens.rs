@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{BeginWrite, ConstraintExt, Store};
-use crate::auth::{ApiToken, Principal, Role};
+use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
+use crate::model::{ApiToken, Principal, Role};
 
 /// `last_used_at` is refreshed at most this often, so reads do not turn into writes.
 const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
@@ -24,17 +24,17 @@ impl Store {
     ) -> Result<ApiToken> {
         let now = Utc::now();
         let conflict = format!("a token or principal named {name:?} already exists");
-        let id: i64 = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        let mut tx = self.begin().await?;
+        let id: i64 = with_tx!(tx, conn => {
             let principal_id: i64 = sqlx::query_scalar(
                 "INSERT INTO principals (kind, name, role, created_at) VALUES ('service', $1, $2, $3) RETURNING id")
                 .bind(name)
-                .bind(role.as_str())
+                .bind(role)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await
                 .on_conflict(conflict.clone())?;
-            let id = sqlx::query_scalar(
+            sqlx::query_scalar(
                 "INSERT INTO api_tokens (principal_id, name, token_hash, prefix, created_at)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id")
                 .bind(principal_id)
@@ -42,12 +42,11 @@ impl Store {
                 .bind(token_hash)
                 .bind(prefix)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await
-                .on_conflict(conflict)?;
-            tx.commit().await?;
-            id
+                .on_conflict(conflict)?
         });
+        tx.commit().await?;
         self.token(id).await
     }
 
@@ -89,7 +88,7 @@ impl Store {
 
     /// The principal holding the live token with this hash, recording the use.
     pub async fn principal_for_token_hash(&self, token_hash: &str) -> Result<Option<Principal>> {
-        type Row = (i64, i64, String, String, Option<DateTime<Utc>>);
+        type Row = (i64, i64, String, Role, Option<DateTime<Utc>>);
         let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(
             "SELECT t.id, p.id, p.name, p.role, t.last_used_at
              FROM api_tokens t JOIN principals p ON p.id = t.principal_id
@@ -109,9 +108,6 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected()))?;
         }
-        let role = Role::parse(&role).ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("principal {name} has unknown role {role}"))
-        })?;
         Ok(Some(Principal {
             id: Some(principal_id),
             name,

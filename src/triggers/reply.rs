@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::approvals::LinkSigner;
+use crate::approvals::{self, LinkSigner};
 use crate::config::Config;
 use crate::credentials;
+use crate::model::TaskStatus;
 use crate::store::Store;
 use crate::store::deliveries::ReplyDue;
 use crate::vault::Vault;
@@ -120,7 +121,14 @@ async fn update_reply(
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("{} is not owner/repo", reply.repo))?;
     let approval_link = match reply.approval_id {
-        Some(id) => Some(LinkSigner::new(vault).url(config, &store.approval(id).await?)),
+        Some(id) => {
+            let approval = store.approval(id).await?;
+            Some(approvals::link_url(
+                &LinkSigner::new(vault),
+                config,
+                &approval,
+            ))
+        }
         None => None,
     };
     let body = comment_body(config, reply, approval_link.as_deref());
@@ -149,19 +157,19 @@ pub fn comment_body(config: &Config, reply: &ReplyDue, approval_link: Option<&st
         config.public_base_url(),
         reply.task_id
     );
-    let state = match reply.status.as_str() {
-        "queued" => "⏳ queued".to_string(),
-        "running" => "🏃 running".to_string(),
-        "awaiting_approval" => match approval_link {
+    let state = match reply.status {
+        TaskStatus::Queued => "⏳ queued".to_string(),
+        TaskStatus::Running => "🏃 running".to_string(),
+        TaskStatus::AwaitingApproval => match approval_link {
             Some(link) => format!("✋ waiting for a human decision: [review and decide]({link})"),
             None => "✋ waiting for a human decision".to_string(),
         },
-        "done" => match (&reply.pr_url, &reply.change_note) {
+        TaskStatus::Done => match (&reply.pr_url, &reply.change_note) {
             (Some(pr), _) => format!("✅ done: pull request {pr}"),
             (None, Some(note)) => format!("✅ done ({note})"),
             (None, None) => "✅ done".to_string(),
         },
-        "failed" => format!(
+        TaskStatus::Failed => format!(
             "❌ failed{}",
             reply
                 .status_reason
@@ -169,9 +177,8 @@ pub fn comment_body(config: &Config, reply: &ReplyDue, approval_link: Option<&st
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         ),
-        "rolled_back" => "↩️ rolled back".to_string(),
-        "cancelled" => "🚫 cancelled".to_string(),
-        other => other.to_string(),
+        TaskStatus::RolledBack => "↩️ rolled back".to_string(),
+        TaskStatus::Cancelled => "🚫 cancelled".to_string(),
     };
     format!(
         "**aiops** task [#{}]({link}) ({} team): {state}\n\n<sub>This comment is updated as the task moves on.</sub>",

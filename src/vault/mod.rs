@@ -16,6 +16,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+pub use crate::model::Sealed;
 use crate::store::Store;
 
 mod redact;
@@ -141,13 +142,6 @@ impl MasterKey {
     }
 }
 
-/// Ciphertext with its nonce, as stored.
-#[derive(Debug, Clone)]
-pub struct Sealed {
-    pub ciphertext: Vec<u8>,
-    pub nonce: Vec<u8>,
-}
-
 /// Where the master key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -240,8 +234,21 @@ impl Vault {
         source: &KeySource,
     ) -> Result<Self, VaultError> {
         let Some((version, check)) = store.current_vault_key().await? else {
-            let version = store.insert_first_vault_key(&key.check_value()).await?;
-            return Ok(Self { key, version });
+            if store.insert_first_vault_key(&key.check_value()).await? {
+                return Ok(Self { key, version: 1 });
+            }
+            // Another process recorded the first key at the same moment: check against it.
+            let (version, check) = store
+                .current_vault_key()
+                .await?
+                .ok_or(VaultError::Decrypt)?;
+            if check == key.check_value() {
+                return Ok(Self { key, version });
+            }
+            return Err(VaultError::WrongKey {
+                source_name: "the master key".into(),
+                version,
+            });
         };
         if check == key.check_value() {
             return Ok(Self { key, version });
@@ -321,7 +328,7 @@ impl Vault {
                 |project_id, name, sealed| {
                     let aad = credential_aad(project_id, name);
                     let plain = self.key.open(&aad, sealed)?;
-                    Ok(new_key.seal(&aad, &plain))
+                    Ok::<_, VaultError>(new_key.seal(&aad, &plain))
                 },
             )
             .await?;

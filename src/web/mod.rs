@@ -1,18 +1,35 @@
-//! The web dashboard: one static page that logs in with an API token and reads the API
-//! (tasks, details, the live event stream). The page itself holds no data, so it needs no
-//! token to load.
+//! Every HTML page the service serves: the dashboard (one static page that logs in with an
+//! API token and reads the API) and the approval page behind a signed link.
+//!
+//! Boundary: pages read and decide through the use cases (`approvals`, `tasks`, the
+//! store's reads); they never import the JSON API (`http`), which mounts them.
 
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::http::AppState;
+use crate::config::Config;
+use crate::store::Store;
+use crate::vault::Vault;
+
+mod approval_page;
+
+/// What the pages can reach.
+#[derive(Clone)]
+pub struct WebState {
+    pub config: std::sync::Arc<Config>,
+    pub store: Store,
+    pub vault: Vault,
+}
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(dashboard))
+/// The pages' routes.
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/", get(dashboard))
+        .merge(approval_page::router())
 }
 
 async fn dashboard() -> impl IntoResponse {

@@ -47,12 +47,7 @@ pub struct Ticket {
     pub raw: Value,
 }
 
-/// Whether a human approves one tool call or the pipeline's whole result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApprovalKind {
-    Tool,
-    Result,
-}
+pub use crate::model::ApprovalKind;
 
 /// One approval request (`approvals/<name>.json`) and its decision, if made.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::Limits;
 use super::model::ExitSummary;
 use super::read::{read_snapshot, recorded_active_session};
+use crate::model::TaskStatus;
 
 /// Phases after which nothing more happens.
 pub fn is_terminal_phase(phase: &str) -> bool {
@@ -22,12 +23,12 @@ pub fn derive_status(
     phase: Option<&str>,
     has_pending_request: bool,
     exited: Option<&ExitSummary>,
-) -> (String, Option<String>) {
-    let (status, reason) = match phase {
-        Some("DONE") => ("done", None),
-        Some("ROLLED_BACK") => ("rolled_back", None),
+) -> (TaskStatus, Option<String>) {
+    match phase {
+        Some("DONE") => (TaskStatus::Done, None),
+        Some("ROLLED_BACK") => (TaskStatus::RolledBack, None),
         Some("FAILED") => (
-            "failed",
+            TaskStatus::Failed,
             Some("the pipeline ended in phase FAILED".to_owned()),
         ),
         _ => {
@@ -37,14 +38,13 @@ pub fn derive_status(
                 _ => false,
             };
             match exited {
-                None if waiting => ("awaiting_approval", None),
-                None => ("running", None),
-                Some(_) if has_pending_request => ("awaiting_approval", None),
-                Some(exit) => ("failed", Some(describe_exit(exit, phase))),
+                None if waiting => (TaskStatus::AwaitingApproval, None),
+                None => (TaskStatus::Running, None),
+                Some(_) if has_pending_request => (TaskStatus::AwaitingApproval, None),
+                Some(exit) => (TaskStatus::Failed, Some(describe_exit(exit, phase))),
             }
         }
-    };
-    (status.to_owned(), reason)
+    }
 }
 
 /// How old a session may be before the plugin's UserPromptSubmit hook ignores it.

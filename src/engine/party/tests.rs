@@ -286,7 +286,7 @@ fn the_fixture_ingests_completely() {
 
     let has_pending = !pending.is_empty();
     let status = derive_status(session.phase.as_deref(), has_pending, None);
-    assert_eq!(status, ("awaiting_approval".to_owned(), None));
+    assert_eq!(status, (crate::model::TaskStatus::AwaitingApproval, None));
     let exited = ExitSummary {
         code: Some(0),
         signal: None,

@@ -14,16 +14,16 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::AppState;
+use super::WebState;
 use crate::approvals::{self, Channel, Decider, Decision, DecisionRequest, LinkError, LinkSigner};
 use crate::error::Error;
-use crate::records::{ApprovalRecord, ApprovalSnapshot};
+use crate::model::{ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus};
+use crate::signing::tokens_equal;
 use crate::tasks::Task;
-use crate::triggers::tokens_equal;
 
 const CSRF_COOKIE: &str = "aiops_csrf";
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router() -> axum::Router<WebState> {
     axum::Router::new().route("/approvals/{token}", get(show).post(decide))
 }
 
@@ -38,12 +38,12 @@ struct DecisionForm {
     csrf: String,
 }
 
-async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn show(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     let approval = match open_link(&state, &token).await {
         Ok(approval) => approval,
         Err(page) => return page,
     };
-    if approval.status != "pending" {
+    if approval.status != ApprovalStatus::Pending {
         return decided_response(&state, &approval, StatusCode::GONE).await;
     }
     let (task, snapshot) = match (
@@ -64,7 +64,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
 }
 
 async fn decide(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
     headers: HeaderMap,
@@ -129,7 +129,7 @@ async fn decide(
 }
 
 /// The approval a token opens, or the page that explains why it opens nothing.
-async fn open_link(state: &AppState, token: &str) -> Result<ApprovalRecord, Response> {
+async fn open_link(state: &WebState, token: &str) -> Result<ApprovalRecord, Response> {
     let signer = LinkSigner::new(&state.vault);
     let id = match signer.verify(token, Utc::now()) {
         Ok(id) => id,
@@ -143,7 +143,7 @@ async fn open_link(state: &AppState, token: &str) -> Result<ApprovalRecord, Resp
         Err(LinkError::Expired { approval_id, at }) => {
             // The signature held up to the expiry; say what became of the approval.
             return Err(match state.store.approval(approval_id).await {
-                Ok(approval) if approval.status != "pending" => {
+                Ok(approval) if approval.status != ApprovalStatus::Pending => {
                     decided_response(state, &approval, StatusCode::GONE).await
                 }
                 _ => message_page(
@@ -261,7 +261,7 @@ fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
 
 /// The page of a link whose approval is already decided: who, how and when, and what for.
 async fn decided_response(
-    state: &AppState,
+    state: &WebState,
     approval: &ApprovalRecord,
     status: StatusCode,
 ) -> Response {
@@ -281,9 +281,11 @@ async fn decided_response(
         r#"<h1>Approval {id} is decided</h1>{what}<div class="decided" id="decided"><p><strong>{decision}</strong> by {by} via {channel}, {at}.</p>{comment}</div>
 <p>This link cannot change the decision any more.</p>"#,
         id = approval.id,
-        decision = esc(approval.decision.as_deref().unwrap_or(&approval.status)),
+        decision = esc(approval
+            .decision
+            .map_or(approval.status.as_str(), Decision::as_str)),
         by = esc(approval.decided_by.as_deref().unwrap_or("unknown")),
-        channel = esc(approval.channel.as_deref().unwrap_or("unknown")),
+        channel = esc(approval.channel.map_or("unknown", Channel::as_str)),
         at = approval
             .decided_at
             .map_or_else(|| "at an unknown time".into(), when),
@@ -337,7 +339,7 @@ fn approval_page(
 <table id="facts"><tr><th>Project</th><td>{project}</td></tr><tr><th>Task</th><td>#{task_id}: {prompt}</td></tr>
 <tr><th>Team</th><td>{team}</td></tr><tr><th>Phase</th><td>{phase}</td></tr><tr><th>Requested</th><td>{requested}</td></tr>
 <tr><th>Deadline</th><td>{deadline}</td></tr></table>"#,
-        what = if approval.kind == "tool" {
+        what = if approval.kind == ApprovalKind::Tool {
             "a tool call"
         } else {
             "the pipeline's result"
@@ -355,7 +357,7 @@ fn approval_page(
         requested = when(approval.requested_at),
         deadline = approval.expires_at.map_or_else(|| "none".into(), when),
     );
-    if approval.kind == "tool" {
+    if approval.kind == ApprovalKind::Tool {
         let input = approval
             .tool_input
             .as_ref()

@@ -1,0 +1,258 @@
+//! The `aiops` command line.
+//!
+//! Parses arguments, loads configuration and calls the domain; it holds no rules of its
+//! own. Management commands talk to the store directly and leave audit entries as
+//! `cli:<user>`. Only `token create` and `keygen` print secrets, alone on stdout.
+//!
+//! This module holds the top-level parser, the dispatch and the helpers the commands share;
+//! each command family lives in its own submodule.
+
+mod approve;
+mod hook;
+mod jobs;
+mod project;
+mod secret;
+mod serve;
+mod task;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::approvals::Decision;
+use crate::audit::NewAuditEntry;
+use crate::auth::Principal;
+use crate::config::{Config, Overrides};
+use crate::server;
+use crate::store::Store;
+
+/// Run Claude Code + ai-party pipelines as an operated service.
+#[derive(Debug, Parser)]
+#[command(name = "aiops", version, propagate_version = true)]
+#[command(
+    long_about = "aiops turns GitHub webhooks, schedules, alerts and API calls into tasks, runs each \
+as a Claude Code + ai-party pipeline in its own git worktree, records what the pipeline writes, \
+and waits for a human to approve its change.\n\nStart with `aiops serve`; it prints where it \
+listens and a one-time admin token."
+)]
+pub struct Cli {
+    /// Configuration file [default: ./config/aiops.toml when it exists].
+    #[arg(long, global = true, env = "AIOPS_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the store is. Every command that touches the store takes these.
+#[derive(Debug, Clone, Args)]
+struct StoreArgs {
+    /// Data directory: SQLite file, master key file, repositories, worktrees [default: ./data].
+    #[arg(long, env = "AIOPS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Store URL, sqlite:… or postgres://… [default: SQLite file in the data directory].
+    #[arg(
+        long,
+        env = "AIOPS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: API, webhooks and dashboard in one process.
+    ///
+    /// On a fresh data directory it creates the SQLite store and a master key file
+    /// (mode 0600), and on an empty store it prints a one-time admin token.
+    Serve {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "AIOPS_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply the store's migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a new random master key (base64 of 32 bytes) for AIOPS_MASTER_KEY.
+    Keygen,
+    /// Register and manage projects (repositories aiops runs pipelines on).
+    Project {
+        #[command(subcommand)]
+        command: project::ProjectCommand,
+    },
+    /// Manage encrypted credentials injected into a project's agents.
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
+    },
+    /// Manage API bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Run queue workers (pipelines and notifications) and the cron scheduler (no HTTP): add
+    /// machines that run pipelines.
+    ///
+    /// Needs the same store as `serve` (PostgreSQL for several machines) and the same
+    /// master key (AIOPS_MASTER_KEY or the key file).
+    Worker {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Concurrent pipelines in this process [default: engine.workers].
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
+    /// Follow tasks.
+    Task {
+        #[command(subcommand)]
+        command: task::TaskCommand,
+    },
+    /// Claude Code hook commands.
+    Hook {
+        #[command(subcommand)]
+        command: hook::HookCommand,
+    },
+    /// Declarative schedules and routing rules in the jobs directory (jobs/*.toml).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
+    /// Approval requests of pipelines.
+    Approvals {
+        #[command(subcommand)]
+        command: approve::ApprovalsCommand,
+    },
+    /// Approve a pending approval: the pipeline goes on (and approved work becomes a pull
+    /// request). A decision is final: a second one on any channel is refused.
+    Approve {
+        #[command(flatten)]
+        decision: approve::DecisionArgs,
+    },
+    /// Reject a pending approval: the pipeline rolls back and its branch is deleted.
+    Reject {
+        #[command(flatten)]
+        decision: approve::DecisionArgs,
+    },
+    /// Send work back with instructions: the pipeline works again and asks again.
+    Revise {
+        #[command(flatten)]
+        decision: approve::DecisionArgs,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_file = cli.config;
+    match cli.command {
+        Command::Serve { store, listen } => {
+            serve::serve(load_config(&config_file, &store, listen)?).await
+        }
+        Command::Migrate { store } => {
+            serve::migrate(load_config(&config_file, &store, None)?).await
+        }
+        Command::Keygen => secret::keygen(),
+        Command::Project { command } => project::run(&config_file, command).await,
+        Command::Secret { command } => secret::run(&config_file, command).await,
+        Command::Token { command } => token::run(&config_file, command).await,
+        Command::Worker { store, workers } => {
+            serve::worker(load_config(&config_file, &store, None)?, workers).await
+        }
+        Command::Task { command } => task::run(command).await,
+        Command::Hook { command } => hook::run(&config_file, command).await,
+        Command::Jobs { command } => jobs::run(&config_file, command).await,
+        Command::Approvals { command } => approve::approvals(&config_file, command).await,
+        Command::Approve { decision } => {
+            approve::decide(&config_file, decision, Decision::Approve).await
+        }
+        Command::Reject { decision } => {
+            approve::decide(&config_file, decision, Decision::Reject).await
+        }
+        Command::Revise { decision } => {
+            approve::decide(&config_file, decision, Decision::Revise).await
+        }
+    }
+}
+
+/// Loads the configuration from the file, the store options and an optional listen address.
+fn load_config(
+    config_file: &Option<PathBuf>,
+    store: &StoreArgs,
+    listen: Option<String>,
+) -> anyhow::Result<Config> {
+    Ok(Config::load(&Overrides {
+        config_file: config_file.clone(),
+        data_dir: store.data_dir.clone(),
+        database_url: store.database_url.clone(),
+        listen,
+    })?)
+}
+
+/// Loads the configuration and opens (and migrates) the store it names.
+async fn open_store(config_file: &Option<PathBuf>, store: &StoreArgs) -> anyhow::Result<Store> {
+    server::open_store(&load_config(config_file, store, None)?).await
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs a CLI mutation and records it in the audit log with its outcome.
+async fn audited<T>(
+    store: &Store,
+    action: &str,
+    target: String,
+    work: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> anyhow::Result<T> {
+    let result = work.await;
+    let entry = NewAuditEntry {
+        principal: Some(Principal::cli().into()),
+        action: format!("cli {action}"),
+        target,
+        source: "cli".into(),
+        outcome: if result.is_ok() { "ok" } else { "error" }.into(),
+        detail: match &result {
+            Ok(_) => json!({}),
+            Err(e) => json!({ "error": e.to_string() }),
+        },
+    };
+    store.append_audit(&entry).await?;
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

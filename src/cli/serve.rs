@@ -1,0 +1,151 @@
+//! `aiops serve`, `aiops worker` and `aiops migrate`: running the service and its store.
+
+use anyhow::{Context, bail};
+
+use crate::config::{Config, LogFormat};
+use crate::schedules::scheduler::Scheduler;
+use crate::server;
+
+/// `aiops migrate`: applies the store's migrations.
+pub(super) async fn migrate(config: Config) -> anyhow::Result<()> {
+    server::open_store(&config).await?;
+    eprintln!(
+        "store at {} is migrated",
+        server::redact_url(&config.effective_database_url())
+    );
+    Ok(())
+}
+
+/// `aiops serve`: the API, webhooks and dashboard in one process.
+pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    // Bind first: a busy port must fail before start-up creates a key or a token that
+    // would then never be shown.
+    let listen = config.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; pick another address with --listen")
+        })?;
+    let local = listener.local_addr()?;
+    let started = server::start(config).await?;
+    let base = if started.state.config.public_url.is_empty() {
+        format!("http://{local}")
+    } else {
+        started.state.config.public_base_url()
+    };
+    if let Some(path) = &started.generated_key_file {
+        eprintln!(
+            "Generated a new master key in {} (mode 0600). Back it up: without it the stored secrets cannot be decrypted.",
+            path.display()
+        );
+    }
+    eprintln!("aiops is listening on http://{local}");
+    eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
+    eprintln!("  Dashboard: {base}/");
+    match &started.admin_token {
+        Some(token) => {
+            eprintln!("  Log in with this admin token. It is shown only once; store it now:");
+            println!("{token}");
+        }
+        None => eprintln!(
+            "  Log in with an existing token, or create one: aiops token create --name me --admin"
+        ),
+    }
+    server_loop(listener, started).await
+}
+
+async fn server_loop(
+    listener: tokio::net::TcpListener,
+    started: server::Started,
+) -> anyhow::Result<()> {
+    let store = started.state.store.clone();
+    crate::http::serve(listener, started.state, shutdown_signal()).await?;
+    if let Some(workers) = started.workers {
+        workers.stop().await;
+    }
+    if let Some(notifications) = started.notifications {
+        notifications.stop().await;
+    }
+    started.approval_deadlines.cancel();
+    if let Some(replies) = started.replies {
+        replies.cancel();
+    }
+    if let Some(scheduler) = started.scheduler {
+        scheduler.stop().await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `aiops worker`: queue workers and the scheduler without HTTP; `workers` overrides
+/// `engine.workers`.
+pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = workers {
+        config.engine.workers = n;
+    }
+    init_logging(&config);
+    if config.engine.workers == 0 {
+        bail!("engine.workers is 0; a worker process needs at least one (--workers N)");
+    }
+    let store = server::open_store(&config).await?;
+    let (vault, _, _) = server::open_vault(&config, &store, false).await?;
+    let config = std::sync::Arc::new(config);
+    let engine = crate::engine::Engine::new(store.clone(), vault.clone(), config.clone());
+    let workers = server::Workers::start(engine.clone());
+    let notifier = crate::notify::Notifier::new(store.clone(), vault, config.clone());
+    let notifications = (config.notify.workers > 0)
+        .then(|| server::Workers::start_notifications(notifier, &engine));
+    let settings = &engine.config.scheduler;
+    let scheduler = settings
+        .enabled
+        .then(|| Scheduler::start(store.clone(), settings.clone()));
+    eprintln!(
+        "aiops worker {} is running; Ctrl-C stops it",
+        engine.holder()
+    );
+    shutdown_signal().await;
+    workers.stop().await;
+    if let Some(notifications) = notifications {
+        notifications.stop().await;
+    }
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

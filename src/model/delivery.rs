@@ -1,0 +1,81 @@
+//! Deliveries: inbound webhook events and alerts, and what became of each.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{TaskStatus, text_enum};
+
+text_enum! {
+    /// What became of a delivery.
+    DeliveryStatus("outcome") {
+        /// Stored; what it does is being decided in the same transaction.
+        Received = "received",
+        TaskCreated = "task_created",
+        /// Its delivery id was received before.
+        Duplicate = "duplicate",
+        /// The task it would create exists already (same dedup key).
+        DuplicateTask = "duplicate_task",
+        /// No rule turns it into a task.
+        Ignored = "ignored",
+        /// GitHub's ping.
+        Pong = "pong",
+    }
+}
+
+/// An inbound delivery to record.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub source: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeliveryOutcome {
+    /// Row id of the delivery record.
+    pub id: i64,
+    pub outcome: DeliveryStatus,
+    pub reason: Option<String>,
+    pub task_id: Option<i64>,
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    pub source: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub outcome: DeliveryStatus,
+    pub reason: Option<String>,
+    pub task_id: Option<i64>,
+}
+
+/// What an alert occurrence did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertEffect {
+    /// A new task for this fingerprint.
+    Created(i64),
+    /// Added to the fingerprint's open task.
+    Coalesced(i64),
+    /// Recorded as resolved on the open task; `true` when the queued task was cancelled.
+    Resolved(i64, bool),
+    /// Resolved, but no task of this fingerprint is open.
+    NothingOpen,
+}
+
+/// The open alert group of a fingerprint: its row and its task.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenAlertGroup {
+    pub id: i64,
+    pub task_id: i64,
+    pub task_status: TaskStatus,
+}

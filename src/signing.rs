@@ -1,0 +1,258 @@
+//! HMAC signing and verification, for every signature aiops makes or checks: GitHub's and
+//! the generic webhooks' `sha256=` signatures, Slack's `v0=` request signatures, and the
+//! approval links. Comparisons are in constant time.
+//!
+//! Boundary: this module only computes and compares; it stores nothing and talks to no
+//! network. The approval links' key is derived from the vault's master key.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::vault::Vault;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// An HMAC-SHA256 of `parts` (concatenated) keyed by `key`.
+fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// True when `signature` is `sha256=<hex HMAC-SHA256 of body keyed by secret>`, compared
+/// in constant time.
+pub fn verify_sha256_signature(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    signature
+        .trim()
+        .strip_prefix("sha256=")
+        .is_some_and(|hex_digest| hmac_sha256_matches(secret, body, hex_digest))
+}
+
+/// True when `hex_digest` is the hex HMAC-SHA256 of `message` keyed by `secret`, compared
+/// in constant time.
+pub fn hmac_sha256_matches(secret: &[u8], message: &[u8], hex_digest: &str) -> bool {
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    mac(secret, &[message]).verify_slice(&expected).is_ok()
+}
+
+/// The `sha256=<hex>` signature of `body`, as senders compute it.
+pub fn sign_sha256(secret: &[u8], body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, &[body]).finalize().into_bytes())
+    )
+}
+
+/// Constant-time equality of a presented token and the expected one.
+pub fn tokens_equal(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Slack's `v0=<hex>` signature of a request sent at `timestamp` with `body`.
+pub fn slack_signature(signing_secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let digest = mac(
+        signing_secret,
+        &[format!("v0:{timestamp}:").as_bytes(), body],
+    )
+    .finalize();
+    format!("v0={}", hex::encode(digest.into_bytes()))
+}
+
+/// True when `signature` is Slack's `v0=` signature of `body` sent at `timestamp`,
+/// compared in constant time.
+pub fn verify_slack_signature(
+    signing_secret: &[u8],
+    timestamp: &str,
+    body: &[u8],
+    signature: &str,
+) -> bool {
+    let Some(Ok(expected)) = signature.strip_prefix("v0=").map(hex::decode) else {
+        return false;
+    };
+    mac(
+        signing_secret,
+        &[format!("v0:{timestamp}:").as_bytes(), body],
+    )
+    .verify_slice(&expected)
+    .is_ok()
+}
+
+/// Why a link was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("this approval link is not valid: it was changed or cut short")]
+    Tampered,
+    /// The signature holds, so the approval it named is known.
+    #[error("this approval link expired at {at}")]
+    Expired { approval_id: i64, at: DateTime<Utc> },
+}
+
+/// Signs and checks approval links. The key is derived from the vault's master key, so
+/// every node of one store accepts the links of the others, and a key rotation retires them.
+#[derive(Clone)]
+pub struct LinkSigner {
+    key: [u8; 32],
+}
+
+impl fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LinkSigner(..)")
+    }
+}
+
+impl LinkSigner {
+    /// The signer of this vault.
+    pub fn new(vault: &Vault) -> Self {
+        Self {
+            key: vault.derived_key("approval-links"),
+        }
+    }
+
+    fn mac(&self, approval_id: i64, expires: i64) -> HmacSha256 {
+        mac(
+            &self.key,
+            &[format!("approval:{approval_id}:{expires}").as_bytes()],
+        )
+    }
+
+    /// The token of a link opening `approval_id` until `expires`.
+    pub fn token(&self, approval_id: i64, expires: DateTime<Utc>) -> String {
+        let expires = expires.timestamp();
+        let signature = hex::encode(self.mac(approval_id, expires).finalize().into_bytes());
+        format!("{approval_id}.{expires}.{signature}")
+    }
+
+    /// The approval id a token opens, if its signature holds and it has not expired.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<i64, LinkError> {
+        let mut parts = token.splitn(3, '.');
+        let (Some(id), Some(expires), Some(signature)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(LinkError::Tampered);
+        };
+        let (Ok(id), Ok(expires), Ok(signature)) =
+            (id.parse(), expires.parse(), hex::decode(signature))
+        else {
+            return Err(LinkError::Tampered);
+        };
+        self.mac(id, expires)
+            .verify_slice(&signature)
+            .map_err(|_| LinkError::Tampered)?;
+        let expires_at = DateTime::from_timestamp(expires, 0).ok_or(LinkError::Tampered)?;
+        if expires_at <= now {
+            return Err(LinkError::Expired {
+                approval_id: id,
+                at: expires_at,
+            });
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_with_the_right_secret_and_body() {
+        let signature = sign_sha256(b"secret", b"{\"a\":1}");
+        assert!(verify_sha256_signature(b"secret", b"{\"a\":1}", &signature));
+        assert!(!verify_sha256_signature(b"other", b"{\"a\":1}", &signature));
+        assert!(!verify_sha256_signature(
+            b"secret",
+            b"{\"a\":2}",
+            &signature
+        ));
+        assert!(!verify_sha256_signature(
+            b"secret",
+            b"{\"a\":1}",
+            "sha1=abc"
+        ));
+        assert!(!verify_sha256_signature(
+            b"secret",
+            b"{\"a\":1}",
+            "sha256=zz"
+        ));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(tokens_equal("abc", "abc"));
+        assert!(!tokens_equal("abc", "abd"));
+        assert!(!tokens_equal("abc", "abcd"));
+    }
+
+    #[test]
+    fn links_open_one_approval_until_they_expire() {
+        let signer = LinkSigner { key: [7; 32] };
+        let now = Utc::now();
+        let token = signer.token(42, now + Duration::hours(1));
+        assert_eq!(signer.verify(&token, now), Ok(42));
+        assert!(matches!(
+            signer.verify(&token, now + Duration::hours(2)),
+            Err(LinkError::Expired {
+                approval_id: 42,
+                ..
+            })
+        ));
+        let other_id = token.replacen("42.", "43.", 1);
+        assert_eq!(signer.verify(&other_id, now), Err(LinkError::Tampered));
+        let longer = {
+            let (head, _) = token.rsplit_once('.').unwrap();
+            let (id, _) = head.split_once('.').unwrap();
+            format!(
+                "{id}.{}.{}",
+                (now + Duration::days(365)).timestamp(),
+                token.rsplit_once('.').unwrap().1
+            )
+        };
+        assert_eq!(signer.verify(&longer, now), Err(LinkError::Tampered));
+        let other_key = LinkSigner { key: [8; 32] };
+        assert_eq!(other_key.verify(&token, now), Err(LinkError::Tampered));
+        assert_eq!(signer.verify("garbage", now), Err(LinkError::Tampered));
+    }
+
+    #[test]
+    fn slack_signatures_verify_only_with_the_right_secret_timestamp_and_body() {
+        let signature = slack_signature(b"secret", "1700000000", b"payload=x");
+        assert!(verify_slack_signature(
+            b"secret",
+            "1700000000",
+            b"payload=x",
+            &signature
+        ));
+        assert!(!verify_slack_signature(
+            b"other",
+            "1700000000",
+            b"payload=x",
+            &signature
+        ));
+        assert!(!verify_slack_signature(
+            b"secret",
+            "1700000001",
+            b"payload=x",
+            &signature
+        ));
+        assert!(!verify_slack_signature(
+            b"secret",
+            "1700000000",
+            b"payload=y",
+            &signature
+        ));
+        assert!(!verify_slack_signature(
+            b"secret",
+            "1700000000",
+            b"payload=x",
+            "v0=zz"
+        ));
+    }
+}

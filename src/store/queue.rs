@@ -1,0 +1,106 @@
+//! The queue's side of the store: apalis' tables, pushing a job inside a transaction, and
+//! the SQLite insert signal. Claiming and running jobs is `crate::queue`'s.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use apalis::prelude::{TaskBuilder, TaskId};
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt};
+
+use super::{Pool, Store, Tx, TxConn};
+use crate::model::{Job, NewJob};
+
+/// Table holding apalis' SQLite migrations, apart from aiops' own and sqlx's default.
+const APALIS_SQLITE_MIGRATIONS_TABLE: &str = "_apalis_migrations";
+
+/// The apalis task of a job: its id, payload, priority, attempts and due time.
+fn build<J: Job>(job: &NewJob<J>) -> (TaskId, apalis::prelude::Task<Vec<u8>>) {
+    let id = TaskId::from_ulid(ulid::Ulid::generate());
+    let payload = serde_json::to_vec(&job.job).expect("a job serializes");
+    let run_at = SystemTime::now() + job.delay;
+    let task = TaskBuilder::new(payload)
+        .task_id(id.clone())
+        .priority(job.priority.rank() as usize)
+        .max_attempts(3)
+        .run_at_time(run_at)
+        .build();
+    (id, task)
+}
+
+/// Pushes a job inside `tx`, so it commits with the rows it names; returns its id.
+pub async fn push<J: Job>(tx: &mut Tx, job: &NewJob<J>) -> Result<String, sqlx::Error> {
+    let (id, task) = build(job);
+    let pushed = match &mut tx.conn {
+        TxConn::Sqlite(conn) => apalis_sqlite::queries::push_tasks(&mut **conn, J::QUEUE, &[task])
+            .await
+            .map_err(|e| e.to_string()),
+        TxConn::Postgres(conn) => {
+            apalis_postgres::queries::push_tasks(&mut **conn, J::QUEUE, vec![task])
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    pushed.map_err(|e| sqlx::Error::Protocol(format!("apalis push: {e}")))?;
+    Ok(id.to_string())
+}
+
+/// Creates apalis' tables (its own migrations table on SQLite, its own schema on
+/// PostgreSQL). Runs through aiops' pool, so aiops' connection settings stay in force.
+pub async fn setup(store: &Store) -> anyhow::Result<()> {
+    match &store.pool {
+        Pool::Sqlite(pool) => {
+            let mut migrator = apalis_sqlite::SqliteStorage::migrations();
+            migrator.dangerous_set_table_name(APALIS_SQLITE_MIGRATIONS_TABLE);
+            migrator.run(pool).await?;
+        }
+        Pool::Postgres(pool) => {
+            apalis_postgres::PostgresStorage::setup(pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("apalis PostgreSQL setup: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Wakes the SQLite workers when a job row is inserted through this process' pool (the
+/// SQLite update hook), so claims do not wait for the next poll. Every subscriber (the
+/// workers of each queue) hears every insert: the queues share apalis' one table.
+#[derive(Clone, Default)]
+pub struct JobsInserted(Arc<Mutex<Vec<mpsc::UnboundedSender<()>>>>);
+
+impl JobsInserted {
+    /// Tells every live subscriber that a job row was inserted.
+    pub fn announce(&self) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .retain(|subscriber| subscriber.unbounded_send(()).is_ok());
+    }
+
+    /// A stream that yields once per insert announced from now on.
+    pub fn subscribe(&self) -> JobsInsertedStream {
+        let (tx, rx) = mpsc::unbounded();
+        self.0.lock().expect("not poisoned").push(tx);
+        JobsInsertedStream(rx)
+    }
+}
+
+impl std::fmt::Debug for JobsInserted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobsInserted")
+    }
+}
+
+/// One subscriber's view of [`JobsInserted`].
+pub struct JobsInsertedStream(mpsc::UnboundedReceiver<()>);
+
+impl Stream for JobsInsertedStream {
+    type Item = ();
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.0.poll_next_unpin(cx)
+    }
+}
