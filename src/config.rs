@@ -557,9 +557,10 @@ impl Config {
             ("engine.command", &engine.command),
             ("engine.resume_command", &engine.resume_command),
         ] {
-            if let Err(e) =
-                crate::engine::agent::render_command(template, &crate::engine::TEMPLATE_CHECK_VARS)
-            {
+            if let Err(e) = crate::command_template::render_command(
+                template,
+                &crate::command_template::TEMPLATE_CHECK_VARS,
+            ) {
                 return bad(key, format!("{e}"));
             }
         }

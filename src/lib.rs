@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod command_template;
 pub mod config;
 pub mod credentials;
 pub mod engine;

@@ -35,16 +35,7 @@ use agent::{AgentEvent, AgentSpec};
 use ingest::{Ingestor, PipelineState};
 use worktree::{RepoSpec, Worktrees};
 
-/// Placeholders a command template may use, with sample values for validation.
-pub const TEMPLATE_CHECK_VARS: [(&str, &str); 7] = [
-    ("prompt", "p"),
-    ("task_id", "1"),
-    ("team", "t"),
-    ("project", "p"),
-    ("decision", "approve"),
-    ("claude_session_id", "s"),
-    ("party_session_id", "s"),
-];
+pub use crate::command_template::TEMPLATE_CHECK_VARS;
 
 /// The engine of one process: shared by its queue workers.
 pub struct Engine {
