@@ -31,7 +31,7 @@ pub fn hash_token(token: &str) -> String {
 /// Creates a principal named `name` with `role` and a token for it; returns the token
 /// (to be shown once) and its metadata.
 pub async fn create_token(store: &Store, name: &str, role: Role) -> Result<(String, ApiToken)> {
-    if !crate::projects::is_slug(name) {
+    if !crate::model::is_slug(name) {
         return Err(Error::invalid(
             "name",
             "must be 1-63 lower-case letters, digits or '-'",

@@ -87,7 +87,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct TasksConfig {
     pub default_team: String,
-    pub default_priority: crate::tasks::Priority,
+    pub default_priority: crate::model::Priority,
     pub page_size: u32,
 }
 
@@ -124,7 +124,7 @@ pub struct GithubConfig {
     pub bot_logins: Vec<String>,
     pub on_workflow_failure: bool,
     pub workflow_failure_team: String,
-    pub priority: crate::tasks::Priority,
+    pub priority: crate::model::Priority,
     pub app_secret_credential: String,
     pub token_credential: String,
     pub app_credential: String,
@@ -141,7 +141,7 @@ impl Default for GithubConfig {
             bot_logins: Vec::new(),
             on_workflow_failure: true,
             workflow_failure_team: "bugfix".into(),
-            priority: crate::tasks::Priority::Normal,
+            priority: crate::model::Priority::Normal,
             app_secret_credential: "github-webhook".into(),
             token_credential: "github-token".into(),
             app_credential: "github-app".into(),
@@ -261,14 +261,14 @@ impl Default for NotifyConfig {
 pub struct AlertsConfig {
     pub cancel_queued_on_resolve: bool,
     pub default_team: String,
-    pub severity_priority: std::collections::BTreeMap<String, crate::tasks::Priority>,
+    pub severity_priority: std::collections::BTreeMap<String, crate::model::Priority>,
     pub sources: Vec<AlertSource>,
     pub rules: Vec<AlertRule>,
 }
 
 impl Default for AlertsConfig {
     fn default() -> Self {
-        use crate::tasks::Priority;
+        use crate::model::Priority;
         Self {
             cancel_queued_on_resolve: true,
             default_team: "bugfix".into(),
@@ -334,7 +334,7 @@ pub struct AlertRule {
     pub team: Option<String>,
     /// Overrides the severity mapping.
     #[serde(default)]
-    pub priority: Option<crate::tasks::Priority>,
+    pub priority: Option<crate::model::Priority>,
 }
 
 /// What happens to a task's worktree once the task has ended.
@@ -429,7 +429,7 @@ impl Default for TasksConfig {
     fn default() -> Self {
         Self {
             default_team: "feature".into(),
-            default_priority: crate::tasks::Priority::Normal,
+            default_priority: crate::model::Priority::Normal,
             page_size: 50,
         }
     }
@@ -487,7 +487,13 @@ impl Config {
 
     /// Checks every value that serde's types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
+        self.validate_service()?;
+        self.validate_tasks_and_engine()?;
+        self.validate_approvals_and_notify()
+    }
+
+    /// The listener, the store, the public URL, HTTP limits and the log filter.
+    fn validate_service(&self) -> Result<(), ConfigError> {
         if self.listen.parse::<SocketAddr>().is_err() {
             return bad(
                 "listen",
@@ -540,7 +546,12 @@ impl Config {
                 ),
             );
         }
-        if !crate::projects::is_slug(&self.tasks.default_team) {
+        Ok(())
+    }
+
+    /// Task defaults and the engine: limits, intervals and the command templates.
+    fn validate_tasks_and_engine(&self) -> Result<(), ConfigError> {
+        if !crate::model::is_slug(&self.tasks.default_team) {
             return bad(
                 "tasks.default_team",
                 "must be a team name: lower-case letters, digits and '-'".into(),
@@ -557,9 +568,10 @@ impl Config {
             ("engine.command", &engine.command),
             ("engine.resume_command", &engine.resume_command),
         ] {
-            if let Err(e) =
-                crate::engine::agent::render_command(template, &crate::engine::TEMPLATE_CHECK_VARS)
-            {
+            if let Err(e) = crate::command_template::render_command(
+                template,
+                &crate::command_template::TEMPLATE_CHECK_VARS,
+            ) {
                 return bad(key, format!("{e}"));
             }
         }
@@ -575,6 +587,11 @@ impl Config {
                 "must be at least 50".into(),
             );
         }
+        Ok(())
+    }
+
+    /// The scheduler, the approval gate, pull requests and notifications.
+    fn validate_approvals_and_notify(&self) -> Result<(), ConfigError> {
         if self.scheduler.max_sleep_ms < 100 {
             return bad("scheduler.max_sleep_ms", "must be at least 100".into());
         }
@@ -645,6 +662,11 @@ impl Config {
             self.public_url.trim_end_matches('/').to_string()
         }
     }
+}
+
+/// A refused setting: `key: why`.
+fn bad(key: &str, why: String) -> Result<(), ConfigError> {
+    Err(ConfigError(format!("{key}: {why}")))
 }
 
 #[cfg(test)]

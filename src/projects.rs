@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
-pub use crate::model::{Project, ProjectSpec};
+pub use crate::model::{Project, ProjectSpec, is_slug};
 
 /// Branch template used when a project names none.
 pub const DEFAULT_BRANCH_STRATEGY: &str = "aiops/{team}/{task_id}";
@@ -160,14 +160,6 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-}
-
-/// True for 1-63 characters of `[a-z0-9-]` that start with a letter or digit.
-pub fn is_slug(value: &str) -> bool {
-    let mut chars = value.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
-        && value.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn is_github_repo(value: &str) -> bool {

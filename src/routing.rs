@@ -12,14 +12,13 @@ use serde_json::{Map, Value};
 
 use crate::config::{AlertRule, AlertsConfig};
 use crate::error::{Error, Result};
+use crate::model::Origin;
+use crate::model::is_slug;
 pub use crate::model::{
     AlertRuleSpec, DEFAULT_POSITION, GithubRuleSpec, RoutingRule, RoutingRuleSpec,
 };
-use crate::projects::is_slug;
-use crate::schedules::Origin;
 use crate::store::Store;
 use crate::teams::Teams;
-use crate::triggers::github::Triggers;
 
 impl RoutingRuleSpec {
     /// A definition from a JSON object with a `kind`; a bad value is an invalid field.
@@ -141,27 +140,6 @@ impl GithubRuleSpec {
             teams.check("default_team", team)?;
         }
         Ok(())
-    }
-
-    /// What the rule turns on, with `defaults` (the `[github]` settings) for the team and
-    /// priority it leaves out.
-    pub fn triggers(&self, defaults: &Triggers) -> Triggers {
-        Triggers {
-            on_issue_opened: self.on_issue_opened,
-            labels: self.labels.clone(),
-            bot_logins: self.bot_logins.clone(),
-            on_workflow_failure: self.on_workflow_failure,
-            workflow_failure_team: self
-                .workflow_failure_team
-                .clone()
-                .unwrap_or_else(|| defaults.workflow_failure_team.clone()),
-            default_team: self
-                .default_team
-                .clone()
-                .unwrap_or_else(|| defaults.default_team.clone()),
-            priority: self.priority.unwrap_or(defaults.priority),
-            rule: Some(self.name.clone()),
-        }
     }
 }
 
@@ -310,7 +288,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::Priority;
 
     fn spec(body: Value) -> Result<RoutingRuleSpec> {
         let Value::Object(fields) = body else {
@@ -424,22 +401,5 @@ mod tests {
         assert_eq!(invalid_field(patch(json!({"name": "b"}))).0, "name");
         assert_eq!(invalid_field(patch(json!({"kind": "github"}))).0, "kind");
         assert_eq!(invalid_field(patch(json!({"labels": ["x"]}))).0, "labels");
-    }
-
-    #[test]
-    fn a_github_rule_falls_back_to_the_defaults() {
-        let defaults = Triggers::from_config(&crate::config::GithubConfig::default(), "feature");
-        let RoutingRuleSpec::Github(rule) =
-            spec(json!({"kind": "github", "name": "a", "labels": ["x"], "priority": "high"}))
-                .unwrap()
-        else {
-            panic!("a GitHub rule")
-        };
-        let triggers = rule.triggers(&defaults);
-        assert_eq!(triggers.labels, ["x"]);
-        assert!(!triggers.on_workflow_failure, "only what the rule turns on");
-        assert_eq!(triggers.priority, Priority::High);
-        assert_eq!(triggers.default_team, "feature");
-        assert_eq!(triggers.workflow_failure_team, "bugfix");
     }
 }

@@ -124,7 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
     let teams = Arc::new(load_teams(&config)?);
-    crate::jobs::load_at_start(&store, &config, &teams).await?;
+    crate::declarations::load_at_start(&store, &config, &teams).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::projects::is_slug;
+use crate::model::is_slug;
 
 /// One ai-party team: who is on it and which words route a task to it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

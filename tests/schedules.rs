@@ -659,7 +659,7 @@ async fn jobs_files_load_at_start_and_reload(db: Db) {
 
     create_project(&app, "shop").await;
     let reload = || async {
-        aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path())
+        aiops::declarations::reconcile(&app.store, &app.config, &app.teams, jobs.path())
             .await
             .map(|reloaded| reloaded.schedules)
     };
@@ -803,8 +803,8 @@ async fn a_bad_jobs_file_stops_the_start_and_a_good_one_loads(db: Db) {
 }
 
 /// What the jobs directory declares, or why it cannot be read.
-fn read_jobs(dir: &Path) -> anyhow::Result<aiops::jobs::Declarations> {
-    aiops::jobs::read_dir(dir, &Config::default(), &Teams::default())
+fn read_jobs(dir: &Path) -> anyhow::Result<aiops::declarations::Declarations> {
+    aiops::declarations::read_dir(dir, &Config::default(), &Teams::default())
 }
 
 #[test]
@@ -863,7 +863,7 @@ async fn the_shipped_jobs_are_valid_and_wait_for_their_project() {
     let shipped = root.join("jobs");
     let config = Config::default();
     let teams = Teams::load(&root.join("config/teams")).unwrap();
-    let declared = aiops::jobs::read_dir(&shipped, &config, &teams).unwrap();
+    let declared = aiops::declarations::read_dir(&shipped, &config, &teams).unwrap();
     let names: Vec<&str> = declared
         .schedules
         .iter()
@@ -894,7 +894,7 @@ async fn the_shipped_jobs_are_valid_and_wait_for_their_project() {
 
     let db = FreshDb::new(Db::Sqlite).await;
     let store = db.store().await;
-    let done = aiops::jobs::reconcile(&store, &config, &teams, &shipped)
+    let done = aiops::declarations::reconcile(&store, &config, &teams, &shipped)
         .await
         .unwrap();
     assert_eq!(done.schedules.skipped.len(), 2, "{done:?}");
@@ -906,7 +906,7 @@ async fn the_shipped_jobs_are_valid_and_wait_for_their_project() {
         .insert_project(&register_project("your-project"))
         .await
         .unwrap();
-    let done = aiops::jobs::reconcile(&store, &config, &teams, &shipped)
+    let done = aiops::declarations::reconcile(&store, &config, &teams, &shipped)
         .await
         .unwrap();
     assert_eq!(done.schedules.created, names);

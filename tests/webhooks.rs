@@ -932,7 +932,7 @@ async fn rules_from_a_jobs_file_route_what_the_config_does_not(db: Db) {
         "{unrouted}"
     );
 
-    let reloaded = aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path())
+    let reloaded = aiops::declarations::reconcile(&app.store, &app.config, &app.teams, jobs.path())
         .await
         .unwrap();
     assert_eq!(
@@ -1238,7 +1238,8 @@ async fn jobs_reload_replaces_file_rules_and_keeps_api_rules(db: Db) {
     let jobs = tempfile::tempdir().unwrap();
     let jobs_dir = jobs.path().to_path_buf();
     let app = webhook_app_with(db, &api, |c| c.scheduler.jobs_dir = jobs_dir).await;
-    let reload = || aiops::jobs::reconcile(&app.store, &app.config, &app.teams, jobs.path());
+    let reload =
+        || aiops::declarations::reconcile(&app.store, &app.config, &app.teams, jobs.path());
     std::fs::write(jobs.path().join("routing.toml"), ROUTING_TOML).unwrap();
     let done = reload().await.unwrap();
     assert_eq!(

@@ -31,7 +31,7 @@ pub(super) async fn run(config_file: &Option<PathBuf>, command: JobsCommand) -> 
     let teams = server::load_teams(&config)?;
     let store = server::open_store(&config).await?;
     let reloaded = audited(&store, "jobs reload", "jobs".into(), async {
-        crate::jobs::reconcile(&store, &config, &teams, &dir)
+        crate::declarations::reconcile(&store, &config, &teams, &dir)
             .await
             .map_err(crate::error::Error::Internal)
     })

@@ -60,7 +60,7 @@ impl Engine {
                     &root,
                     &session_id,
                     &request_id,
-                    &decision,
+                    decision,
                     comment.as_deref(),
                     &decided_by,
                     &limits,

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::party::{self, Limits};
 use crate::error::Result;
-use crate::model::{ApprovalRequestMirror, EventOrigin, NewEvent, TaskExec, TicketRecord};
+use crate::model::{
+    ApprovalRequestMirror, ApprovalStatus, EventOrigin, NewEvent, TaskExec, TicketRecord,
+};
 use crate::store::Store;
 use crate::vault::Redactor;
 
@@ -168,7 +170,7 @@ impl Ingestor {
         }
         let mut has_pending_request = false;
         for approval in &snapshot.approvals {
-            has_pending_request |= approval.status == "pending";
+            has_pending_request |= approval.status == ApprovalStatus::Pending.as_str();
             let upsert = ApprovalRequestMirror {
                 request_id: approval.request_id.clone(),
                 kind: approval.kind,

@@ -35,17 +35,6 @@ use agent::{AgentEvent, AgentSpec};
 use ingest::{Ingestor, PipelineState};
 use worktree::{RepoSpec, Worktrees};
 
-/// Placeholders a command template may use, with sample values for validation.
-pub const TEMPLATE_CHECK_VARS: [(&str, &str); 7] = [
-    ("prompt", "p"),
-    ("task_id", "1"),
-    ("team", "t"),
-    ("project", "p"),
-    ("decision", "approve"),
-    ("claude_session_id", "s"),
-    ("party_session_id", "s"),
-];
-
 /// The engine of one process: shared by its queue workers.
 pub struct Engine {
     pub(crate) store: Store,
@@ -593,17 +582,10 @@ fn settle(
         status: run_status,
         exit_code: outcome.exit_code.map(i64::from),
         totals: RunTotals {
-            claude_session_id: stats.claude_session_id.clone(),
-            result_subtype: stats.result_subtype.clone(),
-            num_turns: stats.num_turns,
-            input_tokens: stats.input_tokens,
-            output_tokens: stats.output_tokens,
-            cache_read_tokens: stats.cache_read_tokens,
-            cache_creation_tokens: stats.cache_creation_tokens,
-            cost_usd: stats.cost_usd,
             duration_ms: stats
                 .duration_ms
                 .or(Some(outcome.duration.as_millis() as i64)),
+            ..stats.totals.clone()
         },
         error: reason.clone().filter(|_| status == TaskStatus::Failed),
         log: outcome.log.clone(),

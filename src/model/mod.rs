@@ -59,7 +59,7 @@ macro_rules! text_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             /// The stored name.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $text,)+
                 }
@@ -79,7 +79,7 @@ macro_rules! text_enum {
                     $($text => Ok(Self::$variant),)+
                     other => Err($crate::error::Error::invalid(
                         $field,
-                        format!("must be one of {} (not {other:?})", Self::choices()),
+                        format!("{other:?} is not a {}; use {}", $field, Self::choices()),
                     )),
                 }
             }
@@ -146,4 +146,12 @@ pub fn sql_list<T: Copy>(values: &[T], name: impl Fn(T) -> &'static str) -> Stri
         .map(|v| format!("'{}'", name(*v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// True for 1-63 characters of `[a-z0-9-]` that start with a letter or digit.
+pub fn is_slug(value: &str) -> bool {
+    let mut chars = value.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

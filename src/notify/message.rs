@@ -4,9 +4,9 @@
 use crate::approvals::{self, LinkSigner};
 use crate::config::Config;
 use crate::error::Result;
+use crate::model::Task;
 use crate::model::{ApprovalKind, ApprovalRecord};
 use crate::store::Store;
-use crate::tasks::Task;
 
 use super::NoticeKind;
 

@@ -1,7 +1,7 @@
 //! Cron schedules: what a schedule is, which values are acceptable, and when it ticks.
 //!
 //! Validation lives here so the API and `jobs/*.toml` accept exactly the same things;
-//! `scheduler` turns due schedules into tasks (`crate::jobs` reconciles the store with `jobs/`).
+//! `scheduler` turns due schedules into tasks (`crate::declarations` reconciles the store with `jobs/`).
 //! This module writes no SQL and knows nothing about HTTP.
 //!
 //! Cron expressions are parsed by croner, the parser tokio-cron-scheduler is built on (the
@@ -27,8 +27,8 @@ use utoipa::ToSchema;
 
 use crate::config::TasksConfig;
 use crate::error::{Error, Result};
+use crate::model::is_slug;
 pub use crate::model::{Missed, Origin, Overlap, Schedule, ScheduleSpec};
-use crate::projects::is_slug;
 use crate::store::Store;
 use crate::tasks::{MAX_PROMPT_BYTES, Priority, Source, TaskSpec};
 

@@ -83,7 +83,7 @@ impl Store {
             } else {
                 None
             };
-            let id = match updated {
+            match updated {
                 Some(id) => id,
                 None => sqlx::query_scalar(
                     "INSERT INTO credentials (project_id, name, kind, env_var, ciphertext, nonce,
@@ -100,8 +100,7 @@ impl Store {
                     .fetch_one(&mut *conn)
                     .await
                     .on_conflict(format!("a credential named {name:?} already exists in this scope"))?,
-            };
-            id
+            }
         });
         tx.commit().await?;
         self.credential(id).await

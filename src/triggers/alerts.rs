@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::config::{AlertRule, AlertsConfig};
-use crate::tasks::Priority;
+use crate::model::Priority;
 
 /// Whether an alert is going on or over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

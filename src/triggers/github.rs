@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Routing, TaskRequest};
 use crate::config::GithubConfig;
-use crate::tasks::Priority;
+use crate::model::{GithubRuleSpec, Priority};
 use crate::teams::Teams;
 
 /// Comment authors allowed to start work with `/party`.
@@ -27,6 +27,27 @@ pub struct Triggers {
 }
 
 impl Triggers {
+    /// What a routing rule turns on, with `defaults` (the `[github]` settings) for the team and
+    /// priority it leaves out.
+    pub fn from_rule(rule: &GithubRuleSpec, defaults: &Triggers) -> Triggers {
+        Triggers {
+            on_issue_opened: rule.on_issue_opened,
+            labels: rule.labels.clone(),
+            bot_logins: rule.bot_logins.clone(),
+            on_workflow_failure: rule.on_workflow_failure,
+            workflow_failure_team: rule
+                .workflow_failure_team
+                .clone()
+                .unwrap_or_else(|| defaults.workflow_failure_team.clone()),
+            default_team: rule
+                .default_team
+                .clone()
+                .unwrap_or_else(|| defaults.default_team.clone()),
+            priority: rule.priority.unwrap_or(defaults.priority),
+            rule: Some(rule.name.clone()),
+        }
+    }
+
     /// The `[github]` settings, with `default_team` (`tasks.default_team`) for issue tasks.
     pub fn from_config(config: &GithubConfig, default_team: &str) -> Self {
         Self {
@@ -371,5 +392,19 @@ mod tests {
         ));
         let routed = task(route("workflow_run", &failed, &[on], &off, &teams));
         assert_eq!(routed.team, "devops");
+    }
+
+    #[test]
+    fn a_github_rule_falls_back_to_the_defaults() {
+        let defaults = Triggers::from_config(&crate::config::GithubConfig::default(), "feature");
+        let rule: GithubRuleSpec =
+            serde_json::from_value(json!({"name": "a", "labels": ["x"], "priority": "high"}))
+                .unwrap();
+        let triggers = Triggers::from_rule(&rule, &defaults);
+        assert_eq!(triggers.labels, ["x"]);
+        assert!(!triggers.on_workflow_failure, "only what the rule turns on");
+        assert_eq!(triggers.priority, Priority::High);
+        assert_eq!(triggers.default_team, "feature");
+        assert_eq!(triggers.workflow_failure_team, "bugfix");
     }
 }

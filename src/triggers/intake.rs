@@ -304,7 +304,7 @@ async fn route_github_delivery(
         .github_routing_rules(project.id)
         .await?
         .iter()
-        .map(|rule| rule.triggers(&defaults))
+        .map(|rule| github::Triggers::from_rule(rule, &defaults))
         .collect();
     let routing = github::route(
         &delivery.event,

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::tasks::Priority;
+use crate::model::Priority;
 
 pub mod alerts;
 pub mod github;

@@ -378,6 +378,14 @@ fn approval_page(
             markdown(summary)
         );
     }
+    write_change(&mut body, snapshot);
+    write_findings(&mut body, snapshot);
+    write_decision_form(&mut body, csrf);
+    layout(&format!("Approval {}", approval.id), &body)
+}
+
+/// The change shown with an approval: changed files and the coloured diff.
+fn write_change(body: &mut String, snapshot: &ApprovalSnapshot) {
     body.push_str(r#"<h2>Change</h2><div id="diff">"#);
     match &snapshot.diff_files {
         Some(files) if !files.is_empty() => {
@@ -405,7 +413,12 @@ fn approval_page(
         Some(_) => body.push_str("<p>No file changed.</p>"),
         None => body.push_str("<p>The change could not be read.</p>"),
     }
-    body.push_str(r#"</div><h2>Findings</h2><div id="findings">"#);
+    body.push_str("</div>");
+}
+
+/// The findings shown with an approval, each rendered from sanitized markdown.
+fn write_findings(body: &mut String, snapshot: &ApprovalSnapshot) {
+    body.push_str(r#"<h2>Findings</h2><div id="findings">"#);
     match &snapshot.findings {
         Some(findings) if !findings.is_empty() => {
             for finding in findings {
@@ -419,18 +432,25 @@ fn approval_page(
         }
         _ => body.push_str("<p>No findings.</p>"),
     }
+    body.push_str("</div>");
+}
+
+/// The decision form, with its CSRF token.
+fn write_decision_form(body: &mut String, csrf: &str) {
     let _ = write!(
         body,
-        r#"</div><h2>Decide</h2><form method="post" id="decide">
+        r#"<h2>Decide</h2><form method="post" id="decide">
 <input type="hidden" name="csrf" value="{csrf}">
 <p><label>Your name <input name="name" maxlength="100" autocomplete="name"></label></p>
 <p><label>Comment (needed to revise)<br><textarea name="comment" maxlength="8192"></textarea></label></p>
-<button type="submit" name="decision" value="approve" id="approve">Approve</button>
-<button type="submit" name="decision" value="reject" id="reject">Reject</button>
-<button type="submit" name="decision" value="revise" id="revise">Revise with comment</button>
-</form>"#
+<button type="submit" name="decision" value="{approve}" id="approve">Approve</button>
+<button type="submit" name="decision" value="{reject}" id="reject">Reject</button>
+<button type="submit" name="decision" value="{revise}" id="revise">Revise with comment</button>
+</form>"#,
+        approve = Decision::Approve,
+        reject = Decision::Reject,
+        revise = Decision::Revise,
     );
-    layout(&format!("Approval {}", approval.id), &body)
 }
 
 #[cfg(test)]

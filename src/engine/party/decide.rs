@@ -14,6 +14,7 @@ use super::files::{io_error, open_checked};
 use super::model::ApprovalKind;
 use super::read::{is_valid_session_id, load_json_object, read_approvals, session_dir, text};
 use super::{Limits, PartyError};
+use crate::model::{ApprovalStatus, Decision};
 
 /// How long a tool approval granted by `apply_decision` stays usable, as in the plugin's hook.
 pub(super) const GRANT_LIFETIME_MINUTES: i64 = 10;
@@ -41,11 +42,9 @@ pub fn apply_decision(
             id: session_id.to_owned(),
         });
     }
-    if !matches!(decision, "approve" | "reject" | "revise") {
-        return Err(PartyError::InvalidDecision {
-            decision: decision.to_owned(),
-        });
-    }
+    let decision: Decision = decision.parse().map_err(|_| PartyError::InvalidDecision {
+        decision: decision.to_owned(),
+    })?;
     let (approval_path, kind, mut approval) =
         find_pending_request(worktree, session_id, request_id, limits)?;
     // Everything that can be refused is read or opened before anything is written.
@@ -63,7 +62,7 @@ pub fn apply_decision(
             .mode(0o644),
     )?;
 
-    let decided = Decision {
+    let decided = AppliedDecision {
         request_id,
         decision,
         comment: comment.unwrap_or(""),
@@ -95,7 +94,7 @@ fn find_pending_request(
             session_id: session_id.to_owned(),
             request_id: request_id.to_owned(),
         })?;
-    if current.status != "pending" {
+    if current.status != ApprovalStatus::Pending.as_str() {
         return Err(PartyError::NotPending {
             request_id: request_id.to_owned(),
             status: current.status,
@@ -119,9 +118,9 @@ fn find_pending_request(
 }
 
 /// A human's decision on one request, as `apply_decision` writes it into the files.
-struct Decision<'a> {
+struct AppliedDecision<'a> {
     request_id: &'a str,
-    decision: &'a str,
+    decision: Decision,
     comment: &'a str,
     decided_by: &'a str,
     at: DateTime<Utc>,
@@ -133,7 +132,7 @@ struct PhaseChange {
     to: String,
 }
 
-impl Decision<'_> {
+impl AppliedDecision<'_> {
     /// JavaScript's `toISOString()` format, as in the plugin's files.
     fn at_text(&self) -> String {
         self.at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -145,7 +144,7 @@ impl Decision<'_> {
 
     /// Marks the request decided, as the plugin's `decideApprovalRequest` does.
     fn record_on(&self, approval: &mut Map<String, Value>) {
-        approval.insert("status".into(), json!("decided"));
+        approval.insert("status".into(), json!(ApprovalStatus::Decided));
         approval.insert("decision".into(), json!(self.decision));
         approval.insert("decision_comment".into(), json!(self.comment));
         approval.insert("decided_by".into(), json!(self.decided_by));
@@ -174,7 +173,7 @@ impl Decision<'_> {
                 .find(|phase| !phase.is_empty())
                 .map(str::to_owned);
                 session.remove("approval_context");
-                if self.decision == "approve" {
+                if self.decision == Decision::Approve {
                     let expires_at = self.at + TimeDelta::minutes(GRANT_LIFETIME_MINUTES);
                     let grant = json!({
                         "request_id": self.request_id,
@@ -190,9 +189,9 @@ impl Decision<'_> {
             }
             ApprovalKind::Result => {
                 let next = match self.decision {
-                    "approve" => "APPROVED",
-                    "reject" => "REJECTED",
-                    _ => "REVISION",
+                    Decision::Approve => "APPROVED",
+                    Decision::Reject => "REJECTED",
+                    Decision::Revise => "REVISION",
                 };
                 ("AWAITING_APPROVAL", Some(next.to_owned()))
             }

@@ -1,4 +1,5 @@
-//! The jobs directory (`jobs/*.toml`; not the queue's jobs): declarative cron schedules
+//! Declarations: the jobs directory (`jobs/*.toml`; named so for users, and not the
+//! queue's jobs), which declares cron schedules
 //! (`[[schedule]]` tables, the fields of `POST /api/v1/schedules`) and routing rules
 //! (`[[github_rule]]` and `[[alert_rule]]` tables, the fields of `POST
 //! /api/v1/routing-rules` without `kind`).

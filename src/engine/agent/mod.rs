@@ -1,0 +1,103 @@
+//! The agent process runner: starts `claude` (or whatever `engine.command` names) as a child
+//! process, reads its stream-json output into a log and run statistics, and makes sure that
+//! nothing it started outlives it.
+//!
+//! Boundary: this module knows processes, pipes and the stream-json line format. It never
+//! touches the store, the vault or `.party/` files; secrets reach it only as environment
+//! values the caller chose and leave it only through the caller's `redact` function.
+//!
+//! Every agent runs in its own process group, so one `killpg` reaches the whole tree it
+//! spawned (a process that moves itself to another group or session escapes; only a cgroup
+//! would catch that).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod env;
+mod output;
+mod process;
+mod run;
+mod stream_json;
+#[cfg(test)]
+mod tests;
+
+pub use crate::command_template::{TemplateError, render_command};
+pub use env::agent_env;
+pub use process::{group_alive, kill_group};
+pub use run::run_agent;
+pub use stream_json::RunStats;
+
+/// Why an agent could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The command template is unusable, or rendered no command at all.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The directory the agent should run in does not exist.
+    #[error("the agent's working directory {} does not exist", path.display())]
+    MissingWorkDir { path: PathBuf },
+    /// The operating system refused to start the binary.
+    #[error(
+        "cannot start `{binary}`: {source}; install it or fix the command template setting \
+         `engine.command`"
+    )]
+    Spawn { binary: String, source: io::Error },
+}
+
+/// What to run, where, and within which limits.
+pub struct AgentSpec {
+    /// The rendered command line; the first word is the binary.
+    pub argv: Vec<String>,
+    /// The task's worktree.
+    pub cwd: PathBuf,
+    /// The complete environment (see [`agent_env`]); nothing else is inherited.
+    pub env: Vec<(String, String)>,
+    /// Wall-clock limit, counted from the start.
+    pub timeout: Duration,
+    /// Cap on the stored log; beyond it output is still drained (so the child never blocks)
+    /// but not kept.
+    pub max_output_bytes: usize,
+    /// Applied to every output line before it is stored or reported.
+    pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+/// How a run ended and what it said.
+#[derive(Debug)]
+pub struct AgentOutcome {
+    /// The agent's exit code, if it exited rather than being killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the agent, if any.
+    pub signal: Option<i32>,
+    /// Stopped because `spec.timeout` passed.
+    pub timed_out: bool,
+    /// Stopped because the cancellation token fired.
+    pub cancelled: bool,
+    pub stats: RunStats,
+    /// Redacted stdout+stderr interleaved in arrival order, lines prefixed "[stderr] " for
+    /// stderr, capped.
+    pub log: String,
+    /// Output went beyond `spec.max_output_bytes` and the rest was not kept.
+    pub log_truncated: bool,
+    /// Wall-clock time from start to the end of the run.
+    pub duration: Duration,
+}
+
+/// Something seen while the agent runs, for live updates.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// The agent process exists; its pid is also its process group id.
+    Started { pid: u32 },
+    /// Claude announced (or changed) the session id that resumes this conversation.
+    SessionId(String),
+    /// One output line, already redacted.
+    Line { stream: Stream, text: String },
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}

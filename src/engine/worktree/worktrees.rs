@@ -1,0 +1,164 @@
+//! Task worktrees: adding one on its branch (or recovering what a crash left), removing it and
+//! its branch. Deletes only registered worktrees and task directories under the data directory.
+
+use std::path::{Path, PathBuf};
+
+use super::Worktrees;
+use super::error::WorktreeError;
+use super::git::{git, resolve_commit, resolves};
+use super::paths::{absolute, canonical, check_project, create_dir_all, path_exists, remove_path};
+
+impl Worktrees {
+    /// Creates the task's worktree on a new `branch` from `base`, or finds the one a crashed
+    /// attempt left behind.
+    ///
+    /// An existing worktree on `branch` is returned unchanged; an existing `branch` without a
+    /// worktree is checked out again; a stray directory at the path is deleted first.
+    /// Serialized per repository: git fails when two adds run in one repository at once.
+    pub async fn add(
+        &self,
+        repo: &Path,
+        project: &str,
+        task_id: i64,
+        branch: &str,
+        base: &str,
+    ) -> Result<PathBuf, WorktreeError> {
+        check_project(project)?;
+        let repo = absolute(repo)?;
+        let path = self.path_for(project, task_id);
+        let _guard = self.lock_repo(&repo).await;
+        // A crash can leave a registration whose directory is gone; prune forgets it.
+        git(&repo).args(["worktree", "prune"]).run().await?;
+        if let Some(found) = registered_worktree(&repo, &path).await? {
+            if found.branch.as_deref() == Some(branch) {
+                return Ok(path);
+            }
+            return Err(WorktreeError::PathTaken {
+                path,
+                wanted: branch.to_owned(),
+                found: found.branch.map_or_else(
+                    || "a detached HEAD".to_owned(),
+                    |name| format!("branch {name}"),
+                ),
+            });
+        }
+        if path_exists(&path).await? {
+            tracing::warn!(path = %path.display(), "deleting a directory that is not a registered worktree");
+            remove_path(&path).await?;
+        }
+        if let Some(parent) = path.parent() {
+            create_dir_all(parent).await?;
+        }
+        if resolves(&repo, &format!("refs/heads/{branch}")).await? {
+            tracing::info!(branch, path = %path.display(), "checking out a branch left by an earlier attempt");
+            git(&repo)
+                .args(["worktree", "add", "--quiet", "--"])
+                .arg(&path)
+                .arg(branch)
+                .run()
+                .await?;
+        } else {
+            // Branching from the commit rather than `origin/<branch>` keeps git from making the
+            // task branch track the default branch, a .git/config write parallel adds fight over.
+            let commit = resolve_commit(&repo, base, base).await?;
+            tracing::info!(branch, base, path = %path.display(), "adding worktree");
+            git(&repo)
+                .args(["worktree", "add", "--quiet", "-b", branch, "--"])
+                .arg(&path)
+                .arg(commit)
+                .run()
+                .await?;
+        }
+        Ok(path)
+    }
+
+    /// Deletes a task's worktree and, with `branch`, its branch; anything already gone is fine.
+    /// Serialized per repository.
+    pub async fn remove(
+        &self,
+        repo: &Path,
+        worktree: &Path,
+        branch: Option<&str>,
+    ) -> Result<(), WorktreeError> {
+        let repo = absolute(repo)?;
+        let worktree = absolute(worktree)?;
+        let _guard = self.lock_repo(&repo).await;
+        git(&repo).args(["worktree", "prune"]).run().await?;
+        if registered_worktree(&repo, &worktree).await?.is_some() {
+            git(&repo)
+                .args(["worktree", "remove", "--force", "--"])
+                .arg(&worktree)
+                .run()
+                .await?;
+        } else if path_exists(&worktree).await? {
+            let root = self.data_dir.join("worktrees");
+            let (found, root_found) = (canonical(&worktree).await, canonical(&root).await);
+            // Only a `<root>/<project>/<task_id>` directory is ours to delete.
+            let is_task_dir = found
+                .strip_prefix(&root_found)
+                .is_ok_and(|rest| rest.components().count() == 2);
+            if !is_task_dir {
+                return Err(WorktreeError::ForeignPath {
+                    path: worktree,
+                    repo,
+                    root,
+                });
+            }
+            remove_path(&worktree).await?;
+        }
+        if let Some(branch) = branch {
+            delete_branch(&repo, branch).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Deletes a branch; a branch that does not exist is already deleted.
+async fn delete_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
+    if resolves(repo, &format!("refs/heads/{branch}")).await? {
+        git(repo).args(["branch", "-D", "--", branch]).run().await?;
+    }
+    Ok(())
+}
+
+/// A worktree as `git worktree list` reports it.
+struct RegisteredWorktree {
+    /// Short branch name, none when detached.
+    branch: Option<String>,
+}
+
+/// The registration of the worktree at `path`, if git has one.
+async fn registered_worktree(
+    repo: &Path,
+    path: &Path,
+) -> Result<Option<RegisteredWorktree>, WorktreeError> {
+    let listing = git(repo)
+        .args(["worktree", "list", "--porcelain", "-z"])
+        .run()
+        .await?;
+    let wanted = canonical(path).await;
+    let text = String::from_utf8_lossy(&listing);
+    // Records are NUL-separated fields ending in an empty field.
+    for record in text.split("\0\0").filter(|record| !record.is_empty()) {
+        let mut location = None;
+        let mut branch = None;
+        for field in record.split('\0') {
+            if let Some(value) = field.strip_prefix("worktree ") {
+                location = Some(PathBuf::from(value));
+            } else if let Some(value) = field.strip_prefix("branch ") {
+                branch = Some(
+                    value
+                        .strip_prefix("refs/heads/")
+                        .unwrap_or(value)
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(location) = location
+            && canonical(&location).await == wanted
+        {
+            return Ok(Some(RegisteredWorktree { branch }));
+        }
+    }
+    Ok(None)
+}
