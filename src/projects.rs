@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 pub use crate::model::{Project, ProjectSpec, is_slug};
+use crate::store::Store;
 
 /// Branch template used when a project names none.
 pub const DEFAULT_BRANCH_STRATEGY: &str = "aiops/{team}/{task_id}";
@@ -247,6 +248,20 @@ fn validate_local_repo(path: &str) -> Result<String> {
         ));
     }
     Ok(absolute.to_string_lossy().into_owned())
+}
+
+/// Changes project `name`; only the fields in `patch` change.
+pub async fn update(store: &Store, name: &str, patch: ProjectPatch) -> Result<Project> {
+    let project = store.project(name).await?;
+    store
+        .update_project(project.id, &project.patched(patch)?)
+        .await
+}
+
+/// Removes project `name` and its credentials; a conflict while tasks refer to it.
+pub async fn remove(store: &Store, name: &str) -> Result<()> {
+    let project = store.project(name).await?;
+    store.delete_project(project.id).await
 }
 
 #[cfg(test)]

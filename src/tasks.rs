@@ -1,11 +1,13 @@
 //! Tasks: requests to run a team on a project, and the values they may take.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::TasksConfig;
 use crate::error::{Error, Result};
-use crate::model::{NewEvent, NewJob};
+use crate::model::{
+    ApprovalRecord, ApprovalStatus, FindingRecord, NewEvent, NewJob, Run, TicketRecord,
+};
 pub use crate::model::{Priority, Source, Task, TaskFilter, TaskSpec, TaskStatus};
 use crate::store::{self, Store, Tx};
 use crate::teams::Teams;
@@ -165,4 +167,35 @@ pub async fn request_cancel(store: &Store, task_id: i64) -> Result<TaskStatus> {
         return Ok(cancelled);
     }
     Ok(exec.status)
+}
+
+/// A task with what its pipeline produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    pub findings: Vec<FindingRecord>,
+    pub tickets: Vec<TicketRecord>,
+    /// Requests still waiting for a human.
+    pub pending_approvals: Vec<ApprovalRecord>,
+    pub approvals: Vec<ApprovalRecord>,
+    pub runs: Vec<Run>,
+}
+
+/// A task with its findings, tickets, approval requests and runs.
+pub async fn detail(store: &Store, id: i64) -> Result<TaskDetail> {
+    let task = store.task(id).await?;
+    let approvals = store.approvals(id).await?;
+    Ok(TaskDetail {
+        task,
+        findings: store.findings(id).await?,
+        tickets: store.tickets(id).await?,
+        pending_approvals: approvals
+            .iter()
+            .filter(|a| a.status == ApprovalStatus::Pending)
+            .cloned()
+            .collect(),
+        approvals,
+        runs: store.runs(id).await?,
+    })
 }

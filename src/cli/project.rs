@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{StoreArgs, audited, open_store, print_json};
-use crate::projects::{NewProject, ProjectPatch};
+use crate::projects::{self, NewProject, ProjectPatch};
 
 /// Project values shared by `add` and `update`.
 #[derive(Debug, Clone, Args)]
@@ -185,12 +185,7 @@ async fn update(
         &store,
         "project update",
         format!("projects/{name}"),
-        async {
-            let project = store.project(name).await?;
-            store
-                .update_project(project.id, &project.patched(patch)?)
-                .await
-        },
+        projects::update(&store, name, patch),
     )
     .await?;
     print_json(&project)
@@ -206,10 +201,7 @@ async fn remove(
         &store,
         "project remove",
         format!("projects/{name}"),
-        async {
-            let project = store.project(name).await?;
-            store.delete_project(project.id).await
-        },
+        projects::remove(&store, name),
     )
     .await?;
     eprintln!("removed project {name}");

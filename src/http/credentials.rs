@@ -12,6 +12,7 @@ use super::AppState;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::page::project_filter;
 use crate::auth::{Principal, Role};
 use crate::credentials::{self, Credential, NewCredential};
 use crate::error::Result;
@@ -50,10 +51,7 @@ async fn list_credentials(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CredentialQuery>,
 ) -> Result<Json<Vec<Credential>>> {
-    let project_id = match &query.project {
-        Some(name) => Some(state.store.project(name).await?.id),
-        None => None,
-    };
+    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
     Ok(Json(state.store.list_credentials(project_id).await?))
 }
 

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::ApiQuery;
+use super::page::project_filter;
 use crate::error::{Error, Result};
 use crate::model::Event;
 use crate::store::Store;
@@ -53,10 +54,7 @@ async fn stream_events(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
-    let project_id = match &query.project {
-        Some(name) => Some(state.store.project(name).await?.id),
-        None => None,
-    };
+    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
     if let Some(task_id) = query.task {
         state.store.task(task_id).await?;
     }

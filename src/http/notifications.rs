@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::page::{next_cursor, page_limit, parse_cursor};
+use super::page::{next_cursor, page_limit, parse_cursor, project_filter};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::notify::{self, NewChannel, Notification, NotificationChannel};
@@ -104,10 +104,7 @@ async fn list_notifications(
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
-    let project_id = match &query.project {
-        Some(name) => Some(state.store.project(name).await?.id),
-        None => None,
-    };
+    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store

@@ -12,7 +12,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
-use crate::projects::{NewProject, Project, ProjectPatch};
+use crate::projects::{self, NewProject, Project, ProjectPatch};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,9 +60,7 @@ async fn update_project(
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<Project>> {
     principal.require(Role::Operator)?;
-    let project = state.store.project(&name).await?;
-    let spec = project.patched(patch)?;
-    Ok(Json(state.store.update_project(project.id, &spec).await?))
+    Ok(Json(projects::update(&state.store, &name, patch).await?))
 }
 
 /// Remove a project and its credentials; refused (409) while tasks refer to it.
@@ -74,7 +72,6 @@ async fn delete_project(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode> {
     principal.require(Role::Operator)?;
-    let project = state.store.project(&name).await?;
-    state.store.delete_project(project.id).await?;
+    projects::remove(&state.store, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

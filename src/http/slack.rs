@@ -11,6 +11,7 @@ use axum::routing::post;
 use chrono::Utc;
 
 use super::AppState;
+use super::extract::header;
 use crate::credentials;
 use crate::error::{Error, Result};
 use crate::notify::slack;
@@ -18,14 +19,6 @@ use crate::notify::slack;
 /// The Slack endpoints; outside `/api/v1` and its token check.
 pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/slack/interactions", post(interaction))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 async fn interaction(

@@ -12,11 +12,11 @@ use super::AppState;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::page::{next_cursor, page_limit, parse_cursor};
+use super::page::{next_cursor, page_limit, parse_cursor, project_filter};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
-use crate::model::{ApprovalRecord, ApprovalStatus, FindingRecord, Run, TaskStatus, TicketRecord};
-use crate::tasks::{self, NewTask, Source, Task, TaskFilter};
+use crate::model::TaskStatus;
+use crate::tasks::{self, NewTask, Source, Task, TaskDetail, TaskFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,19 +50,6 @@ async fn create_task(
     Ok((StatusCode::CREATED, Extension(target), Json(task)))
 }
 
-/// A task with what its pipeline produced.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskDetail {
-    #[serde(flatten)]
-    pub task: Task,
-    pub findings: Vec<FindingRecord>,
-    pub tickets: Vec<TicketRecord>,
-    /// Requests still waiting for a human.
-    pub pending_approvals: Vec<ApprovalRecord>,
-    pub approvals: Vec<ApprovalRecord>,
-    pub runs: Vec<Run>,
-}
-
 /// One task: status and phase, findings, tickets, approval requests and runs.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
     responses((status = 200, body = TaskDetail), (status = 404, body = ErrorBody)))]
@@ -70,20 +57,7 @@ async fn get_task(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<TaskDetail>> {
-    let task = state.store.task(id).await?;
-    let approvals = state.store.approvals(id).await?;
-    Ok(Json(TaskDetail {
-        task,
-        findings: state.store.findings(id).await?,
-        tickets: state.store.tickets(id).await?,
-        pending_approvals: approvals
-            .iter()
-            .filter(|a| a.status == ApprovalStatus::Pending)
-            .cloned()
-            .collect(),
-        approvals,
-        runs: state.store.runs(id).await?,
-    }))
+    Ok(Json(tasks::detail(&state.store, id).await?))
 }
 
 /// Outcome of a cancel request.
@@ -163,10 +137,7 @@ async fn list_tasks(
     ApiQuery(query): ApiQuery<TaskQuery>,
 ) -> Result<Json<TaskPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
-    let project_id = match &query.project {
-        Some(name) => Some(state.store.project(name).await?.id),
-        None => None,
-    };
+    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let filter = TaskFilter {
         project_id,

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
+use super::extract::header;
 use super::extract::{ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
@@ -46,14 +47,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 fn body_of(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
     body.map_err(Error::from)
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 /// The intake use cases' view of the service.
