@@ -3,7 +3,7 @@
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -206,5 +206,59 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+/// One `serve` per data directory: an exclusive lock on `<data dir>/aiops.lock`, held for
+/// the life of the process (the kernel lets go of it when the process ends, however it
+/// ends), with the holder's pid and address written in the file for the next one to name.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+impl InstanceLock {
+    /// Takes the data directory for this process, listening on `listen`; refuses, naming
+    /// the holder, while another process has it.
+    pub fn acquire(data_dir: &Path, listen: &str) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let path = data_dir.join("aiops.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if let Err(e) = file.try_lock() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.split_whitespace().collect::<Vec<_>>().join(", ");
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+                    "another aiops ({}) already runs on the data directory {}; stop it first, or give this one its own --data-dir",
+                    if holder.is_empty() {
+                        "holder unknown".into()
+                    } else {
+                        holder
+                    },
+                    data_dir.display()
+                ),
+                std::fs::TryLockError::Error(e) => {
+                    anyhow::anyhow!("cannot lock {}: {e}", path.display())
+                }
+            });
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(
+            file,
+            "pid={} listen={listen} since={}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )?;
+        Ok(Self { _file: file })
     }
 }

@@ -199,3 +199,28 @@ pub async fn detail(store: &Store, id: i64) -> Result<TaskDetail> {
         runs: store.runs(id).await?,
     })
 }
+
+/// Statuses a task can be retried from.
+pub const RETRYABLE: &[TaskStatus] = &[TaskStatus::Failed, TaskStatus::Cancelled];
+
+/// Runs a failed or cancelled task again: queued with a new job (in the same worktree when
+/// it still exists), a `status_changed` event saying who asked, all in one transaction.
+pub async fn retry(store: &Store, task_id: i64, requested_by: &str) -> Result<Task> {
+    let task = store.task_exec(task_id).await?;
+    let reason = format!("retry requested by {requested_by}");
+    let mut tx = store.begin().await?;
+    if !store::tasks::requeue(&mut tx, task_id, RETRYABLE, &reason).await? {
+        return Err(Error::Conflict(format!(
+            "task {task_id} is {}; only a failed or cancelled task can be retried",
+            task.status
+        )));
+    }
+    store::queue::push(&mut tx, &NewJob::now(task_id, task.priority)).await?;
+    let data = serde_json::json!({
+        "from": task.status, "to": TaskStatus::Queued, "reason": reason, "phase": task.phase,
+    });
+    let event = NewEvent::platform(task_id, task.project_id, "status_changed", data);
+    store::events::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    store.task(task_id).await
+}

@@ -390,6 +390,12 @@ fn every_command_has_help_with_a_description() {
         (&["token", "create"], "shown only this once"),
         (&["token", "list"], "List tokens"),
         (&["token", "revoke"], "stops working at once"),
+        (&["task"], "retry and follow tasks"),
+        (&["task", "create"], "Create a task"),
+        (&["task", "list"], "List tasks"),
+        (&["task", "show"], "Show a task"),
+        (&["task", "cancel"], "Cancel a task"),
+        (&["task", "retry"], "failed or cancelled task again"),
         (&["approvals"], "Approval requests"),
         (&["approvals", "list"], "pending ones unless --all"),
         (&["approve"], "A decision is final"),
@@ -411,6 +417,11 @@ fn every_command_has_help_with_a_description() {
         &["token", "create"],
         &["token", "list"],
         &["token", "revoke"],
+        &["task", "create"],
+        &["task", "list"],
+        &["task", "show"],
+        &["task", "cancel"],
+        &["task", "retry"],
         &["approvals", "list"],
         &["approve"],
         &["reject"],
@@ -851,6 +862,17 @@ fn wrong_master_key_or_busy_port_stops_the_start() {
         "{err}"
     );
 
+    // One serve per data directory: a second one on another address names the first.
+    let err = refused(serve_cmd(&sandbox));
+    assert!(
+        err.contains("already runs on the data directory")
+            && err.contains(&format!("pid={}", server.child.id()))
+            && err.contains(&format!("listen={addr}"))
+            && err.contains("--data-dir"),
+        "{err}"
+    );
+    drop(server);
+
     // A valid key that is not this store's key.
     let other = run(sandbox.bare(&["keygen"]), None)
         .ok()
@@ -866,7 +888,6 @@ fn wrong_master_key_or_busy_port_stops_the_start() {
     );
 
     // A damaged key file.
-    drop(server);
     std::fs::write(sandbox.key_file(), "garbage\n").unwrap();
     let err = refused(serve_cmd(&sandbox));
     assert!(
@@ -1054,6 +1075,139 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
             .is_some_and(|e| e.contains("not a git repository")),
         "a failure records why: {failed:?}"
     );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn task_commands_create_list_cancel_and_retry() {
+    let sandbox = Sandbox::new();
+    let repo = common::git_repo();
+    let repo_path = repo.path().canonicalize().unwrap();
+    run(
+        sandbox.cmd(&[
+            "project",
+            "add",
+            "shop",
+            "--path",
+            repo_path.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .ok();
+
+    let created = run(
+        sandbox.cmd(&[
+            "task",
+            "create",
+            "--project",
+            "shop",
+            "--prompt",
+            "Fix the checkout",
+            "--team",
+            "bugfix",
+            "--priority",
+            "high",
+        ]),
+        None,
+    )
+    .ok();
+    let task = created.json();
+    let id = task["id"].as_i64().unwrap();
+    assert_eq!(task["status"], "queued");
+    assert_eq!(task["priority"], "high");
+    assert_eq!(task["source"], "cli");
+    assert!(
+        created.stderr.contains(&format!("aiops task watch {id}")),
+        "{}",
+        created.stderr
+    );
+
+    let listed = run(sandbox.cmd(&["task", "list", "--project", "shop"]), None).ok();
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("task {id} not listed:\n{}", listed.stdout));
+    assert!(
+        row.contains("queued") && row.contains("Fix the checkout"),
+        "{row}"
+    );
+    let bad_status = run(sandbox.cmd(&["task", "list", "--status", "later"]), None).failed();
+    assert!(
+        bad_status.stderr.contains("is not a status"),
+        "{}",
+        bad_status.stderr
+    );
+    let unknown = run(
+        sandbox.cmd(&["task", "create", "--project", "nope", "--prompt", "x"]),
+        None,
+    )
+    .failed();
+    assert!(
+        unknown.stderr.contains("project nope not found"),
+        "{}",
+        unknown.stderr
+    );
+
+    let early = run(sandbox.cmd(&["task", "retry", &id.to_string()]), None).failed();
+    assert!(
+        early
+            .stderr
+            .contains("only a failed or cancelled task can be retried"),
+        "{}",
+        early.stderr
+    );
+    let cancelled = run(sandbox.cmd(&["task", "cancel", &id.to_string()]), None).ok();
+    assert!(
+        cancelled.stderr.contains("cancelled"),
+        "{}",
+        cancelled.stderr
+    );
+    let retried = run(sandbox.cmd(&["task", "retry", &id.to_string()]), None).ok();
+    assert!(
+        retried.stderr.contains("queued again"),
+        "{}",
+        retried.stderr
+    );
+    let shown = run(sandbox.cmd(&["task", "show", &id.to_string()]), None)
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "queued");
+    assert!(
+        shown["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("retry requested by cli:")),
+        "{shown:#}"
+    );
+
+    // The mutations are audited as the CLI; the store holds one job per queueing.
+    let store = aiops::server::open_store(&sandbox.config())
+        .await
+        .expect("open store");
+    let mut entries = store
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit log");
+    entries.reverse();
+    let tasks: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.action.starts_with("cli task"))
+        .map(|e| (e.action.clone(), e.outcome.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("cli task create", "ok"),
+        ("cli task create", "error"),
+        ("cli task retry", "error"),
+        ("cli task cancel", "ok"),
+        ("cli task retry", "ok"),
+    ]
+    .iter()
+    .map(|(a, o)| (a.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(tasks, expected);
     store.close().await;
 }
 

@@ -566,6 +566,64 @@ async fn read_sse(app: &TestApp, task: i64, last_id: Option<i64>, count: usize) 
     ids
 }
 
+async fn retry_runs_a_failed_task_again(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-crash-in ANALYZING", |_| {}).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "crash", "normal").await;
+    wait_status(&app, id, &["failed"]).await;
+    let response = app
+        .post(&format!("/api/v1/tasks/{id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let queued = response.json::<Value>().await.unwrap();
+    assert_eq!(queued["status"], "queued");
+    assert!(
+        queued["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("retry requested by")),
+        "{queued:#}"
+    );
+    // A new run happens: the simulator crashes again, so the task fails with two runs.
+    let detail = wait_for("a second run to finish", WAIT, || async {
+        let detail = task_detail(&app, id).await;
+        let runs = detail["runs"].as_array().unwrap();
+        (runs.len() == 2
+            && runs.iter().all(|r| !r["finished_at"].is_null())
+            && detail["status"] == "failed")
+            .then_some(detail)
+    })
+    .await;
+    assert_eq!(detail["runs"][1]["exit_code"], 101);
+}
+
+async fn retry_takes_only_failed_or_cancelled_tasks(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let repo = common::git_repo();
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "never runs", "normal").await;
+    let retry = |id: i64| app.post(&format!("/api/v1/tasks/{id}/retry")).send();
+    let early = retry(id).await.unwrap();
+    assert_eq!(early.status(), StatusCode::CONFLICT);
+    let body = early.json::<Value>().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is queued; only a failed or cancelled task")),
+        "{body:#}"
+    );
+    app.post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    let retried = retry(id).await.unwrap();
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    assert_eq!(task_detail(&app, id).await["status"], "queued");
+    assert_eq!(retry(99_999).await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
 on_both_databases!(
     pipeline_reaches_awaiting_approval,
     limits_and_priority_hold,
@@ -579,4 +637,6 @@ on_both_databases!(
     fixture_ingests_completely,
     infrastructure_failures_retry_then_fail,
     events_stream_resumes_without_gap_or_duplicate,
+    retry_runs_a_failed_task_again,
+    retry_takes_only_failed_or_cancelled_tasks,
 );

@@ -110,7 +110,7 @@ enum Command {
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
     },
-    /// Follow tasks.
+    /// Create, list, show, cancel, retry and follow tasks.
     Task {
         #[command(subcommand)]
         command: task::TaskCommand,
@@ -183,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { store, workers } => {
             serve::worker(load_config(&config_file, &store, None)?, workers).await
         }
-        Command::Task { command } => task::run(command).await,
+        Command::Task { command } => task::run(&config_file, command).await,
         Command::Hook { command } => hook::run(&config_file, command).await,
         Command::Jobs { command } => jobs::run(&config_file, command).await,
         Command::Approvals { command } => approve::approvals(&config_file, command).await,

@@ -28,6 +28,8 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
             format!("cannot listen on {listen}; pick another address with --listen")
         })?;
     let local = listener.local_addr()?;
+    // One serve per data directory, checked before start-up creates a key or a token.
+    let _instance = server::InstanceLock::acquire(&config.data_dir, &local.to_string())?;
     let started = server::start(config).await?;
     let base = if started.state.config.public_url.is_empty() {
         format!("http://{local}")

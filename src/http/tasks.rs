@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_task, list_tasks))
         .routes(routes!(get_task))
         .routes(routes!(cancel_task))
+        .routes(routes!(retry_task))
         .routes(routes!(deliver_task))
         .routes(routes!(run_log))
 }
@@ -82,6 +83,21 @@ async fn cancel_task(
     let status = tasks::request_cancel(&state.store, id).await?;
     state.engine.cancel_local(id);
     Ok((StatusCode::ACCEPTED, Json(CancelOutcome { id, status })))
+}
+
+/// Run a failed or cancelled task again: it is queued with a new job and runs in its
+/// worktree when that still exists.
+#[utoipa::path(post, path = "/tasks/{id}/retry", tag = "tasks",
+    params(("id" = i64, Path, description = "Task id")),
+    responses((status = 202, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<Task>)> {
+    principal.require(Role::Operator)?;
+    let task = tasks::retry(&state.store, id, &principal.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(task)))
 }
 
 /// Deliver a done task's approved work again (commit, push, pull request) after its first

@@ -210,3 +210,23 @@ pub async fn cancel_queued(tx: &mut Tx, task_id: i64, reason: &str) -> Result<()
         .map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Queues an ended task again inside `tx`: status queued with `reason`, its cancel request,
+/// end time and infrastructure attempts cleared; false unless it was in one of `from`.
+pub async fn requeue(tx: &mut Tx, task_id: i64, from: &[TaskStatus], reason: &str) -> Result<bool> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE tasks SET status = $2, status_reason = $3, cancel_requested_at = NULL,
+            completed_at = NULL, infra_attempts = 0, updated_at = $4
+         WHERE id = $1 AND status IN ({})",
+        crate::model::sql_list(from, TaskStatus::as_str)
+    ));
+    let updated = with_tx!(tx, conn => sqlx::query(sql)
+        .bind(task_id)
+        .bind(TaskStatus::Queued)
+        .bind(reason)
+        .bind(chrono::Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated == 1)
+}
