@@ -1144,7 +1144,7 @@ async fn task_commands_create_list_cancel_and_retry() {
     )
     .failed();
     assert!(
-        unknown.stderr.contains("project nope not found"),
+        unknown.stderr.contains("project \"nope\" not found"),
         "{}",
         unknown.stderr
     );
