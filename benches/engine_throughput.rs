@@ -172,6 +172,8 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
     config.engine.command = "true".into();
     config.engine.queue_poll_ms = 200;
     config.engine.ingest_interval_ms = 200;
+    config.inputs.local_roots = vec![repo.path().to_path_buf()];
+    let inputs = config.inputs.clone();
     let started = aiops::server::start(config).await.expect("start");
     let store = started.state.store.clone();
     let project = aiops::projects::NewProject {
@@ -181,7 +183,7 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
         ..Default::default()
     };
     let project = store
-        .insert_project(&project.into_spec().unwrap())
+        .insert_project(&project.into_spec(&inputs).unwrap())
         .await
         .unwrap();
     let spec = |i: usize| TaskSpec {

@@ -10,6 +10,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod limits;
+pub use limits::{IngestConfig, InputsConfig, IntakeConfig};
+
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
 const NON_CONFIG_VARS: &[&str] = &["master_key", "test_database_url", "config"];
 
@@ -37,6 +40,9 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     pub pull_requests: PullRequestsConfig,
     pub notify: NotifyConfig,
+    pub inputs: InputsConfig,
+    pub intake: IntakeConfig,
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -393,6 +399,9 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             pull_requests: PullRequestsConfig::default(),
             notify: NotifyConfig::default(),
+            inputs: InputsConfig::default(),
+            intake: IntakeConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }

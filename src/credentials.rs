@@ -6,8 +6,10 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 pub use crate::model::{Credential, CredentialKind, SealedCredential};
+use crate::model::{Principal, Role};
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -27,6 +29,95 @@ const RESERVED_ENV_VARS: &[&str] = &[
     "AI_PARTY_SESSION_ID",
     "CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS",
 ];
+
+/// Variables that make a program load or run other code (the dynamic loader, shells, language
+/// runtimes, git and ssh hooks): a credential set as one would run code in every agent.
+const HOOK_ENV_VARS: &[&str] = &[
+    "BASH_ENV",
+    "ENV",
+    "ZDOTDIR",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "IFS",
+    "CDPATH",
+    "PS4",
+    "GLIBC_TUNABLES",
+    "GCONV_PATH",
+    "HOSTALIASES",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONINSPECT",
+    "PYTHONUSERBASE",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "GIT_ASKPASS",
+    "SSH_ASKPASS",
+    "GIT_PROXY_COMMAND",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_TEMPLATE_DIR",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "GIT_PAGER",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "RUSTC_WRAPPER",
+    "RUSTC",
+    "CARGO_HOME",
+];
+
+/// Prefixes of hook variables: the loader's (`LD_PRELOAD`, `LD_LIBRARY_PATH`, …, and macOS'
+/// `DYLD_*`), exported bash functions, git's config from the environment, npm's config.
+const HOOK_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "NPM_CONFIG_"];
+
+/// True if a credential may not be injected as `var`: aiops sets it, or it runs code.
+fn is_denied_env_var(var: &str) -> bool {
+    RESERVED_ENV_VARS.contains(&var)
+        || HOOK_ENV_VARS.contains(&var)
+        || HOOK_ENV_PREFIXES.iter().any(|p| var.starts_with(p))
+        || var.starts_with("AIOPS_")
+}
+
+/// The role it takes to create or delete this credential: admin for the secrets that let
+/// their holder forge what aiops trusts (a global webhook or signing secret, the GitHub App's
+/// key), operator for the rest.
+pub fn role_to_manage(
+    config: &Config,
+    project: Option<&str>,
+    kind: CredentialKind,
+    name: &str,
+) -> Role {
+    let signing_names = [
+        config.notify.slack_signing_secret_credential.as_str(),
+        config.github.app_secret_credential.as_str(),
+        config.github.app_credential.as_str(),
+    ];
+    let alert_secret = config.alerts.sources.iter().any(|s| s.credential == name);
+    let global_signing = project.is_none()
+        && (kind == CredentialKind::WebhookSecret || signing_names.contains(&name) || alert_secret);
+    if global_signing || kind == CredentialKind::GithubApp {
+        Role::Admin
+    } else {
+        Role::Operator
+    }
+}
 
 /// Body of a credential creation. `value` is write-only.
 #[derive(Clone, Deserialize, ToSchema)]
@@ -66,14 +157,22 @@ pub(crate) fn valid_credential_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Validates, seals and stores a credential. With `replace`, an existing credential of the
-/// same scope and name gets the new value; without, that is a conflict.
+/// Validates, seals and stores a credential, if `by` may. With `replace`, an existing
+/// credential of the same scope and name gets the new value; without, that is a conflict.
 pub async fn store_credential(
     store: &Store,
     vault: &Vault,
+    config: &Config,
+    by: &Principal,
     new: NewCredential,
     replace: bool,
 ) -> Result<Credential> {
+    by.require(role_to_manage(
+        config,
+        new.project.as_deref(),
+        new.kind,
+        &new.name,
+    ))?;
     if !valid_credential_name(&new.name) {
         return Err(Error::invalid(
             "name",
@@ -90,10 +189,12 @@ pub async fn store_credential(
             "must be an environment variable name: A-Z, 0-9 and '_', not starting with a digit",
         ));
     }
-    if RESERVED_ENV_VARS.contains(&env_var.as_str()) {
+    if is_denied_env_var(&env_var) {
         return Err(Error::invalid(
             "env_var",
-            format!("{env_var} is set by aiops itself and cannot be a credential"),
+            format!(
+                "{env_var} is set by aiops itself or makes programs load code (a loader, shell or runtime hook); choose another variable name"
+            ),
         ));
     }
     if new.value.is_empty() || new.value.len() > MAX_VALUE_BYTES {
@@ -118,6 +219,19 @@ pub async fn store_credential(
             replace,
         )
         .await
+}
+
+/// Deletes credential `id`, if `by` may.
+pub async fn remove(store: &Store, config: &Config, by: &Principal, id: i64) -> Result<()> {
+    let credential = store.credential(id).await?;
+    let project = credential.project.as_deref();
+    by.require(role_to_manage(
+        config,
+        project,
+        credential.kind,
+        &credential.name,
+    ))?;
+    store.delete_credential(id).await
 }
 
 /// The decrypted credentials an agent of this project gets, as (env var, value, name):
@@ -183,4 +297,62 @@ pub async fn reveal_named(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_variables_are_denied() {
+        for var in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "BASH_ENV",
+            "ENV",
+            "NODE_OPTIONS",
+            "GIT_SSH_COMMAND",
+            "GIT_CONFIG_GLOBAL",
+            "PYTHONSTARTUP",
+            "PATH",
+            "AIOPS_ANYTHING",
+            "BASH_FUNC_X%%",
+        ] {
+            assert!(is_denied_env_var(var), "{var}");
+        }
+        for var in ["DEPLOY_TOKEN", "DATABASE_URL", "GITHUB_TOKEN", "NODE_ENV"] {
+            assert!(!is_denied_env_var(var), "{var}");
+        }
+    }
+
+    #[test]
+    fn signing_secrets_need_an_admin() {
+        let config = Config::default();
+        let role = |project, kind, name| role_to_manage(&config, project, kind, name);
+        assert_eq!(
+            role(None, CredentialKind::Token, "slack-signing-secret"),
+            Role::Admin
+        );
+        assert_eq!(
+            role(None, CredentialKind::Token, "github-webhook"),
+            Role::Admin
+        );
+        assert_eq!(
+            role(None, CredentialKind::Token, "alertmanager-webhook"),
+            Role::Admin
+        );
+        assert_eq!(
+            role(None, CredentialKind::WebhookSecret, "any"),
+            Role::Admin
+        );
+        assert_eq!(
+            role(Some("p"), CredentialKind::GithubApp, "key"),
+            Role::Admin
+        );
+        assert_eq!(
+            role(Some("p"), CredentialKind::WebhookSecret, "hook"),
+            Role::Operator
+        );
+        assert_eq!(role(None, CredentialKind::Token, "deploy"), Role::Operator);
+    }
 }

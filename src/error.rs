@@ -21,6 +21,12 @@ pub enum Error {
     /// The request collides with the current state (duplicate name, resource in use).
     #[error("{0}")]
     Conflict(String),
+    /// Over a limit on how much one client may ask for; try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The body is larger than allowed.
     #[error("request body is larger than the server accepts (http.max_body_bytes)")]
     PayloadTooLarge,

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::config::InputsConfig;
 use crate::error::{Error, Result};
+use crate::model::target::refused_host;
 pub use crate::model::{Project, ProjectSpec, is_slug};
 use crate::store::Store;
 
@@ -48,8 +50,8 @@ pub struct ProjectPatch {
 }
 
 impl NewProject {
-    /// Fills defaults and validates.
-    pub fn into_spec(self) -> Result<ProjectSpec> {
+    /// Fills defaults and validates against what `inputs` allows.
+    pub fn into_spec(self, inputs: &InputsConfig) -> Result<ProjectSpec> {
         ProjectSpec {
             name: self.name,
             repo_url: non_empty(self.repo_url),
@@ -64,13 +66,13 @@ impl NewProject {
             max_concurrency: self.max_concurrency.unwrap_or(1),
             timeout_secs: self.timeout_secs,
         }
-        .validated()
+        .validated(inputs)
     }
 }
 
 impl Project {
-    /// The values of this project with `patch` applied, validated.
-    pub fn patched(&self, patch: ProjectPatch) -> Result<ProjectSpec> {
+    /// The values of this project with `patch` applied, validated against `inputs`.
+    pub fn patched(&self, patch: ProjectPatch, inputs: &InputsConfig) -> Result<ProjectSpec> {
         let keep_or_clear = |new: Option<String>, old: &Option<String>| match new {
             Some(value) => non_empty(Some(value)),
             None => old.clone(),
@@ -93,12 +95,12 @@ impl Project {
             max_concurrency: patch.max_concurrency.unwrap_or(self.max_concurrency),
             timeout_secs: patch.timeout_secs.or(self.timeout_secs),
         }
-        .validated()
+        .validated(inputs)
     }
 }
 
 impl ProjectSpec {
-    fn validated(mut self) -> Result<Self> {
+    fn validated(mut self, inputs: &InputsConfig) -> Result<Self> {
         if !is_slug(&self.name) {
             return Err(Error::invalid(
                 "name",
@@ -112,15 +114,15 @@ impl ProjectSpec {
             ));
         }
         if let Some(url) = &self.repo_url {
-            validate_repo_url(url)?;
+            validate_repo_url(url, inputs.allow_private_targets)?;
         }
         if let Some(path) = &self.local_path {
-            self.local_path = Some(validate_local_repo(path)?);
+            self.local_path = Some(validate_local_repo(path, &inputs.local_roots)?);
         }
         if !is_branch_name(&self.default_branch) {
             return Err(Error::invalid(
                 "default_branch",
-                "is not a valid branch name",
+                "is not a valid branch name: letters, digits, '-', '_', '.' and '/', no '..', no part starting with '.' or ending in '.lock'",
             ));
         }
         validate_branch_strategy(&self.branch_strategy)?;
@@ -173,12 +175,18 @@ fn is_github_repo(value: &str) -> bool {
     matches!(value.split_once('/'), Some((owner, repo)) if ok(owner, "-") && ok(repo, "-_."))
 }
 
+/// A branch name git accepts (`git check-ref-format --branch`), in a narrower alphabet: no
+/// control characters or specials, no `..`, no part that starts with `.` or ends in `.lock`.
 fn is_branch_name(value: &str) -> bool {
     !value.is_empty()
+        && value.len() <= 200
         && !value.starts_with(['-', '/'])
         && !value.ends_with(['/', '.'])
         && !value.contains("..")
-        && !value.contains("//")
+        && value
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
+        && value != "HEAD"
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
@@ -209,32 +217,59 @@ pub fn render_branch(template: &str, project: &str, team: &str, task_id: i64) ->
         .replace("{task_id}", &task_id.to_string())
 }
 
-fn validate_repo_url(value: &str) -> Result<()> {
-    // scp-like syntax git accepts: user@host:path
+/// Accepts https and ssh URLs (and git's scp-like `user@host:path`) without a password or
+/// token in them, to hosts outside the service's own networks unless `allow_private`.
+fn validate_repo_url(value: &str, allow_private: bool) -> Result<()> {
+    let invalid = |why: String| Err(Error::invalid("repo_url", why));
+    if value.starts_with('-') || value.chars().any(char::is_control) {
+        return invalid("must not start with '-' or contain control characters".into());
+    }
+    // scp-like syntax git accepts: user@host:path, read as ssh://user@host/path.
     let scp_like = value
         .split_once(':')
-        .is_some_and(|(host, path)| host.contains('@') && !host.contains('/') && !path.is_empty());
-    if scp_like {
-        return Ok(());
+        .filter(|(host, path)| host.contains('@') && !host.contains('/') && !path.is_empty())
+        .map(|(host, path)| format!("ssh://{host}/{}", path.trim_start_matches('/')));
+    let url = match url::Url::parse(scp_like.as_deref().unwrap_or(value)) {
+        Ok(url) => url,
+        Err(e) => return invalid(format!("is not a URL: {e}")),
+    };
+    if !["https", "ssh"].contains(&url.scheme()) {
+        return invalid(format!(
+            "scheme {:?} is not accepted; use https or ssh",
+            url.scheme()
+        ));
     }
-    match url::Url::parse(value) {
-        Ok(url) if ["https", "http", "ssh", "git", "file"].contains(&url.scheme()) => Ok(()),
-        Ok(url) => Err(Error::invalid(
-            "repo_url",
-            format!(
-                "scheme {:?} is not supported; use https, ssh, git or file",
-                url.scheme()
-            ),
-        )),
-        Err(e) => Err(Error::invalid("repo_url", format!("is not a URL: {e}"))),
+    let token_as_user = url.scheme() == "https" && !url.username().is_empty();
+    if url.password().is_some() || token_as_user {
+        return invalid(
+            "must not carry credentials; store the token as a credential (the vault) instead"
+                .into(),
+        );
+    }
+    match refused_host(&url, allow_private) {
+        Some(why) => invalid(why),
+        None => Ok(()),
     }
 }
 
-/// Checks that `path` is a git repository and returns it absolute.
-fn validate_local_repo(path: &str) -> Result<String> {
+/// Checks that `path` is a git repository inside one of `roots` and returns it absolute.
+fn validate_local_repo(path: &str, roots: &[std::path::PathBuf]) -> Result<String> {
     let absolute = Path::new(path)
         .canonicalize()
         .map_err(|e| Error::invalid("local_path", format!("{path}: {e}")))?;
+    let inside = roots.iter().any(|root| {
+        root.canonicalize()
+            .is_ok_and(|root| absolute.starts_with(root))
+    });
+    if !inside {
+        return Err(Error::invalid(
+            "local_path",
+            format!(
+                "{} is not inside a directory listed in inputs.local_roots; add its parent there or register the project by repo_url",
+                absolute.display()
+            ),
+        ));
+    }
     let output = std::process::Command::new("git")
         .arg("-C")
         .arg(&absolute)
@@ -251,11 +286,30 @@ fn validate_local_repo(path: &str) -> Result<String> {
 }
 
 /// Changes project `name`; only the fields in `patch` change.
-pub async fn update(store: &Store, name: &str, patch: ProjectPatch) -> Result<Project> {
+pub async fn update(
+    store: &Store,
+    inputs: &InputsConfig,
+    name: &str,
+    patch: ProjectPatch,
+) -> Result<Project> {
     let project = store.project(name).await?;
     store
-        .update_project(project.id, &project.patched(patch)?)
+        .update_project(project.id, &project.patched(patch, inputs)?)
         .await
+}
+
+/// A project as API clients see it: a repository URL without any credentials an older
+/// version let in.
+pub fn shown(mut project: Project) -> Project {
+    if let Some(url) = &project.repo_url
+        && let Ok(mut parsed) = url::Url::parse(url)
+        && (!parsed.username().is_empty() || parsed.password().is_some())
+    {
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        project.repo_url = Some(parsed.to_string());
+    }
+    project
 }
 
 /// Removes project `name` and its credentials; a conflict while tasks refer to it.
@@ -280,10 +334,108 @@ mod tests {
 
     #[test]
     fn repo_urls() {
-        assert!(validate_repo_url("https://github.com/o/r.git").is_ok());
-        assert!(validate_repo_url("git@github.com:o/r.git").is_ok());
-        assert!(validate_repo_url("ftp://x/y").is_err());
-        assert!(validate_repo_url("not a url").is_err());
+        let ok = |url: &str| validate_repo_url(url, false).is_ok();
+        assert!(ok("https://github.com/o/r.git"));
+        assert!(ok("git@github.com:o/r.git"));
+        assert!(ok("ssh://git@github.com/o/r.git"));
+        for refused in [
+            "ftp://x/y",
+            "not a url",
+            "file:///srv/repo.git",
+            "http://github.com/o/r.git",
+            "git://github.com/o/r.git",
+            "https://user:token@github.com/o/r.git",
+            "https://ghp_token@github.com/o/r.git",
+            "ssh://git:pw@github.com/o/r.git",
+            "https://169.254.169.254/latest",
+            "https://127.0.0.1/r.git",
+            "git@127.0.0.1:r.git",
+            "https://localhost/r.git",
+            "-oProxyCommand=x@h:p",
+        ] {
+            assert!(!ok(refused), "{refused}");
+        }
+        assert!(validate_repo_url("https://127.0.0.1/r.git", true).is_ok());
+    }
+
+    #[test]
+    fn branch_names() {
+        for good in ["main", "release/1.2", "aiops/bugfix/7"] {
+            assert!(is_branch_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "x.lock",
+            "a/b.lock/c",
+            ".hidden",
+            "a/.b",
+            "a b",
+            "a\u{7}b",
+            "-x",
+            "a//b",
+            "HEAD",
+            "a@{1}",
+            "a~1",
+            "a^",
+            "a:b",
+        ] {
+            assert!(!is_branch_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn local_paths_must_be_under_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("r");
+        std::fs::create_dir(&repo).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(&repo)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        let path = repo.to_str().unwrap();
+        let roots = vec![root.path().to_path_buf()];
+        assert!(validate_local_repo(path, &roots).is_ok());
+        let other = tempfile::tempdir().unwrap();
+        let other_root = vec![other.path().to_path_buf()];
+        assert!(validate_local_repo(path, &other_root).is_err());
+        assert!(validate_local_repo(path, &[]).is_err());
+        // A symlink inside a root does not lead out of it.
+        let link = other.path().join("link");
+        std::os::unix::fs::symlink(&repo, &link).unwrap();
+        assert!(validate_local_repo(link.to_str().unwrap(), &other_root).is_err());
+    }
+
+    fn test_project() -> Project {
+        Project {
+            id: 1,
+            name: "p".into(),
+            repo_url: None,
+            local_path: None,
+            default_branch: "main".into(),
+            branch_strategy: DEFAULT_BRANCH_STRATEGY.into(),
+            tech_stack: Vec::new(),
+            conventions: String::new(),
+            github_repo: None,
+            max_concurrency: 1,
+            timeout_secs: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        let project = Project {
+            repo_url: Some("https://x:tok@github.com/o/r.git".into()),
+            ..test_project()
+        };
+        assert_eq!(
+            shown(project).repo_url.as_deref(),
+            Some("https://github.com/o/r.git")
+        );
     }
 
     #[test]

@@ -151,12 +151,14 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         .scheduler
         .enabled
         .then(|| Scheduler::start(store.clone(), config.scheduler.clone()));
+    let guards = crate::http::Guards::new(&config.intake);
     Ok(Started {
         state: AppState {
             config,
             store,
             vault,
             engine,
+            guards,
             teams,
             notifier,
         },

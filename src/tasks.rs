@@ -46,6 +46,12 @@ pub async fn task_spec(
     if new.prompt.trim().is_empty() {
         return Err(Error::invalid("prompt", "must not be empty"));
     }
+    if new.prompt.contains('\0') {
+        return Err(Error::invalid(
+            "prompt",
+            "must not contain a NUL byte (it cannot be passed to the agent)",
+        ));
+    }
     if new.prompt.len() > MAX_PROMPT_BYTES {
         return Err(Error::invalid(
             "prompt",

@@ -29,6 +29,11 @@ fn aiops_in(cwd: &Path) -> Command {
         }
     }
     cmd.env_remove("AIOPS_MASTER_KEY");
+    // Test repositories live in temp dirs; projects may be registered there.
+    cmd.env(
+        "AIOPS_INPUTS__LOCAL_ROOTS",
+        format!("[{:?}]", std::env::temp_dir()),
+    );
     cmd
 }
 

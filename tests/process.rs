@@ -80,8 +80,9 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
     std::fs::write(
         &config,
         format!(
-            "[engine]\nworkers = 2\ncommand = \"{} -p '/ai-party:party {{prompt}}' --sim-phase-delay-ms 250\"\nheartbeat_secs = 1\nslot_ttl_secs = 2\nqueue_poll_ms = 100\ningest_interval_ms = 100\n",
-            common::simulator().display()
+            "[engine]\nworkers = 2\ncommand = \"{} -p '/ai-party:party {{prompt}}' --sim-phase-delay-ms 250\"\nheartbeat_secs = 1\nslot_ttl_secs = 2\nqueue_poll_ms = 100\ningest_interval_ms = 100\n[inputs]\nlocal_roots = [{:?}]\n",
+            common::simulator().display(),
+            std::env::temp_dir()
         ),
     )
     .unwrap();
@@ -360,8 +361,9 @@ async fn a_separate_worker_process_runs_tasks_from_a_shared_postgres_store() {
     std::fs::write(
         &config,
         format!(
-            "[engine]\nworkers = 2\ncommand = \"{} -p '/ai-party:party {{prompt}}' --sim-phase-delay-ms 10\"\nqueue_poll_ms = 100\ningest_interval_ms = 100\n",
-            common::simulator().display()
+            "[engine]\nworkers = 2\ncommand = \"{} -p '/ai-party:party {{prompt}}' --sim-phase-delay-ms 10\"\nqueue_poll_ms = 100\ningest_interval_ms = 100\n[inputs]\nlocal_roots = [{:?}]\n",
+            common::simulator().display(),
+            std::env::temp_dir()
         ),
     )
     .unwrap();

@@ -97,7 +97,7 @@ fn register_project(name: &str) -> aiops::projects::ProjectSpec {
         repo_url: Some("https://github.com/acme/shop.git".into()),
         ..Default::default()
     }
-    .into_spec()
+    .into_spec(&common::test_inputs())
     .unwrap()
 }
 

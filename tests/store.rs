@@ -54,7 +54,7 @@ async fn projects_round_trip(db: Db) {
     new.tech_stack = Some(vec!["rust".into(), "sqlx".into()]);
     new.timeout_secs = Some(600);
     let created = store
-        .insert_project(&new.into_spec().unwrap())
+        .insert_project(&new.into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     assert_eq!(created.tech_stack, ["rust", "sqlx"]);
@@ -67,7 +67,7 @@ async fn projects_round_trip(db: Db) {
     ));
 
     let duplicate = store
-        .insert_project(&project("shop").into_spec().unwrap())
+        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
         .await;
     assert!(
         matches!(duplicate, Err(Error::Conflict(_))),
@@ -80,7 +80,10 @@ async fn projects_round_trip(db: Db) {
         ..Default::default()
     };
     let updated = store
-        .update_project(created.id, &created.patched(patch).unwrap())
+        .update_project(
+            created.id,
+            &created.patched(patch, &common::test_inputs()).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(updated.github_repo.as_deref(), Some("acme/shop"));
@@ -90,10 +93,13 @@ async fn projects_round_trip(db: Db) {
         .update_project(
             created.id,
             &updated
-                .patched(ProjectPatch {
-                    github_repo: Some(String::new()),
-                    ..Default::default()
-                })
+                .patched(
+                    ProjectPatch {
+                        github_repo: Some(String::new()),
+                        ..Default::default()
+                    },
+                    &common::test_inputs(),
+                )
                 .unwrap(),
         )
         .await
@@ -101,7 +107,7 @@ async fn projects_round_trip(db: Db) {
     assert_eq!(cleared.github_repo, None);
 
     store
-        .insert_project(&project("blog").into_spec().unwrap())
+        .insert_project(&project("blog").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let names: Vec<_> = store
@@ -118,7 +124,7 @@ async fn project_with_tasks_cannot_be_deleted(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
     let shop = store
-        .insert_project(&project("shop").into_spec().unwrap())
+        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     tasks::enqueue(&store, &task(shop.id, "fix", None))
@@ -127,7 +133,7 @@ async fn project_with_tasks_cannot_be_deleted(db: Db) {
     let refused = store.delete_project(shop.id).await;
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
     let blog = store
-        .insert_project(&project("blog").into_spec().unwrap())
+        .insert_project(&project("blog").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     store.delete_project(blog.id).await.unwrap();
@@ -141,11 +147,11 @@ async fn tasks_filter_and_paginate(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
     let shop = store
-        .insert_project(&project("shop").into_spec().unwrap())
+        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let blog = store
-        .insert_project(&project("blog").into_spec().unwrap())
+        .insert_project(&project("blog").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -264,11 +270,11 @@ async fn credentials_scope_and_reveal(db: Db) {
         .unwrap();
     assert!(generated.is_some());
     let shop = store
-        .insert_project(&project("shop").into_spec().unwrap())
+        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let blog = store
-        .insert_project(&project("blog").into_spec().unwrap())
+        .insert_project(&project("blog").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let put = |project: Option<&str>, name: &str, env: &str, value: &str| NewCredential {
@@ -281,6 +287,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(None, "shared", "SHARED_KEY", "global-value-1"),
         false,
     )
@@ -289,6 +297,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(Some("shop"), "db", "DATABASE_URL", "shop-db-secret"),
         false,
     )
@@ -297,6 +307,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(Some("blog"), "db", "DATABASE_URL", "blog-db-secret"),
         false,
     )
@@ -305,6 +317,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     let dup = credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(Some("shop"), "db", "DATABASE_URL", "x"),
         false,
     )
@@ -313,6 +327,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     let dup_global = credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(None, "shared", "SHARED_KEY", "y"),
         false,
     )
@@ -325,6 +341,8 @@ async fn credentials_scope_and_reveal(db: Db) {
     credentials::store_credential(
         &store,
         &vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         put(Some("shop"), "db", "DATABASE_URL", "shop-db-rotated"),
         true,
     )
@@ -355,6 +373,8 @@ async fn credentials_scope_and_reveal(db: Db) {
         credentials::store_credential(
             &store,
             &vault,
+            &aiops::config::Config::default(),
+            &aiops::auth::Principal::cli(),
             NewCredential {
                 kind,
                 ..put(
@@ -506,11 +526,11 @@ async fn routing_rules_in_routing_order(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
     let shop = store
-        .insert_project(&project("shop").into_spec().unwrap())
+        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let hello = store
-        .insert_project(&project("hello").into_spec().unwrap())
+        .insert_project(&project("hello").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let rule = |body: serde_json::Value| {

@@ -147,7 +147,7 @@ async fn add_project(store: &Store, name: &str, repo: &Path) -> Project {
         local_path: Some(repo.to_str().unwrap().into()),
         ..Default::default()
     }
-    .into_spec()
+    .into_spec(&common::test_inputs())
     .expect("valid project");
     store.insert_project(&spec).await.expect("insert project")
 }
@@ -156,6 +156,8 @@ async fn put(store: &Store, vault: &Vault, project: Option<&str>, name: &str, va
     credentials::store_credential(
         store,
         vault,
+        &aiops::config::Config::default(),
+        &aiops::auth::Principal::cli(),
         NewCredential {
             project: project.map(str::to_string),
             name: name.into(),
@@ -570,8 +572,114 @@ async fn failed_rotation_changes_nothing(kind: Db) {
     store.close().await;
 }
 
+/// An agent script that prints `$DEPLOY_TOKEN` and the master key file in the encodings a
+/// hostile agent would try: plain, upper case, base64 at two alignments, base64url, hex and
+/// URL-encoded.
+fn encoding_agent(key_file: &Path) -> String {
+    let script = r#"
+v="$DEPLOY_TOKEN"; k="$(cat "$1")"
+echo "plain $v"
+echo "upper $(printf %s "$v" | tr a-z A-Z)"
+echo "b64 $(printf %s "$v" | base64 -w0)"
+echo "b64-shifted $(printf 'x%s' "$v" | base64 -w0)"
+echo "b64url $(printf 'yz%s' "$v" | base64 -w0 | tr '+/' '-_')"
+echo "hex $(printf %s "$v" | od -An -v -tx1 | tr -d ' \n')"
+echo "url $(printf %s "$v" | od -An -v -tx1 | tr -d '\n' | tr ' ' '%')"
+echo "key $k"
+echo "key-b64 $(printf %s "$k" | base64 -w0)"
+echo "key-hex $(printf %s "$k" | base64 -d | od -An -v -tx1 | tr -d ' \n')"
+"#;
+    format!(
+        "/bin/sh -c {} agent {}",
+        shell_words::quote(script),
+        shell_words::quote(&key_file.display().to_string())
+    )
+}
+
+async fn encoded_secrets_are_not_stored(kind: Db) {
+    assert_no_env_key();
+    let repo = common::git_repo();
+    let secret = format!("Dep/loy+{}", random_hex(12));
+    let data_dir = tempfile::tempdir().unwrap();
+    let key_file = data_dir.path().join("master.key");
+    let command = encoding_agent(&key_file);
+    let app = common::TestApp::spawn_with(kind, |c| {
+        c.data_dir = data_dir.path().to_path_buf();
+        c.engine.workers = 1;
+        c.engine.command = command;
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+    })
+    .await;
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    common::pipeline::add_project(&app, "shop", repo.path(), serde_json::json!({})).await;
+    let created = app
+        .post("/api/v1/credentials")
+        .json(&serde_json::json!({"project": "shop", "name": "deploy", "kind": "token", "env_var": "DEPLOY_TOKEN", "value": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let id = common::pipeline::create_task(&app, "shop", "print it", "normal").await;
+    common::pipeline::wait_status(&app, id, &["done", "failed"]).await;
+    let log: Vec<String> = match app.store.pool() {
+        aiops::store::Pool::Sqlite(p) => sqlx::query_scalar("SELECT COALESCE(log, '') FROM runs")
+            .fetch_all(p)
+            .await
+            .unwrap(),
+        aiops::store::Pool::Postgres(p) => sqlx::query_scalar("SELECT COALESCE(log, '') FROM runs")
+            .fetch_all(p)
+            .await
+            .unwrap(),
+    };
+    let stored = log.concat();
+    let line = |label: &str| {
+        stored
+            .lines()
+            .find(|l| l.starts_with(&format!("{label} ")))
+            .unwrap_or_else(|| panic!("the agent printed {label}: {stored}"))
+            .to_string()
+    };
+    for label in [
+        "plain",
+        "upper",
+        "b64",
+        "b64-shifted",
+        "b64url",
+        "hex",
+        "url",
+    ] {
+        assert!(line(label).contains("[REDACTED:deploy]"), "{stored}");
+    }
+    for label in ["key", "key-b64", "key-hex"] {
+        assert!(line(label).contains("[REDACTED:master_key]"), "{stored}");
+    }
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    for form in [
+        secret.clone(),
+        secret.to_uppercase(),
+        b64.encode(&secret),
+        hex::encode(&secret),
+        key.clone(),
+        b64.encode(&key),
+        hex::encode(
+            base64::engine::general_purpose::STANDARD
+                .decode(&key)
+                .unwrap(),
+        ),
+    ] {
+        assert!(!stored.contains(&form), "{form} was stored: {stored}");
+    }
+}
+
 on_both_databases!(
     plaintext_is_not_stored,
+    encoded_secrets_are_not_stored,
     swapped_ciphertexts_fail_to_decrypt,
     rotation_reencrypts_everything_under_a_new_key,
     failed_rotation_changes_nothing,

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{StoreArgs, audited, open_store, print_json};
+use super::{StoreArgs, audited, load_config, open_store, print_json};
 use crate::projects::{self, NewProject, ProjectPatch};
+use crate::server;
 
 /// Project values shared by `add` and `update`.
 #[derive(Debug, Clone, Args)]
@@ -141,11 +142,12 @@ async fn add(
     name: String,
     fields: ProjectFields,
 ) -> anyhow::Result<()> {
-    let store = open_store(config_file, store).await?;
+    let config = load_config(config_file, store, None)?;
+    let store = server::open_store(&config).await?;
     let target = format!("projects/{name}");
     let new = fields.into_new_project(name);
     let project = audited(&store, "project add", target, async {
-        store.insert_project(&new.into_spec()?).await
+        store.insert_project(&new.into_spec(&config.inputs)?).await
     })
     .await?;
     print_json(&project)
@@ -179,13 +181,14 @@ async fn update(
     name: &str,
     fields: ProjectFields,
 ) -> anyhow::Result<()> {
-    let store = open_store(config_file, store).await?;
+    let config = load_config(config_file, store, None)?;
+    let store = server::open_store(&config).await?;
     let patch = fields.into_patch();
     let project = audited(
         &store,
         "project update",
         format!("projects/{name}"),
-        projects::update(&store, name, patch),
+        projects::update(&store, &config.inputs, name, patch),
     )
     .await?;
     print_json(&project)

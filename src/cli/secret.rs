@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use super::{StoreArgs, audited, load_config, open_store, print_json};
+use crate::auth::Principal;
 use crate::credentials::{self, CredentialKind, NewCredential};
 use crate::server;
 use crate::vault::{KeySource, MASTER_KEY_VAR, MasterKey};
@@ -110,7 +111,8 @@ async fn set(
         value,
     };
     let credential = audited(&store, "secret set", target, async {
-        credentials::store_credential(&store, &vault, new, true).await
+        let cli = Principal::cli();
+        credentials::store_credential(&store, &vault, &config, &cli, new, true).await
     })
     .await?;
     print_json(&credential)

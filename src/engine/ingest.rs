@@ -3,12 +3,19 @@
 //! Reads only through `party` (which refuses symlinks, `..` and oversized files) and
 //! redacts every text before it is stored. Safe to run any number of times: events are
 //! keyed by party session and byte offset, findings and tickets are upserts.
+//!
+//! Bounded: what a task's files hold past a cap (`[ingest]`: findings, their bytes, tickets,
+//! approval files, events in all and per second) is skipped, with one `ingest_limited`
+//! event per cap naming it.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::party::{self, Limits};
+use crate::config::IngestConfig;
 use crate::error::Result;
 use crate::model::{
     ApprovalRequestMirror, ApprovalStatus, EventOrigin, NewEvent, TaskExec, TicketRecord,
@@ -33,6 +40,12 @@ pub struct Ingestor {
     redactor: Redactor,
     session: Option<String>,
     offset: u64,
+    inside_long_line: bool,
+    caps: IngestConfig,
+    started: Instant,
+    events_stored: u64,
+    /// Caps already reported with an `ingest_limited` event.
+    reported: BTreeSet<&'static str>,
 }
 
 impl Ingestor {
@@ -42,6 +55,7 @@ impl Ingestor {
         task: &TaskExec,
         worktree: PathBuf,
         limits: Limits,
+        caps: IngestConfig,
         redactor: Redactor,
     ) -> Self {
         Self {
@@ -53,6 +67,39 @@ impl Ingestor {
             redactor,
             session: task.party_session_id.clone(),
             offset: task.events_offset.max(0) as u64,
+            inside_long_line: false,
+            caps,
+            started: Instant::now(),
+            events_stored: 0,
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Records once per cap that something was skipped because of it.
+    async fn report_limited(&mut self, cap: &'static str) -> Result<()> {
+        if !self.reported.insert(cap) {
+            return Ok(());
+        }
+        tracing::warn!(task = self.task_id, cap, "ingestion limited");
+        let data = serde_json::json!({
+            "limit": format!("ingest.{cap}"),
+            "message": format!("what the pipeline wrote past ingest.{cap} was not stored"),
+        });
+        let event = NewEvent::platform(self.task_id, self.project_id, "ingest_limited", data);
+        self.store.insert_events(&[event]).await.map(drop)
+    }
+
+    /// How many more events may be stored now: under `max_events` in all and
+    /// `max_events_per_second` on average since the run started (a second's worth at once).
+    fn event_budget(&self) -> (u64, &'static str) {
+        let total_left = self.caps.max_events.saturating_sub(self.events_stored);
+        let seconds = self.started.elapsed().as_secs() + 1;
+        let rate_left = (self.caps.max_events_per_second.saturating_mul(seconds))
+            .saturating_sub(self.events_stored);
+        if total_left <= rate_left {
+            (total_left, "max_events")
+        } else {
+            (rate_left, "max_events_per_second")
         }
     }
 
@@ -71,6 +118,7 @@ impl Ingestor {
             // A new party session (a re-run) has its own events file.
             self.session = Some(session.clone());
             self.offset = 0;
+            self.inside_long_line = false;
         }
         self.ingest_events(&session).await?;
         self.ingest_snapshot(&session).await
@@ -78,14 +126,15 @@ impl Ingestor {
 
     async fn ingest_events(&mut self, session: &str) -> Result<()> {
         loop {
-            let (worktree, limits, sid, from) = (
+            let (worktree, limits, sid, from, inside) = (
                 self.worktree.clone(),
                 self.limits,
                 session.to_string(),
                 self.offset,
+                self.inside_long_line,
             );
             let batch = tokio::task::spawn_blocking(move || {
-                party::read_events(&worktree, &sid, from, &limits)
+                party::read_events_after(&worktree, &sid, from, inside, &limits)
             })
             .await
             .map_err(anyhow::Error::from)?;
@@ -105,9 +154,14 @@ impl Ingestor {
                     "skipped an events.ndjson line"
                 );
             }
+            let (budget, cap) = self.event_budget();
+            if batch.events.len() as u64 > budget {
+                self.report_limited(cap).await?;
+            }
             let events: Vec<NewEvent> = batch
                 .events
                 .iter()
+                .take(budget as usize)
                 .map(|event| NewEvent {
                     task_id: self.task_id,
                     project_id: self.project_id,
@@ -119,8 +173,10 @@ impl Ingestor {
                 })
                 .collect();
             self.store.insert_events(&events).await?;
+            self.events_stored += events.len() as u64;
             let progressed = batch.next_offset != self.offset;
             self.offset = batch.next_offset;
+            self.inside_long_line = batch.inside_long_line;
             self.store
                 .set_task_party_progress(self.task_id, session, self.offset as i64)
                 .await?;
@@ -138,6 +194,9 @@ impl Ingestor {
                 .map_err(anyhow::Error::from)?;
         for (path, reason) in &snapshot.skipped {
             tracing::debug!(task = self.task_id, path = %path.display(), reason, "skipped a .party file");
+        }
+        for cap in &snapshot.limited {
+            self.report_limited(cap).await?;
         }
         for finding in &snapshot.findings {
             let content = self.redactor.redact(&finding.content);

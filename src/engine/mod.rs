@@ -180,7 +180,7 @@ impl Engine {
             None => (RunKind::Start, &self.config.engine.command, None),
         };
         let secrets = credentials::reveal_for_project(&self.store, &self.vault, project.id).await?;
-        let redactor = Redactor::new(
+        let redactor = self.vault.redactor(
             secrets
                 .iter()
                 .map(|(_, value, name)| (name.clone(), value.clone())),
@@ -322,7 +322,11 @@ impl Engine {
         party::Limits {
             max_json_bytes: self.config.engine.max_party_json_bytes,
             max_finding_bytes: self.config.engine.max_finding_bytes,
-            ..party::Limits::default()
+            max_events_read_bytes: self.config.ingest.max_event_line_bytes,
+            max_findings: self.config.ingest.max_findings,
+            max_findings_bytes: self.config.ingest.max_findings_bytes,
+            max_tickets: self.config.ingest.max_tickets,
+            max_approval_files: self.config.ingest.max_approval_files,
         }
     }
 
@@ -346,6 +350,7 @@ impl Engine {
             &task,
             worktree.clone(),
             self.party_limits(),
+            self.config.ingest,
             redactor.clone(),
         );
         let (outcome, state) = self.watch_agent(&task, run_id, spec, &mut ingestor).await;

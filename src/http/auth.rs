@@ -14,13 +14,18 @@ use crate::auth;
 use crate::error::Error;
 use crate::model::Actor;
 
+/// Most bytes of a request path kept in an audit entry; a longer one is cut and says so.
+const MAX_AUDITED_PATH_BYTES: usize = 256;
+
 /// Set on a response by a handler that created something, to name it in the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditTarget(pub String);
 
 /// Resolves the bearer token to a principal (401 otherwise), runs the handler, and for
 /// every request that is not a read appends an audit entry with the outcome, whether
-/// the request succeeded, failed or was refused.
+/// the request succeeded, failed or was refused. The entry is bounded (paths cut at
+/// `MAX_AUDITED_PATH_BYTES`), and refusals of requests without a valid token are written at
+/// most `intake.refusals_audited_per_minute` times a minute per client address.
 pub async fn authenticate_and_audit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -28,14 +33,14 @@ pub async fn authenticate_and_audit(
     next: Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request.extensions().get::<OriginalUri>().map_or_else(
-        || request.uri().path().to_string(),
-        |uri| uri.path().to_string(),
-    );
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| capped(request.uri().path()), |uri| capped(uri.path()));
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| path.clone(), |m| m.as_str().to_string());
+        .map_or_else(|| path.clone(), |m| capped(m.as_str()));
     let authenticated = match bearer_token(&request) {
         Some(token) => auth::authenticate(&state.store, token).await,
         None => Err(Error::Unauthorized(
@@ -49,7 +54,8 @@ pub async fn authenticate_and_audit(
         }
         Err(e) => (None, e.into_response()),
     };
-    if is_mutation(&method) {
+    let audited = || principal.is_some() || state.guards.audit_refusal(peer.ip());
+    if is_mutation(&method) && audited() {
         let target = response
             .extensions()
             .get::<AuditTarget>()
@@ -67,6 +73,18 @@ pub async fn authenticate_and_audit(
         }
     }
     response
+}
+
+/// `path` cut to `MAX_AUDITED_PATH_BYTES` (at a character boundary), marked when cut.
+fn capped(path: &str) -> String {
+    if path.len() <= MAX_AUDITED_PATH_BYTES {
+        return path.to_string();
+    }
+    let mut end = MAX_AUDITED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes]", &path[..end], path.len())
 }
 
 fn bearer_token(request: &Request) -> Option<&str> {

@@ -32,7 +32,9 @@ async fn create_credential(
     ApiJson(new): ApiJson<NewCredential>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Credential>)> {
     principal.require(Role::Operator)?;
-    let credential = credentials::store_credential(&state.store, &state.vault, new, false).await?;
+    let (store, vault, config) = (&state.store, &state.vault, &state.config);
+    let credential =
+        credentials::store_credential(store, vault, config, &principal, new, false).await?;
     let target = AuditTarget(format!("credentials/{}", credential.id));
     Ok((StatusCode::CREATED, Extension(target), Json(credential)))
 }
@@ -64,6 +66,6 @@ async fn delete_credential(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode> {
     principal.require(Role::Operator)?;
-    state.store.delete_credential(id).await?;
+    credentials::remove(&state.store, &state.config, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

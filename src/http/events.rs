@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -19,9 +20,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::ApiQuery;
+use super::guard::StreamPermit;
 use super::page::project_filter;
 use crate::error::{Error, Result};
-use crate::model::Event;
+use crate::model::{Event, Principal};
 use crate::store::Store;
 
 /// Events fetched per read of the log.
@@ -46,14 +48,22 @@ struct StreamQuery {
 
 /// Live events as Server-Sent Events. Each has `id` (resume with `Last-Event-ID`),
 /// `event` (its kind) and JSON `data`. Without a starting point a task's stream begins
-/// with the task's first event and an unfiltered stream with the next new event.
+/// with the task's first event and an unfiltered stream with the next new event. Past
+/// `intake.max_sse_streams` open streams, or `intake.max_sse_streams_per_token` of one
+/// token, the answer is 429 with Retry-After.
 #[utoipa::path(get, path = "/events/stream", tag = "events", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of events", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of events", content_type = "text/event-stream"),
+        (status = 429, description = "too many event streams open")))]
 async fn stream_events(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+    let token = principal
+        .id
+        .map_or_else(|| principal.name.clone(), |id| id.to_string());
+    let permit = state.guards.open_stream(&token)?;
     let project_id = project_filter(&state.store, query.project.as_deref()).await?;
     if let Some(task_id) = query.task {
         state.store.task(task_id).await?;
@@ -79,6 +89,7 @@ async fn stream_events(
         task: query.task,
         project: project_id,
         buffer: VecDeque::new(),
+        _permit: permit,
     };
     let stream = futures::stream::unfold(follower, |mut f| async move {
         let event = f.next().await;
@@ -94,6 +105,8 @@ struct Follower {
     task: Option<i64>,
     project: Option<i64>,
     buffer: VecDeque<Event>,
+    /// Held while the stream is open.
+    _permit: StreamPermit,
 }
 
 impl Follower {

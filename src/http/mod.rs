@@ -3,7 +3,6 @@
 //! Handlers only connect a request to a domain function; parsing is in `extract`, rules
 //! are in the domain modules, SQL is in `store`. Reading `router()` tells every route.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,16 +26,21 @@ mod credentials;
 pub mod error;
 mod events;
 mod extract;
+mod guard;
 mod health;
 mod notifications;
 mod page;
 mod projects;
 mod routing_rules;
 mod schedules;
+mod serve;
 mod slack;
 mod tasks;
 mod teams;
 mod webhooks;
+
+pub use guard::Guards;
+pub use serve::serve;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -47,6 +51,8 @@ pub struct AppState {
     pub engine: Arc<crate::engine::Engine>,
     pub teams: Arc<crate::teams::Teams>,
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Bounds on event streams and on per-client request rates.
+    pub guards: Arc<Guards>,
 }
 
 #[derive(OpenApi)]
@@ -117,8 +123,14 @@ pub fn router(state: AppState) -> Router {
             store: state.store.clone(),
             vault: state.vault.clone(),
         }))
-        .merge(webhooks::router(state.config.github.max_body_bytes))
-        .merge(slack::router())
+        .merge(
+            webhooks::router(state.config.github.max_body_bytes)
+                .merge(slack::router())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    guard::limit_webhooks,
+                )),
+        )
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -126,18 +138,4 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

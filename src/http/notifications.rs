@@ -32,10 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Vec<NotificationChannel>), (status = 404, body = ErrorBody)))]
 async fn list_channels(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<NotificationChannel>>> {
     let project = state.store.project(&name).await?;
-    Ok(Json(state.store.channels(project.id).await?))
+    let channels = state.store.channels(project.id).await?;
+    let shown = |channel| notify::shown_to(channel, principal.role);
+    Ok(Json(channels.into_iter().map(shown).collect()))
 }
 
 /// Add a notification channel to a project. Its secret is a credential, named here and
@@ -56,7 +59,7 @@ async fn create_channel(
     let project = state.store.project(&name).await?;
     let channel = state
         .store
-        .insert_channel(project.id, &new.into_spec()?)
+        .insert_channel(project.id, &new.into_spec(&state.config.inputs)?)
         .await?;
     let target = AuditTarget(format!("projects/{name}/channels/{}", channel.id));
     Ok((StatusCode::CREATED, Extension(target), Json(channel)))

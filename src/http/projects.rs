@@ -29,7 +29,8 @@ async fn create_project(
     ApiJson(new): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Project>)> {
     principal.require(Role::Operator)?;
-    let project = state.store.insert_project(&new.into_spec()?).await?;
+    let spec = new.into_spec(&state.config.inputs)?;
+    let project = projects::shown(state.store.insert_project(&spec).await?);
     let target = AuditTarget(format!("projects/{}", project.name));
     Ok((StatusCode::CREATED, Extension(target), Json(project)))
 }
@@ -37,7 +38,8 @@ async fn create_project(
 /// Every project.
 #[utoipa::path(get, path = "/projects", tag = "projects", responses((status = 200, body = Vec<Project>)))]
 async fn list_projects(State(state): State<AppState>) -> Result<Json<Vec<Project>>> {
-    Ok(Json(state.store.list_projects().await?))
+    let projects = state.store.list_projects().await?;
+    Ok(Json(projects.into_iter().map(projects::shown).collect()))
 }
 
 /// One project.
@@ -47,7 +49,7 @@ async fn get_project(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Project>> {
-    Ok(Json(state.store.project(&name).await?))
+    Ok(Json(projects::shown(state.store.project(&name).await?)))
 }
 
 /// Change a project; only the fields given change.
@@ -60,7 +62,9 @@ async fn update_project(
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<Project>> {
     principal.require(Role::Operator)?;
-    Ok(Json(projects::update(&state.store, &name, patch).await?))
+    let inputs = &state.config.inputs;
+    let project = projects::update(&state.store, inputs, &name, patch).await?;
+    Ok(Json(projects::shown(project)))
 }
 
 /// Remove a project and its credentials; refused (409) while tasks refer to it.

@@ -18,6 +18,7 @@ pub mod project;
 pub mod routing;
 pub mod run;
 pub mod schedule;
+pub mod target;
 pub mod task;
 
 pub use approval::*;

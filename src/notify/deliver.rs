@@ -76,9 +76,6 @@ pub async fn record_attempt(
     Ok(recorded)
 }
 
-/// Most characters of a refusing answer kept in the error.
-const MAX_ANSWER_EXCERPT: usize = 200;
-
 /// Why a send failed, and whether trying again may help. Never holds a secret or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendError {
@@ -119,12 +116,13 @@ pub(super) async fn post(
     if status.is_success() {
         return Ok(text);
     }
+    // The remote's answer is not kept: the error is shown to viewers, and a target could
+    // answer with anything it likes (or what an internal service said).
     let reason = format!("{service} answered HTTP {}", status.as_u16());
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         Err(SendError::retry(reason))
     } else {
-        let excerpt: String = text.trim().chars().take(MAX_ANSWER_EXCERPT).collect();
-        Err(SendError::permanent(format!("{reason}: {excerpt}")))
+        Err(SendError::permanent(reason))
     }
 }
 
@@ -313,5 +311,23 @@ mod tests {
         assert_eq!(backoff(&config, 2), Duration::from_millis(200));
         assert_eq!(backoff(&config, 4), Duration::from_millis(800));
         assert_eq!(backoff(&config, 60), Duration::from_secs(3600));
+    }
+
+    /// A refusing receiver's answer never reaches the error viewers read.
+    #[tokio::test]
+    async fn a_refusal_keeps_no_remote_body() {
+        let receiver = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                "internal: db password is hunter2",
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        let error = post(reqwest::Client::new().post(url), "the webhook")
+            .await
+            .unwrap_err();
+        assert_eq!(error, SendError::permanent("the webhook answered HTTP 400"));
     }
 }

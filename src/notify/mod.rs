@@ -21,13 +21,15 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::config::InputsConfig;
 use crate::credentials;
 use crate::error::{Error, Result};
-use crate::model::NewJob;
+use crate::model::target::refused_host;
 pub use crate::model::{
     ChannelKind, ChannelSpec, Notice, NoticeKind, Notification, NotificationChannel,
     NotificationStatus,
 };
+use crate::model::{NewJob, Role};
 use crate::store::{self, Store};
 use std::time::Duration;
 
@@ -98,8 +100,9 @@ pub struct NewChannel {
 }
 
 impl NewChannel {
-    /// Checks the target against the kind, the credential name and the events.
-    pub fn into_spec(self) -> Result<ChannelSpec> {
+    /// Checks the target against the kind and what `inputs` allows, the credential name
+    /// and the events.
+    pub fn into_spec(self, inputs: &InputsConfig) -> Result<ChannelSpec> {
         let target = self
             .target
             .map(|t| t.trim().to_string())
@@ -117,24 +120,16 @@ impl NewChannel {
                 ));
             }
             (ChannelKind::Kakaowork, id)
-                if !id.is_some_and(|id| {
-                    id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit())
-                }) =>
+                if !id
+                    .is_some_and(|id| id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit())) =>
             {
                 return Err(Error::invalid(
                     "target",
                     "a kakaowork channel needs the conversation id (digits) to send to",
                 ));
             }
-            (ChannelKind::Webhook, url)
-                if !url.is_some_and(|url| {
-                    matches!(url::Url::parse(url), Ok(u) if ["http", "https"].contains(&u.scheme()))
-                }) =>
-            {
-                return Err(Error::invalid(
-                    "target",
-                    "a webhook channel needs the http(s) URL to post to",
-                ));
+            (ChannelKind::Webhook, url) => {
+                check_webhook_target(url, inputs.allow_private_targets)?;
             }
             _ => {}
         }
@@ -167,6 +162,46 @@ impl NewChannel {
     }
 }
 
+/// A webhook channel posts to an https URL without credentials in it, outside the
+/// service's own networks; plain http only where private targets are allowed.
+fn check_webhook_target(url: Option<&str>, allow_private: bool) -> Result<()> {
+    let invalid = |why: String| Err(Error::invalid("target", why));
+    let Some(Ok(url)) = url.map(url::Url::parse) else {
+        return invalid("a webhook channel needs the https URL to post to".into());
+    };
+    let http_allowed = allow_private && url.scheme() == "http";
+    if url.scheme() != "https" && !http_allowed {
+        return invalid(format!(
+            "scheme {:?} is not accepted; a webhook channel posts to an https URL",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return invalid(
+            "must not carry credentials; the channel's credential signs what it sends".into(),
+        );
+    }
+    match refused_host(&url, allow_private) {
+        Some(why) => invalid(why),
+        None => Ok(()),
+    }
+}
+
+/// A channel as a principal with `role` sees it: below operator, a webhook URL shows only its
+/// scheme and host (its path or query may hold a token).
+pub fn shown_to(mut channel: NotificationChannel, role: Role) -> NotificationChannel {
+    if role < Role::Operator
+        && channel.kind == ChannelKind::Webhook
+        && let Some(target) = &channel.target
+    {
+        channel.target = Some(match url::Url::parse(target) {
+            Ok(url) => format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("")),
+            Err(_) => "…".into(),
+        });
+    }
+    channel
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,31 +225,39 @@ mod tests {
 
     #[test]
     fn targets_must_fit_the_kind() {
-        assert!(channel(ChannelKind::Slack, None).into_spec().is_ok());
+        assert!(
+            channel(ChannelKind::Slack, None)
+                .into_spec(&InputsConfig::default())
+                .is_ok()
+        );
         assert!(
             channel(ChannelKind::Slack, Some("C07OPS00001"))
-                .into_spec()
+                .into_spec(&InputsConfig::default())
                 .is_ok()
         );
         assert_eq!(
-            field_of(channel(ChannelKind::Slack, Some("two words")).into_spec()),
+            field_of(
+                channel(ChannelKind::Slack, Some("two words")).into_spec(&InputsConfig::default())
+            ),
             "target"
         );
         assert_eq!(
-            field_of(channel(ChannelKind::Kakaowork, None).into_spec()),
+            field_of(channel(ChannelKind::Kakaowork, None).into_spec(&InputsConfig::default())),
             "target"
         );
         assert!(
             channel(ChannelKind::Kakaowork, Some("12345"))
-                .into_spec()
+                .into_spec(&InputsConfig::default())
                 .is_ok()
         );
         assert_eq!(
-            field_of(channel(ChannelKind::Webhook, Some("ftp://x")).into_spec()),
+            field_of(
+                channel(ChannelKind::Webhook, Some("ftp://x")).into_spec(&InputsConfig::default())
+            ),
             "target"
         );
         let spec = channel(ChannelKind::Webhook, Some(" https://hooks.example/x "))
-            .into_spec()
+            .into_spec(&InputsConfig::default())
             .unwrap();
         assert_eq!(spec.target.as_deref(), Some("https://hooks.example/x"));
         assert_eq!(spec.events, NoticeKind::ALL.to_vec());
@@ -222,18 +265,74 @@ mod tests {
     }
 
     #[test]
+    fn webhook_targets_follow_the_outbound_rules() {
+        let strict = InputsConfig::default();
+        let lan = InputsConfig {
+            allow_private_targets: true,
+            ..InputsConfig::default()
+        };
+        let field = |url: &str, inputs: &InputsConfig| {
+            channel(ChannelKind::Webhook, Some(url))
+                .into_spec(inputs)
+                .err()
+                .map(|_| "target")
+        };
+        for refused in [
+            "http://hooks.example/x",
+            "https://user:pw@hooks.example/x",
+            "https://127.0.0.1:9/x",
+            "https://169.254.169.254/latest",
+            "https://localhost/x",
+            "https://[::1]/x",
+        ] {
+            assert_eq!(field(refused, &strict), Some("target"), "{refused}");
+        }
+        assert_eq!(field("http://127.0.0.1:9/x", &lan), None);
+        assert_eq!(field("https://user:pw@127.0.0.1/x", &lan), Some("target"));
+    }
+
+    #[test]
+    fn viewers_see_no_webhook_path() {
+        let spec = channel(
+            ChannelKind::Webhook,
+            Some("https://hooks.example/T0/secret?k=v"),
+        )
+        .into_spec(&InputsConfig::default())
+        .unwrap();
+        let stored = NotificationChannel {
+            id: 1,
+            project: "p".into(),
+            kind: spec.kind,
+            target: spec.target,
+            credential: spec.credential,
+            events: spec.events,
+            enabled: true,
+            created_at: chrono::Utc::now(),
+        };
+        let seen = shown_to(stored.clone(), Role::Viewer);
+        assert_eq!(seen.target.as_deref(), Some("https://hooks.example/…"));
+        assert_eq!(
+            shown_to(stored.clone(), Role::Operator).target,
+            stored.target
+        );
+    }
+
+    #[test]
     fn events_and_credential_are_checked() {
         let mut none = channel(ChannelKind::Slack, None);
         none.events = Some(Vec::new());
-        assert_eq!(field_of(none.into_spec()), "events");
+        assert_eq!(field_of(none.into_spec(&InputsConfig::default())), "events");
         let mut twice = channel(ChannelKind::Slack, None);
         twice.events = Some(vec![NoticeKind::TaskDone, NoticeKind::TaskDone]);
         assert_eq!(
-            twice.into_spec().unwrap().events,
+            twice.into_spec(&InputsConfig::default()).unwrap().events,
             vec![NoticeKind::TaskDone]
         );
         let mut bad = channel(ChannelKind::Slack, None);
         bad.credential = "no spaces please".into();
-        assert_eq!(field_of(bad.into_spec()), "credential");
+        assert_eq!(
+            field_of(bad.into_spec(&InputsConfig::default())),
+            "credential"
+        );
     }
 }

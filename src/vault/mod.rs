@@ -225,6 +225,12 @@ pub fn credential_aad(project_id: Option<i64>, name: &str) -> Vec<u8> {
 }
 
 impl Vault {
+    /// A redactor for these named secret values that also always redacts the master key
+    /// (in its text and binary forms), so no agent output can carry it into the store.
+    pub fn redactor(&self, secrets: impl IntoIterator<Item = (String, String)>) -> Redactor {
+        Redactor::new(secrets).with_binary_secret("master_key", &self.key.0, &self.key.to_base64())
+    }
+
     /// Checks `key` against the store and returns the unlocked vault. On a store with no
     /// key yet, `key` becomes version 1. A rotation interrupted after its commit is
     /// finished here (the parked next key is promoted).

@@ -95,6 +95,10 @@ impl FreshDb {
             ..Default::default()
         };
         config.store.max_connections = 8;
+        config.inputs = test_inputs();
+        // Webhook tests send storms from one address; tests/intake.rs checks the limit.
+        config.intake.webhook_burst = 100_000;
+        config.intake.webhook_per_second = 100_000;
         // API tests run no pipelines; engine tests turn workers on.
         config.engine.workers = 0;
         config
@@ -129,6 +133,14 @@ impl Drop for FreshDb {
             })
             .join();
         }
+    }
+}
+
+/// What the tests' configs let in: repositories in temp dirs, stand-in servers on loopback.
+pub fn test_inputs() -> aiops::config::InputsConfig {
+    aiops::config::InputsConfig {
+        local_roots: vec![std::env::temp_dir()],
+        allow_private_targets: true,
     }
 }
 

@@ -23,6 +23,19 @@ pub fn read_events(
     from_offset: u64,
     limits: &Limits,
 ) -> Result<EventBatch, PartyError> {
+    read_events_after(worktree, session_id, from_offset, false, limits)
+}
+
+/// `read_events`, from an offset that may be inside an over-long line (`inside_long_line`,
+/// as the previous batch said): then the rest of that line is skipped first. An over-long
+/// line is scanned once for its end, never from its start again.
+pub fn read_events_after(
+    worktree: &Path,
+    session_id: &str,
+    from_offset: u64,
+    inside_long_line: bool,
+    limits: &Limits,
+) -> Result<EventBatch, PartyError> {
     if !is_valid_session_id(session_id) {
         return Err(PartyError::InvalidSessionId {
             id: session_id.to_owned(),
@@ -33,6 +46,7 @@ pub fn read_events(
         events: Vec::new(),
         next_offset: from_offset,
         skipped: Vec::new(),
+        inside_long_line: false,
     };
     let (mut file, length) = match open_checked(worktree, &relative, OpenOptions::new().read(true))
     {
@@ -58,6 +72,21 @@ pub fn read_events(
     let io_failure = |source| io_error(&relative, source);
     file.seek(SeekFrom::Start(from_offset))
         .map_err(io_failure)?;
+    let from_offset = if inside_long_line {
+        match find_newline(file).map_err(io_failure)? {
+            Ok(end) => end + 1,
+            Err(scanned_to) => {
+                batch.next_offset = scanned_to;
+                batch.inside_long_line = true;
+                return Ok(batch);
+            }
+        }
+    } else {
+        from_offset
+    };
+    file.seek(SeekFrom::Start(from_offset))
+        .map_err(io_failure)?;
+    batch.next_offset = from_offset;
     let mut bytes = Vec::new();
     Read::take(&mut *file, window)
         .read_to_end(&mut bytes)
@@ -76,16 +105,31 @@ pub fn read_events(
     batch.next_offset = from_offset + consumed as u64;
 
     if consumed == 0 && bytes.len() as u64 == window {
-        // The first line does not fit in one read: skip it whole once its end is written.
-        if let Some(end) = find_newline(file).map_err(io_failure)? {
-            batch.skipped.push((
-                from_offset,
-                format!("line longer than the {window}-byte read limit"),
-            ));
-            batch.next_offset = end + 1;
-        }
+        skip_long_line(file, from_offset, window, &mut batch).map_err(io_failure)?;
     }
     Ok(batch)
+}
+
+/// The first line from `from_offset` does not fit in one read: it is skipped, reported once,
+/// and its end is looked for from where the reader is (later calls go on from there).
+fn skip_long_line(
+    file: &mut File,
+    from_offset: u64,
+    window: u64,
+    batch: &mut EventBatch,
+) -> io::Result<()> {
+    batch.skipped.push((
+        from_offset,
+        format!("line longer than the {window}-byte read limit"),
+    ));
+    match find_newline(file)? {
+        Ok(end) => batch.next_offset = end + 1,
+        Err(scanned_to) => {
+            batch.next_offset = scanned_to;
+            batch.inside_long_line = true;
+        }
+    }
+    Ok(())
 }
 
 /// One line without its '\n': an event, nothing (a blank line), or why it is not an event.
@@ -106,17 +150,18 @@ fn parse_event(offset: u64, line: &[u8]) -> Result<Option<PartyEvent>, String> {
     }))
 }
 
-/// The offset of the next '\n' from the reader's position on, reading in small chunks.
-fn find_newline(file: &mut File) -> io::Result<Option<u64>> {
+/// The offset of the next '\n' from the reader's position on, reading in small chunks;
+/// without one, Err(the end of the file, where a later look goes on).
+fn find_newline(file: &mut File) -> io::Result<Result<u64, u64>> {
     let mut position = file.stream_position()?;
-    let mut chunk = [0; 64 * 1024];
+    let mut chunk = vec![0; 64 * 1024];
     loop {
         let read = file.read(&mut chunk)?;
         if read == 0 {
-            return Ok(None);
+            return Ok(Err(position));
         }
         if let Some(index) = chunk[..read].iter().position(|&b| b == b'\n') {
-            return Ok(Some(position + index as u64));
+            return Ok(Ok(position + index as u64));
         }
         position += read as u64;
     }

@@ -27,7 +27,7 @@ mod status;
 mod tests;
 
 pub use decide::apply_decision;
-pub use events::read_events;
+pub use events::{read_events, read_events_after};
 pub use files::read_capped;
 pub use model::{
     ApprovalKind, ApprovalRequest, EventBatch, ExitSummary, Finding, PartyEvent, SessionState,
@@ -45,6 +45,12 @@ pub struct Limits {
     pub max_finding_bytes: u64,
     /// One `read_events` call; also the longest event line that can be read.
     pub max_events_read_bytes: u64,
+    /// Findings read per session, and their total size: the first by file name.
+    pub max_findings: usize,
+    pub max_findings_bytes: u64,
+    /// Ticket and approval request files read per session: the first by file name.
+    pub max_tickets: usize,
+    pub max_approval_files: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +59,10 @@ impl Default for Limits {
             max_json_bytes: 1 << 20,
             max_finding_bytes: 1 << 20,
             max_events_read_bytes: 4 << 20,
+            max_findings: 200,
+            max_findings_bytes: 16 << 20,
+            max_tickets: 1000,
+            max_approval_files: 100,
         }
     }
 }

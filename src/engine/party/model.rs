@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub approvals: Vec<ApprovalRequest>,
     /// Files left out: (path relative to the worktree, reason).
     pub skipped: Vec<(PathBuf, String)>,
+    /// The limits (`Limits` field names) that left files unread.
+    pub limited: Vec<&'static str>,
 }
 
 /// One line of `events.ndjson`.
@@ -104,6 +106,9 @@ pub struct EventBatch {
     pub next_offset: u64,
     /// Lines or states that were not events: (offset, reason).
     pub skipped: Vec<(u64, String)>,
+    /// `next_offset` is inside a line longer than the read cap whose end is not written
+    /// yet: the next call passes this on and skips to that line's end without rescanning.
+    pub inside_long_line: bool,
 }
 
 /// How the engine process ended.

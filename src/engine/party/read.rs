@@ -51,12 +51,29 @@ pub fn read_snapshot(worktree: &Path, session_id: &str, limits: &Limits) -> Snap
         skipped,
     )
     .map(|object| session_state(session_id, object));
-    snapshot.findings = read_findings(worktree, &dir, limits, skipped);
-    snapshot.tickets = read_tickets(worktree, &dir, limits, skipped);
-    snapshot.approvals = read_approvals(worktree, &dir, limits, skipped)
+    let limited = &mut snapshot.limited;
+    snapshot.findings = read_findings(worktree, &dir, limits, skipped, limited);
+    let (tickets, over) = read_json_dir(
+        worktree,
+        &dir,
+        "tickets",
+        limits.max_tickets,
+        limits,
+        skipped,
+    );
+    snapshot.tickets = tickets.into_iter().map(ticket_of).collect();
+    if over {
+        limited.push("max_tickets");
+    }
+    let max = limits.max_approval_files;
+    let (approvals, over) = read_json_dir(worktree, &dir, "approvals", max, limits, skipped);
+    snapshot.approvals = approvals
         .into_iter()
-        .map(|(_, approval)| approval)
+        .map(|file| approval_of(file).1)
         .collect();
+    if over {
+        limited.push("max_approval_files");
+    }
     snapshot
 }
 
@@ -169,7 +186,15 @@ fn session_state(session_id: &str, object: Map<String, Value>) -> SessionState {
     }
 }
 
-fn read_findings(root: &Path, dir: &Path, limits: &Limits, skipped: &mut Skipped) -> Vec<Finding> {
+/// The findings, first by file name, until `max_findings` of them or `max_findings_bytes`
+/// in all are read; a limit that left some unread is named in `limited`.
+fn read_findings(
+    root: &Path,
+    dir: &Path,
+    limits: &Limits,
+    skipped: &mut Skipped,
+    limited: &mut Vec<&'static str>,
+) -> Vec<Finding> {
     let findings = dir.join("findings");
     let names = list_names(
         root,
@@ -178,36 +203,46 @@ fn read_findings(root: &Path, dir: &Path, limits: &Limits, skipped: &mut Skipped
         |name| has_extension(name, ".md"),
         skipped,
     );
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let relative = findings.join(&name);
-            match read_capped_with_metadata(root, &relative, limits.max_finding_bytes) {
-                Ok((bytes, metadata)) => Some(Finding {
+    if names.len() > limits.max_findings {
+        limited.push("max_findings");
+    }
+    let mut budget = limits.max_findings_bytes;
+    let mut read = Vec::new();
+    for name in names.into_iter().take(limits.max_findings) {
+        let relative = findings.join(&name);
+        let cap = limits.max_finding_bytes.min(budget);
+        match read_capped_with_metadata(root, &relative, cap) {
+            Ok((bytes, metadata)) => {
+                budget -= bytes.len() as u64;
+                read.push(Finding {
                     name,
                     content: String::from_utf8_lossy(&bytes).into_owned(),
                     modified: metadata
                         .modified()
                         .map(DateTime::<Utc>::from)
                         .unwrap_or_default(),
-                }),
-                Err(error) => {
-                    skip_unless_missing(skipped, &relative, &error);
-                    None
-                }
+                });
             }
-        })
-        .collect()
+            Err(PartyError::TooLarge { size, .. }) if size <= limits.max_finding_bytes => {
+                limited.push("max_findings_bytes");
+                break;
+            }
+            Err(error) => skip_unless_missing(skipped, &relative, &error),
+        }
+    }
+    read
 }
 
-/// The JSON objects in `dir/<sub>/*.json`, with their file stems, sorted by file name.
+/// The JSON objects in `dir/<sub>/*.json` with their file names, sorted by file name, the
+/// first `max_files` of them; true if there were more.
 fn read_json_dir(
     root: &Path,
     dir: &Path,
     sub: &str,
+    max_files: usize,
     limits: &Limits,
     skipped: &mut Skipped,
-) -> Vec<(String, Map<String, Value>)> {
+) -> (Vec<(String, Map<String, Value>)>, bool) {
     let sub_dir = dir.join(sub);
     let names = list_names(
         root,
@@ -216,69 +251,72 @@ fn read_json_dir(
         |name| has_extension(name, ".json"),
         skipped,
     );
-    names
+    let over = names.len() > max_files;
+    let objects = names
         .into_iter()
+        .take(max_files)
         .filter_map(|name| {
             let object =
                 read_json_object(root, &sub_dir.join(&name), limits.max_json_bytes, skipped)?;
             Some((name, object))
         })
-        .collect()
+        .collect();
+    (objects, over)
 }
 
-fn read_tickets(root: &Path, dir: &Path, limits: &Limits, skipped: &mut Skipped) -> Vec<Ticket> {
-    read_json_dir(root, dir, "tickets", limits, skipped)
-        .into_iter()
-        .map(|(name, object)| Ticket {
-            id: text(&object, "id").unwrap_or_else(|| file_stem(&name)),
-            kind: text(&object, "type"),
-            title: text(&object, "title"),
-            status: text(&object, "status"),
-            phase: text(&object, "phase"),
-            assignee: text(&object, "assignee"),
-            parent_id: text(&object, "parentId"),
-            raw: Value::Object(object),
-        })
-        .collect()
+fn ticket_of((name, object): (String, Map<String, Value>)) -> Ticket {
+    Ticket {
+        id: text(&object, "id").unwrap_or_else(|| file_stem(&name)),
+        kind: text(&object, "type"),
+        title: text(&object, "title"),
+        status: text(&object, "status"),
+        phase: text(&object, "phase"),
+        assignee: text(&object, "assignee"),
+        parent_id: text(&object, "parentId"),
+        raw: Value::Object(object),
+    }
 }
 
-/// The approval requests of a session with their file names.
+/// The approval requests of a session with their file names (the first
+/// `limits.max_approval_files`).
 pub(super) fn read_approvals(
     root: &Path,
     dir: &Path,
     limits: &Limits,
     skipped: &mut Skipped,
 ) -> Vec<(String, ApprovalRequest)> {
-    read_json_dir(root, dir, "approvals", limits, skipped)
-        .into_iter()
-        .map(|(name, object)| {
-            let request_id = text(&object, "request_id").unwrap_or_else(|| file_stem(&name));
-            let is_tool = has_value(&object, "tool_name")
-                || has_value(&object, "risk_level")
-                || request_id.starts_with("APR-");
-            let approval = ApprovalRequest {
-                kind: if is_tool {
-                    ApprovalKind::Tool
-                } else {
-                    ApprovalKind::Result
-                },
-                status: text(&object, "status").unwrap_or_else(|| "unknown".to_owned()),
-                risk_level: text(&object, "risk_level"),
-                tool_name: text(&object, "tool_name"),
-                tool_input: object
-                    .get("tool_input")
-                    .filter(|input| !input.is_null())
-                    .cloned(),
-                summary: text(&object, "summary"),
-                diff_stat: text(&object, "git_diff_stat"),
-                requested_at: timestamp(&object, "requested_at"),
-                decision: text(&object, "decision"),
-                request_id,
-                raw: Value::Object(object),
-            };
-            (name, approval)
-        })
-        .collect()
+    let max = limits.max_approval_files;
+    let (files, _) = read_json_dir(root, dir, "approvals", max, limits, skipped);
+    files.into_iter().map(approval_of).collect()
+}
+
+/// An approval request file's object as the request it describes.
+fn approval_of((name, object): (String, Map<String, Value>)) -> (String, ApprovalRequest) {
+    let request_id = text(&object, "request_id").unwrap_or_else(|| file_stem(&name));
+    let is_tool = has_value(&object, "tool_name")
+        || has_value(&object, "risk_level")
+        || request_id.starts_with("APR-");
+    let approval = ApprovalRequest {
+        kind: if is_tool {
+            ApprovalKind::Tool
+        } else {
+            ApprovalKind::Result
+        },
+        status: text(&object, "status").unwrap_or_else(|| "unknown".to_owned()),
+        risk_level: text(&object, "risk_level"),
+        tool_name: text(&object, "tool_name"),
+        tool_input: object
+            .get("tool_input")
+            .filter(|input| !input.is_null())
+            .cloned(),
+        summary: text(&object, "summary"),
+        diff_stat: text(&object, "git_diff_stat"),
+        requested_at: timestamp(&object, "requested_at"),
+        decision: text(&object, "decision"),
+        request_id,
+        raw: Value::Object(object),
+    };
+    (name, approval)
 }
 
 fn file_stem(name: &str) -> String {
