@@ -37,6 +37,7 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     pub pull_requests: PullRequestsConfig,
     pub notify: NotifyConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +256,27 @@ impl Default for NotifyConfig {
     }
 }
 
+/// How Prometheus reads `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A listener of its own for `/metrics` (host:port), without a token; empty: `/metrics`
+    /// is on the service's listener behind the scrape token.
+    pub listen: String,
+    /// Name of the global credential holding the scrape token (kind webhook_secret, so no
+    /// agent gets it).
+    pub token_credential: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            token_credential: "metrics-token".into(),
+        }
+    }
+}
+
 /// How monitoring alerts become tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -393,6 +415,7 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             pull_requests: PullRequestsConfig::default(),
             notify: NotifyConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -536,6 +559,15 @@ impl Config {
         }
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1".into());
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address; use host:port such as 127.0.0.1:9464, or leave it empty",
+                    self.metrics.listen
+                ),
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(

@@ -120,6 +120,7 @@ pub async fn open_vault(
 
 /// Everything `serve` does before it binds the listener.
 pub async fn start(config: Config) -> anyhow::Result<Started> {
+    crate::metrics::install();
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;

@@ -5,6 +5,7 @@
 //! lifecycle value (a task's status, a priority, a decision, …) is an enum here, stored as
 //! its text name, so no other module spells one as a string literal.
 
+pub mod analytics;
 pub mod approval;
 pub mod audit;
 pub mod credential;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod schedule;
 pub mod task;
 
+pub use analytics::*;
 pub use approval::*;
 pub use audit::*;
 pub use credential::*;

@@ -47,6 +47,7 @@ macro_rules! with_tx {
     };
 }
 
+pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
