@@ -38,6 +38,7 @@ pub struct Config {
     pub pull_requests: PullRequestsConfig,
     pub notify: NotifyConfig,
     pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +278,30 @@ impl Default for MetricsConfig {
     }
 }
 
+/// How long events, run logs and webhook deliveries are kept (`src/retention.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Ages in days; 0 keeps them forever.
+    pub events_days: u32,
+    pub run_logs_days: u32,
+    pub deliveries_days: u32,
+    pub batch_size: u32,
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events_days: 0,
+            run_logs_days: 0,
+            deliveries_days: 0,
+            batch_size: 500,
+            interval_secs: 3600,
+        }
+    }
+}
+
 /// How monitoring alerts become tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -416,6 +441,7 @@ impl Default for Config {
             pull_requests: PullRequestsConfig::default(),
             notify: NotifyConfig::default(),
             metrics: MetricsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -624,6 +650,12 @@ impl Config {
 
     /// The scheduler, the approval gate, pull requests and notifications.
     fn validate_approvals_and_notify(&self) -> Result<(), ConfigError> {
+        if self.retention.batch_size == 0 || self.retention.interval_secs == 0 {
+            return bad(
+                "retention.batch_size / interval_secs",
+                "must be at least 1".into(),
+            );
+        }
         if self.scheduler.max_sleep_ms < 100 {
             return bad("scheduler.max_sleep_ms", "must be at least 100".into());
         }

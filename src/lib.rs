@@ -20,6 +20,7 @@ pub mod model;
 pub mod notify;
 pub mod projects;
 pub mod queue;
+pub mod retention;
 pub mod routing;
 pub mod schedules;
 pub mod server;

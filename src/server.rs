@@ -37,6 +37,8 @@ pub struct Started {
     pub replies: Option<CancellationToken>,
     /// Stops the check of approval deadlines.
     pub approval_deadlines: CancellationToken,
+    /// Stops the pruning of old events, run logs and deliveries.
+    pub retention: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
 }
@@ -148,6 +150,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         config.clone(),
         approval_deadlines.clone(),
     ));
+    let retention = CancellationToken::new();
+    tokio::spawn(crate::retention::run_retention(
+        store.clone(),
+        config.retention.clone(),
+        retention.clone(),
+    ));
     let scheduler = config
         .scheduler
         .enabled
@@ -167,6 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         notifications,
         replies,
         approval_deadlines,
+        retention,
         scheduler,
     })
 }

@@ -70,6 +70,7 @@ async fn server_loop(
         notifications.stop().await;
     }
     started.approval_deadlines.cancel();
+    started.retention.cancel();
     if let Some(replies) = started.replies {
         replies.cancel();
     }

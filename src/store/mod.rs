@@ -57,6 +57,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod projects;
 pub mod queue;
+pub mod retention;
 pub mod routing_rules;
 pub mod runs;
 pub mod schedules;
