@@ -117,7 +117,12 @@ pub async fn decide(
     resume.job.resume_approval_id = Some(approval_id);
     store::queue::push(&mut tx, &resume).await?;
     tx.commit().await?;
-    store.approval(approval_id).await
+    let decided = store.approval(approval_id).await?;
+    let waited = decided.decided_at.map(|at| at - decided.requested_at);
+    if let Some(waited) = waited.and_then(|w| w.to_std().ok()) {
+        crate::metrics::approval_decided(decision, decider.channel, waited);
+    }
+    Ok(decided)
 }
 
 /// The prompt a resumed Claude session gets, in the shapes of the plugin's hook.

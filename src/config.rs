@@ -43,6 +43,8 @@ pub struct Config {
     pub inputs: InputsConfig,
     pub intake: IntakeConfig,
     pub ingest: IngestConfig,
+    pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +263,51 @@ impl Default for NotifyConfig {
     }
 }
 
+/// How Prometheus reads `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A listener of its own for `/metrics` (host:port), without a token; empty: `/metrics`
+    /// is on the service's listener behind the scrape token.
+    pub listen: String,
+    /// Name of the global credential holding the scrape token (kind webhook_secret, so no
+    /// agent gets it).
+    pub token_credential: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            token_credential: "metrics-token".into(),
+        }
+    }
+}
+
+/// How long events, run logs and webhook deliveries are kept (`src/retention.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Ages in days; 0 keeps them forever.
+    pub events_days: u32,
+    pub run_logs_days: u32,
+    pub deliveries_days: u32,
+    pub batch_size: u32,
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events_days: 0,
+            run_logs_days: 0,
+            deliveries_days: 0,
+            batch_size: 500,
+            interval_secs: 3600,
+        }
+    }
+}
+
 /// How monitoring alerts become tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -402,6 +449,8 @@ impl Default for Config {
             inputs: InputsConfig::default(),
             intake: IntakeConfig::default(),
             ingest: IngestConfig::default(),
+            metrics: MetricsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -546,6 +595,15 @@ impl Config {
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1".into());
         }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address; use host:port such as 127.0.0.1:9464, or leave it empty",
+                    self.metrics.listen
+                ),
+            );
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(
                 "log.level",
@@ -601,6 +659,12 @@ impl Config {
 
     /// The scheduler, the approval gate, pull requests and notifications.
     fn validate_approvals_and_notify(&self) -> Result<(), ConfigError> {
+        if self.retention.batch_size == 0 || self.retention.interval_secs == 0 {
+            return bad(
+                "retention.batch_size / interval_secs",
+                "must be at least 1".into(),
+            );
+        }
         if self.scheduler.max_sleep_ms < 100 {
             return bad("scheduler.max_sleep_ms", "must be at least 100".into());
         }

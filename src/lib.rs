@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants.
 
+pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
@@ -14,10 +15,12 @@ pub mod engine;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod projects;
 pub mod queue;
+pub mod retention;
 pub mod routing;
 pub mod schedules;
 pub mod server;

@@ -37,6 +37,8 @@ pub struct Started {
     pub replies: Option<CancellationToken>,
     /// Stops the check of approval deadlines.
     pub approval_deadlines: CancellationToken,
+    /// Stops the pruning of old events, run logs and deliveries.
+    pub retention: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
 }
@@ -120,6 +122,7 @@ pub async fn open_vault(
 
 /// Everything `serve` does before it binds the listener.
 pub async fn start(config: Config) -> anyhow::Result<Started> {
+    crate::metrics::install();
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let admin_token = bootstrap_admin_token(&store).await?;
@@ -147,6 +150,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         config.clone(),
         approval_deadlines.clone(),
     ));
+    let retention = CancellationToken::new();
+    tokio::spawn(crate::retention::run_retention(
+        store.clone(),
+        config.retention.clone(),
+        retention.clone(),
+    ));
     let scheduler = config
         .scheduler
         .enabled
@@ -168,6 +177,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         notifications,
         replies,
         approval_deadlines,
+        retention,
         scheduler,
     })
 }

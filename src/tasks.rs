@@ -142,7 +142,23 @@ pub async fn set_status(
         store::events::append(&mut tx, &event).await?;
     }
     tx.commit().await?;
+    if changed && status.has_ended() {
+        count_ended(store, task_id).await;
+    }
     Ok(changed)
+}
+
+/// Counts an ended task in the process's metrics (its outcome and how long it took).
+async fn count_ended(store: &Store, task_id: i64) {
+    match store.task(task_id).await {
+        Ok(task) => {
+            let took = task
+                .completed_at
+                .and_then(|end| (end - task.created_at).to_std().ok());
+            crate::metrics::task_ended(&task.project, task.status, took);
+        }
+        Err(e) => tracing::warn!(task_id, error = %e, "could not count the ended task"),
+    }
 }
 
 /// Marks a task for cancellation. A queued task (or one waiting for a decision) is

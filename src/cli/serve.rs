@@ -30,7 +30,9 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // One serve per data directory, checked before start-up creates a key or a token.
     let _instance = server::InstanceLock::acquire(&config.data_dir, &local.to_string())?;
+    let metrics_listener = bind_metrics(&config).await?;
     let started = server::start(config).await?;
+    serve_metrics(metrics_listener, started.state.store.clone());
     let base = if started.state.config.public_url.is_empty() {
         format!("http://{local}")
     } else {
@@ -70,6 +72,7 @@ async fn server_loop(
         notifications.stop().await;
     }
     started.approval_deadlines.cancel();
+    started.retention.cancel();
     if let Some(replies) = started.replies {
         replies.cancel();
     }
@@ -91,8 +94,11 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     if config.engine.workers == 0 {
         bail!("engine.workers is 0; a worker process needs at least one (--workers N)");
     }
+    let metrics_listener = bind_metrics(&config).await?;
     let store = server::open_store(&config).await?;
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
+    crate::metrics::install();
+    serve_metrics(metrics_listener, store.clone());
     let config = std::sync::Arc::new(config);
     let engine = crate::engine::Engine::new(store.clone(), vault.clone(), config.clone());
     let workers = server::Workers::start(engine.clone());
@@ -117,6 +123,34 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     }
     store.close().await;
     Ok(())
+}
+
+/// The listener of `metrics.listen`, when it is set; bound before start-up so a busy port
+/// fails first.
+async fn bind_metrics(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let address = &config.metrics.listen;
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {address} for /metrics; change metrics.listen")
+        })?;
+    eprintln!("  Metrics:   http://{}/metrics", listener.local_addr()?);
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on its own listener, if there is one, for as long as the process runs.
+fn serve_metrics(listener: Option<tokio::net::TcpListener>, store: crate::store::Store) {
+    if let Some(listener) = listener {
+        tokio::spawn(async move {
+            let forever = std::future::pending::<()>();
+            if let Err(e) = crate::http::metrics::serve_separately(listener, store, forever).await {
+                tracing::error!(error = %e, "the /metrics listener stopped");
+            }
+        });
+    }
 }
 
 fn init_logging(config: &Config) {

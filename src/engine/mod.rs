@@ -364,6 +364,7 @@ impl Engine {
             ),
         };
         store.finish_run(run_id, &run).await?;
+        crate::metrics::run_finished(&project.name, &run.totals);
         let finished = json!({
             "run_id": run_id, "status": run.status, "exit_code": run.exit_code,
             "cost_usd": run.totals.cost_usd,

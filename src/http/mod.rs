@@ -19,6 +19,7 @@ use crate::store::Store;
 use crate::vault::Vault;
 use crate::web::WebState;
 
+mod analytics;
 mod approvals;
 mod audit;
 mod auth;
@@ -28,6 +29,7 @@ mod events;
 mod extract;
 mod guard;
 mod health;
+pub mod metrics;
 mod notifications;
 mod page;
 mod projects;
@@ -87,7 +89,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The whole service: `/api/v1` (token required) and the health probes.
+/// The whole service: `/api/v1` (token required), the health probes, the pages, the
+/// webhooks and, unless it has a listener of its own, `/metrics` (its own token).
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(projects::router())
@@ -101,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schedules::router())
         .merge(notifications::router())
         .merge(routing_rules::router())
+        .merge(analytics::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
@@ -115,9 +119,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate_and_audit,
         ));
+    let metrics_here = state.config.metrics.listen.is_empty();
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(if metrics_here {
+            metrics::router()
+        } else {
+            Router::new()
+        })
         .merge(crate::web::router().with_state(WebState {
             config: state.config.clone(),
             store: state.store.clone(),
@@ -136,6 +146,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(state.config.http.request_timeout_secs),
         ))
+        .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

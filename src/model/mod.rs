@@ -5,6 +5,7 @@
 //! lifecycle value (a task's status, a priority, a decision, …) is an enum here, stored as
 //! its text name, so no other module spells one as a string literal.
 
+pub mod analytics;
 pub mod approval;
 pub mod audit;
 pub mod credential;
@@ -21,6 +22,7 @@ pub mod schedule;
 pub mod target;
 pub mod task;
 
+pub use analytics::*;
 pub use approval::*;
 pub use audit::*;
 pub use credential::*;

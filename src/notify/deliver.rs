@@ -37,6 +37,17 @@ pub enum Attempt {
     },
 }
 
+impl Attempt {
+    /// `sent`, `retry` or `dead`, as the metrics count it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Attempt::Sent => "sent",
+            Attempt::Retry { .. } => "retry",
+            Attempt::Dead { .. } => "dead",
+        }
+    }
+}
+
 /// Records attempt number `attempt` of a queued notification and, for a retry, pushes the
 /// job that makes it, in one transaction. False when that attempt was already recorded (a
 /// repeated job): nothing changes then.
@@ -180,6 +191,7 @@ impl Notifier {
             },
             Err(e) => Attempt::Dead { error: e.reason },
         };
+        crate::metrics::notification_attempt(due.channel_kind, outcome.label());
         match &outcome {
             Attempt::Sent => {
                 tracing::info!(

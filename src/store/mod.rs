@@ -47,6 +47,7 @@ macro_rules! with_tx {
     };
 }
 
+pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
@@ -56,6 +57,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod projects;
 pub mod queue;
+pub mod retention;
 pub mod routing_rules;
 pub mod runs;
 pub mod schedules;

@@ -42,6 +42,8 @@ pub async fn record_delivery(
         let (id, original) =
             store::deliveries::insert_duplicate(&mut tx, delivery, DUPLICATE_REASON).await?;
         tx.commit().await?;
+        let duplicate = DeliveryStatus::Duplicate;
+        crate::metrics::webhook_delivery(&delivery.source, duplicate.as_str());
         return Ok(DeliveryOutcome {
             id,
             outcome: DeliveryStatus::Duplicate,
@@ -55,6 +57,7 @@ pub async fn record_delivery(
     };
     store::deliveries::settle(&mut tx, id, outcome, reason.as_deref(), task_id).await?;
     tx.commit().await?;
+    crate::metrics::webhook_delivery(&delivery.source, outcome.as_str());
     Ok(DeliveryOutcome {
         id,
         outcome,
@@ -378,6 +381,18 @@ pub enum AlertOutcome {
     Resolved,
 }
 
+impl AlertOutcome {
+    /// The name a client and the metrics see.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Ignored => "ignored",
+            AlertOutcome::TaskCreated => "task_created",
+            AlertOutcome::Coalesced => "coalesced",
+            AlertOutcome::Resolved => "resolved",
+        }
+    }
+}
+
 /// Parses a source's payload into alert occurrences.
 pub type AlertParser = fn(&Value) -> std::result::Result<Vec<AlertOccurrence>, String>;
 
@@ -413,7 +428,9 @@ pub async fn receive_alerts(
         .collect();
     let mut results = Vec::with_capacity(occurrences.len());
     for alert in &occurrences {
-        results.push(apply_alert(intake, source_name, alert, &rules).await?);
+        let result = apply_alert(intake, source_name, alert, &rules).await?;
+        crate::metrics::webhook_delivery(source_name, result.outcome.as_str());
+        results.push(result);
     }
     Ok(AlertReceipt { alerts: results })
 }
