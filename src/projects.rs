@@ -114,7 +114,7 @@ impl ProjectSpec {
             ));
         }
         if let Some(url) = &self.repo_url {
-            validate_repo_url(url, inputs.allow_private_targets)?;
+            validate_repo_url(url, inputs)?;
         }
         if let Some(path) = &self.local_path {
             self.local_path = Some(validate_local_repo(path, &inputs.local_roots)?);
@@ -218,8 +218,15 @@ pub fn render_branch(template: &str, project: &str, team: &str, task_id: i64) ->
 }
 
 /// Accepts https and ssh URLs (and git's scp-like `user@host:path`) without a password or
-/// token in them, to hosts outside the service's own networks unless `allow_private`.
-fn validate_repo_url(value: &str, allow_private: bool) -> Result<()> {
+/// token in them, to hosts outside the service's own networks unless allowed, and `file://`
+/// URLs of repositories inside `inputs.local_roots` (a local path by another name).
+fn validate_repo_url(value: &str, inputs: &InputsConfig) -> Result<()> {
+    if let Some(path) = value.strip_prefix("file://") {
+        return validate_local_repo(path, &inputs.local_roots)
+            .map(drop)
+            .map_err(|e| Error::invalid("repo_url", e.to_string()));
+    }
+    let allow_private = inputs.allow_private_targets;
     let invalid = |why: String| Err(Error::invalid("repo_url", why));
     if value.starts_with('-') || value.chars().any(char::is_control) {
         return invalid("must not start with '-' or contain control characters".into());
@@ -334,7 +341,8 @@ mod tests {
 
     #[test]
     fn repo_urls() {
-        let ok = |url: &str| validate_repo_url(url, false).is_ok();
+        let strict = InputsConfig::default();
+        let ok = |url: &str| validate_repo_url(url, &strict).is_ok();
         assert!(ok("https://github.com/o/r.git"));
         assert!(ok("git@github.com:o/r.git"));
         assert!(ok("ssh://git@github.com/o/r.git"));
@@ -355,7 +363,11 @@ mod tests {
         ] {
             assert!(!ok(refused), "{refused}");
         }
-        assert!(validate_repo_url("https://127.0.0.1/r.git", true).is_ok());
+        let lan = InputsConfig {
+            allow_private_targets: true,
+            ..InputsConfig::default()
+        };
+        assert!(validate_repo_url("https://127.0.0.1/r.git", &lan).is_ok());
     }
 
     #[test]

@@ -452,7 +452,7 @@ async fn infrastructure_failures_retry_then_fail(db: Db) {
     .await;
     let response = app
         .post("/api/v1/projects")
-        .json(&json!({"name": "gone", "repo_url": "file:///does/not/exist/repo.git"}))
+        .json(&json!({"name": "gone", "repo_url": "https://127.0.0.1:9/does/not/exist.git"}))
         .send()
         .await
         .unwrap();

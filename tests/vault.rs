@@ -702,6 +702,10 @@ fn aiops(cwd: &Path, data: Option<&Path>, args: &[&str]) -> Command {
         }
     }
     cmd.env_remove("AIOPS_MASTER_KEY");
+    cmd.env(
+        "AIOPS_INPUTS__LOCAL_ROOTS",
+        format!("[{:?}]", std::env::temp_dir()),
+    );
     cmd
 }
 

@@ -233,6 +233,9 @@ fn read_findings(
     read
 }
 
+/// A JSON file's name and its object.
+type JsonFile = (String, Map<String, Value>);
+
 /// The JSON objects in `dir/<sub>/*.json` with their file names, sorted by file name, the
 /// first `max_files` of them; true if there were more.
 fn read_json_dir(
@@ -242,7 +245,7 @@ fn read_json_dir(
     max_files: usize,
     limits: &Limits,
     skipped: &mut Skipped,
-) -> (Vec<(String, Map<String, Value>)>, bool) {
+) -> (Vec<JsonFile>, bool) {
     let sub_dir = dir.join(sub);
     let names = list_names(
         root,
@@ -264,7 +267,7 @@ fn read_json_dir(
     (objects, over)
 }
 
-fn ticket_of((name, object): (String, Map<String, Value>)) -> Ticket {
+fn ticket_of((name, object): JsonFile) -> Ticket {
     Ticket {
         id: text(&object, "id").unwrap_or_else(|| file_stem(&name)),
         kind: text(&object, "type"),
@@ -291,7 +294,7 @@ pub(super) fn read_approvals(
 }
 
 /// An approval request file's object as the request it describes.
-fn approval_of((name, object): (String, Map<String, Value>)) -> (String, ApprovalRequest) {
+fn approval_of((name, object): JsonFile) -> (String, ApprovalRequest) {
     let request_id = text(&object, "request_id").unwrap_or_else(|| file_stem(&name));
     let is_tool = has_value(&object, "tool_name")
         || has_value(&object, "risk_level")
