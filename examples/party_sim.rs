@@ -37,6 +37,9 @@
 //! * `--sim-no-change` — do not touch `SIMULATED_CHANGE.md` in EXECUTING.
 //! * `--sim-tool-approval` — stop in EXECUTING with a platform-mode tool approval
 //!   (`approvals/APR-<epoch ms>.json`, Bash, HIGH) and phase `PENDING_APPROVAL`.
+//! * `--sim-result-then-tool` — in EXECUTING, file a result approval early and then stop on a
+//!   tool approval, so both are pending at once.
+//! * `--sim-no-result-file` — reach AWAITING_APPROVAL without writing the result approval file.
 //! * `--sim-crash-in PHASE` — upon entering PHASE (after session.json and the `phase_changed`
 //!   event are written) print a panic message to stderr and exit 101, without a `result` line.
 //! * `--sim-hang` — after the init line (and after creating the session and entering
@@ -62,6 +65,13 @@
 //!   `approval_grants` entry is pushed (approve only) and `decision_made` + `phase_changed` are
 //!   appended. Otherwise the hook does nothing.
 //! * Result approval: `approve [comment]`, `reject <reason>`, `revise <instructions>`.
+//! * As the real hook (contract section 4): the *last* line that begins with a decision word
+//!   (or 승인/거절/수정) decides; the first `APR-…` word is the request id and the first
+//!   `party-…` word the session id wherever they stand (a mismatch leaves the request
+//!   pending); a bare decision in PENDING_APPROVAL decides the pending tool request. Every
+//!   phase move is ignored for a session created over 4 hours ago. No code decides a result
+//!   approval file: the agent only moves the phase (a 4th revise goes straight to FAILED,
+//!   counted in `fix_loop.attempt`) and files a new request only when none is pending.
 //!
 //! After the hook the "agent" acts only on what the files say: a decided tool approval
 //! (approve/revise) continues EXECUTING → REVIEWING → AWAITING_APPROVAL; reject goes
