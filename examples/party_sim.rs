@@ -37,6 +37,9 @@
 //! * `--sim-no-change` — do not touch `SIMULATED_CHANGE.md` in EXECUTING.
 //! * `--sim-tool-approval` — stop in EXECUTING with a platform-mode tool approval
 //!   (`approvals/APR-<epoch ms>.json`, Bash, HIGH) and phase `PENDING_APPROVAL`.
+//! * `--sim-result-then-tool` — in EXECUTING, file a result approval early and then stop on a
+//!   tool approval, so both are pending at once.
+//! * `--sim-no-result-file` — reach AWAITING_APPROVAL without writing the result approval file.
 //! * `--sim-crash-in PHASE` — upon entering PHASE (after session.json and the `phase_changed`
 //!   event are written) print a panic message to stderr and exit 101, without a `result` line.
 //! * `--sim-hang` — after the init line (and after creating the session and entering
@@ -62,6 +65,13 @@
 //!   `approval_grants` entry is pushed (approve only) and `decision_made` + `phase_changed` are
 //!   appended. Otherwise the hook does nothing.
 //! * Result approval: `approve [comment]`, `reject <reason>`, `revise <instructions>`.
+//! * As the real hook (contract section 4): the *last* line that begins with a decision word
+//!   (or 승인/거절/수정) decides; the first `APR-…` word is the request id and the first
+//!   `party-…` word the session id wherever they stand (a mismatch leaves the request
+//!   pending); a bare decision in PENDING_APPROVAL decides the pending tool request. Every
+//!   phase move is ignored for a session created over 4 hours ago. No code decides a result
+//!   approval file: the agent only moves the phase (a 4th revise goes straight to FAILED,
+//!   counted in `fix_loop.attempt`) and files a new request only when none is pending.
 //!
 //! After the hook the "agent" acts only on what the files say: a decided tool approval
 //! (approve/revise) continues EXECUTING → REVIEWING → AWAITING_APPROVAL; reject goes
@@ -156,6 +166,8 @@ struct Opts {
     phase_delay_ms: u64,
     no_change: bool,
     tool_approval: bool,
+    result_then_tool: bool,
+    no_result_file: bool,
     crash_in: Option<String>,
     hang: bool,
     garbage: bool,
@@ -259,6 +271,8 @@ fn parse_args(args: &[String]) -> Res<Opts> {
             }
             "--sim-no-change" => o.no_change = true,
             "--sim-tool-approval" => o.tool_approval = true,
+            "--sim-result-then-tool" => o.result_then_tool = true,
+            "--sim-no-result-file" => o.no_result_file = true,
             "--sim-crash-in" => o.crash_in = Some(value(&flag)?.to_ascii_uppercase()),
             "--sim-hang" => o.hang = true,
             "--sim-garbage" => o.garbage = true,
@@ -376,8 +390,8 @@ struct Member {
 
 #[derive(Serialize, Deserialize, Clone, Default)]
 struct ApprovalContext {
-    #[serde(default)]
-    request_id: Option<String>,
+    #[serde(default, alias = "request_id")]
+    pending_request_id: Option<String>,
     #[serde(default)]
     previous_phase: Option<String>,
     #[serde(flatten)]
@@ -416,8 +430,6 @@ struct Session {
     approval_context: Option<ApprovalContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     approval_grants: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    revision_count: Option<u64>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -605,6 +617,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Res<T> {
     serde_json::from_str(&s).ctx(format!("parsing {}", path.display()))
 }
 
+/// True when the plugin's hooks ignore the session: created more than 4 hours ago.
+fn is_stale(s: &Session) -> bool {
+    DateTime::parse_from_rfc3339(&s.created_at).is_ok_and(|created| {
+        now().signed_duration_since(created) > chrono::Duration::hours(STALE_AFTER_HOURS)
+    })
+}
+
 fn is_terminal(phase: &str) -> bool {
     matches!(phase, "DONE" | "ROLLED_BACK" | "FAILED")
 }
@@ -642,37 +661,53 @@ fn split_word(s: &str) -> (&str, &str) {
 struct Prompt {
     /// "approve" | "reject" | "revise" | "" (anything else)
     verb: String,
-    /// The party session id in `approve <session_id> <APR-id>`; the hook uses the active session.
-    #[allow(dead_code)]
+    /// The first `party-…` word: the hook leaves the request pending when it is not the active session.
     session_arg: Option<String>,
     request_id: Option<String>,
     text: String,
 }
 
+/// The decision word of a line, as the plugin's prompt hook reads it (Korean words too).
+fn decision_verb(word: &str) -> Option<&'static str> {
+    match word.to_ascii_lowercase().as_str() {
+        "approve" | "승인" => Some("approve"),
+        "reject" | "거절" => Some("reject"),
+        "revise" | "수정" => Some("revise"),
+        _ => None,
+    }
+}
+
+/// Parses a prompt as the plugin's prompt hook does: the *last* line that begins with a
+/// decision word decides; after it the first `APR-…` word is the request id and the first
+/// `party-…` word the session id, wherever they stand; the other words are the comment.
 fn parse_prompt(p: &str) -> Prompt {
-    let (verb, rest) = split_word(p);
-    let verb = verb.to_ascii_lowercase();
-    if !matches!(verb.as_str(), "approve" | "reject" | "revise") {
+    let line = p
+        .lines()
+        .rev()
+        .find(|line| decision_verb(split_word(line).0).is_some());
+    let Some(line) = line else {
         return Prompt {
             text: p.trim().to_string(),
             ..Prompt::default()
         };
-    }
-    let (w1, r1) = split_word(rest);
-    let (w2, r2) = split_word(r1);
-    let (session_arg, request_id, text) = if w1.starts_with("APR-") {
-        (None, Some(w1.to_string()), r1)
-    } else if w2.starts_with("APR-") {
-        (Some(w1.to_string()), Some(w2.to_string()), r2)
-    } else {
-        (None, None, rest)
     };
-    Prompt {
-        verb,
-        session_arg,
-        request_id,
-        text: text.trim().to_string(),
+    let (verb, rest) = split_word(line);
+    let mut prompt = Prompt {
+        verb: decision_verb(verb).unwrap_or_default().to_string(),
+        ..Prompt::default()
+    };
+    let mut comment = Vec::new();
+    for word in rest.split_whitespace() {
+        if word.starts_with("APR-") && prompt.request_id.is_none() {
+            prompt.request_id = Some(word.to_string());
+        } else if word.starts_with("party-") && prompt.session_arg.is_none() {
+            prompt.session_arg = Some(word.to_string());
+        } else {
+            comment.push(word);
+        }
     }
+    prompt.text = comment.join(" ");
+    prompt
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -1053,6 +1088,14 @@ impl Sim {
             std::thread::sleep(Duration::from_millis(self.opts.phase_delay_ms));
         }
         let mut s = self.load_session()?;
+        if is_stale(&s) {
+            // Every hook that moves phases ignores sessions over 4 hours old.
+            self.out.say(&format!(
+                "The plugin's hooks ignore this session (created over {STALE_AFTER_HOURS} hours ago); the phase stays {}.",
+                s.phase
+            ));
+            return Ok(());
+        }
         let from = s.phase.clone();
         let at = ts();
         s.phase = to.to_string();
@@ -1468,7 +1511,7 @@ impl Sim {
             &format!("tool approval {request_id}"),
             |s| {
                 s.approval_context = Some(ApprovalContext {
-                    request_id: Some(rid),
+                    pending_request_id: Some(rid),
                     previous_phase: Some("EXECUTING".into()),
                     extra: Map::new(),
                 });
@@ -1484,6 +1527,43 @@ impl Sim {
 
     fn request_result_approval(&mut self, mode: &Mode) -> Res<String> {
         let s = self.load_session()?;
+        // The plugin's approval-gate instructions act in AWAITING_APPROVAL, once per request.
+        if s.phase != "AWAITING_APPROVAL" {
+            self.out.say(&format!(
+                "The pipeline did not reach AWAITING_APPROVAL (phase {}); nothing to ask.",
+                s.phase
+            ));
+            return Ok(format!("Pipeline stopped in phase {}.", s.phase));
+        }
+        if let Some(pending) = self.pending_result_request() {
+            self.out.say(&format!(
+                "A result approval is still pending (approvals/{pending}.json); waiting for it."
+            ));
+            return Ok(format!(
+                "Pipeline awaiting approval (approvals/{pending}.json)."
+            ));
+        }
+        self.write_result_request(mode)
+    }
+
+    /// The stem of a result approval file still pending, if any.
+    fn pending_result_request(&self) -> Option<String> {
+        self.approval_files(false)
+            .into_iter()
+            .find(|(_, path)| {
+                read_json::<ResultApproval>(path).is_ok_and(|a| a.status == "pending")
+            })
+            .map(|(stem, _)| stem)
+    }
+
+    /// Writes `approvals/<timestamp>.json` as the approval-gate instructions tell the agent.
+    fn write_result_request(&mut self, mode: &Mode) -> Res<String> {
+        let s = self.load_session()?;
+        if self.opts.no_result_file {
+            self.out
+                .say("Waiting for your decision (no approval file written).");
+            return Ok("Pipeline awaiting approval.".into());
+        }
         let mut t = now();
         let name = loop {
             let n = format!("{}.json", t.format("%Y%m%dT%H%M%S%3fZ"));
@@ -1492,7 +1572,7 @@ impl Sim {
             }
             t += chrono::Duration::milliseconds(1);
         };
-        let revisions = s.revision_count.unwrap_or(0);
+        let revisions = s.fix_loop.attempt;
         let summary = match mode {
             Mode::Revision { n, .. } => format!(
                 "{} team finished revision {n} of \"{}\"; see findings/implementation.md and findings/review.md.",
@@ -1518,10 +1598,6 @@ impl Sim {
             ..ResultApproval::default()
         };
         write_json(&self.approvals_dir().join(&name), &a)?;
-        self.event(
-            "approval_requested",
-            json!({"approval_type": "result", "file": format!("approvals/{name}"), "summary": summary}),
-        )?;
         self.out.say(&format!(
             "Pipeline complete and waiting for your decision: approve, reject <reason> or revise <instructions>.\n{summary}"
         ));
@@ -1700,6 +1776,10 @@ impl Sim {
                 }
             }
             _ => {
+                if self.opts.result_then_tool && self.approval_files(true).is_empty() {
+                    self.write_result_request(mode)?;
+                    return self.request_tool_approval().map(Some);
+                }
                 if self.opts.tool_approval && self.approval_files(true).is_empty() {
                     return self.request_tool_approval().map(Some);
                 }
@@ -1813,7 +1893,6 @@ impl Sim {
                 .collect(),
             created_at: ts(),
             starting_phase: Some("CONTEXTUALIZING".into()),
-            revision_count: Some(0),
             ..Session::default()
         };
         self.save_session(&s)?;
@@ -1876,9 +1955,9 @@ impl Sim {
 
     /// Emulation of the plugin's UserPromptSubmit hook for tool approvals.
     fn hook(&self, p: &Prompt) -> Res<()> {
-        let Some(request_id) = &p.request_id else {
+        if p.verb.is_empty() {
             return Ok(());
-        };
+        }
         let active = std::env::var("AI_PARTY_SESSION_ID")
             .ok()
             .filter(|s| !s.is_empty())
@@ -1894,11 +1973,28 @@ impl Sim {
         let Ok(mut s) = read_json::<Session>(&dir.join("session.json")) else {
             return Ok(());
         };
-        if let Ok(created) = DateTime::parse_from_rfc3339(&s.created_at)
-            && now().signed_duration_since(created) > chrono::Duration::hours(STALE_AFTER_HOURS)
-        {
+        if is_stale(&s) {
             return Ok(()); // stale session: the real hook silently ignores it
         }
+        if p.session_arg.as_ref().is_some_and(|named| *named != active) {
+            return Ok(()); // session mismatch: the request stays pending
+        }
+        // A bare decision word in PENDING_APPROVAL decides the latest pending tool request.
+        let request_id = match &p.request_id {
+            Some(id) => id.clone(),
+            None if s.phase == "PENDING_APPROVAL" => {
+                let Some(id) = s
+                    .approval_context
+                    .as_ref()
+                    .and_then(|c| c.pending_request_id.clone())
+                else {
+                    return Ok(());
+                };
+                id
+            }
+            None => return Ok(()),
+        };
+        let request_id = &request_id;
         let apath = dir.join("approvals").join(format!("{request_id}.json"));
         let Ok(mut a) = read_json::<ToolApproval>(&apath) else {
             return Ok(());
@@ -1932,12 +2028,15 @@ impl Sim {
         });
         s.approval_context = None;
         if p.verb == "approve" {
+            let expires = now() + chrono::Duration::minutes(10);
             s.approval_grants.get_or_insert_with(Vec::new).push(json!({
                 "request_id": request_id,
                 "tool_name": a.tool_name,
                 "fingerprint": a.fingerprint,
                 "granted_at": at,
                 "granted_by": "user",
+                "uses_left": 1,
+                "expires_at": iso(expires),
             }));
         }
         write_json(&dir.join("session.json"), &s)?;
@@ -1959,7 +2058,7 @@ impl Sim {
         };
         ev(
             "decision_made",
-            json!({"request_id": request_id, "decision": p.verb, "comment": comment, "decided_by": "user"}),
+            json!({"request_id": request_id, "decision": p.verb, "comment": comment, "phase": previous}),
         )?;
         ev(
             "phase_changed",
@@ -2001,15 +2100,9 @@ impl Sim {
             "APPROVED" => self.finish_approved(),
             "REJECTED" => self.finish_rejected("rejected"),
             "REVISION" => {
-                let n = s.revision_count.unwrap_or(1);
-                self.run_from(
-                    EXECUTING,
-                    false,
-                    Mode::Revision {
-                        n,
-                        instructions: p.text.clone(),
-                    },
-                )
+                let n = s.fix_loop.attempt.max(1);
+                let instructions = self.without_result_stem(&p.text);
+                self.run_from(EXECUTING, false, Mode::Revision { n, instructions })
             }
             _ if is_terminal(&phase) => {
                 self.out.say(&format!(
@@ -2033,7 +2126,7 @@ impl Sim {
         let rid = s
             .approval_context
             .as_ref()
-            .and_then(|c| c.request_id.clone())
+            .and_then(|c| c.pending_request_id.clone())
             .or_else(|| p.request_id.clone())
             .or_else(|| self.approval_files(true).last().map(|x| x.0.clone()));
         let Some(rid) = rid else {
@@ -2116,7 +2209,7 @@ impl Sim {
             self.out.say("I can't find the result approval request.");
             return Ok("No result approval found.".into());
         };
-        let mut a: ResultApproval = read_json(&path)?;
+        let a: ResultApproval = read_json(&path)?;
         let (decision, comment) = if a.status == "decided" {
             let d = a.decision.clone().unwrap_or_default().to_ascii_lowercase();
             let c = a.decision_comment.clone().or_else(|| non_empty(&p.text));
@@ -2130,18 +2223,11 @@ impl Sim {
             );
             return Ok("Pipeline still awaiting approval.".into());
         } else {
-            let c = non_empty(&p.text);
-            a.status = "decided".into();
-            a.decision = Some(p.verb.clone());
-            a.decision_comment = c.clone();
-            a.decided_by = Some("user".into());
-            a.decided_at = Some(ts());
-            write_json(&path, &a)?;
-            self.event(
-                "decision_made",
-                json!({"approval": format!("approvals/{name}.json"), "decision": p.verb, "comment": c, "decided_by": "user"}),
-            )?;
-            (p.verb.clone(), c)
+            // No plugin code decides the result file: the agent only moves the phase.
+            (
+                p.verb.clone(),
+                non_empty(&self.without_result_stem(&p.text)),
+            )
         };
         match decision.as_str() {
             "approve" => {
@@ -2188,24 +2274,46 @@ impl Sim {
         Ok(format!("Pipeline rejected and rolled back ({reason})."))
     }
 
+    /// A result file stem (`20261130T145918379Z`) at the start of a comment is the request
+    /// the prompt names, not part of the instructions.
+    fn without_result_stem(&self, text: &str) -> String {
+        let (first, rest) = split_word(text);
+        if self
+            .approval_files(false)
+            .iter()
+            .any(|(stem, _)| stem == first)
+        {
+            rest.to_string()
+        } else {
+            text.trim().to_string()
+        }
+    }
+
     fn revise(&mut self, instructions: String) -> Res<String> {
         let mut n = 0;
+        let mut max = MAX_REVISIONS;
         self.update_session(|s| {
-            n = s.revision_count.unwrap_or(0) + 1;
-            s.revision_count = Some(n);
+            n = s.fix_loop.attempt + 1;
+            s.fix_loop.attempt = n;
+            if s.fix_loop.max_attempts > 0 {
+                max = s.fix_loop.max_attempts;
+            }
         })?;
-        self.set_phase(
-            "REVISION",
-            &format!("revision {n} requested: {instructions}"),
-        )?;
-        if n > MAX_REVISIONS {
-            self.set_phase(
-                "FAILED",
-                &format!("too many revisions ({n} > {MAX_REVISIONS})"),
-            )?;
+        if n > max {
+            // As the plugin's state machine: straight to FAILED, no REVISION, no completed_at.
+            let at = ts();
+            self.update_session(|s| {
+                s.phase = "FAILED".into();
+                s.phase_history.push(PhaseEntry {
+                    phase: "FAILED".into(),
+                    entered_at: at,
+                    reason: format!("too many revisions ({n} > {max})"),
+                    extra: Map::new(),
+                });
+            })?;
             self.event(
-                "pipeline_completed",
-                json!({"phase": "FAILED", "outcome": "too_many_revisions", "revisions": n}),
+                "phase_changed",
+                json!({"from": "AWAITING_APPROVAL", "to": "FAILED", "reason": format!("too many revisions ({n} > {max})")}),
             )?;
             self.out.say(&format!(
                 "Revision limit reached ({MAX_REVISIONS}); the pipeline failed."
@@ -2214,6 +2322,10 @@ impl Sim {
                 "Pipeline failed: more than {MAX_REVISIONS} revisions."
             ));
         }
+        self.set_phase(
+            "REVISION",
+            &format!("revision {n} requested: {instructions}"),
+        )?;
         self.run_from(EXECUTING, false, Mode::Revision { n, instructions })
     }
 }

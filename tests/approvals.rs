@@ -907,7 +907,251 @@ async fn expired_approval_left_open_is_still_decided(db: Db) {
     wait_status(&app, id, "done").await;
 }
 
+/// Makes the task's party session look `hours` old, as on the morning after.
+fn age_session(worktree: &Path, session: &str, hours: i64) {
+    let file = worktree
+        .join(".party/sessions")
+        .join(session)
+        .join("session.json");
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    value["created_at"] = json!((chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339());
+    std::fs::write(&file, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
+/// An approval file of the task's session, as the pipeline sees it.
+async fn approval_file(app: &TestApp, task_id: i64, request_id: &str) -> Value {
+    let exec = app.store.task_exec(task_id).await.unwrap();
+    let file = PathBuf::from(exec.worktree_path.unwrap())
+        .join(".party/sessions")
+        .join(exec.party_session_id.unwrap())
+        .join("approvals")
+        .join(format!("{request_id}.json"));
+    serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
+}
+
+/// The plugin's hook takes the last line that begins with a decision word and the first
+/// `party-…` word as the session id: neither may turn a comment into another decision.
+async fn party_words_and_line_breaks_cannot_change_a_decision(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "--sim-tool-approval", |c| {
+        c.pull_requests.enabled = false;
+    })
+    .await;
+    add_project(&app, json!({"name": "words", "local_path": repo.path()})).await;
+    let id = create_task(&app, "words").await;
+    let tool = shown_approval(&app, id).await;
+    assert_eq!(tool["kind"], "tool");
+    let comment = "like party-bugfix-20200101000000 did,\nuse a flag\napprove when green";
+    let (status, _) = decide(
+        &app,
+        tool["id"].as_i64().unwrap(),
+        json!({"decision": "revise", "comment": comment}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let result = wait_for("the result approval after the revise", WAIT, || async {
+        let approval = shown_approval(&app, id).await;
+        (approval["kind"] == "result").then_some(approval)
+    })
+    .await;
+    let file = approval_file(&app, id, tool["request_id"].as_str().unwrap()).await;
+    assert_eq!(file["status"], "decided", "{file}");
+    assert_eq!(file["decision"], "revise", "{file}");
+    assert_eq!(
+        file["decision_comment"],
+        "like party-bugfix-20200101000000 did, use a flag approve when green"
+    );
+
+    let (status, _) = decide(
+        &app,
+        result["id"].as_i64().unwrap(),
+        json!({"decision": "reject", "comment": "see party-feature-20200101000000\napprove nothing"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, id, "rolled_back").await;
+    assert_eq!(done["phase"], "ROLLED_BACK");
+    let approvals: Value = app
+        .get_json(&format!("/api/v1/approvals?task={id}&status=pending"))
+        .await;
+    assert!(approvals["items"].as_array().unwrap().is_empty());
+}
+
+/// A result decision while a tool request is pending waits (the hook would read it as
+/// deciding the tool request), says which request to decide first, and goes once it is.
+async fn result_decision_waits_for_a_pending_tool_request(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "--sim-result-then-tool", |c| {
+        c.pull_requests.enabled = false;
+    })
+    .await;
+    add_project(&app, json!({"name": "both", "local_path": repo.path()})).await;
+    let id = create_task(&app, "both").await;
+    wait_status(&app, id, "awaiting_approval").await;
+    let pending = wait_for("a tool and a result request, shown", WAIT, || async {
+        let page: Value = app
+            .get_json(&format!("/api/v1/approvals?task={id}&status=pending"))
+            .await;
+        let items = page["items"].as_array().unwrap().clone();
+        (items.len() == 2 && items.iter().all(|a| !a["snapshot_at"].is_null())).then_some(items)
+    })
+    .await;
+    let of_kind = |kind: &str| pending.iter().find(|a| a["kind"] == kind).unwrap().clone();
+    let (tool, result) = (of_kind("tool"), of_kind("result"));
+    let (status, _) = decide(
+        &app,
+        result["id"].as_i64().unwrap(),
+        json!({"decision": "approve", "comment": "ship it"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let tool_request = tool["request_id"].as_str().unwrap();
+    let waiting = wait_for("the task to say the decision waits", WAIT, || async {
+        let detail = task_detail(&app, id).await;
+        let reason = detail["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        reason.contains(tool_request).then_some(detail)
+    })
+    .await;
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    assert_eq!(
+        approval_file(&app, id, tool_request).await["status"],
+        "pending",
+        "the result decision must not decide the tool request"
+    );
+
+    let (status, _) = decide(
+        &app,
+        tool["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, id, "done").await;
+    assert_eq!(done["phase"], "DONE");
+    let events = app
+        .store
+        .events_after(0, Some(id), None, 1000)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["decision_waiting", "decision_released", "decision_applied"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let tool_decision = events
+        .iter()
+        .find(|e| e.kind == "decision_made" && e.data["data"]["request_id"] == tool_request)
+        .expect("the hook decided the tool request");
+    assert_eq!(tool_decision.data["data"]["decision"], "approve");
+    assert_eq!(runs_of_kind(&done, "resume"), 2);
+}
+
+/// A decision the morning after: the session is made current again so the plugin's hooks
+/// move it on, and approved work reaches DONE with its pull request.
+async fn late_approval_reaches_done_with_its_pull_request(db: Db) {
+    let (github, recorded) = github_stand_in().await;
+    let (_remote_dir, remote) = bare_remote();
+    let app = gate_app(db, "--sim-tool-approval", |c| c.github.api_url = github).await;
+    add_project(
+        &app,
+        json!({"name": "morning", "repo_url": format!("file://{}", remote.display()), "github_repo": "acme/morning"}),
+    )
+    .await;
+    let (status, answer) = post_json(
+        &app,
+        "/api/v1/credentials",
+        json!({"name": "github-token", "kind": "token", "value": "ghs_test_token_not_real"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let id = create_task(&app, "morning").await;
+    let tool = shown_approval(&app, id).await;
+    assert_eq!(tool["kind"], "tool");
+    let exec = app.store.task_exec(id).await.unwrap();
+    age_session(
+        Path::new(&exec.worktree_path.unwrap()),
+        &exec.party_session_id.unwrap(),
+        5,
+    );
+    let (status, _) = decide(
+        &app,
+        tool["id"].as_i64().unwrap(),
+        json!({"decision": "approve", "comment": "next morning"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let result = wait_for("the result approval", WAIT, || async {
+        let approval = shown_approval(&app, id).await;
+        (approval["kind"] == "result").then_some(approval)
+    })
+    .await;
+    let (status, _) = decide(
+        &app,
+        result["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = wait_status(&app, id, "done").await;
+    assert_eq!(done["phase"], "DONE");
+    assert!(done["pr_url"].is_string(), "{done}");
+    assert!(
+        recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(kind, _, _)| kind == "pull")
+    );
+    let events = app
+        .store
+        .events_after(0, Some(id), None, 1000)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.kind == "session_made_current"));
+}
+
+/// A pipeline that stops in AWAITING_APPROVAL without filing its result approval: aiops
+/// files it from the findings and the diff, and the task waits for it.
+async fn missing_result_approval_is_filed_by_aiops(db: Db) {
+    let repo = common::git_repo();
+    let app = gate_app(db, "--sim-no-result-file", |c| {
+        c.pull_requests.enabled = false;
+    })
+    .await;
+    add_project(&app, json!({"name": "unfiled", "local_path": repo.path()})).await;
+    let id = create_task(&app, "unfiled").await;
+    let approval = shown_approval(&app, id).await;
+    assert_eq!(approval["kind"], "result");
+    assert!(
+        approval["summary"]
+            .as_str()
+            .unwrap()
+            .contains("aiops filed it"),
+        "{approval}"
+    );
+    assert!(
+        approval["diff_stat"]
+            .as_str()
+            .unwrap()
+            .contains("SIMULATED_CHANGE.md")
+    );
+    let (status, _) = decide(
+        &app,
+        approval["id"].as_i64().unwrap(),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_status(&app, id, "done").await;
+}
+
 on_both_databases!(
+    party_words_and_line_breaks_cannot_change_a_decision,
+    result_decision_waits_for_a_pending_tool_request,
+    late_approval_reaches_done_with_its_pull_request,
+    missing_result_approval_is_filed_by_aiops,
     expired_approval_left_open_is_still_decided,
     failed_delivery_keeps_the_work_for_a_retry,
     approved_without_changes_opens_no_pull_request,

@@ -9,33 +9,49 @@ use std::path::Path;
 use chrono::Utc;
 use serde_json::json;
 
+use super::ingest::{Ingestor, PipelineState};
 use super::{Engine, party};
 use crate::approvals;
 use crate::credentials;
 use crate::error::{Error, Result};
-use crate::model::{ApprovalSnapshot, Decision, FindingText, NewEvent, TaskExec, TaskStatus};
+use crate::model::{
+    ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus, Decision, FindingText,
+    NewEvent, NewJob, TaskExec, TaskStatus,
+};
 use crate::notify::{self, Notice, NoticeKind};
 use crate::projects::Project;
+use crate::tasks;
 use crate::vault::Redactor;
 
 impl Engine {
-    /// The prompt that hands the decision of `approval_id` to the pipeline, or None when a
-    /// finished run already did (a duplicate job). A decision the plugin's hook would ignore
-    /// (the session is over 4 hours old, or none is active) is applied to the files first,
-    /// exactly as the hook would.
+    /// What hands the decision of `approval_id` to the pipeline, or None when there is
+    /// nothing to run: a finished run already did (a duplicate job), or it is a result
+    /// decision that waits for a pending tool request (the task says which). A result decision
+    /// is recorded in its approval file by aiops (no plugin code does); a decision the
+    /// plugin's hooks would ignore (the session is over 4 hours old, or none is active) is
+    /// applied to the files first, exactly as the hook would, and the session made current
+    /// again so the hooks move its phases on.
     pub(super) async fn prepare_resume(
         &self,
         approval_id: i64,
         task: &TaskExec,
         worktree: &Path,
         interrupted: bool,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Resume>> {
         let approval = self.store.approval(approval_id).await?;
         if approval.task_id != task.id || approval.decision.is_none() {
             return Err(Error::Conflict(format!(
                 "approval {approval_id} is not a decided approval of task {}",
                 task.id
             )));
+        }
+        let session = task.party_session_id.clone().unwrap_or_default();
+        let snapshot = self.read_session(worktree, &session).await?;
+        if approval.kind == ApprovalKind::Result
+            && let Some(tool) = pending_tool_request(&snapshot)
+        {
+            self.hold_result_decision(task, approval_id, &tool).await?;
+            return Ok(None);
         }
         if !self.store.mark_approval_resumed(approval_id).await? && !interrupted {
             tracing::info!(
@@ -45,47 +61,239 @@ impl Engine {
             );
             return Ok(None);
         }
-        let session = task.party_session_id.clone().unwrap_or_default();
         let limits = self.party_limits();
-        if !session.is_empty() && party::hook_ignores(worktree, &session, Utc::now(), &limits) {
-            let (root, session_id) = (worktree.to_path_buf(), session.clone());
-            let (request_id, decision) = (
-                approval.request_id.clone(),
-                approval.decision.map(Decision::as_str).unwrap_or_default(),
-            );
-            let comment = approval.comment.clone();
-            let decided_by = approval.decided_by.clone().unwrap_or_default();
-            let applied = tokio::task::spawn_blocking(move || {
-                party::apply_decision(
-                    &root,
-                    &session_id,
-                    &request_id,
-                    decision,
-                    comment.as_deref(),
-                    &decided_by,
-                    &limits,
-                )
-            })
-            .await
-            .map_err(|e| Error::Internal(e.into()))?;
-            let data = match &applied {
-                Ok(()) => json!({"approval_id": approval_id, "applied_by": "aiops",
-                    "reason": "the plugin's hook ignores this session (over 4 hours old or not active)"}),
-                Err(e) => json!({"approval_id": approval_id, "error": e.to_string()}),
-            };
-            if let Err(e) = &applied {
-                tracing::warn!(task = task.id, approval = approval_id, error = %e, "could not apply the decision to .party/; resuming anyway");
-            }
-            self.store
-                .insert_events(&[NewEvent::platform(
-                    task.id,
-                    task.project_id,
-                    "decision_applied",
-                    data,
-                )])
+        let late =
+            !session.is_empty() && party::hook_ignores(worktree, &session, Utc::now(), &limits);
+        let mut note = None;
+        if late {
+            note = Some(self.make_current(task, worktree, &session).await?);
+        }
+        if !session.is_empty() && (late || approval.kind == ApprovalKind::Result) {
+            self.apply_decision(task, &approval, worktree, &session, late)
                 .await?;
         }
-        approvals::decision_prompt(&approval, &session).map(Some)
+        let phase = self
+            .read_session(worktree, &session)
+            .await?
+            .session
+            .and_then(|s| s.phase);
+        Ok(Some(Resume {
+            prompt: approvals::decision_prompt(&approval, &session)?,
+            approval_id,
+            phase,
+            note,
+        }))
+    }
+
+    /// A session's files as they are now (nothing when there is no session).
+    async fn read_session(&self, worktree: &Path, session: &str) -> Result<party::Snapshot> {
+        if session.is_empty() {
+            return Ok(party::Snapshot::default());
+        }
+        let (root, session_id, limits) = (
+            worktree.to_path_buf(),
+            session.to_owned(),
+            self.party_limits(),
+        );
+        tokio::task::spawn_blocking(move || party::read_snapshot(&root, &session_id, &limits))
+            .await
+            .map_err(|e| Error::Internal(e.into()))
+    }
+
+    /// Keeps a result decision back while a tool request is pending: sent now, the plugin's
+    /// hook would read it as deciding that tool request. It goes once the pipeline waits in
+    /// AWAITING_APPROVAL again (see `release_waiting_decision`).
+    async fn hold_result_decision(
+        &self,
+        task: &TaskExec,
+        approval_id: i64,
+        tool_request: &str,
+    ) -> Result<()> {
+        let reason = format!(
+            "the decision on approval {approval_id} waits: tool request {tool_request} is pending; \
+             decide it first (GET /api/v1/approvals?task={}&status=pending), then the decision is \
+             handed to the pipeline",
+            task.id
+        );
+        let data =
+            json!({"approval_id": approval_id, "waiting_for": tool_request, "reason": reason});
+        let event = NewEvent::platform(task.id, task.project_id, "decision_waiting", data);
+        self.store.insert_events(&[event]).await?;
+        tasks::set_status(
+            &self.store,
+            task.id,
+            TaskStatus::AwaitingApproval,
+            Some(&reason),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Makes a stale session current again; returns what the task says about it.
+    async fn make_current(
+        &self,
+        task: &TaskExec,
+        worktree: &Path,
+        session: &str,
+    ) -> Result<String> {
+        let (root, session_id, limits) = (
+            worktree.to_path_buf(),
+            session.to_owned(),
+            self.party_limits(),
+        );
+        let renewed = tokio::task::spawn_blocking(move || {
+            party::make_current(&root, &session_id, Utc::now(), &limits)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+        let note = match &renewed {
+            Ok(true) => "the session was created over 4 hours ago, so aiops made it current again (active-session.json, created_at) for the plugin's hooks".to_owned(),
+            Ok(false) => "no session was active, so aiops made it the active one for the plugin's hooks".to_owned(),
+            Err(e) => format!("aiops could not make the stale session current again ({e}); the plugin's hooks ignore it"),
+        };
+        let data = json!({"session": session, "note": note});
+        let event = NewEvent::platform(task.id, task.project_id, "session_made_current", data);
+        self.store.insert_events(&[event]).await?;
+        Ok(note)
+    }
+
+    /// Writes a recorded decision into the approval file and the session, as the hook would.
+    async fn apply_decision(
+        &self,
+        task: &TaskExec,
+        approval: &ApprovalRecord,
+        worktree: &Path,
+        session: &str,
+        late: bool,
+    ) -> Result<()> {
+        let (root, session_id) = (worktree.to_path_buf(), session.to_owned());
+        let (request_id, decision) = (
+            approval.request_id.clone(),
+            approval.decision.map(Decision::as_str).unwrap_or_default(),
+        );
+        let comment = approval.comment.clone();
+        let decided_by = approval.decided_by.clone().unwrap_or_default();
+        let limits = self.party_limits();
+        let applied = tokio::task::spawn_blocking(move || {
+            party::apply_decision(
+                &root,
+                &session_id,
+                &request_id,
+                decision,
+                comment.as_deref(),
+                &decided_by,
+                &limits,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+        let reason = if late {
+            "the plugin's hook ignores this session (over 4 hours old or not active)"
+        } else {
+            "no plugin code decides a result approval; aiops records it"
+        };
+        let data = match &applied {
+            Ok(()) => json!({"approval_id": approval.id, "applied_by": "aiops", "reason": reason}),
+            Err(e) => json!({"approval_id": approval.id, "error": e.to_string()}),
+        };
+        if let Err(e) = &applied {
+            tracing::warn!(task = task.id, approval = approval.id, error = %e, "could not apply the decision to .party/; resuming anyway");
+        }
+        let event = NewEvent::platform(task.id, task.project_id, "decision_applied", data);
+        self.store.insert_events(&[event]).await?;
+        Ok(())
+    }
+
+    /// After a run that stopped in AWAITING_APPROVAL with nothing pending: hands over a result
+    /// decision that waited for a tool request, or else files the result approval request the
+    /// agent did not write. Returns the status reason when a decision was handed over.
+    pub(super) async fn settle_result_approval(
+        &self,
+        task: &TaskExec,
+        worktree: &Path,
+        ingestor: &mut Ingestor,
+        state: PipelineState,
+    ) -> (PipelineState, Option<String>) {
+        if state.phase.as_deref() != Some("AWAITING_APPROVAL") || state.has_pending_request {
+            return (state, None);
+        }
+        match self.release_waiting_decision(task).await {
+            Ok(Some(reason)) => return (state, Some(reason)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task = task.id, error = %e, "could not hand over a waiting decision");
+                return (state, None);
+            }
+        }
+        if let Err(e) = self.file_result_request(task, worktree).await {
+            tracing::warn!(task = task.id, error = %e, "could not file the result approval request");
+            return (state, None);
+        }
+        match ingestor.tick().await {
+            Ok(state) => (state, None),
+            Err(e) => {
+                tracing::warn!(task = task.id, error = %e, "could not read the filed request back");
+                (state, None)
+            }
+        }
+    }
+
+    /// Queues the resume of a result decision that waited; the reason the task shows, if any.
+    async fn release_waiting_decision(&self, task: &TaskExec) -> Result<Option<String>> {
+        let Some(approval_id) = self.store.waiting_result_decision(task.id).await? else {
+            return Ok(None);
+        };
+        let mut resume = NewJob::now(task.id, task.priority);
+        resume.job.resume_approval_id = Some(approval_id);
+        tasks::push_job(&self.store, &resume).await?;
+        let reason = format!(
+            "the tool request is decided; the decision on approval {approval_id} that waited for it goes to the pipeline now"
+        );
+        let data = json!({"approval_id": approval_id, "reason": reason});
+        let event = NewEvent::platform(task.id, task.project_id, "decision_released", data);
+        self.store.insert_events(&[event]).await?;
+        Ok(Some(reason))
+    }
+
+    /// Writes the result approval request from the findings and the diff, as the agent should.
+    async fn file_result_request(&self, task: &TaskExec, worktree: &Path) -> Result<()> {
+        let exec = self.store.task_exec(task.id).await?;
+        let Some(session) = exec.party_session_id.clone() else {
+            return Err(Error::Conflict("the task has no party session".into()));
+        };
+        let stat = match exec.base_ref.as_deref() {
+            Some(base) => self
+                .worktrees
+                .diff(worktree, base, self.config.approvals.max_diff_bytes)
+                .await
+                .map(|d| d.stat)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let findings = self.store.findings(task.id).await?;
+        let names: Vec<&str> = findings.iter().map(|f| f.name.as_str()).collect();
+        let summary = format!(
+            "{} team stopped in AWAITING_APPROVAL without filing a result approval; aiops filed it. Findings: {}.",
+            task.team,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+        let root = worktree.to_path_buf();
+        let (sid, text, diff) = (session.clone(), summary.clone(), stat.clone());
+        let stem = tokio::task::spawn_blocking(move || {
+            party::request_result_approval(&root, &sid, &text, &diff, Utc::now())
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(|e| Error::Internal(e.into()))?;
+        let data = json!({"request_id": stem, "summary": summary, "filed_by": "aiops"});
+        let event = NewEvent::platform(task.id, task.project_id, "result_approval_filed", data);
+        self.store.insert_events(&[event]).await?;
+        Ok(())
     }
 
     /// Takes the diff and findings of each new pending request of a task, sets its deadline
@@ -389,4 +597,39 @@ fn pull_request_title(task: &TaskExec) -> String {
         title = title.chars().take(71).collect::<String>() + "…";
     }
     title
+}
+
+/// A decision on its way to the pipeline, and what the run that carries it must show.
+pub(super) struct Resume {
+    /// The decision prompt.
+    pub prompt: String,
+    pub approval_id: i64,
+    /// The session's phase once the decision is in the files; the run must move on from it.
+    pub phase: Option<String>,
+    /// What aiops did so the plugin's hooks act on the session, when it had to.
+    pub note: Option<String>,
+}
+
+impl Resume {
+    /// Why a resumed run failed, when its phase never moved on from where the decision left it.
+    pub(super) fn explain_stall(&self, final_phase: Option<&str>, reason: &str) -> Option<String> {
+        let phase = self.phase.as_deref()?;
+        (final_phase == Some(phase)).then(|| {
+            let note = self.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            format!(
+                "the decision on approval {} reached the pipeline, but its phase stayed {phase}{note}: \
+                 the plugin's hooks did not move it on; {reason}",
+                self.approval_id
+            )
+        })
+    }
+}
+
+/// The request id of a pending tool request in the session's files.
+fn pending_tool_request(snapshot: &party::Snapshot) -> Option<String> {
+    snapshot
+        .approvals
+        .iter()
+        .find(|a| a.kind == ApprovalKind::Tool && a.status == ApprovalStatus::Pending.as_str())
+        .map(|a| a.request_id.clone())
 }

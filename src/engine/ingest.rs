@@ -27,7 +27,10 @@ use crate::vault::Redactor;
 #[derive(Debug, Clone, Default)]
 pub struct PipelineState {
     pub phase: Option<String>,
+    /// A request the pipeline waits on: pending in its file and undecided in the store.
     pub has_pending_request: bool,
+    /// `fix_loop` of `session.json`: `{attempt, max_attempts}`.
+    pub fix_loop: Option<serde_json::Value>,
 }
 
 /// Incremental reader of one task's `.party/`.
@@ -227,9 +230,7 @@ impl Ingestor {
             };
             self.store.upsert_ticket(self.task_id, &upsert).await?;
         }
-        let mut has_pending_request = false;
         for approval in &snapshot.approvals {
-            has_pending_request |= approval.status == ApprovalStatus::Pending.as_str();
             let upsert = ApprovalRequestMirror {
                 request_id: approval.request_id.clone(),
                 kind: approval.kind,
@@ -250,9 +251,17 @@ impl Ingestor {
             };
             self.store.upsert_approval(self.task_id, &upsert).await?;
         }
+        // Waiting means the file says pending and nobody decided it in aiops yet.
+        let undecided = self.store.pending_request_ids(self.task_id).await?;
+        let has_pending_request = snapshot.approvals.iter().any(|approval| {
+            approval.status == ApprovalStatus::Pending.as_str()
+                && undecided.contains(&approval.request_id)
+        });
+        let session = snapshot.session.as_ref();
         Ok(PipelineState {
-            phase: snapshot.session.and_then(|s| s.phase),
+            phase: session.and_then(|s| s.phase.clone()),
             has_pending_request,
+            fix_loop: session.and_then(|s| s.raw.get("fix_loop").cloned()),
         })
     }
 }

@@ -164,15 +164,15 @@ impl Engine {
             Err(PrepareError::Fatal(task, reason)) => return self.fail(task.id, &reason).await,
             Err(PrepareError::Store(e)) => return Err(e),
         };
-        let (kind, template, decision) = match job.resume_approval_id {
+        let (kind, template, resume) = match job.resume_approval_id {
             Some(approval_id) => match self
                 .prepare_resume(approval_id, &task, &worktree, interrupted)
                 .await?
             {
-                Some(prompt) => (
+                Some(resume) => (
                     RunKind::Resume,
                     &self.config.engine.resume_command,
-                    Some(prompt),
+                    Some(resume),
                 ),
                 None => return Ok(JobOutcome::Skipped),
             },
@@ -188,13 +188,13 @@ impl Engine {
         let task_id = task.id.to_string();
         let claude_session = task.claude_session_id.clone().unwrap_or_default();
         let party_session = task.party_session_id.clone().unwrap_or_default();
-        let decision_text = decision.unwrap_or_default();
+        let decision_text = resume.as_ref().map_or("", |r| r.prompt.as_str());
         let vars = [
             ("prompt", task.prompt.as_str()),
             ("task_id", task_id.as_str()),
             ("team", task.team.as_str()),
             ("project", project.name.as_str()),
-            ("decision", decision_text.as_str()),
+            ("decision", decision_text),
             ("claude_session_id", claude_session.as_str()),
             ("party_session_id", party_session.as_str()),
         ];
@@ -209,21 +209,25 @@ impl Engine {
             .iter()
             .map(|(var, value, _)| (var.clone(), value.clone()))
             .collect();
-        let timeout = project
-            .timeout_secs
-            .map_or(self.config.engine.timeout_secs, |s| s as u64);
+        let timeout = project.timeout_secs.map(|s| s as u64);
         let shared_redactor = Arc::new(redactor.clone());
         let spec = AgentSpec {
             argv,
             cwd: worktree.clone(),
             env: agent::agent_env(&self.config.engine.env_passthrough, &env_extra),
-            timeout: Duration::from_secs(timeout),
+            timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
             max_output_bytes: self.config.engine.max_log_bytes,
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
         };
         drop(secrets);
-        self.run_pipeline(task, &project, kind, worktree, spec, redactor)
-            .await
+        let run = PipelineRun {
+            kind,
+            worktree,
+            spec,
+            redactor,
+            resume,
+        };
+        self.run_pipeline(task, &project, run).await
     }
 
     /// Closes runs an earlier life of a worker left open (it died), killing what is left of
@@ -334,11 +338,15 @@ impl Engine {
         &self,
         task: TaskExec,
         project: &Project,
-        kind: RunKind,
-        worktree: PathBuf,
-        spec: AgentSpec,
-        redactor: Redactor,
+        run: PipelineRun,
     ) -> Result<JobOutcome> {
+        let PipelineRun {
+            kind,
+            worktree,
+            spec,
+            redactor,
+            resume,
+        } = run;
         let store = &self.store;
         tasks::set_status(store, task.id, TaskStatus::Running, None, None).await?;
         let run_id = store.insert_run(task.id, kind, &self.holder).await?;
@@ -355,7 +363,14 @@ impl Engine {
         );
         let (outcome, state) = self.watch_agent(&task, run_id, spec, &mut ingestor).await;
         let final_state = ingestor.tick().await.unwrap_or(state);
-        let (status, reason, run) = match outcome {
+        let (final_state, released) = match &outcome {
+            Ok(_) => {
+                self.settle_result_approval(&task, &worktree, &mut ingestor, final_state)
+                    .await
+            }
+            Err(_) => (final_state, None),
+        };
+        let (mut status, mut reason, run) = match outcome {
             Ok(outcome) => settle(&outcome, &final_state),
             Err(e) => (
                 TaskStatus::Failed,
@@ -363,6 +378,12 @@ impl Engine {
                 failed_run(&e.to_string()),
             ),
         };
+        if let Some(released) = released {
+            (status, reason) = (TaskStatus::AwaitingApproval, Some(released));
+        }
+        if status == TaskStatus::Failed {
+            reason = explain_failure(&final_state, resume.as_ref(), reason);
+        }
         store.finish_run(run_id, &run).await?;
         crate::metrics::run_finished(&project.name, &run.totals);
         let finished = json!({
@@ -528,6 +549,47 @@ impl Engine {
             tracing::warn!(task = task.id, error = %e, "could not remove the worktree");
         }
     }
+}
+
+/// One run of the agent: its kind, where, how, and the decision it carries.
+struct PipelineRun {
+    kind: RunKind,
+    worktree: PathBuf,
+    spec: AgentSpec,
+    redactor: Redactor,
+    resume: Option<gate::Resume>,
+}
+
+/// The reason a failed task gives: a resumed run that never moved on says so, and a fourth
+/// revise says it is over the plugin's limit.
+fn explain_failure(
+    state: &PipelineState,
+    resume: Option<&gate::Resume>,
+    reason: Option<String>,
+) -> Option<String> {
+    let reason = reason.unwrap_or_else(|| "the pipeline failed".to_owned());
+    let phase = state.phase.as_deref();
+    let attempts = |key: &str| {
+        state
+            .fix_loop
+            .as_ref()
+            .and_then(|f| f.get(key))
+            .and_then(serde_json::Value::as_u64)
+    };
+    if phase == Some("FAILED")
+        && let (Some(attempt), Some(max)) = (attempts("attempt"), attempts("max_attempts"))
+        && attempt > max
+    {
+        return Some(format!(
+            "the pipeline failed: revise {attempt} is over the plugin's limit of {max} revisions (fix_loop); \
+             start a new task to change the work further"
+        ));
+    }
+    Some(
+        resume
+            .and_then(|r| r.explain_stall(phase, &reason))
+            .unwrap_or(reason),
+    )
 }
 
 enum PrepareError {

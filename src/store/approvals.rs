@@ -7,8 +7,8 @@ use sqlx::types::Json;
 use super::{Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus, Decider,
-    Decision, Priority, TaskStatus,
+    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus, Channel,
+    Decider, Decision, Priority, TaskStatus,
 };
 
 /// The columns of an [`ApprovalRecord`].
@@ -152,6 +152,30 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(updated == 1)
+    }
+
+    /// The request ids of a task's approvals still waiting for a decision in the store.
+    pub async fn pending_request_ids(&self, task_id: i64) -> Result<Vec<String>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT request_id FROM approvals WHERE task_id = $1 AND status = $2 ORDER BY id")
+            .bind(task_id)
+            .bind(ApprovalStatus::Pending)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The oldest result approval of a task a human decided whose decision no run has handed
+    /// to the pipeline yet (it waited for a tool request to be decided first).
+    pub async fn waiting_result_decision(&self, task_id: i64) -> Result<Option<i64>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT id FROM approvals WHERE task_id = $1 AND kind = $2 AND status = $3
+                AND resumed_at IS NULL AND channel <> $4 ORDER BY id LIMIT 1")
+            .bind(task_id)
+            .bind(ApprovalKind::Result)
+            .bind(ApprovalStatus::Decided)
+            .bind(Channel::Pipeline)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// Pending approvals past their deadline.

@@ -10,22 +10,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 
-use super::files::{io_error, open_checked};
+use super::files::{check_directories, io_error, open_checked};
 use super::model::ApprovalKind;
-use super::read::{is_valid_session_id, load_json_object, read_approvals, session_dir, text};
+use super::read::{
+    is_valid_session_id, load_json_object, read_approvals, session_dir, text, timestamp,
+};
+use super::status::HOOK_IGNORES_AFTER_HOURS;
 use super::{Limits, PartyError};
 use crate::model::{ApprovalStatus, Decision};
 
 /// How long a tool approval granted by `apply_decision` stays usable, as in the plugin's hook.
 pub(super) const GRANT_LIFETIME_MINUTES: i64 = 10;
 
-/// Applies a human decision to the files as the plugin's UserPromptSubmit hook would, for
-/// sessions the hook ignores (created more than 4 hours ago). The request is re-read from disk
+/// Revisions of a result the plugin allows when `fix_loop.max_attempts` does not say.
+const MAX_REVISIONS: u64 = 3;
+
+/// Applies a human decision to the files as the plugin's UserPromptSubmit hook would: for
+/// tool requests in sessions the hook ignores (created more than 4 hours ago), and for every
+/// result approval (no plugin code decides those; the platform owns them). The request is re-read from disk
 /// and must still be pending. Tool approval: the request is marked decided, the session goes
 /// back to `approval_context.previous_phase`, `approval_context` is removed and an approve adds
 /// a one-use `approval_grants` entry valid for 10 minutes (so resume right after). Result
 /// approval: the request is marked decided and the session moves from AWAITING_APPROVAL to
-/// APPROVED, REJECTED or REVISION. Then `decision_made` and `phase_changed` events are
+/// APPROVED, REJECTED or REVISION (a revise counts in `fix_loop.attempt`; one past
+/// `fix_loop.max_attempts` goes to FAILED, as the plugin's state machine does). Then `decision_made` and `phase_changed` events are
 /// appended. The phase only moves from the waiting phase, as in the hook; otherwise only
 /// `decision_made` is appended. Call it only while no engine process runs in the worktree.
 pub fn apply_decision(
@@ -191,7 +199,9 @@ impl AppliedDecision<'_> {
                 let next = match self.decision {
                     Decision::Approve => "APPROVED",
                     Decision::Reject => "REJECTED",
-                    Decision::Revise => "REVISION",
+                    Decision::Revise if count_revision(session) => "REVISION",
+                    // As the plugin's state machine: past `fix_loop.max_attempts`, no REVISION.
+                    Decision::Revise => "FAILED",
                 };
                 ("AWAITING_APPROVAL", Some(next.to_owned()))
             }
@@ -243,6 +253,103 @@ impl AppliedDecision<'_> {
         }
         lines
     }
+}
+
+/// Counts one more revision in `fix_loop.attempt`; false when that is over `max_attempts`.
+fn count_revision(session: &mut Map<String, Value>) -> bool {
+    let fix_loop = session
+        .entry("fix_loop")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(fix_loop) = fix_loop else {
+        return true;
+    };
+    let attempt = fix_loop.get("attempt").and_then(Value::as_u64).unwrap_or(0) + 1;
+    let max = fix_loop
+        .get("max_attempts")
+        .and_then(Value::as_u64)
+        .unwrap_or(MAX_REVISIONS);
+    fix_loop.insert("attempt".into(), json!(attempt));
+    fix_loop.entry("max_attempts").or_insert(json!(max));
+    attempt <= max
+}
+
+/// Makes a session the one the plugin's hooks act on again: `active-session.json` names it,
+/// and a `created_at` more than [`HOOK_IGNORES_AFTER_HOURS`] old becomes `now` (the old value
+/// kept as `aiops_created_at`), since every hook that moves phases ignores older sessions.
+/// Returns true when `created_at` was renewed. Call it only while no engine process runs.
+pub fn make_current(
+    worktree: &Path,
+    session_id: &str,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<bool, PartyError> {
+    if !is_valid_session_id(session_id) {
+        return Err(PartyError::InvalidSessionId {
+            id: session_id.to_owned(),
+        });
+    }
+    let session_path = session_dir(session_id).join("session.json");
+    let mut session = load_json_object(worktree, &session_path, limits.max_json_bytes)?;
+    let at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let stale = timestamp(&session, "created_at")
+        .is_none_or(|created| now - created > TimeDelta::hours(HOOK_IGNORES_AFTER_HOURS));
+    if stale {
+        if let Some(created) = session.get("created_at").cloned() {
+            session.insert("aiops_created_at".into(), created);
+        }
+        session.insert("created_at".into(), json!(at));
+        write_json_atomically(worktree, &session_path, &session)?;
+    }
+    let mut active = Map::new();
+    active.insert("session_id".into(), json!(session_id));
+    active.insert("updated_at".into(), json!(at));
+    write_json_atomically(
+        worktree,
+        &Path::new(".party").join("active-session.json"),
+        &active,
+    )?;
+    Ok(stale)
+}
+
+/// Files a result approval request for a session that reached AWAITING_APPROVAL without one,
+/// in the shape the plugin's approval-gate instructions give the agent (no `request_id`):
+/// `approvals/<YYYYMMDDThhmmssmmmZ>.json`, status pending. Returns the file's stem.
+pub fn request_result_approval(
+    worktree: &Path,
+    session_id: &str,
+    summary: &str,
+    diff_stat: &str,
+    now: DateTime<Utc>,
+) -> Result<String, PartyError> {
+    if !is_valid_session_id(session_id) {
+        return Err(PartyError::InvalidSessionId {
+            id: session_id.to_owned(),
+        });
+    }
+    let dir = session_dir(session_id);
+    let parts: Vec<&std::ffi::OsStr> = dir.iter().collect();
+    check_directories(worktree, &dir, &parts)?;
+    let approvals = dir.join("approvals");
+    match fs::create_dir(worktree.join(&approvals)) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io_error(&approvals, e));
+        }
+        _ => {}
+    }
+    let stem = now.format("%Y%m%dT%H%M%S%3fZ").to_string();
+    let mut request = Map::new();
+    request.insert("session_id".into(), json!(session_id));
+    request.insert("summary".into(), json!(summary));
+    request.insert("git_diff_stat".into(), json!(diff_stat));
+    request.insert(
+        "requested_at".into(),
+        json!(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
+    request.insert("status".into(), json!(ApprovalStatus::Pending));
+    request.insert("requested_by".into(), json!("aiops"));
+    write_json_atomically(worktree, &approvals.join(format!("{stem}.json")), &request)?;
+    Ok(stem)
 }
 
 fn push_to_array(object: &mut Map<String, Value>, key: &str, item: Value) {

@@ -26,7 +26,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use decide::apply_decision;
+pub use decide::{apply_decision, make_current, request_result_approval};
 pub use events::{read_events, read_events_after};
 pub use files::read_capped;
 pub use model::{

@@ -17,8 +17,8 @@ pub fn is_terminal_phase(phase: &str) -> bool {
 
 /// The task status the platform shows, and why when it failed, from the pipeline's phase,
 /// whether an approval request is pending, and how the engine process ended (`None` while it
-/// runs). A terminal phase wins; then a pending approval; an engine that ended anywhere else
-/// failed.
+/// runs). A terminal phase wins; then a pending approval; an engine that ended well in APPROVED
+/// is done and in REJECTED rolled back; an engine that ended anywhere else failed.
 pub fn derive_status(
     phase: Option<&str>,
     has_pending_request: bool,
@@ -41,6 +41,14 @@ pub fn derive_status(
                 None if waiting => (TaskStatus::AwaitingApproval, None),
                 None => (TaskStatus::Running, None),
                 Some(_) if has_pending_request => (TaskStatus::AwaitingApproval, None),
+                // The agent stopped after the decision but before the last move: the decision
+                // is the end (the platform delivers or removes the work).
+                Some(exit) if exit.code == Some(0) && phase == Some("APPROVED") => {
+                    (TaskStatus::Done, None)
+                }
+                Some(exit) if exit.code == Some(0) && phase == Some("REJECTED") => {
+                    (TaskStatus::RolledBack, None)
+                }
                 Some(exit) => (TaskStatus::Failed, Some(describe_exit(exit, phase))),
             }
         }

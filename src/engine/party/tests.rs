@@ -1525,3 +1525,53 @@ fn a_decision_after_a_torn_event_line_still_lands_on_its_own_lines() {
     );
     assert_eq!(session.phase.as_deref(), Some("EXECUTING"));
 }
+
+/// The real hooks' awaiting-result tree: a revise past `fix_loop.max_attempts` goes straight
+/// to FAILED (no REVISION), a revise within it counts in `fix_loop.attempt`; a stale session
+/// is made current again.
+#[test]
+fn result_revises_count_in_fix_loop_and_a_stale_session_is_made_current() {
+    let session = "party-bugfix-20261130145906";
+    let awaiting = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/party/hooks-awaiting-result-approval");
+    let limits = Limits::default();
+    let session_file = format!(".party/sessions/{session}/session.json");
+    for (attempt, phase) in [(0, "REVISION"), (3, "FAILED")] {
+        let tree = Tree::new();
+        copy_tree(&awaiting, tree.root());
+        edit_json(&tree.path(&session_file), |s| {
+            s.insert(
+                "fix_loop".into(),
+                json!({"attempt": attempt, "max_attempts": 3}),
+            );
+        });
+        apply_decision(
+            tree.root(),
+            session,
+            "20261130T145918379Z",
+            "revise",
+            Some("add a test"),
+            "alice",
+            &limits,
+        )
+        .expect("applied");
+        let after: Value =
+            serde_json::from_slice(&fs::read(tree.path(&session_file)).unwrap()).unwrap();
+        assert_eq!(after["phase"], phase);
+        assert_eq!(after["fix_loop"]["attempt"], attempt + 1);
+        let file = format!(".party/sessions/{session}/approvals/20261130T145918379Z.json");
+        let decided: Value = serde_json::from_slice(&fs::read(tree.path(&file)).unwrap()).unwrap();
+        assert_eq!(decided["status"], "decided");
+        assert_eq!(decided["decision_comment"], "add a test");
+    }
+
+    let tree = Tree::new();
+    copy_tree(&awaiting, tree.root());
+    let late = chrono::Utc::now() + TimeDelta::hours(5);
+    assert!(hook_ignores(tree.root(), session, late, &limits));
+    assert!(make_current(tree.root(), session, late, &limits).expect("made current"));
+    assert!(!hook_ignores(tree.root(), session, late, &limits));
+    let after: Value =
+        serde_json::from_slice(&fs::read(tree.path(&session_file)).unwrap()).unwrap();
+    assert_eq!(after["aiops_created_at"], "2026-11-30T14:59:06.674Z");
+}
