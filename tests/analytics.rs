@@ -699,3 +699,76 @@ on_both_databases!(
     a_viewer_reads_only_the_projects_asked_for,
     bad_requests_name_the_field,
 );
+
+/// Measures each analytics query on 100k tasks (two runs each, one approval in four), asking
+/// for the ~65k of them in a 3-month range; prints p50/p95 of 20 calls over HTTP. Run with
+/// `cargo test --test analytics scale -- --ignored --nocapture --test-threads 1`.
+async fn analytics_at_scale(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let shop = create_project(&app, "shop").await;
+    let sqlite = [
+        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 100000)
+         INSERT INTO tasks (project_id, team, prompt, source, priority, status, created_at, started_at, completed_at)
+         SELECT $1, CASE n % 3 WHEN 0 THEN 'bugfix' WHEN 1 THEN 'feature' ELSE 'security' END, 'p',
+            CASE n % 2 WHEN 0 THEN 'api' ELSE 'github' END, 'normal',
+            CASE n % 5 WHEN 0 THEN 'failed' ELSE 'done' END,
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77) || ' seconds'),
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77 + 5) || ' seconds'),
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77 + 60 + n % 600) || ' seconds')
+         FROM seq",
+        "INSERT INTO runs (task_id, kind, status, input_tokens, output_tokens, cost_usd, started_at, finished_at)
+         SELECT id, 'start', 'succeeded', 1000, 100, 0.01 * (id % 50), created_at, completed_at FROM tasks
+         UNION ALL
+         SELECT id, 'resume', 'succeeded', 500, 50, 0.02, created_at, completed_at FROM tasks",
+        "INSERT INTO approvals (task_id, request_id, kind, status, decision, channel, decided_at, requested_at)
+         SELECT id, 'r', 'result', 'decided', 'approve', 'api', completed_at, started_at FROM tasks WHERE id % 4 = 0",
+    ];
+    let postgres = [
+        "INSERT INTO tasks (project_id, team, prompt, source, priority, status, created_at, started_at, completed_at)
+         SELECT $1, CASE n % 3 WHEN 0 THEN 'bugfix' WHEN 1 THEN 'feature' ELSE 'security' END, 'p',
+            CASE n % 2 WHEN 0 THEN 'api' ELSE 'github' END, 'normal',
+            CASE n % 5 WHEN 0 THEN 'failed' ELSE 'done' END,
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + n * 77 * INTERVAL '1 second',
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + (n * 77 + 5) * INTERVAL '1 second',
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + (n * 77 + 60 + n % 600) * INTERVAL '1 second'
+         FROM generate_series(1, 100000) AS n",
+        sqlite[1],
+        sqlite[2],
+    ];
+    let statements = if db == Db::Sqlite { sqlite } else { postgres };
+    for sql in statements {
+        on_pool!(app, pool => sqlx::query(sql).bind(shop).execute(pool).await.map(|_| ()).unwrap());
+    }
+    on_pool!(app, pool => sqlx::query("ANALYZE")
+        .execute(pool).await.map(|_| ()).unwrap());
+    let range = "from=2026-02-01&to=2026-05-01";
+    for path in [
+        format!("/api/v1/analytics/tasks?{range}&bucket=day&group_by=team"),
+        format!("/api/v1/analytics/tasks?{range}&bucket=week&group_by=project"),
+        format!("/api/v1/analytics/approvals?{range}&bucket=day"),
+        format!("/api/v1/analytics/expensive-tasks?{range}&limit=10"),
+    ] {
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            app.get_json(&path).await;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        println!("{db:?} {path}: p50 {:?} p95 {:?}", took[9], took[18]);
+    }
+}
+
+mod scale {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run with --ignored --nocapture"]
+    async fn sqlite() {
+        super::analytics_at_scale(super::Db::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run with --ignored --nocapture"]
+    async fn postgres() {
+        super::analytics_at_scale(super::Db::Postgres).await
+    }
+}
