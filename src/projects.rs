@@ -292,6 +292,15 @@ fn validate_local_repo(path: &str, roots: &[std::path::PathBuf]) -> Result<Strin
     Ok(absolute.to_string_lossy().into_owned())
 }
 
+/// The id of the project a listing is filtered to (`project` given by name); NotFound for
+/// an unknown one, None for no filter.
+pub async fn filter_id(store: &Store, name: Option<&str>) -> Result<Option<i64>> {
+    match name {
+        Some(name) => Ok(Some(store.project(name).await?.id)),
+        None => Ok(None),
+    }
+}
+
 /// Changes project `name`; only the fields in `patch` change.
 pub async fn update(
     store: &Store,

@@ -140,10 +140,7 @@ async fn list(
     project: Option<String>,
 ) -> anyhow::Result<()> {
     let store = open_store(config_file, store).await?;
-    let project_id = match project {
-        Some(name) => Some(store.project(&name).await?.id),
-        None => None,
-    };
+    let project_id = crate::projects::filter_id(&store, project.as_deref()).await?;
     println!(
         "{:<6} {:<16} {:<24} {:<14} {:<24} KEY",
         "ID", "PROJECT", "NAME", "KIND", "ENV VAR"

@@ -161,10 +161,7 @@ async fn list(
 ) -> anyhow::Result<()> {
     let store = open_store(config_file, store_args).await?;
     let status: Option<TaskStatus> = status.as_deref().map(str::parse).transpose()?;
-    let project_id = match project {
-        Some(name) => Some(store.project(&name).await?.id),
-        None => None,
-    };
+    let project_id = crate::projects::filter_id(&store, project.as_deref()).await?;
     let filter = TaskFilter {
         project_id,
         status,

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::page::{next_cursor, page_limit, project_filter};
+use super::page::{next_cursor, page_limit};
 use crate::approvals::{self, Channel, Decider, DecisionRequest};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
@@ -55,7 +55,7 @@ async fn list_approvals(
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
-    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
+    let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store

@@ -12,7 +12,6 @@ use super::AppState;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::page::project_filter;
 use crate::auth::{Principal, Role};
 use crate::credentials::{self, Credential, NewCredential};
 use crate::error::Result;
@@ -53,7 +52,7 @@ async fn list_credentials(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CredentialQuery>,
 ) -> Result<Json<Vec<Credential>>> {
-    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
+    let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
     Ok(Json(state.store.list_credentials(project_id).await?))
 }
 

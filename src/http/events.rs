@@ -21,7 +21,6 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::ApiQuery;
 use super::guard::StreamPermit;
-use super::page::project_filter;
 use crate::error::{Error, Result};
 use crate::model::{Event, Principal};
 use crate::store::Store;
@@ -64,7 +63,7 @@ async fn stream_events(
         .id
         .map_or_else(|| principal.name.clone(), |id| id.to_string());
     let permit = state.guards.open_stream(&token)?;
-    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
+    let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
     if let Some(task_id) = query.task {
         state.store.task(task_id).await?;
     }

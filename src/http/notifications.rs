@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::page::{next_cursor, page_limit, parse_cursor, project_filter};
+use super::page::{next_cursor, page_limit, parse_cursor};
 use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::notify::{self, NewChannel, Notification, NotificationChannel};
@@ -107,7 +107,7 @@ async fn list_notifications(
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
-    let project_id = project_filter(&state.store, query.project.as_deref()).await?;
+    let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store

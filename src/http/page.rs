@@ -1,15 +1,6 @@
-//! What the list endpoints share: cursor pagination and the project filter.
+//! Cursor pagination shared by the list endpoints.
 
 use crate::error::{Error, Result};
-use crate::store::Store;
-
-/// The id of the project a list is filtered to (`?project=name`); NotFound for an unknown one.
-pub async fn project_filter(store: &Store, name: Option<&str>) -> Result<Option<i64>> {
-    match name {
-        Some(name) => Ok(Some(store.project(name).await?.id)),
-        None => Ok(None),
-    }
-}
 
 /// The page size to use: the requested one (1..=200) or the default.
 pub fn page_limit(requested: Option<u32>, default: u32) -> Result<i64> {
