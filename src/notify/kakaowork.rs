@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::NoticeKind;
-use super::deliver::{SendError, post};
 use super::message::Message;
+use super::post::{SendError, post};
 
 /// The JSON posted to `messages.send`.
 pub fn body(message: &Message, conversation_id: &str) -> Value {

@@ -36,6 +36,7 @@ use std::time::Duration;
 mod deliver;
 pub mod kakaowork;
 pub mod message;
+mod post;
 pub mod slack;
 pub mod webhook;
 

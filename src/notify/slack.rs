@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::deliver::{SendError, post};
 use super::message::Message;
+use super::post::{SendError, post};
 use crate::approvals::{self, Channel, Decider, Decision, DecisionRequest, LinkSigner};
 use crate::error::{Error, Result};
 use crate::signing;

@@ -4,8 +4,8 @@
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
-use super::deliver::{SendError, post};
 use super::message::Message;
+use super::post::{SendError, post};
 use crate::signing;
 
 /// Header holding `sha256=<hex HMAC-SHA256 of the body>`.
