@@ -163,6 +163,8 @@ struct Opts {
     model: Option<String>,
     permission_mode: Option<String>,
     team: String,
+    /// `--sim-team` was given: the team the "plugin" runs whatever the prompt asks for.
+    team_forced: bool,
     phase_delay_ms: u64,
     no_change: bool,
     tool_approval: bool,
@@ -263,6 +265,7 @@ fn parse_args(args: &[String]) -> Res<Opts> {
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect();
                 o.team = if t.is_empty() { "bugfix".into() } else { t };
+                o.team_forced = true;
             }
             "--sim-phase-delay-ms" => {
                 o.phase_delay_ms = value(&flag)?
@@ -2067,7 +2070,8 @@ impl Sim {
     }
 
     fn resume(&mut self, prompt: &str) -> Res<String> {
-        if let Some(task) = party_task(prompt) {
+        if let Some((team, task)) = party_task(prompt) {
+            self.choose_team(team);
             return self.start(&task);
         }
         let p = parse_prompt(prompt);
@@ -2340,12 +2344,30 @@ fn phase_of(code: &str) -> &'static str {
     }
 }
 
-fn party_task(prompt: &str) -> Option<String> {
+/// The task text of a `/ai-party:party [--team NAME] <task>` prompt, and the team it asks for.
+fn party_task(prompt: &str) -> Option<(Option<String>, String)> {
     let p = prompt.trim_start();
-    ["/ai-party:party", "/party"].iter().find_map(|pre| {
+    let rest = ["/ai-party:party", "/party"].iter().find_map(|pre| {
         let rest = p.strip_prefix(pre)?;
-        (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim().to_string())
-    })
+        (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
+    })?;
+    match rest.strip_prefix("--team") {
+        Some(after) if after.starts_with(char::is_whitespace) => {
+            let after = after.trim_start();
+            let (team, task) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
+            Some((Some(team.to_string()), task.trim().to_string()))
+        }
+        _ => Some((None, rest.to_string())),
+    }
+}
+
+impl Sim {
+    /// Takes the team a start prompt asks for, unless `--sim-team` forces another.
+    fn choose_team(&mut self, asked: Option<String>) {
+        if let Some(team) = asked.filter(|t| !t.is_empty() && !self.opts.team_forced) {
+            self.opts.team = team;
+        }
+    }
 }
 
 fn hang() -> ! {
@@ -2440,7 +2462,9 @@ fn run(opts: Opts) -> i32 {
             sim.resume(&prompt)
         }
         None => {
-            let task = party_task(&prompt).unwrap_or_else(|| prompt.trim().to_string());
+            let (team, task) =
+                party_task(&prompt).unwrap_or_else(|| (None, prompt.trim().to_string()));
+            sim.choose_team(team);
             sim.start(&task)
         }
     };

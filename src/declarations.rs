@@ -142,8 +142,10 @@ pub async fn load_at_start(
     let reloaded = reconcile(store, config, teams, dir)
         .await
         .with_context(|| format!("cannot load the jobs in {}", dir.display()))?;
+    // A declaration for a project not registered here (the shipped examples, on a fresh
+    // install) is expected, not a fault: noted, not warned; `aiops jobs reload` lists them.
     for (kind, skipped) in reloaded.skipped() {
-        tracing::warn!(
+        tracing::info!(
             kind,
             name = skipped.name,
             file = skipped.file,

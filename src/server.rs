@@ -182,14 +182,14 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     })
 }
 
-/// The team presets; without a presets directory every team name is accepted and tasks
-/// that name none get the configured default team.
+/// The team presets: the plugin's teams built into aiops, plus what `teams_dir` adds or
+/// overrides when that directory exists (wherever aiops is started from).
 pub fn load_teams(config: &Config) -> anyhow::Result<crate::teams::Teams> {
     if !config.teams_dir.is_dir() {
-        tracing::warn!(dir = %config.teams_dir.display(), "no team presets directory; teams are not checked");
-        return Ok(crate::teams::Teams::default());
+        tracing::debug!(dir = %config.teams_dir.display(), "no team presets directory; the built-in teams apply");
+        return Ok(crate::teams::Teams::built_in());
     }
-    crate::teams::Teams::load(&config.teams_dir).with_context(|| {
+    crate::teams::Teams::built_in_with(&config.teams_dir).with_context(|| {
         format!(
             "cannot load the team presets in {}",
             config.teams_dir.display()

@@ -63,7 +63,17 @@ pub async fn task_spec(
     {
         return Err(Error::invalid("dedup_key", "must be 1-200 characters"));
     }
-    let project = store.project(&new.project).await?;
+    // An unknown project is a bad field of this request (422 naming `project`), like every
+    // other bad field here, not a missing resource.
+    let project = store.find_project(&new.project).await?.ok_or_else(|| {
+        Error::invalid(
+            "project",
+            format!(
+                "unknown project {:?}; register it first (aiops project add, or POST /api/v1/projects)",
+                new.project
+            ),
+        )
+    })?;
     Ok(TaskSpec {
         project_id: project.id,
         team,

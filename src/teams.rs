@@ -26,6 +26,16 @@ pub struct TeamPreset {
     pub trigger_keywords: Vec<String>,
     /// The markdown after the front matter: members and workflow.
     pub body: String,
+    /// Built in (the plugin's), overriding a built-in, or user-defined.
+    pub origin: PresetOrigin,
+}
+
+impl TeamPreset {
+    fn same_text(&self, other: &TeamPreset) -> bool {
+        self.description == other.description
+            && self.trigger_keywords == other.trigger_keywords
+            && self.body == other.body
+    }
 }
 
 /// Why the team presets could not be loaded, naming the directory or file to fix.
@@ -161,6 +171,7 @@ fn parse_preset(text: &str) -> Result<TeamPreset, String> {
         description: front.description.trim().to_string(),
         trigger_keywords: keywords,
         body: body.trim_start_matches(['\r', '\n']).to_string(),
+        origin: PresetOrigin::UserDefined,
     })
 }
 
@@ -247,6 +258,34 @@ pub fn pick_team<'a>(presets: &'a [TeamPreset], text: &str, default: &'a str) ->
     best.map_or(default, |(preset, _)| preset.name.as_str())
 }
 
+/// The ai-party plugin's own teams (PARTY-CONTRACT section 4), built into the binary so
+/// that aiops knows and checks them wherever it runs; `teams_dir` adds or overrides.
+const BUILT_IN: [(&str, &str); 10] = [
+    ("bugfix", include_str!("../config/teams/bugfix.md")),
+    ("dev-backend", include_str!("../config/teams/dev-backend.md")),
+    ("dev-frontend", include_str!("../config/teams/dev-frontend.md")),
+    ("devops", include_str!("../config/teams/devops.md")),
+    ("feature", include_str!("../config/teams/feature.md")),
+    ("fullstack", include_str!("../config/teams/fullstack.md")),
+    ("migration", include_str!("../config/teams/migration.md")),
+    ("research", include_str!("../config/teams/research.md")),
+    ("review", include_str!("../config/teams/review.md")),
+    ("security", include_str!("../config/teams/security.md")),
+];
+
+/// Where a loaded preset came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PresetOrigin {
+    /// One of the plugin's teams, built into aiops.
+    BuiltIn,
+    /// A file in `teams_dir` that replaces the built-in preset of the same name.
+    Override,
+    /// A file in `teams_dir` naming a team the plugin does not ship: the plugin runs it only
+    /// if the same preset is installed in its `teams/` directory.
+    UserDefined,
+}
+
 /// The loaded team presets, sorted by name. The default (no presets) checks no team name.
 #[derive(Debug, Clone, Default)]
 pub struct Teams {
@@ -254,11 +293,52 @@ pub struct Teams {
 }
 
 impl Teams {
-    /// Loads every preset in `dir`; see [`load_presets`].
+    /// Loads every preset in `dir` and nothing else; see [`load_presets`].
     pub fn load(dir: &Path) -> Result<Self, TeamsError> {
         Ok(Self {
             presets: load_presets(dir)?,
         })
+    }
+
+    /// The plugin's teams as built into aiops.
+    pub fn built_in() -> Self {
+        let presets = BUILT_IN
+            .iter()
+            .map(|(name, text)| {
+                let mut preset = parse_preset(text)
+                    .unwrap_or_else(|e| panic!("built-in team preset {name}: {e}"));
+                preset.origin = PresetOrigin::BuiltIn;
+                preset
+            })
+            .collect();
+        Self { presets }
+    }
+
+    /// The built-in teams, then every preset in `dir`: a file named like a built-in team
+    /// replaces it, any other adds a user-defined team. An empty `dir` changes nothing.
+    pub fn built_in_with(dir: &Path) -> Result<Self, TeamsError> {
+        let mut teams = Self::built_in();
+        let files = match load_presets(dir) {
+            Ok(files) => files,
+            Err(TeamsError::NoPresets { .. }) => return Ok(teams),
+            Err(e) => return Err(e),
+        };
+        for mut preset in files {
+            match teams.presets.iter_mut().find(|p| p.name == preset.name) {
+                // The shipped `config/teams/` holds the built-in files themselves.
+                Some(slot) if slot.same_text(&preset) => {}
+                Some(slot) => {
+                    preset.origin = PresetOrigin::Override;
+                    *slot = preset;
+                }
+                None => {
+                    preset.origin = PresetOrigin::UserDefined;
+                    teams.presets.push(preset);
+                }
+            }
+        }
+        teams.presets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(teams)
     }
 
     /// The preset called `name`.
@@ -315,12 +395,15 @@ impl Teams {
 mod tests {
     use super::*;
 
-    const SHIPPED: [&str; 8] = [
+    /// The plugin's own teams (PARTY-CONTRACT section 4), no more and no fewer.
+    const SHIPPED: [&str; 10] = [
         "bugfix",
+        "dev-backend",
+        "dev-frontend",
         "devops",
         "feature",
+        "fullstack",
         "migration",
-        "planning",
         "research",
         "review",
         "security",
@@ -331,12 +414,49 @@ mod tests {
         Teams::load(&dir).expect("the shipped presets load")
     }
 
+    #[test]
+    fn the_built_in_teams_are_the_plugins_and_the_shipped_directory_changes_nothing() {
+        let built_in = Teams::built_in();
+        assert_eq!(built_in.names().collect::<Vec<_>>(), SHIPPED);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/teams");
+        let with_shipped = Teams::built_in_with(&dir).unwrap();
+        assert_eq!(with_shipped.names().collect::<Vec<_>>(), SHIPPED);
+        assert!(
+            with_shipped
+                .presets()
+                .iter()
+                .all(|p| p.origin == PresetOrigin::BuiltIn)
+        );
+    }
+
+    #[test]
+    fn a_teams_directory_overrides_a_built_in_team_and_adds_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "bugfix.md", &preset_file("bugfix"));
+        write(dir.path(), "planning.md", &preset_file("planning"));
+        let teams = Teams::built_in_with(dir.path()).unwrap();
+        assert_eq!(teams.presets().len(), SHIPPED.len() + 1);
+        assert_eq!(teams.get("bugfix").unwrap().origin, PresetOrigin::Override);
+        assert_eq!(teams.get("bugfix").unwrap().trigger_keywords, ["bugfix"]);
+        assert_eq!(
+            teams.get("planning").unwrap().origin,
+            PresetOrigin::UserDefined
+        );
+        assert_eq!(teams.get("feature").unwrap().origin, PresetOrigin::BuiltIn);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Teams::built_in_with(empty.path()).unwrap().presets().len(),
+            SHIPPED.len()
+        );
+    }
+
     fn preset(name: &str, keywords: &[&str]) -> TeamPreset {
         TeamPreset {
             name: name.into(),
             description: format!("{name} team"),
             trigger_keywords: keywords.iter().map(|k| k.to_string()).collect(),
             body: String::new(),
+            origin: PresetOrigin::UserDefined,
         }
     }
 

@@ -469,7 +469,8 @@ async fn tasks_create_get_list(db: Db) {
         .send()
         .await
         .unwrap();
-    expect_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+    let unknown = expect_error(unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
+    assert_eq!(unknown["error"]["details"]["field"], "project", "{unknown}");
     for (body, field) in [
         (json!({"project": "shop", "prompt": "  "}), "prompt"),
         (
@@ -570,10 +571,12 @@ async fn teams_route_untagged_work(db: Db) {
         names,
         [
             "bugfix",
+            "dev-backend",
+            "dev-frontend",
             "devops",
             "feature",
+            "fullstack",
             "migration",
-            "planning",
             "research",
             "review",
             "security"

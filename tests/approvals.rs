@@ -24,7 +24,7 @@ const SLACK_SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
 /// The app running the simulator; `flags` only for the first run of a task (a resumed run
 /// follows the decision alone).
 async fn gate_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let start = sim_command(r#"-p "/ai-party:party {prompt}""#, flags);
+    let start = sim_command(r#"-p "/ai-party:party --team {team} {prompt}""#, flags);
     engine_app(db, "", |c| {
         c.engine.command = start;
         adjust(c);

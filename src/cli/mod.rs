@@ -244,7 +244,43 @@ async fn audited<T>(
         },
     };
     store.append_audit(&entry).await?;
-    Ok(result?)
+    result.map_err(in_flag_words)
+}
+
+/// The API's field names and the CLI flags that set them.
+const FIELD_FLAGS: [(&str, &str); 14] = [
+    ("repo_url", "--repo-url"),
+    ("local_path", "--path"),
+    ("default_branch", "--default-branch"),
+    ("branch_strategy", "--branch-strategy"),
+    ("tech_stack", "--stack"),
+    ("conventions", "--conventions"),
+    ("github_repo", "--github"),
+    ("max_concurrency", "--max-concurrency"),
+    ("timeout_secs", "--timeout-secs"),
+    ("project", "--project"),
+    ("prompt", "--prompt"),
+    ("team", "--team"),
+    ("priority", "--priority"),
+    ("comment", "--comment"),
+];
+
+/// A use case's error as the CLI user should read it: an invalid field is named by the
+/// flag that sets it, in the message too ("--repo-url: give a --repo-url, a --path, or both").
+fn in_flag_words(error: crate::error::Error) -> anyhow::Error {
+    let crate::error::Error::Invalid { field, message } = error else {
+        return error.into();
+    };
+    let flag = |word: &str| {
+        FIELD_FLAGS
+            .iter()
+            .find(|(f, _)| *f == word)
+            .map_or_else(|| word.to_string(), |(_, flag)| flag.to_string())
+    };
+    // Only snake_case words are field names; "project" in a sentence stays a word.
+    let words = regex::Regex::new(r"\b[a-z]+(?:_[a-z]+)+\b").expect("a valid pattern");
+    let message = words.replace_all(&message, |c: &regex::Captures| flag(&c[0]));
+    anyhow::anyhow!("{}: {message}", flag(&field))
 }
 
 #[cfg(test)]
@@ -254,5 +290,19 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_invalid_field_is_named_by_its_flag() {
+        let error = crate::error::Error::invalid("repo_url", "give a repo_url, a local_path, or both");
+        assert_eq!(
+            super::in_flag_words(error).to_string(),
+            "--repo-url: give a --repo-url, a --path, or both"
+        );
+        let error = crate::error::Error::invalid("project", "unknown project \"x\"; register it");
+        assert_eq!(
+            super::in_flag_words(error).to_string(),
+            "--project: unknown project \"x\"; register it"
+        );
     }
 }

@@ -64,9 +64,11 @@ async fn server_loop(
     started: server::Started,
 ) -> anyhow::Result<()> {
     let store = started.state.store.clone();
+    let holder = started.state.engine.holder().to_string();
     crate::http::serve(listener, started.state, shutdown_signal()).await?;
     if let Some(workers) = started.workers {
-        workers.stop().await;
+        let running = store.slots_held_by(&holder).await.unwrap_or(0);
+        stop_workers(workers, running).await;
     }
     if let Some(notifications) = started.notifications {
         notifications.stop().await;
@@ -114,7 +116,8 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
         engine.holder()
     );
     shutdown_signal().await;
-    workers.stop().await;
+    let running = store.slots_held_by(engine.holder()).await.unwrap_or(0);
+    stop_workers(workers, running).await;
     if let Some(notifications) = notifications {
         notifications.stop().await;
     }
@@ -123,6 +126,24 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     }
     store.close().await;
     Ok(())
+}
+
+/// Lets the running pipelines finish; a second Ctrl-C (or SIGTERM) stops the process at
+/// once. The agents die with it (their parent-death signal) and their tasks are recovered
+/// on the next start, like after a crash.
+async fn stop_workers(workers: server::Workers, running: i64) {
+    if running > 0 {
+        eprintln!(
+            "aiops: waiting for {running} running task(s) to finish (Ctrl-C again to stop now; they are picked up again on the next start)"
+        );
+    }
+    tokio::select! {
+        () = workers.stop() => {}
+        () = shutdown_signal() => {
+            eprintln!("aiops: stopping now; the interrupted tasks are recovered on the next start");
+            std::process::exit(130);
+        }
+    }
 }
 
 /// The listener of `metrics.listen`, when it is set; bound before start-up so a busy port
@@ -157,7 +178,9 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a redirected log.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -96,6 +96,10 @@ pub fn backoff(config: &Config, attempt: i64) -> Duration {
     Duration::from_millis(delay.min(3_600_000))
 }
 
+/// Times the outcome of a send is tried to be recorded before the job gives up (the claim
+/// then keeps it from being sent twice).
+const RECORD_TRIES: usize = 6;
+
 /// Sends notifications and answers Slack's buttons; shared by the workers and the HTTP layer.
 pub struct Notifier {
     store: Store,
@@ -134,6 +138,15 @@ impl Notifier {
             return Ok(());
         };
         let attempt = due.attempts + 1;
+        if let Some(since) = due.sending_since {
+            return self.settle_interrupted(id, attempt, since).await;
+        }
+        let mut claim = self.store.begin().await?;
+        let claimed = store::notifications::claim_send(&mut claim, id, due.attempts).await?;
+        claim.commit().await?;
+        if !claimed {
+            return Ok(());
+        }
         let outcome = match self.send(&due).await {
             Ok(()) => Attempt::Sent,
             Err(e) if e.retryable && attempt < self.config.notify.max_attempts => Attempt::Retry {
@@ -159,12 +172,56 @@ impl Notifier {
                 tracing::warn!(notification = id, channel = due.channel_id, attempt, error = %error, "notification given up (dead letter)");
             }
         }
-        if !record_attempt(&self.store, id, attempt, &outcome).await? {
+        if !self.record_sent(id, attempt, &outcome).await? {
             tracing::info!(
                 notification = id,
                 "another worker recorded this attempt first"
             );
         }
+        Ok(())
+    }
+
+    /// Records the outcome of a send that happened: a busy database ("database is locked"
+    /// while the service stops) is tried again here, because the send must not be.
+    async fn record_sent(&self, id: i64, attempt: i64, outcome: &Attempt) -> Result<bool> {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..RECORD_TRIES - 1 {
+            match record_attempt(&self.store, id, attempt, outcome).await {
+                Ok(recorded) => return Ok(recorded),
+                Err(e) => {
+                    tracing::warn!(notification = id, error = %e, "cannot record the send yet; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        record_attempt(&self.store, id, attempt, outcome).await
+    }
+
+    /// A send claimed at `since` whose outcome nobody recorded: its worker may still be
+    /// sending (look again when it would have timed out) or died mid-send. Then the channel
+    /// may have it already, so it is not sent again: it becomes a dead letter saying so,
+    /// which a person can send again on purpose.
+    async fn settle_interrupted(
+        &self,
+        id: i64,
+        attempt: i64,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let patience = Duration::from_secs(self.config.notify.request_timeout_secs + 5);
+        let age = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+        if age < patience {
+            let mut tx = self.store.begin().await?;
+            store::queue::push(&mut tx, &NewJob::notify(id, patience - age)).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let error = format!(
+            "the send started at {} was interrupted before its outcome was recorded; it is not sent again, so nobody gets it twice (send it again with POST /api/v1/notifications/{id}/retry)",
+            since.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        tracing::warn!(notification = id, "{error}");
+        record_attempt(&self.store, id, attempt, &Attempt::Dead { error }).await?;
         Ok(())
     }
 

@@ -209,6 +209,44 @@ pub struct Timing {
     timezone: Tz,
 }
 
+/// The cron fields by position (five fields; six with seconds first) and their ranges.
+const CRON_FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+];
+
+/// Names the first number of `cron` outside its field's range ("the hour field has 25;
+/// hours run 0-23"), which croner reports only as "Number out of bounds".
+fn out_of_range(cron: &str) -> Option<String> {
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &CRON_FIELDS[1..],
+        6 => &CRON_FIELDS[..],
+        _ => return None,
+    };
+    for (field, (name, low, high)) in fields.iter().zip(names) {
+        for part in field.split(',') {
+            let (values, step) = part.split_once('/').unwrap_or((part, ""));
+            let numbers = values.split('-').filter_map(|n| n.parse::<u32>().ok());
+            if let Some(bad) = numbers.into_iter().find(|n| n < low || n > high) {
+                return Some(format!(
+                    "the {name} field has {bad}; it runs {low}-{high}"
+                ));
+            }
+            if step.parse::<u32>().is_ok_and(|s| s == 0 || s > *high) {
+                return Some(format!(
+                    "the {name} field steps by {step}; use a step from 1 to {high}"
+                ));
+            }
+        }
+    }
+    None
+}
+
 impl Timing {
     /// Parses `cron` read in `timezone`; a bad value is an invalid `cron` or `timezone`
     /// with the reason.
@@ -227,10 +265,11 @@ impl Timing {
             .build()
             .parse(cron)
             .map_err(|e| {
+                let why = out_of_range(cron).unwrap_or_else(|| e.to_string());
                 Error::invalid(
                     "cron",
                     format!(
-                        "{e} (expected \"minute hour day-of-month month day-of-week\", optionally with seconds first)"
+                        "{why} (expected \"minute hour day-of-month month day-of-week\", optionally with seconds first)"
                     ),
                 )
             })?;
@@ -429,7 +468,10 @@ mod tests {
     #[test]
     fn bad_values_name_their_field_and_reason() {
         for (cron, zone, field, phrase) in [
-            ("61 * * * *", "UTC", "cron", "out of bounds"),
+            ("61 * * * *", "UTC", "cron", "the minute field has 61; it runs 0-59"),
+            ("0 25 * * *", "UTC", "cron", "the hour field has 25; it runs 0-23"),
+            ("0 0 9 * * 8", "UTC", "cron", "the day-of-week field has 8; it runs 0-7"),
+            ("*/0 * * * *", "UTC", "cron", "steps by 0"),
             ("* * * *", "UTC", "cron", "5 or 6 fields"),
             ("0 0 0 * * * 2030", "UTC", "cron", "5 or 6 fields"),
             ("0 0 30 2 *", "UTC", "cron", "never matches"),

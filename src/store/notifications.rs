@@ -36,6 +36,8 @@ pub struct NotificationDue {
     pub target: Option<String>,
     pub credential: String,
     pub project_id: i64,
+    /// Set while a worker sends; still set afterwards when it died before recording.
+    pub sending_since: Option<DateTime<Utc>>,
 }
 
 /// Filters of a notification listing.
@@ -98,7 +100,7 @@ impl Store {
     pub async fn notification_due(&self, id: i64) -> Result<Option<NotificationDue>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
             "SELECT n.id, n.event, n.task_id, n.approval_id, n.attempts, n.channel_id,
-                c.kind AS channel_kind, c.target, c.credential, c.project_id
+                c.kind AS channel_kind, c.target, c.credential, c.project_id, n.sending_since
              FROM notifications n JOIN notification_channels c ON c.id = n.channel_id
              WHERE n.id = $1 AND n.status = $2")
             .bind(id)
@@ -186,7 +188,7 @@ pub async fn record_attempt(
     let updated = with_tx!(tx, conn => sqlx::query(
         "UPDATE notifications SET status = $3, attempts = $2,
             last_error = COALESCE($4, last_error), last_attempt_at = $5,
-            next_attempt_at = $6, sent_at = $7
+            next_attempt_at = $6, sent_at = $7, sending_since = NULL
          WHERE id = $1 AND status = $8 AND attempts = $2 - 1")
         .bind(id)
         .bind(attempt)
@@ -202,11 +204,28 @@ pub async fn record_attempt(
     Ok(updated == 1)
 }
 
+/// Claims the next attempt of queued notification `id` for sending: true for the one worker
+/// that gets it; false when another holds it or recorded it already.
+pub async fn claim_send(tx: &mut Tx, id: i64, attempts: i64) -> Result<bool> {
+    let updated = with_tx!(tx, conn => sqlx::query(
+        "UPDATE notifications SET sending_since = $3
+         WHERE id = $1 AND status = $4 AND attempts = $2 AND sending_since IS NULL")
+        .bind(id)
+        .bind(attempts)
+        .bind(Utc::now())
+        .bind(NotificationStatus::Queued)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated == 1)
+}
+
 /// Queues a dead letter again from its first attempt, inside `tx`; false when it is not a
 /// dead letter.
 pub async fn requeue_dead(tx: &mut Tx, id: i64) -> Result<bool> {
     let updated = with_tx!(tx, conn => sqlx::query(
-        "UPDATE notifications SET status = $2, attempts = 0, next_attempt_at = NULL
+        "UPDATE notifications SET status = $2, attempts = 0, next_attempt_at = NULL,
+            sending_since = NULL
          WHERE id = $1 AND status = $3")
         .bind(id)
         .bind(NotificationStatus::Queued)

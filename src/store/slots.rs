@@ -90,6 +90,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many slots `holder` (one process) holds: its pipelines running right now.
+    pub async fn slots_held_by(&self, holder: &str) -> Result<i64> {
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM run_slots WHERE holder = $1")
+            .bind(holder)
+            .fetch_one(pool)
+            .await)?,
+        )
+    }
+
     /// How many slots are live right now (all processes).
     pub async fn live_slots(&self) -> Result<i64> {
         Ok(

@@ -310,7 +310,7 @@ mod tests {
         let rules = [
             Triggers {
                 rule: Some("triage-low".into()),
-                ..rule(&["triage"], "planning", Priority::Low)
+                ..rule(&["triage"], "research", Priority::Low)
             },
             rule(&["triage", "ai-party"], "review", Priority::High),
         ];
@@ -323,7 +323,7 @@ mod tests {
         ));
         assert_eq!(
             (first.team.as_str(), first.priority),
-            ("planning", Priority::Low)
+            ("research", Priority::Low)
         );
         assert_eq!(
             first.source_ref["rule"], "triage-low",

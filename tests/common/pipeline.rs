@@ -24,7 +24,7 @@ pub fn sim_command(claude_args: &str, flags: &str) -> String {
 /// The app with four workers running the simulator with `flags`, for a task and for the
 /// resume after a decision, then `adjust`ed.
 pub async fn engine_app(db: Db, flags: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let command = sim_command(r#"-p "/ai-party:party {prompt}""#, flags);
+    let command = sim_command(r#"-p "/ai-party:party --team {team} {prompt}""#, flags);
     let resume_command = sim_command("-p {decision} --resume {claude_session_id}", flags);
     TestApp::spawn_with(db, |c| {
         c.engine.workers = 4;
