@@ -41,6 +41,50 @@ pub enum TemplateError {
 ///
 /// A placeholder is `{` + letters, digits or `_` + `}`; any other brace is literal text, and
 /// inserted values are never scanned again.
+/// `template` with a relative program path (`target/debug/x`, `./bin/agent`) made absolute
+/// against `base`: the command runs inside each task's worktree, where a relative path
+/// would never resolve. A bare name (`claude`) is left for `PATH`; the rest is unchanged.
+pub fn anchor_program(template: &str, base: &std::path::Path) -> String {
+    let Ok(mut words) = shell_words::split(template) else {
+        return template.to_string();
+    };
+    let Some(program) = words.first() else {
+        return template.to_string();
+    };
+    let path = std::path::Path::new(program);
+    if !program.contains('/') || path.is_absolute() {
+        return template.to_string();
+    }
+    let anchored = base.join(path);
+    words[0] = anchored.to_string_lossy().into_owned();
+    shell_words::join(words)
+}
+
+/// Where the program of `template` is, or why it cannot be started: a path must be an
+/// executable file, a bare name must be found on `PATH`.
+pub fn locate_program(template: &str) -> Result<std::path::PathBuf, String> {
+    let words = shell_words::split(template).map_err(|e| e.to_string())?;
+    let program = words.first().ok_or("the command is empty")?;
+    let is_executable = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return if is_executable(&path) {
+            Ok(path)
+        } else {
+            Err(format!("`{program}` is not an executable file"))
+        };
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| format!("`{program}` is not on PATH"))
+}
+
 pub fn render_command(template: &str, vars: &[(&str, &str)]) -> Result<Vec<String>, TemplateError> {
     let words = shell_words::split(template)?;
     if words.is_empty() {
@@ -136,6 +180,34 @@ mod tests {
                 "{prompt}x{",
                 "{prompt}"
             ]
+        );
+    }
+
+    #[test]
+    fn a_relative_program_is_anchored_and_a_bare_name_is_left_for_path() {
+        let base = std::path::Path::new("/etc/aiops");
+        assert_eq!(
+            anchor_program(
+                "../target/debug/examples/party_sim -p \"/ai-party:party {prompt}\"",
+                base
+            ),
+            "/etc/aiops/../target/debug/examples/party_sim -p \'/ai-party:party {prompt}\'"
+        );
+        let claude = "claude -p {prompt} --verbose";
+        assert_eq!(anchor_program(claude, base), claude);
+        assert_eq!(anchor_program("/usr/bin/env x", base), "/usr/bin/env x");
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        assert!(locate_program("sh -c true").is_ok());
+        assert_eq!(
+            locate_program("no-such-agent-binary -p x").unwrap_err(),
+            "`no-such-agent-binary` is not on PATH"
+        );
+        assert_eq!(
+            locate_program("/nonexistent/agent -p x").unwrap_err(),
+            "`/nonexistent/agent` is not an executable file"
         );
     }
 

@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod checks;
 mod errors;
 mod limits;
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig};
@@ -538,6 +539,7 @@ impl Config {
         if let Some(listen) = &overrides.listen {
             config.listen = listen.clone();
         }
+        checks::anchor_engine_programs(&mut config, overrides.config_file.as_deref());
         config.validate()?;
         Ok(config)
     }
@@ -603,7 +605,7 @@ impl Config {
                 ),
             );
         }
-        validate_log_level(&self.log.level)
+        checks::validate_log_level(&self.log.level)
     }
 
     /// Task defaults and the engine: limits, intervals and the command templates.
@@ -728,34 +730,6 @@ impl Config {
 }
 
 /// A refused setting: `key: why`.
-/// The levels a `log.level` directive may name.
-const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
-
-/// `log.level` is a tracing filter: comma-separated directives, each a level or
-/// `target=level`. A word that is not a level (`inof`) would silently become a target
-/// name and log nothing; it is refused.
-fn validate_log_level(level: &str) -> Result<(), ConfigError> {
-    let refuse = |why: String| {
-        bad(
-            "log.level",
-            format!(
-                "{why}; use one of {} or target=level directives such as \"info,aiops=debug\" (AIOPS_LOG__LEVEL)",
-                LOG_LEVELS.join(", ")
-            ),
-        )
-    };
-    if tracing_subscriber::EnvFilter::try_new(level).is_err() {
-        return refuse(format!("{level:?} is not a log filter"));
-    }
-    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let named = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
-        if !LOG_LEVELS.contains(&named.to_ascii_lowercase().as_str()) {
-            return refuse(format!("{named:?} in {level:?} is not a log level"));
-        }
-    }
-    Ok(())
-}
-
 fn bad(key: &str, why: String) -> Result<(), ConfigError> {
     Err(ConfigError(format!("{key}: {why}")))
 }
@@ -776,21 +750,5 @@ mod tests {
             serde_json::to_value(Config::default()).unwrap()
         );
         from_file.validate().expect("the defaults are valid");
-    }
-}
-
-#[cfg(test)]
-mod log_level_tests {
-    use super::validate_log_level;
-
-    #[test]
-    fn a_misspelt_level_is_refused_naming_the_levels() {
-        let error = validate_log_level("inof").unwrap_err().to_string();
-        assert_eq!(
-            error,
-            "invalid configuration: log.level: \"inof\" in \"inof\" is not a log level; use one of trace, debug, info, warn, error, off or target=level directives such as \"info,aiops=debug\" (AIOPS_LOG__LEVEL)"
-        );
-        assert!(validate_log_level("info,aiops=debug,tower_http=WARN").is_ok());
-        assert!(validate_log_level("info,aiops=verbose").is_err());
     }
 }

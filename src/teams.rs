@@ -262,8 +262,14 @@ pub fn pick_team<'a>(presets: &'a [TeamPreset], text: &str, default: &'a str) ->
 /// that aiops knows and checks them wherever it runs; `teams_dir` adds or overrides.
 const BUILT_IN: [(&str, &str); 10] = [
     ("bugfix", include_str!("../config/teams/bugfix.md")),
-    ("dev-backend", include_str!("../config/teams/dev-backend.md")),
-    ("dev-frontend", include_str!("../config/teams/dev-frontend.md")),
+    (
+        "dev-backend",
+        include_str!("../config/teams/dev-backend.md"),
+    ),
+    (
+        "dev-frontend",
+        include_str!("../config/teams/dev-frontend.md"),
+    ),
     ("devops", include_str!("../config/teams/devops.md")),
     ("feature", include_str!("../config/teams/feature.md")),
     ("fullstack", include_str!("../config/teams/fullstack.md")),

@@ -805,16 +805,9 @@ async fn failed_delivery_keeps_the_work_for_a_retry(db: Db) {
     let app = gate_app(db, "", |c| c.github.api_url = github).await;
     add_project(
         &app,
-        json!({"name": "late", "repo_url": format!("file://{}", remote.display())}),
+        json!({"name": "late", "repo_url": format!("file://{}", remote.display()), "github_repo": "acme/late"}),
     )
     .await;
-    let (status, _) = post_json(
-        &app,
-        "/api/v1/credentials",
-        json!({"name": "github-token", "kind": "token", "value": "ghs_test_token_not_real"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
     let id = create_task(&app, "late").await;
     let approval = shown_approval(&app, id).await;
     let (status, _) = decide(
@@ -827,7 +820,7 @@ async fn failed_delivery_keeps_the_work_for_a_retry(db: Db) {
     let done = wait_status(&app, id, "done").await;
     let note = done["change_note"].as_str().unwrap();
     assert!(
-        note.contains("no github_repo") && note.contains(&format!("/tasks/{id}/deliver")),
+        note.contains("no GitHub credential") && note.contains(&format!("/tasks/{id}/deliver")),
         "{note}"
     );
     let branch = done["branch"].as_str().unwrap();
@@ -842,13 +835,13 @@ async fn failed_delivery_keeps_the_work_for_a_retry(db: Db) {
     );
     assert!(worktree.is_dir(), "the worktree is kept");
 
-    let patched = app
-        .req(reqwest::Method::PATCH, "/api/v1/projects/late")
-        .json(&json!({"github_repo": "acme/late"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), StatusCode::OK);
+    let (status, _) = post_json(
+        &app,
+        "/api/v1/credentials",
+        json!({"name": "github-token", "kind": "token", "value": "ghs_test_token_not_real"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (status, task) = post_json(&app, &format!("/api/v1/tasks/{id}/deliver"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{task}");
     assert_eq!(task["pr_url"], "https://github.example/acme/late/pull/7");
@@ -875,7 +868,6 @@ async fn expired_approval_left_open_is_still_decided(db: Db) {
         c.approvals.expires_after_secs = 1;
         c.approvals.expiry_check_secs = 1;
         c.approvals.on_expiry = aiops::config::OnExpiry::LeaveOpen;
-        c.pull_requests.enabled = false;
     })
     .await;
     add_project(&app, json!({"name": "open", "local_path": repo.path()})).await;
@@ -904,7 +896,27 @@ async fn expired_approval_left_open_is_still_decided(db: Db) {
     );
     let (status, _) = decide(&app, approval_id, json!({"decision": "approve"})).await;
     assert_eq!(status, StatusCode::OK);
-    wait_status(&app, id, "done").await;
+    // A local project without a remote: the approved work is committed on its branch, which
+    // is kept and named, and that is no error.
+    let done = wait_status(&app, id, "done").await;
+    let branch = done["branch"].as_str().unwrap();
+    let note = done["change_note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("committed on branch {branch} ("))
+            && note.ends_with(
+                "this project has no remote, so nothing was pushed and there is no pull request"
+            ),
+        "{note}"
+    );
+    let log = std::process::Command::new("git")
+        .args(["log", "--format=%s", "-1", branch])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(
+        log.status.success(),
+        "the branch is kept in the project's repository"
+    );
 }
 
 /// Makes the task's party session look `hours` old, as on the morning after.

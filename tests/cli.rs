@@ -958,7 +958,7 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
     )
     .failed();
     assert!(
-        bad.stderr.contains("local_path") && bad.stderr.contains("not a git repository"),
+        bad.stderr.contains("error: --path: ") && bad.stderr.contains("not a git repository"),
         "{}",
         bad.stderr
     );
@@ -1013,7 +1013,9 @@ async fn project_commands_manage_projects_and_leave_audit_entries() {
     )
     .failed();
     assert!(
-        invalid.stderr.contains("max_concurrency"),
+        invalid
+            .stderr
+            .contains("error: --max-concurrency: must be between 1 and 64"),
         "{}",
         invalid.stderr
     );
@@ -1149,7 +1151,9 @@ async fn task_commands_create_list_cancel_and_retry() {
     )
     .failed();
     assert!(
-        unknown.stderr.contains("project \"nope\" not found"),
+        unknown.stderr.contains(
+            "error: --project: unknown project \"nope\"; register it first (aiops project add"
+        ),
         "{}",
         unknown.stderr
     );

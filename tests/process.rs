@@ -3,61 +3,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use common::child::aiops;
 use common::{Db, TestApp, wait_for};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-fn aiops() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aiops"));
-    command
-        .env_remove("AIOPS_MASTER_KEY")
-        .env("AIOPS_LOG__LEVEL", "warn");
-    command
-}
-
-/// Starts `aiops serve` on a port of the system's choosing; returns the child, its base URL
-/// and the admin token if it printed one.
+/// Starts `aiops serve`; returns the child, its base URL and the admin token if it printed one.
 fn serve(config: &Path, data: &Path) -> (Child, String, Option<String>) {
-    let mut child = aiops()
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .current_dir(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // stderr says where it listens once start-up is done; the token (if any) is on stdout.
-    // The rest of stderr keeps being read so the server never writes into a closed pipe.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = stderr
-        .by_ref()
-        .map(|line| line.unwrap())
-        .find_map(|line| {
-            line.split("is listening on ")
-                .nth(1)
-                .map(|a| a.trim().to_string())
-        })
-        .expect("serve did not start");
-    std::thread::spawn(move || stderr.for_each(drop));
-    let fresh = !data.join(".started").exists();
-    std::fs::write(data.join(".started"), "").unwrap();
-    let token = fresh.then(|| {
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        line.trim().to_string()
-    });
-    (child, base, token)
+    let served = common::child::serve(config, data);
+    (served.child, served.base, served.token)
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {

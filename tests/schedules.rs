@@ -286,7 +286,11 @@ async fn invalid_schedules_are_refused_with_the_reason(db: Db) {
         body
     };
     let cases = [
-        (with("cron", json!("61 * * * *")), "cron", "the minute field has 61; it runs 0-59"),
+        (
+            with("cron", json!("61 * * * *")),
+            "cron",
+            "the minute field has 61; it runs 0-59",
+        ),
         (with("cron", json!("* * * *")), "cron", "5 or 6 fields"),
         (with("cron", json!("0 0 30 2 *")), "cron", "never matches"),
         (with("cron", json!("every day")), "cron", "cron"),

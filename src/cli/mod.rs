@@ -8,6 +8,7 @@
 //! each command family lives in its own submodule.
 
 mod approve;
+mod demo;
 mod hook;
 mod jobs;
 mod project;
@@ -72,6 +73,20 @@ enum Command {
     Serve {
         #[command(flatten)]
         store: StoreArgs,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "AIOPS_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Try aiops without Claude: the service on a throw-away directory, with the pipeline
+    /// simulator as the engine and a demo project whose tasks stop for your approval.
+    ///
+    /// Needs the simulator built next to the binary (`cargo build --example party_sim`).
+    /// Approving a task commits its work on a branch and pushes it to the demo's own remote.
+    Demo {
+        /// Directory for the demo's repository, remote and data [default: a new directory
+        /// under the system's temporary directory]. Run again with the same one to go on.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// Address to listen on [default: 127.0.0.1:8080].
         #[arg(long, env = "AIOPS_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
@@ -173,6 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { store, listen } => {
             serve::serve(load_config(&config_file, &store, listen)?).await
         }
+        Command::Demo { dir, listen } => demo::demo(&config_file, dir, listen).await,
         Command::Migrate { store } => {
             serve::migrate(load_config(&config_file, &store, None)?).await
         }
@@ -294,7 +310,8 @@ mod tests {
 
     #[test]
     fn an_invalid_field_is_named_by_its_flag() {
-        let error = crate::error::Error::invalid("repo_url", "give a repo_url, a local_path, or both");
+        let error =
+            crate::error::Error::invalid("repo_url", "give a repo_url, a local_path, or both");
         assert_eq!(
             super::in_flag_words(error).to_string(),
             "--repo-url: give a --repo-url, a --path, or both"

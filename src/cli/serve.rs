@@ -16,8 +16,23 @@ pub(super) async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Work to do once the service has started and before it says where it listens (the
+/// demo's project and tasks).
+pub(super) type Seed = Box<
+    dyn FnOnce(
+            crate::http::AppState,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
+        + Send,
+>;
+
 /// `aiops serve`: the API, webhooks and dashboard in one process.
 pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
+    serve_with(config, None).await
+}
+
+/// `serve`, with `seed` run right after start-up.
+pub(super) async fn serve_with(config: Config, seed: Option<Seed>) -> anyhow::Result<()> {
     init_logging(&config);
     // Bind first: a busy port must fail before start-up creates a key or a token that
     // would then never be shown.
@@ -44,6 +59,10 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
+    if let Some(seed) = seed {
+        seed(started.state.clone()).await?;
+    }
+    warn_about_engine(&started.state.config);
     eprintln!("aiops is listening on http://{local}");
     eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
     eprintln!("  Dashboard: {base}/");
@@ -97,6 +116,7 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
         bail!("engine.workers is 0; a worker process needs at least one (--workers N)");
     }
     let metrics_listener = bind_metrics(&config).await?;
+    warn_about_engine(&config);
     let store = server::open_store(&config).await?;
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
     crate::metrics::install();
@@ -126,6 +146,23 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     }
     store.close().await;
     Ok(())
+}
+
+/// Says at start, not at the first task, when an engine command cannot start.
+fn warn_about_engine(config: &Config) {
+    if config.engine.workers == 0 {
+        return;
+    }
+    for (key, template) in [
+        ("engine.command", &config.engine.command),
+        ("engine.resume_command", &config.engine.resume_command),
+    ] {
+        if let Err(why) = crate::command_template::locate_program(template) {
+            eprintln!(
+                "  Warning:   {key} cannot start: {why}; tasks will fail until it can (install Claude Code, fix {key}, or try `aiops demo`)"
+            );
+        }
+    }
 }
 
 /// Lets the running pipelines finish; a second Ctrl-C (or SIGTERM) stops the process at

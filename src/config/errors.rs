@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use figment::error::{Error, Kind};
 use figment::error::Actual;
+use figment::error::{Error, Kind};
 
 /// One sentence per problem in `error`, joined.
 pub(super) fn describe(error: Error) -> String {
@@ -34,7 +34,10 @@ fn one(e: &Error) -> String {
             format!("`{key}`{place} is {value:?}; use {}", one_of(expected))
         }
         Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
-            format!("`{key}`{place} is {}; it must be {expected}", actual_text(actual))
+            format!(
+                "`{key}`{place} is {}; it must be {expected}",
+                actual_text(actual)
+            )
         }
         Kind::Message(message) if key.is_empty() => message.clone(),
         other => format!("`{key}`{place}: {other}"),
@@ -132,7 +135,9 @@ mod tests {
     fn an_unknown_key_is_named_as_written_with_its_line_and_the_keys_it_could_be() {
         let message = error_for("listen = \"127.0.0.1:1\"\n\n[engine]\nwokers = 2\n");
         assert!(
-            message.starts_with("unknown key `engine.wokers` (line 4 of FILE); [engine] takes one of `workers`"),
+            message.starts_with(
+                "unknown key `engine.wokers` (line 4 of FILE); [engine] takes one of `workers`"
+            ),
             "{message}"
         );
         assert!(!message.contains("default."), "{message}");

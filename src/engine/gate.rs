@@ -383,8 +383,8 @@ impl Engine {
             }
         }
         let (pr, note, undelivered) = match self.open_pull_request(task, project).await {
-            Ok(Some((url, number))) => (Some((url, number)), None, false),
-            Ok(None) => (
+            Ok(Delivered::PullRequest(url, number)) => (Some((url, number)), None, false),
+            Ok(Delivered::NoChanges) => (
                 None,
                 Some(
                     "no changes: the approved work changed no file, so there is no pull request"
@@ -392,6 +392,7 @@ impl Engine {
                 ),
                 false,
             ),
+            Ok(Delivered::Branch(note)) => (None, Some(note), false),
             Err(e) => {
                 tracing::warn!(task = task.id, error = %e, "could not deliver the approved change");
                 (
@@ -464,13 +465,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits and pushes the task branch, then opens the pull request; None when there was
-    /// nothing to commit.
+    /// Commits and pushes the task branch, then opens the pull request; where there is no
+    /// remote or no GitHub repository, the branch is the delivery.
     async fn open_pull_request(
         &self,
         task: &TaskExec,
         project: &Project,
-    ) -> anyhow::Result<Option<(String, i64)>> {
+    ) -> anyhow::Result<Delivered> {
         let exec = self.store.task_exec(task.id).await?;
         let (Some(worktree), Some(base), Some(branch)) =
             (exec.worktree_path, exec.base_ref, exec.branch)
@@ -498,14 +499,12 @@ impl Engine {
             )
             .await?;
         drop(token);
-        if pushed.is_none() {
-            return Ok(None);
-        }
-        let Some(repo) = project.github_repo.as_deref() else {
-            anyhow::bail!(
-                "pushed branch {branch}, but project {} has no github_repo to open a pull request on",
-                project.name
-            );
+        let Some(published) = pushed else {
+            return Ok(Delivered::NoChanges);
+        };
+        let repo = match (published.pushed, project.github_repo.as_deref()) {
+            (true, Some(repo)) => repo,
+            (pushed, _) => return Ok(Delivered::branch(&published.commit, &branch, pushed)),
         };
         let (owner, name) = repo
             .split_once('/')
@@ -539,7 +538,7 @@ impl Engine {
             .html_url
             .map(|u| u.to_string())
             .unwrap_or_else(|| format!("https://github.com/{repo}/pull/{}", pr.number));
-        Ok(Some((url, pr.number as i64)))
+        Ok(Delivered::PullRequest(url, pr.number as i64))
     }
 
     async fn pull_request_body(&self, task: &TaskExec, issue: Option<i64>) -> Result<String> {
@@ -632,4 +631,30 @@ fn pending_tool_request(snapshot: &party::Snapshot) -> Option<String> {
         .iter()
         .find(|a| a.kind == ApprovalKind::Tool && a.status == ApprovalStatus::Pending.as_str())
         .map(|a| a.request_id.clone())
+}
+
+/// How approved work left the worktree.
+enum Delivered {
+    /// A pull request (its URL and number).
+    PullRequest(String, i64),
+    /// The work changed no file.
+    NoChanges,
+    /// The work is on its branch (pushed or not), as the note says; no pull request.
+    Branch(String),
+}
+
+impl Delivered {
+    /// Work committed on `branch` and, with `pushed`, pushed to origin, but no pull request.
+    fn branch(commit: &str, branch: &str, pushed: bool) -> Self {
+        let short = &commit[..commit.len().min(12)];
+        Delivered::Branch(if pushed {
+            format!(
+                "pushed branch {branch} ({short}) to origin; the project has no github_repo, so no pull request was opened"
+            )
+        } else {
+            format!(
+                "committed on branch {branch} ({short}); this project has no remote, so nothing was pushed and there is no pull request"
+            )
+        })
+    }
 }

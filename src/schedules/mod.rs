@@ -233,9 +233,7 @@ fn out_of_range(cron: &str) -> Option<String> {
             let (values, step) = part.split_once('/').unwrap_or((part, ""));
             let numbers = values.split('-').filter_map(|n| n.parse::<u32>().ok());
             if let Some(bad) = numbers.into_iter().find(|n| n < low || n > high) {
-                return Some(format!(
-                    "the {name} field has {bad}; it runs {low}-{high}"
-                ));
+                return Some(format!("the {name} field has {bad}; it runs {low}-{high}"));
             }
             if step.parse::<u32>().is_ok_and(|s| s == 0 || s > *high) {
                 return Some(format!(
@@ -468,9 +466,24 @@ mod tests {
     #[test]
     fn bad_values_name_their_field_and_reason() {
         for (cron, zone, field, phrase) in [
-            ("61 * * * *", "UTC", "cron", "the minute field has 61; it runs 0-59"),
-            ("0 25 * * *", "UTC", "cron", "the hour field has 25; it runs 0-23"),
-            ("0 0 9 * * 8", "UTC", "cron", "the day-of-week field has 8; it runs 0-7"),
+            (
+                "61 * * * *",
+                "UTC",
+                "cron",
+                "the minute field has 61; it runs 0-59",
+            ),
+            (
+                "0 25 * * *",
+                "UTC",
+                "cron",
+                "the hour field has 25; it runs 0-23",
+            ),
+            (
+                "0 0 9 * * 8",
+                "UTC",
+                "cron",
+                "the day-of-week field has 8; it runs 0-7",
+            ),
             ("*/0 * * * *", "UTC", "cron", "steps by 0"),
             ("* * * *", "UTC", "cron", "5 or 6 fields"),
             ("0 0 0 * * * 2030", "UTC", "cron", "5 or 6 fields"),

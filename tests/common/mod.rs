@@ -10,6 +10,7 @@ use aiops::config::Config;
 use aiops::store::Store;
 
 pub mod chat;
+pub mod child;
 pub mod pipeline;
 pub mod stand_in;
 

@@ -22,6 +22,7 @@ mod error;
 mod git;
 mod paths;
 mod push;
+pub use push::Published;
 mod repo;
 #[cfg(test)]
 mod tests;

@@ -10,9 +10,10 @@ use super::{EXCLUDE_PARTY, Worktrees};
 
 impl Worktrees {
     /// Commits everything the task changed (`.party/` left out) on its branch and pushes the
-    /// branch to the repository's `origin`. Returns the pushed commit, or None when the task
-    /// changed nothing relative to `base`. `push_token` authenticates an HTTPS remote; it is
-    /// passed to git through its environment, never on a command line.
+    /// branch to the repository's `origin`, when it has one. Returns the commit and whether
+    /// it was pushed, or None when the task changed nothing relative to `base`. `push_token`
+    /// authenticates an HTTPS remote; it is passed to git through its environment, never on
+    /// a command line.
     pub async fn commit_and_push(
         &self,
         worktree: &Path,
@@ -21,7 +22,7 @@ impl Worktrees {
         message: &str,
         author: (&str, &str),
         push_token: Option<&str>,
-    ) -> Result<Option<String>, WorktreeError> {
+    ) -> Result<Option<Published>, WorktreeError> {
         let worktree = absolute(worktree)?;
         git(&worktree)
             .args(["add", "--all", "--", ".", EXCLUDE_PARTY])
@@ -50,6 +51,19 @@ impl Worktrees {
         if first_line(&ahead) == "0" {
             return Ok(None);
         }
+        let has_origin = git(&worktree)
+            .args(["remote", "get-url", "origin"])
+            .output()
+            .await?
+            .status
+            .success();
+        if !has_origin {
+            let head = git(&worktree).args(["rev-parse", "HEAD"]).run().await?;
+            return Ok(Some(Published {
+                commit: first_line(&head),
+                pushed: false,
+            }));
+        }
         let mut push = git(&worktree)
             .args(["push", "--quiet", "origin"])
             .arg(format!("HEAD:refs/heads/{branch}"))
@@ -68,6 +82,17 @@ impl Worktrees {
         }
         push.run().await?;
         let head = git(&worktree).args(["rev-parse", "HEAD"]).run().await?;
-        Ok(Some(first_line(&head)))
+        Ok(Some(Published {
+            commit: first_line(&head),
+            pushed: true,
+        }))
     }
+}
+
+/// A task's committed work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub commit: String,
+    /// False when the repository has no `origin`: the work is on the task branch only.
+    pub pushed: bool,
 }
