@@ -354,7 +354,48 @@ async fn tokens_are_checked_and_older_revisions_served(db: Db) {
     );
 }
 
+/// A list longer than a page comes in pages that hold every item once, in order.
+async fn long_lists_are_paged_with_a_cursor(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let repo = common::git_repo();
+    common::pipeline::add_project(&app, "shop", repo.path(), json!({})).await;
+    let client = http_client(&app, &app.token).await;
+    let mut created = Vec::new();
+    for n in 0..30 {
+        let (task, _) = ok(
+            &client,
+            "create_task",
+            json!({"project": "shop", "team": "bugfix", "prompt": format!("task {n}")}),
+        )
+        .await;
+        created.push(task["task"]["id"].as_i64().unwrap());
+    }
+    let (first, text) = ok(&client, "list_tasks", json!({"project": "shop"})).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a cursor after a full page");
+    assert!(text.contains(&format!("cursor \"{cursor}\"")), "{text}");
+    let (second, _) = ok(
+        &client,
+        "list_tasks",
+        json!({"project": "shop", "cursor": cursor}),
+    )
+    .await;
+    assert!(second["next_cursor"].is_null());
+    let listed: Vec<i64> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["items"].as_array().unwrap().iter())
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    created.reverse();
+    assert_eq!(listed, created);
+    let bad = call(&client, "list_tasks", json!({"cursor": "nonsense"})).await;
+    assert_eq!(bad.structured_content.unwrap()["error"]["field"], "cursor");
+    client.cancel().await.unwrap();
+}
+
 on_both_databases!(
+    long_lists_are_paged_with_a_cursor,
     http_runs_a_task_to_done,
     stdio_runs_a_task_to_done,
     permission_matrix_over_tools_and_roles,
