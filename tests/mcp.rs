@@ -81,8 +81,14 @@ fn text_of(result: &CallToolResult) -> String {
 
 /// A task created, read, approved and resumed to DONE, all through `client`.
 async fn task_to_done_through(client: &Client, app: &TestApp) {
-    let version = client.peer_info().map(|info| info.protocol_version.to_string());
-    assert_eq!(version.as_deref(), Some("2025-11-25"), "the revision rmcp's client negotiates");
+    let version = client
+        .peer_info()
+        .map(|info| info.protocol_version.to_string());
+    assert_eq!(
+        version.as_deref(),
+        Some("2025-11-25"),
+        "the revision rmcp's client negotiates"
+    );
     let tools: Vec<String> = client
         .list_all_tools()
         .await
