@@ -50,6 +50,22 @@ impl Error {
         }
     }
 
+    /// A short stable name of the outcome (`not_found`, `invalid`, …) for clients that
+    /// branch on it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::Invalid { .. } => "invalid",
+            Error::Db(_) | Error::Internal(_) => "internal",
+        }
+    }
+
     /// An invalid field from a JSON value that does not deserialize, named by the path to
     /// it, or for a missing or unknown field by the field's own name.
     pub fn from_json_path(err: &serde_path_to_error::Error<serde_json::Error>) -> Self {

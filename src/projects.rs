@@ -301,6 +301,33 @@ pub async fn filter_id(store: &Store, name: Option<&str>) -> Result<Option<i64>>
     }
 }
 
+/// The projects a request's text names, by name or GitHub repository (`shopping_md` names
+/// `shopping-md`), for a client that asks which project a request is for; the person
+/// confirms before a task is made.
+pub async fn mentioned_in(store: &Store, text: &str) -> Result<Vec<Project>> {
+    let words: std::collections::HashSet<String> = text
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.')))
+        .map(|w| w.trim_matches('.').to_lowercase().replace('_', "-"))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let named = |project: &Project| {
+        let repo = project
+            .github_repo
+            .as_deref()
+            .map(|r| r.to_lowercase().replace('_', "-"));
+        words.contains(&project.name)
+            || repo.as_ref().is_some_and(|r| {
+                words.contains(r) || r.rsplit('/').next().is_some_and(|n| words.contains(n))
+            })
+    };
+    Ok(store
+        .list_projects()
+        .await?
+        .into_iter()
+        .filter(named)
+        .collect())
+}
+
 /// Changes project `name`; only the fields in `patch` change.
 pub async fn update(
     store: &Store,

@@ -60,6 +60,7 @@ async fn list(
         status: (!all).then_some(ApprovalStatus::Pending),
         project_id,
         task_id: None,
+        before_id: None,
         limit: 200,
     };
     println!(

@@ -11,6 +11,7 @@ mod approve;
 mod demo;
 mod hook;
 mod jobs;
+mod mcp;
 mod project;
 mod secret;
 mod serve;
@@ -135,6 +136,14 @@ enum Command {
         #[command(subcommand)]
         command: hook::HookCommand,
     },
+    /// The MCP server over stdio, for a local Claude Code: relays to a running service's
+    /// /mcp with your token (AIOPS_TOKEN).
+    ///
+    /// Add it with `claude mcp add aiops --env AIOPS_TOKEN=… -- aiops mcp`.
+    Mcp {
+        #[command(flatten)]
+        args: mcp::McpArgs,
+    },
     /// Declarative schedules and routing rules in the jobs directory (jobs/*.toml).
     Jobs {
         #[command(subcommand)]
@@ -202,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task { command } => task::run(&config_file, command).await,
         Command::Hook { command } => hook::run(&config_file, command).await,
         Command::Jobs { command } => jobs::run(&config_file, command).await,
+        Command::Mcp { args } => mcp::run(&config_file, args).await,
         Command::Approvals { command } => approve::approvals(&config_file, command).await,
         Command::Approve { decision } => {
             approve::decide(&config_file, decision, Decision::Approve).await

@@ -63,6 +63,7 @@ async fn list_approvals(
             status,
             project_id,
             task_id: query.task,
+            before_id: None,
             limit,
         })
         .await?;

@@ -89,8 +89,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The whole service: `/api/v1` (token required), the health probes, the pages, the
-/// webhooks and, unless it has a listener of its own, `/metrics` (its own token).
+/// The whole service: `/api/v1` (token required), `/mcp` (the MCP server, token required),
+/// the health probes, the pages, the webhooks and, unless it has a listener of its own, `/metrics` (its own token).
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(projects::router())
@@ -128,6 +128,12 @@ pub fn router(state: AppState) -> Router {
         } else {
             Router::new()
         })
+        .merge(crate::mcp::router(crate::mcp::McpState {
+            config: state.config.clone(),
+            store: state.store.clone(),
+            teams: state.teams.clone(),
+            engine: state.engine.clone(),
+        }))
         .merge(crate::web::router().with_state(WebState {
             config: state.config.clone(),
             store: state.store.clone(),

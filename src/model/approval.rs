@@ -24,6 +24,8 @@ text_enum! {
         Kakaowork = "kakaowork",
         Api = "api",
         Cli = "cli",
+        /// Claude (or another MCP client) through the MCP server.
+        Mcp = "mcp",
         /// The platform itself: an approval that expired.
         System = "system",
         /// The pipeline decided its own request before the platform did.
@@ -150,6 +152,8 @@ pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
     pub project_id: Option<i64>,
     pub task_id: Option<i64>,
+    /// Only approvals with a smaller id (the page cursor).
+    pub before_id: Option<i64>,
     pub limit: i64,
 }
 

@@ -91,6 +91,7 @@ impl Store {
              WHERE ($1 IS NULL OR a.status = $1)
                AND ($2 IS NULL OR a.task_id IN (SELECT id FROM tasks WHERE project_id = $2))
                AND ($3 IS NULL OR a.task_id = $3)
+               AND ($5 IS NULL OR a.id < $5)
              ORDER BY a.id DESC LIMIT $4"
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
@@ -98,6 +99,7 @@ impl Store {
             .bind(filter.project_id)
             .bind(filter.task_id)
             .bind(filter.limit)
+            .bind(filter.before_id)
             .fetch_all(pool)
             .await)?)
     }
