@@ -200,7 +200,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .await
         .unwrap();
     let rule = json!({"kind": "alert", "name": "shop-alerts", "project": "shop",
-        "matchers": {"service": "shop"}});
+        "match": {"service": "shop"}});
     post_json(app, "/api/v1/routing-rules", rule).await;
     Fixtures {
         task,
@@ -322,7 +322,7 @@ fn request_for(
         ("get", "/routing-rules") => ("/routing-rules".into(), Value::Null, Target::Any),
         ("post", "/routing-rules") => (
             "/routing-rules".into(),
-            json!({"kind": "alert", "name": format!("r-{n}"), "project": "shop", "matchers": {"a": "b"}}),
+            json!({"kind": "alert", "name": format!("r-{n}"), "project": "shop", "match": {"a": "b"}}),
             Target::Shop,
         ),
         ("get", "/routing-rules/{name}")
