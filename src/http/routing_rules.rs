@@ -32,9 +32,16 @@ async fn create_rule(
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<RoutingRule>)> {
     let spec = RoutingRuleSpec::from_json(body)?;
-    access
-        .on_project_or_every(&state.store, spec.project())
-        .await?;
+    // A rule naming an unknown project needs what one for every project needs; the use
+    // case then refuses the name (422).
+    let known = match spec.project() {
+        Some(name) => state.store.find_project(name).await?.map(|p| p.id),
+        None => None,
+    };
+    match known {
+        Some(id) => access.on_project(id)?,
+        None => access.on_every_project()?,
+    }
     spec.validate(&state.teams, &state.config.alerts)?;
     let rule = routing::create(&state.store, &spec, Origin::Api, None).await?;
     let target = AuditTarget(format!("routing-rules/{}", rule.spec.name()));
