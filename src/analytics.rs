@@ -79,10 +79,9 @@ impl AnalyticsRequest {
     }
 }
 
-/// The projects whose figures `reader` may see. Every token has a global role today, so
-/// every reader (viewer, operator, admin) sees all of them; per-project roles narrow this.
-pub fn reader_scope(_reader: &Principal) -> ProjectScope {
-    ProjectScope::All
+/// The projects whose figures `reader` may see: those it may read.
+pub fn reader_scope(reader: &Principal) -> ProjectScope {
+    crate::permissions::visible_projects(reader)
 }
 
 /// `scope` limited to project `id`: nothing at all when `id` is outside it.

@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::model::Principal;
 pub use crate::model::{Credential, CredentialKind, SealedCredential};
-use crate::model::{Principal, Role};
+use crate::permissions::{On, Permission, authorize};
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -95,15 +96,15 @@ fn is_denied_env_var(var: &str) -> bool {
         || var.starts_with("AIOPS_")
 }
 
-/// The role it takes to create or delete this credential: admin for the secrets that let
-/// their holder forge what aiops trusts (a global webhook or signing secret, the GitHub App's
-/// key), operator for the rest.
-pub fn role_to_manage(
+/// The permission it takes to create or delete this credential: admin for the secrets that
+/// let their holder forge what aiops trusts (a global webhook or signing secret, the GitHub
+/// App's key), maintaining its project (every project, for a global one) for the rest.
+pub fn permission_to_manage(
     config: &Config,
     project: Option<&str>,
     kind: CredentialKind,
     name: &str,
-) -> Role {
+) -> Permission {
     let signing_names = [
         config.notify.slack_signing_secret_credential.as_str(),
         config.github.app_secret_credential.as_str(),
@@ -113,10 +114,23 @@ pub fn role_to_manage(
     let global_signing = project.is_none()
         && (kind == CredentialKind::WebhookSecret || signing_names.contains(&name) || alert_secret);
     if global_signing || kind == CredentialKind::GithubApp {
-        Role::Admin
+        Permission::Admin
     } else {
-        Role::Operator
+        Permission::Maintain
     }
+}
+
+/// Ok when `by` may create or delete a credential of this scope, kind and name.
+fn authorize_manage(
+    config: &Config,
+    by: &Principal,
+    project: Option<(&str, i64)>,
+    kind: CredentialKind,
+    name: &str,
+) -> Result<()> {
+    let permission = permission_to_manage(config, project.map(|p| p.0), kind, name);
+    let on = project.map_or(On::EveryProject, |p| On::Project(p.1));
+    authorize(by, permission, on)
 }
 
 /// Body of a credential creation. `value` is write-only.
@@ -167,12 +181,12 @@ pub async fn store_credential(
     new: NewCredential,
     replace: bool,
 ) -> Result<Credential> {
-    by.require(role_to_manage(
-        config,
-        new.project.as_deref(),
-        new.kind,
-        &new.name,
-    ))?;
+    let project_id = match &new.project {
+        Some(name) => Some(store.project(name).await?.id),
+        None => None,
+    };
+    let project = new.project.as_deref().zip(project_id);
+    authorize_manage(config, by, project, new.kind, &new.name)?;
     if !valid_credential_name(&new.name) {
         return Err(Error::invalid(
             "name",
@@ -203,10 +217,6 @@ pub async fn store_credential(
             format!("must be 1 to {MAX_VALUE_BYTES} bytes"),
         ));
     }
-    let project_id = match &new.project {
-        Some(name) => Some(store.project(name).await?.id),
-        None => None,
-    };
     let sealed = vault.seal_credential(project_id, &new.name, &new.value);
     store
         .put_credential(
@@ -224,13 +234,11 @@ pub async fn store_credential(
 /// Deletes credential `id`, if `by` may.
 pub async fn remove(store: &Store, config: &Config, by: &Principal, id: i64) -> Result<()> {
     let credential = store.credential(id).await?;
-    let project = credential.project.as_deref();
-    by.require(role_to_manage(
-        config,
-        project,
-        credential.kind,
-        &credential.name,
-    ))?;
+    let project = match credential.project.as_deref() {
+        Some(name) => Some((name, store.project(name).await?.id)),
+        None => None,
+    };
+    authorize_manage(config, by, project, credential.kind, &credential.name)?;
     store.delete_credential(id).await
 }
 
@@ -328,31 +336,34 @@ mod tests {
     #[test]
     fn signing_secrets_need_an_admin() {
         let config = Config::default();
-        let role = |project, kind, name| role_to_manage(&config, project, kind, name);
+        let role = |project, kind, name| permission_to_manage(&config, project, kind, name);
         assert_eq!(
             role(None, CredentialKind::Token, "slack-signing-secret"),
-            Role::Admin
+            Permission::Admin
         );
         assert_eq!(
             role(None, CredentialKind::Token, "github-webhook"),
-            Role::Admin
+            Permission::Admin
         );
         assert_eq!(
             role(None, CredentialKind::Token, "alertmanager-webhook"),
-            Role::Admin
+            Permission::Admin
         );
         assert_eq!(
             role(None, CredentialKind::WebhookSecret, "any"),
-            Role::Admin
+            Permission::Admin
         );
         assert_eq!(
             role(Some("p"), CredentialKind::GithubApp, "key"),
-            Role::Admin
+            Permission::Admin
         );
         assert_eq!(
             role(Some("p"), CredentialKind::WebhookSecret, "hook"),
-            Role::Operator
+            Permission::Maintain
         );
-        assert_eq!(role(None, CredentialKind::Token, "deploy"), Role::Operator);
+        assert_eq!(
+            role(None, CredentialKind::Token, "deploy"),
+            Permission::Maintain
+        );
     }
 }

@@ -10,7 +10,6 @@ use anyhow::Context;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::engine::{Engine, worker};
 use crate::http::AppState;
@@ -20,13 +19,15 @@ use crate::store::Store;
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
 
 /// Name of the token `serve` creates on an empty store.
-pub const BOOTSTRAP_TOKEN_NAME: &str = "admin";
+pub const BOOTSTRAP_TOKEN_NAME: &str = crate::users::BOOTSTRAP_ADMIN;
 
 /// What start-up produced, and what it has to tell the operator once.
 pub struct Started {
     pub state: AppState,
     /// The admin token created on an empty store; shown once, never stored in clear.
     pub admin_token: Option<String>,
+    /// The admin user's one-time password, set on an empty store with the token; shown once.
+    pub admin_password: Option<String>,
     /// The key file generated on a fresh data dir.
     pub generated_key_file: Option<PathBuf>,
     /// The queue workers of this process, if it runs any.
@@ -125,7 +126,8 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     crate::metrics::install();
     let store = open_store(&config).await?;
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
-    let admin_token = bootstrap_admin_token(&store).await?;
+    let bootstrap = crate::users::bootstrap_admin(&store).await?;
+    let (admin_token, admin_password) = bootstrap.map(|b| (b.token, b.password)).unzip();
     let teams = Arc::new(load_teams(&config)?);
     crate::declarations::load_at_start(&store, &config, &teams).await?;
     let config = Arc::new(config);
@@ -172,6 +174,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
             notifier,
         },
         admin_token,
+        admin_password,
         generated_key_file,
         workers,
         notifications,
@@ -195,19 +198,6 @@ pub fn load_teams(config: &Config) -> anyhow::Result<crate::teams::Teams> {
             config.teams_dir.display()
         )
     })
-}
-
-/// On a store with no token at all, creates the admin token and returns it.
-async fn bootstrap_admin_token(store: &Store) -> anyhow::Result<Option<String>> {
-    if store.count_tokens().await? > 0 {
-        return Ok(None);
-    }
-    match auth::create_token(store, BOOTSTRAP_TOKEN_NAME, Role::Admin).await {
-        Ok((token, _)) => Ok(Some(token)),
-        // Another node bootstrapped the same store at the same moment.
-        Err(crate::error::Error::Conflict(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A database URL without its password, for messages.

@@ -645,7 +645,7 @@ fn token_create_use_revoke_list() {
     );
     let ro = row("ro");
     assert!(
-        ro.contains("viewer") && ro.trim_end().ends_with("active"),
+        ro.contains(" read ") && ro.trim_end().ends_with("active"),
         "{ro}"
     );
     assert_eq!(

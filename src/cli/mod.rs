@@ -17,6 +17,7 @@ mod secret;
 mod serve;
 mod task;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,11 @@ enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// Manage users, service accounts and their roles in projects.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Run queue workers (pipelines and notifications) and the cron scheduler (no HTTP): add
     /// machines that run pipelines.
     ///
@@ -205,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project { command } => project::run(&config_file, command).await,
         Command::Secret { command } => secret::run(&config_file, command).await,
         Command::Token { command } => token::run(&config_file, command).await,
+        Command::User { command } => user::run(&config_file, command).await,
         Command::Worker { store, workers } => {
             serve::worker(load_config(&config_file, &store, None)?, workers).await
         }

@@ -66,6 +66,13 @@ pub(super) async fn serve_with(config: Config, seed: Option<Seed>) -> anyhow::Re
     eprintln!("aiops is listening on http://{local}");
     eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
     eprintln!("  Dashboard: {base}/");
+    if let Some(password) = &started.admin_password {
+        eprintln!(
+            "  Admin user `{}`, one-time password (shown only once; change it with `aiops user set-password {}`): {password}",
+            crate::users::BOOTSTRAP_ADMIN,
+            crate::users::BOOTSTRAP_ADMIN
+        );
+    }
     match &started.admin_token {
         Some(token) => {
             eprintln!("  Log in with this admin token. It is shown only once; store it now:");

@@ -81,8 +81,8 @@ async fn create(
 async fn list(config_file: &Option<PathBuf>, store: &StoreArgs) -> anyhow::Result<()> {
     let store = open_store(config_file, store).await?;
     println!(
-        "{:<24} {:<9} {:<14} {:<26} STATE",
-        "NAME", "ROLE", "PREFIX", "CREATED"
+        "{:<24} {:<16} {:<26} {:<14} {:<26} STATE",
+        "NAME", "OWNER", "SCOPES", "PREFIX", "CREATED"
     );
     for t in store.list_tokens().await? {
         let state = if t.revoked_at.is_some() {
@@ -91,9 +91,10 @@ async fn list(config_file: &Option<PathBuf>, store: &StoreArgs) -> anyhow::Resul
             "active"
         };
         println!(
-            "{:<24} {:<9} {:<14} {:<26} {state}",
+            "{:<24} {:<16} {:<26} {:<14} {:<26} {state}",
             t.name,
-            t.role,
+            t.owner,
+            t.scopes.to_string().replace(' ', ","),
             t.prefix,
             t.created_at.to_rfc3339()
         );

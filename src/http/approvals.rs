@@ -10,11 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit};
 use crate::approvals::{self, Channel, Decider, DecisionRequest};
-use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::model::ApprovalFilter;
 use crate::model::{ApprovalRecord, ApprovalSnapshot};
@@ -52,6 +52,7 @@ pub struct ApprovalPage {
     responses((status = 200, body = ApprovalPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_approvals(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> Result<Json<ApprovalPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
@@ -59,13 +60,16 @@ async fn list_approvals(
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store
-        .list_approvals(&ApprovalFilter {
-            status,
-            project_id,
-            task_id: query.task,
-            before_id: None,
-            limit,
-        })
+        .list_approvals_in(
+            &ApprovalFilter {
+                status,
+                project_id,
+                task_id: query.task,
+                before_id: None,
+                limit,
+            },
+            &access.visible(),
+        )
         .await?;
     let next_cursor = next_cursor(&items, limit, |a| a.id);
     Ok(Json(ApprovalPage { items, next_cursor }))
@@ -85,10 +89,13 @@ pub struct ApprovalDetail {
     responses((status = 200, body = ApprovalDetail), (status = 404, body = ErrorBody)))]
 async fn get_approval(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ApprovalDetail>> {
+    let approval = state.store.approval(id).await?;
+    access.on_task(&state.store, approval.task_id).await?;
     Ok(Json(ApprovalDetail {
-        approval: state.store.approval(id).await?,
+        approval,
         snapshot: state.store.approval_snapshot(id).await?,
     }))
 }
@@ -101,11 +108,13 @@ async fn get_approval(
 async fn decide_approval(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<DecisionRequest>,
 ) -> Result<Json<ApprovalRecord>> {
-    principal.require(Role::Operator)?;
+    let task_id = state.store.approval(id).await?.task_id;
+    access.on_task(&state.store, task_id).await?;
+    let principal = &access.principal;
     let decider = Decider {
         name: principal.name.clone(),
         principal_id: principal.id,

@@ -9,10 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::credentials::{self, Credential, NewCredential};
 use crate::error::Result;
 
@@ -30,7 +31,7 @@ async fn create_credential(
     Extension(principal): Extension<Principal>,
     ApiJson(new): ApiJson<NewCredential>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Credential>)> {
-    principal.require(Role::Operator)?;
+    // The use case checks what this scope, kind and name need (permissions::authorize).
     let (store, vault, config) = (&state.store, &state.vault, &state.config);
     let credential =
         credentials::store_credential(store, vault, config, &principal, new, false).await?;
@@ -50,10 +51,17 @@ struct CredentialQuery {
     responses((status = 200, body = Vec<Credential>), (status = 404, body = ErrorBody)))]
 async fn list_credentials(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiQuery(query): ApiQuery<CredentialQuery>,
 ) -> Result<Json<Vec<Credential>>> {
     let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
-    Ok(Json(state.store.list_credentials(project_id).await?))
+    let visible = access.visible();
+    Ok(Json(
+        state
+            .store
+            .list_credentials_in(project_id, &visible)
+            .await?,
+    ))
 }
 
 /// Delete a credential.
@@ -64,7 +72,6 @@ async fn delete_credential(
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode> {
-    principal.require(Role::Operator)?;
     credentials::remove(&state.store, &state.config, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,10 +19,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::extract::ApiQuery;
 use super::guard::StreamPermit;
 use crate::error::{Error, Result};
-use crate::model::{Event, Principal};
+use crate::model::{Event, ProjectScope};
 use crate::store::Store;
 
 /// Events fetched per read of the log.
@@ -55,17 +56,21 @@ struct StreamQuery {
         (status = 429, description = "too many event streams open")))]
 async fn stream_events(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+    let principal = &access.principal;
     let token = principal
         .id
         .map_or_else(|| principal.name.clone(), |id| id.to_string());
     let permit = state.guards.open_stream(&token)?;
     let project_id = crate::projects::filter_id(&state.store, query.project.as_deref()).await?;
     if let Some(task_id) = query.task {
-        state.store.task(task_id).await?;
+        access.on_task(&state.store, task_id).await?;
+    }
+    if let Some(name) = query.project.as_deref() {
+        access.on_project_named(&state.store, name).await?;
     }
     let header_start = headers
         .get("last-event-id")
@@ -87,6 +92,7 @@ async fn stream_events(
         last: start,
         task: query.task,
         project: project_id,
+        scope: access.visible(),
         buffer: VecDeque::new(),
         _permit: permit,
     };
@@ -103,6 +109,8 @@ struct Follower {
     last: i64,
     task: Option<i64>,
     project: Option<i64>,
+    /// The projects the reader may see, fixed when the stream opens.
+    scope: ProjectScope,
     buffer: VecDeque<Event>,
     /// Held while the stream is open.
     _permit: StreamPermit,
@@ -120,7 +128,7 @@ impl Follower {
             self.wake.mark_unchanged();
             match self
                 .store
-                .events_after(self.last, self.task, self.project, PAGE)
+                .events_after_in(self.last, self.task, self.project, &self.scope, PAGE)
                 .await
             {
                 Ok(events) if !events.is_empty() => {

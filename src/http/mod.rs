@@ -39,6 +39,7 @@ mod serve;
 mod slack;
 mod tasks;
 mod teams;
+mod users;
 mod webhooks;
 
 pub use guard::Guards;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(routing_rules::router())
         .merge(analytics::router())
+        .merge(users::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api

@@ -10,13 +10,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
-use crate::auth::{Principal, Role};
+use crate::auth::Role;
 use crate::error::Result;
 use crate::notify::{self, NewChannel, Notification, NotificationChannel};
+use crate::permissions;
 use crate::store::notifications::NotificationFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,12 +34,23 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Vec<NotificationChannel>), (status = 404, body = ErrorBody)))]
 async fn list_channels(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<NotificationChannel>>> {
-    let project = state.store.project(&name).await?;
-    let channels = state.store.channels(project.id).await?;
-    let shown = |channel| notify::shown_to(channel, principal.role);
+    let project_id = access.on_project_named(&state.store, &name).await?;
+    let channels = state.store.channels(project_id).await?;
+    // Only those who may change a channel see its URL (it may hold a secret).
+    let maintains = permissions::authorize(
+        &access.principal,
+        permissions::Permission::Maintain,
+        permissions::On::Project(project_id),
+    );
+    let role = if maintains.is_ok() {
+        Role::Operator
+    } else {
+        Role::Viewer
+    };
+    let shown = |channel| notify::shown_to(channel, role);
     Ok(Json(channels.into_iter().map(shown).collect()))
 }
 
@@ -47,7 +60,7 @@ async fn list_channels(
     responses((status = 201, body = NotificationChannel), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_channel(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
     ApiJson(new): ApiJson<NewChannel>,
 ) -> Result<(
@@ -55,11 +68,10 @@ async fn create_channel(
     Extension<AuditTarget>,
     Json<NotificationChannel>,
 )> {
-    principal.require(Role::Operator)?;
-    let project = state.store.project(&name).await?;
+    let project_id = access.on_project_named(&state.store, &name).await?;
     let channel = state
         .store
-        .insert_channel(project.id, &new.into_spec(&state.config.inputs)?)
+        .insert_channel(project_id, &new.into_spec(&state.config.inputs)?)
         .await?;
     let target = AuditTarget(format!("projects/{name}/channels/{}", channel.id));
     Ok((StatusCode::CREATED, Extension(target), Json(channel)))
@@ -70,12 +82,11 @@ async fn create_channel(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_channel(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath((name, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode> {
-    principal.require(Role::Operator)?;
-    let project = state.store.project(&name).await?;
-    state.store.delete_channel(project.id, id).await?;
+    let project_id = access.on_project_named(&state.store, &name).await?;
+    state.store.delete_channel(project_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,6 +115,7 @@ pub struct NotificationPage {
     responses((status = 200, body = NotificationPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_notifications(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
@@ -111,12 +123,15 @@ async fn list_notifications(
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store
-        .list_notifications(&NotificationFilter {
-            status,
-            project_id,
-            before: parse_cursor(query.cursor.as_deref())?,
-            limit,
-        })
+        .list_notifications_in(
+            &NotificationFilter {
+                status,
+                project_id,
+                before: parse_cursor(query.cursor.as_deref())?,
+                limit,
+            },
+            &access.visible(),
+        )
         .await?;
     let next_cursor = next_cursor(&items, limit, |n| n.id);
     Ok(Json(NotificationPage { items, next_cursor }))
@@ -128,10 +143,11 @@ async fn list_notifications(
     responses((status = 202, body = Notification), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retry_notification(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Notification>)> {
-    principal.require(Role::Operator)?;
+    let project = state.store.notification(id).await?.project;
+    access.on_project_named(&state.store, &project).await?;
     let notification = notify::requeue_dead(&state.store, id).await?;
     Ok((StatusCode::ACCEPTED, Json(notification)))
 }

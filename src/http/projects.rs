@@ -7,10 +7,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::AuditTarget;
+use super::auth::{Access, AuditTarget};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::projects::{self, NewProject, Project, ProjectPatch};
 
@@ -25,10 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, body = Project), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_project(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiJson(new): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Project>)> {
-    principal.require(Role::Operator)?;
+    access.on_every_project()?;
     let spec = new.into_spec(&state.config.inputs)?;
     let project = projects::shown(state.store.insert_project(&spec).await?);
     let target = AuditTarget(format!("projects/{}", project.name));
@@ -37,9 +36,19 @@ async fn create_project(
 
 /// Every project.
 #[utoipa::path(get, path = "/projects", tag = "projects", responses((status = 200, body = Vec<Project>)))]
-async fn list_projects(State(state): State<AppState>) -> Result<Json<Vec<Project>>> {
+async fn list_projects(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Result<Json<Vec<Project>>> {
+    let visible = access.visible();
     let projects = state.store.list_projects().await?;
-    Ok(Json(projects.into_iter().map(projects::shown).collect()))
+    Ok(Json(
+        projects
+            .into_iter()
+            .filter(|p| crate::permissions::sees(&visible, p.id))
+            .map(projects::shown)
+            .collect(),
+    ))
 }
 
 /// One project.
@@ -47,8 +56,10 @@ async fn list_projects(State(state): State<AppState>) -> Result<Json<Vec<Project
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
 async fn get_project(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Project>> {
+    access.on_project_named(&state.store, &name).await?;
     Ok(Json(projects::shown(state.store.project(&name).await?)))
 }
 
@@ -57,11 +68,11 @@ async fn get_project(
     responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_project(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<Project>> {
-    principal.require(Role::Operator)?;
+    access.on_project_named(&state.store, &name).await?;
     let inputs = &state.config.inputs;
     let project = projects::update(&state.store, inputs, &name, patch).await?;
     Ok(Json(projects::shown(project)))
@@ -72,10 +83,10 @@ async fn update_project(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_project(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode> {
-    principal.require(Role::Operator)?;
+    access.on_project_named(&state.store, &name).await?;
     projects::remove(&state.store, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

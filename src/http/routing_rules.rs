@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::AuditTarget;
+use super::auth::{Access, visible_names};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::routing::{self, RoutingRule, RoutingRuleSpec};
 use crate::schedules::Origin;
@@ -28,11 +28,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, body = RoutingRule), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_rule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<RoutingRule>)> {
-    principal.require(Role::Operator)?;
     let spec = RoutingRuleSpec::from_json(body)?;
+    // A rule naming an unknown project needs what one for every project needs; the use
+    // case then refuses the name (422).
+    let known = match spec.project() {
+        Some(name) => state.store.find_project(name).await?.map(|p| p.id),
+        None => None,
+    };
+    match known {
+        Some(id) => access.on_project(id)?,
+        None => access.on_every_project()?,
+    }
     spec.validate(&state.teams, &state.config.alerts)?;
     let rule = routing::create(&state.store, &spec, Origin::Api, None).await?;
     let target = AuditTarget(format!("routing-rules/{}", rule.spec.name()));
@@ -42,8 +51,18 @@ async fn create_rule(
 /// Every routing rule, from the API and from `jobs/`: by kind, then in the order routing
 /// tries them (position, then name).
 #[utoipa::path(get, path = "/routing-rules", tag = "routing-rules", responses((status = 200, body = Vec<RoutingRule>)))]
-async fn list_rules(State(state): State<AppState>) -> Result<Json<Vec<RoutingRule>>> {
-    Ok(Json(state.store.list_routing_rules().await?))
+async fn list_rules(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Result<Json<Vec<RoutingRule>>> {
+    let visible = visible_names(&state, &access).await?;
+    let rules = state.store.list_routing_rules().await?;
+    Ok(Json(
+        rules
+            .into_iter()
+            .filter(|r| visible.sees(r.spec.project()))
+            .collect(),
+    ))
 }
 
 /// One routing rule.
@@ -51,9 +70,14 @@ async fn list_rules(State(state): State<AppState>) -> Result<Json<Vec<RoutingRul
     responses((status = 200, body = RoutingRule), (status = 404, body = ErrorBody)))]
 async fn get_rule(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RoutingRule>> {
-    Ok(Json(state.store.routing_rule(&name).await?))
+    let rule = state.store.routing_rule(&name).await?;
+    access
+        .on_project_or_every(&state.store, rule.spec.project())
+        .await?;
+    Ok(Json(rule))
 }
 
 /// Change a routing rule: the fields given replace the rule's (`null` clears an optional
@@ -64,11 +88,14 @@ async fn get_rule(
     responses((status = 200, body = RoutingRule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_rule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<Map<String, Value>>,
 ) -> Result<Json<RoutingRule>> {
-    principal.require(Role::Operator)?;
+    let rule = state.store.routing_rule(&name).await?;
+    access
+        .on_project_or_every(&state.store, rule.spec.project())
+        .await?;
     let rule = routing::update(
         &state.store,
         &name,
@@ -85,10 +112,13 @@ async fn update_rule(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_rule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode> {
-    principal.require(Role::Operator)?;
+    let rule = state.store.routing_rule(&name).await?;
+    access
+        .on_project_or_every(&state.store, rule.spec.project())
+        .await?;
     routing::delete(&state.store, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

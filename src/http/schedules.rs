@@ -7,10 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::auth::AuditTarget;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::schedules::{self, NewSchedule, Origin, Schedule, SchedulePatch};
 
@@ -25,10 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, body = Schedule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_schedule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiJson(new): ApiJson<NewSchedule>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Schedule>)> {
-    principal.require(Role::Operator)?;
+    access.on_project_named(&state.store, &new.project).await?;
     let spec = new.into_spec(&state.config.tasks)?;
     let schedule = schedules::create(&state.store, &spec, Origin::Api).await?;
     let target = AuditTarget(format!("schedules/{}", schedule.name));
@@ -37,8 +37,18 @@ async fn create_schedule(
 
 /// Every schedule, by name, from the API and from `jobs/`.
 #[utoipa::path(get, path = "/schedules", tag = "schedules", responses((status = 200, body = Vec<Schedule>)))]
-async fn list_schedules(State(state): State<AppState>) -> Result<Json<Vec<Schedule>>> {
-    Ok(Json(state.store.list_schedules().await?))
+async fn list_schedules(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Result<Json<Vec<Schedule>>> {
+    let visible = access.visible();
+    let schedules = state.store.list_schedules().await?;
+    Ok(Json(
+        schedules
+            .into_iter()
+            .filter(|s| crate::permissions::sees(&visible, s.project_id))
+            .collect(),
+    ))
 }
 
 /// One schedule.
@@ -46,9 +56,12 @@ async fn list_schedules(State(state): State<AppState>) -> Result<Json<Vec<Schedu
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
 async fn get_schedule(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Schedule>> {
-    Ok(Json(state.store.schedule(&name).await?))
+    let schedule = state.store.schedule(&name).await?;
+    access.on_project(schedule.project_id)?;
+    Ok(Json(schedule))
 }
 
 /// Change a schedule; only the fields given change. A new cron expression, time zone or
@@ -57,11 +70,11 @@ async fn get_schedule(
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_schedule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<SchedulePatch>,
 ) -> Result<Json<Schedule>> {
-    principal.require(Role::Operator)?;
+    access.on_project(state.store.schedule(&name).await?.project_id)?;
     Ok(Json(schedules::update(&state.store, &name, patch).await?))
 }
 
@@ -70,10 +83,10 @@ async fn update_schedule(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_schedule(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode> {
-    principal.require(Role::Operator)?;
+    access.on_project(state.store.schedule(&name).await?.project_id)?;
     schedules::delete(&state.store, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,11 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::AuditTarget;
+use super::auth::{Access, AuditTarget};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
-use crate::auth::{Principal, Role};
 use crate::error::Result;
 use crate::model::TaskStatus;
 use crate::tasks::{self, NewTask, Source, Task, TaskDetail, TaskFilter};
@@ -33,17 +32,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_task(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiJson(new): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Task>)> {
-    principal.require(Role::Operator)?;
+    access.on_project_named(&state.store, &new.project).await?;
     let spec = tasks::task_spec(
         &state.store,
         &state.config.tasks,
         &state.teams,
         new,
         Source::Api,
-        &principal.name,
+        &access.principal.name,
     )
     .await?;
     let task = tasks::enqueue(&state.store, &spec).await?;
@@ -56,8 +55,10 @@ async fn create_task(
     responses((status = 200, body = TaskDetail), (status = 404, body = ErrorBody)))]
 async fn get_task(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<TaskDetail>> {
+    access.on_task(&state.store, id).await?;
     Ok(Json(tasks::detail(&state.store, id).await?))
 }
 
@@ -76,10 +77,10 @@ pub struct CancelOutcome {
     responses((status = 202, body = CancelOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel_task(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<CancelOutcome>)> {
-    principal.require(Role::Operator)?;
+    access.on_task(&state.store, id).await?;
     let status = tasks::request_cancel(&state.store, id).await?;
     state.engine.cancel_local(id);
     Ok((StatusCode::ACCEPTED, Json(CancelOutcome { id, status })))
@@ -92,11 +93,11 @@ async fn cancel_task(
     responses((status = 202, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retry_task(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Task>)> {
-    principal.require(Role::Operator)?;
-    let task = tasks::retry(&state.store, id, &principal.name).await?;
+    access.on_task(&state.store, id).await?;
+    let task = tasks::retry(&state.store, id, &access.principal.name).await?;
     Ok((StatusCode::ACCEPTED, Json(task)))
 }
 
@@ -106,10 +107,10 @@ async fn retry_task(
     responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn deliver_task(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Task>> {
-    principal.require(Role::Operator)?;
+    access.on_task(&state.store, id).await?;
     state.engine.deliver_again(id).await?;
     Ok(Json(state.store.task(id).await?))
 }
@@ -119,8 +120,10 @@ async fn deliver_task(
     responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
 async fn run_log(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath((id, run_id)): ApiPath<(i64, i64)>,
 ) -> Result<String> {
+    access.on_task(&state.store, id).await?;
     state.store.run_log(id, run_id).await
 }
 
@@ -150,6 +153,7 @@ pub struct TaskPage {
     responses((status = 200, body = TaskPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_tasks(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiQuery(query): ApiQuery<TaskQuery>,
 ) -> Result<Json<TaskPage>> {
     let status = query.status.as_deref().map(str::parse).transpose()?;
@@ -161,7 +165,10 @@ async fn list_tasks(
         before_id: parse_cursor(query.cursor.as_deref())?,
         limit,
     };
-    let items = state.store.list_tasks(&filter).await?;
+    let items = state
+        .store
+        .list_tasks_in(&filter, &access.visible())
+        .await?;
     let next_cursor = next_cursor(&items, limit, |t| t.id);
     Ok(Json(TaskPage { items, next_cursor }))
 }

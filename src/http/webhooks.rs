@@ -16,11 +16,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Access;
 use super::error::ErrorBody;
 use super::extract::header;
 use super::extract::{ApiPath, ApiQuery};
 use super::page::{next_cursor, page_limit, parse_cursor};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::model::{Delivery, DeliveryOutcome};
 use crate::triggers::alerts;
@@ -163,15 +163,17 @@ pub struct DeliveryPage {
     responses((status = 200, body = DeliveryPage)))]
 async fn list_deliveries(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryPage>> {
     let limit = page_limit(query.limit, state.config.tasks.page_size)?;
     let items = state
         .store
-        .list_deliveries(
+        .list_deliveries_in(
             query.source.as_deref(),
             parse_cursor(query.cursor.as_deref())?,
             limit,
+            &access.visible(),
         )
         .await?;
     let next_cursor = next_cursor(&items, limit, |d| d.id);
@@ -184,10 +186,13 @@ async fn list_deliveries(
     responses((status = 202, body = DeliveryOutcome), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn replay_delivery(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(access): Extension<Access>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<DeliveryOutcome>)> {
-    principal.require(Role::Operator)?;
+    match state.store.delivery_payload(id).await?.0.task_id {
+        Some(task_id) => access.on_task(&state.store, task_id).await?,
+        None => access.on_every_project()?,
+    }
     let outcome = intake::replay_github(intake(&state), id).await?;
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }

@@ -69,6 +69,7 @@ mod tests {
             id: Some(1),
             name: "t".into(),
             role,
+            ..Principal::cli()
         }
     }
 

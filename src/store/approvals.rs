@@ -8,7 +8,7 @@ use super::{Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
     ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus, Channel,
-    Decider, Decision, Priority, TaskStatus,
+    Decider, Decision, Priority, ProjectScope, TaskStatus,
 };
 
 /// The columns of an [`ApprovalRecord`].
@@ -86,13 +86,24 @@ impl Store {
 
     /// Approvals matching `filter`, newest first.
     pub async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>> {
+        self.list_approvals_in(filter, &ProjectScope::All).await
+    }
+
+    /// Approvals of the projects in `scope` matching `filter`, newest first.
+    pub async fn list_approvals_in(
+        &self,
+        filter: &ApprovalFilter,
+        scope: &ProjectScope,
+    ) -> Result<Vec<ApprovalRecord>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals a
              WHERE ($1 IS NULL OR a.status = $1)
                AND ($2 IS NULL OR a.task_id IN (SELECT id FROM tasks WHERE project_id = $2))
                AND ($3 IS NULL OR a.task_id = $3)
                AND ($5 IS NULL OR a.id < $5)
-             ORDER BY a.id DESC LIMIT $4"
+               AND a.task_id IN (SELECT id FROM tasks WHERE TRUE{})
+             ORDER BY a.id DESC LIMIT $4",
+            super::scope_sql("project_id", scope)
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(filter.status)

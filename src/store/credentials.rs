@@ -115,8 +115,19 @@ impl Store {
 
     /// Metadata of every credential, or of one project's (global ones excluded).
     pub async fn list_credentials(&self, project_id: Option<i64>) -> Result<Vec<Credential>> {
+        self.list_credentials_in(project_id, &crate::model::ProjectScope::All)
+            .await
+    }
+
+    /// Credential metadata of the projects in `scope` (global ones only for every project).
+    pub async fn list_credentials_in(
+        &self,
+        project_id: Option<i64>,
+        scope: &crate::model::ProjectScope,
+    ) -> Result<Vec<Credential>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CREDENTIAL_COLUMNS} WHERE ($1 IS NULL OR c.project_id = $1) ORDER BY p.name, c.name"
+            "SELECT {CREDENTIAL_COLUMNS} WHERE ($1 IS NULL OR c.project_id = $1){} ORDER BY p.name, c.name",
+            super::scope_sql("c.project_id", scope)
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql).bind(project_id).fetch_all(pool).await)?)
     }

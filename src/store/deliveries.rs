@@ -196,8 +196,25 @@ impl Store {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Delivery>> {
+        self.list_deliveries_in(source, before_id, limit, &crate::model::ProjectScope::All)
+            .await
+    }
+
+    /// Deliveries that made a task of a project in `scope` (all of them for every
+    /// project), newest first.
+    pub async fn list_deliveries_in(
+        &self,
+        source: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+        scope: &crate::model::ProjectScope,
+    ) -> Result<Vec<Delivery>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "{DELIVERY_SELECT} WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            "{DELIVERY_SELECT} WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR id < $2){} ORDER BY id DESC LIMIT $3",
+            super::scope_sql(
+                "(SELECT t.project_id FROM tasks t WHERE t.id = task_id)",
+                scope
+            )
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(source)

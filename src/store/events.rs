@@ -70,10 +70,28 @@ impl Store {
         project_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Event>> {
-        Ok(with_pool!(self, pool => sqlx::query_as(
+        let all = crate::model::ProjectScope::All;
+        self.events_after_in(after_id, task_id, project_id, &all, limit)
+            .await
+    }
+
+    /// Events after `after_id` of the projects in `scope`, oldest first, optionally of one
+    /// task or project.
+    pub async fn events_after_in(
+        &self,
+        after_id: i64,
+        task_id: Option<i64>,
+        project_id: Option<i64>,
+        scope: &crate::model::ProjectScope,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, task_id, project_id, kind, origin, ts, data FROM events
-             WHERE id > $1 AND ($2 IS NULL OR task_id = $2) AND ($3 IS NULL OR project_id = $3)
-             ORDER BY id LIMIT $4")
+             WHERE id > $1 AND ($2 IS NULL OR task_id = $2) AND ($3 IS NULL OR project_id = $3){}
+             ORDER BY id LIMIT $4",
+            super::scope_sql("project_id", scope)
+        ));
+        Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(after_id)
             .bind(task_id)
             .bind(project_id)

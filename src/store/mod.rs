@@ -64,6 +64,7 @@ pub mod schedules;
 pub mod slots;
 pub mod tasks;
 pub mod tokens;
+pub mod users;
 
 /// Name of aiops' own migrations table, apart from the queue library's.
 const MIGRATIONS_TABLE: &str = "aiops_migrations";
@@ -285,6 +286,20 @@ fn announce(latest: &watch::Sender<i64>, id: i64) {
         }
         newer
     });
+}
+
+/// ` AND <column> IN (…)`: the SQL condition keeping the rows of the projects in `scope`
+/// (nothing for every project; a false condition for none). The ids are integers, so they
+/// are written into the text.
+pub(crate) fn scope_sql(column: &str, scope: &crate::model::ProjectScope) -> String {
+    match scope {
+        crate::model::ProjectScope::All => String::new(),
+        crate::model::ProjectScope::Only(ids) if ids.is_empty() => " AND 1 = 0".into(),
+        crate::model::ProjectScope::Only(ids) => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(" AND {column} IN ({})", list.join(", "))
+        }
+    }
 }
 
 /// Maps database constraint violations to domain errors.

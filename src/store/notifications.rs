@@ -121,12 +121,23 @@ impl Store {
         &self,
         filter: &NotificationFilter,
     ) -> Result<Vec<Notification>> {
+        self.list_notifications_in(filter, &crate::model::ProjectScope::All)
+            .await
+    }
+
+    /// Notifications of the projects in `scope` matching `filter`, newest first.
+    pub async fn list_notifications_in(
+        &self,
+        filter: &NotificationFilter,
+        scope: &crate::model::ProjectScope,
+    ) -> Result<Vec<Notification>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "{NOTIFICATION_SELECT}
              WHERE ($1 IS NULL OR n.status = $1)
                AND ($2 IS NULL OR c.project_id = $2)
-               AND ($3 IS NULL OR n.id < $3)
-             ORDER BY n.id DESC LIMIT $4"
+               AND ($3 IS NULL OR n.id < $3){}
+             ORDER BY n.id DESC LIMIT $4",
+            super::scope_sql("c.project_id", scope)
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(filter.status)

@@ -2,7 +2,7 @@
 
 use super::{Store, Tx};
 use crate::error::{Error, Result};
-use crate::model::{Task, TaskExec, TaskFilter, TaskSpec, TaskStatus};
+use crate::model::{ProjectScope, Task, TaskExec, TaskFilter, TaskSpec, TaskStatus};
 
 /// Inserts a queued task inside `tx`; returns its id, or None when the project already has
 /// a task with this dedup key (the transaction stays usable).
@@ -42,12 +42,22 @@ impl Store {
 
     /// A page of tasks, newest first.
     pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.list_tasks_in(filter, &ProjectScope::All).await
+    }
+
+    /// A page of the tasks of the projects in `scope`, newest first.
+    pub async fn list_tasks_in(
+        &self,
+        filter: &TaskFilter,
+        scope: &ProjectScope,
+    ) -> Result<Vec<Task>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "{TASK_SELECT}
              WHERE ($1 IS NULL OR t.project_id = $1)
                AND ($2 IS NULL OR t.status = $2)
-               AND ($3 IS NULL OR t.id < $3)
-             ORDER BY t.id DESC LIMIT $4"
+               AND ($3 IS NULL OR t.id < $3){}
+             ORDER BY t.id DESC LIMIT $4",
+            super::scope_sql("t.project_id", scope)
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(filter.project_id)
