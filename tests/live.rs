@@ -154,6 +154,7 @@ async fn a_restart_inside_a_long_line_does_not_rescan(db: Db) {
     let app = engine_app(db, "--sim-hang", |c| {
         c.engine.ingest_interval_ms = LONG_POLL_MS;
         c.ingest.max_event_line_bytes = 4096;
+        c.engine.worktree_retention = aiops::config::WorktreeRetention::Keep;
     })
     .await;
     add_project(&app, "shop", repo.path(), json!({})).await;

@@ -57,7 +57,7 @@ impl Cluster {
     fn config(&self, data: &Path, workers: usize) -> PathBuf {
         let sim = common::simulator();
         let flags =
-            "--output-format stream-json --verbose --sim-phase-delay-ms 150 --sim-no-change";
+            "--output-format stream-json --verbose --sim-phase-delay-ms 400 --sim-no-change";
         let text = format!(
             "[engine]\nworkers = {workers}\nmax_concurrent_tasks = {GLOBAL_LIMIT}\n\
              command = \"{sim} -p '/ai-party:party {{prompt}}' {flags}\"\n\
@@ -141,7 +141,7 @@ impl Cluster {
         // A holder is `<host>-<pid>-<suffix>`.
         holders
             .iter()
-            .map(|h| h.rsplitn(3, '-').nth(1).unwrap().parse().unwrap())
+            .map(|h| h.rsplit('-').nth(1).unwrap().parse().unwrap())
             .collect()
     }
 }
@@ -256,8 +256,9 @@ async fn three_nodes_share_one_postgresql() {
     };
     let mut workers = [cluster.worker(1), cluster.worker(2)];
     let url = format!("file://{}", remote.display());
-    api.post("/projects", json!({"name": "remote", "repo_url": url}))
-        .await;
+    // Its own limit above the global one: the global limit is the one that binds.
+    let project = json!({"name": "remote", "repo_url": url, "max_concurrency": 4});
+    api.post("/projects", project).await;
 
     // An event stream on the server, opened before the task exists.
     let after = 0;
@@ -352,6 +353,10 @@ async fn global_limit_holds(api: &Api) {
     }
     println!("most pipelines at once across the nodes: {max}");
     assert!(max <= GLOBAL_LIMIT as i32, "{max} ran at once");
+    assert_eq!(
+        max, GLOBAL_LIMIT as i32,
+        "the workers never ran side by side"
+    );
 }
 
 /// Two workers on one host and a `local_path` project: the worker running a task dies; the

@@ -184,6 +184,9 @@ async fn add_waiter(
     Ok(())
 }
 
+/// (project id, a number of slots).
+type ProjectCount = (i64, i64);
+
 /// A waiter as `wake_fitting` reads it.
 #[derive(sqlx::FromRow)]
 struct Waiter {
@@ -206,7 +209,7 @@ async fn wake_fitting(tx: &mut Tx, global_limit: i64) -> Result<usize> {
          FROM slot_waiters w JOIN tasks t ON t.id = w.task_id
          ORDER BY {rank} DESC, w.since, w.task_id"
     ));
-    let (waiters, used, limits): (Vec<Waiter>, Vec<(i64, i64)>, Vec<(i64, i64)>) = with_tx!(tx, conn => {
+    let (waiters, used, limits): (Vec<Waiter>, Vec<ProjectCount>, Vec<ProjectCount>) = with_tx!(tx, conn => {
         let waiters = sqlx::query_as(sql).fetch_all(&mut *conn).await?;
         if waiters.is_empty() {
             return Ok(0);
