@@ -114,6 +114,8 @@ pub struct EngineConfig {
     pub env_passthrough: Vec<String>,
     pub queue_poll_ms: u64,
     pub ingest_interval_ms: u64,
+    /// Read `.party/` on kernel file notifications; off: only every `ingest_interval_ms`.
+    pub file_notifications: bool,
     pub heartbeat_secs: u64,
     pub slot_ttl_secs: u64,
     pub slot_wait_secs: u64,
@@ -415,10 +417,11 @@ impl Default for EngineConfig {
                 .map(String::from)
                 .to_vec(),
             queue_poll_ms: 1000,
-            ingest_interval_ms: 500,
+            ingest_interval_ms: 5000,
+            file_notifications: true,
             heartbeat_secs: 10,
             slot_ttl_secs: 30,
-            slot_wait_secs: 1,
+            slot_wait_secs: 5,
             max_infra_attempts: 3,
             retry_backoff_secs: 5,
             worktree_retention: WorktreeRetention::Remove,

@@ -4,6 +4,10 @@
 //! redacts every text before it is stored. Safe to run any number of times: events are
 //! keyed by party session and byte offset, findings and tickets are upserts.
 //!
+//! Reads only what changed: `events.ndjson` from the stored cursor (an unfinished last line
+//! is looked at once per byte, an over-long one skipped without rescanning, even across a
+//! restart), the other files only when their fingerprint (names, sizes, times) moved.
+//!
 //! Bounded: what a task's files hold past a cap (`[ingest]`: findings, their bytes, tickets,
 //! approval files, events in all and per second) is skipped, with one `ingest_limited`
 //! event per cap naming it.
@@ -14,7 +18,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::party::{self, Limits};
+use super::party::{self, EventCursor, Limits};
 use crate::config::IngestConfig;
 use crate::error::Result;
 use crate::model::{
@@ -42,8 +46,9 @@ pub struct Ingestor {
     limits: Limits,
     redactor: Redactor,
     session: Option<String>,
-    offset: u64,
-    inside_long_line: bool,
+    cursor: EventCursor,
+    /// The fingerprint of the files the last snapshot read, and what it found.
+    last_snapshot: Option<(u64, PipelineState)>,
     caps: IngestConfig,
     started: Instant,
     events_stored: u64,
@@ -69,8 +74,12 @@ impl Ingestor {
             limits,
             redactor,
             session: task.party_session_id.clone(),
-            offset: task.events_offset.max(0) as u64,
-            inside_long_line: false,
+            cursor: EventCursor {
+                offset: task.events_offset.max(0) as u64,
+                inside_long_line: task.events_inside_line,
+                scanned_to: task.events_offset.max(0) as u64,
+            },
+            last_snapshot: None,
             caps,
             started: Instant::now(),
             events_stored: 0,
@@ -106,8 +115,20 @@ impl Ingestor {
         }
     }
 
-    /// Reads what is new and stores it; returns the pipeline's state.
+    /// The worktree this ingestor reads.
+    pub fn worktree(&self) -> &std::path::Path {
+        &self.worktree
+    }
+
+    /// Reads what is new and stores it, every file read again; returns the pipeline's state.
     pub async fn tick(&mut self) -> Result<PipelineState> {
+        self.last_snapshot = None;
+        self.tick_changed().await
+    }
+
+    /// Reads what is new and stores it, skipping the files whose fingerprint did not move
+    /// since the last read; returns the pipeline's state.
+    pub async fn tick_changed(&mut self) -> Result<PipelineState> {
         let worktree = self.worktree.clone();
         let limits = self.limits;
         let Some(session) =
@@ -120,24 +141,37 @@ impl Ingestor {
         if self.session.as_deref() != Some(session.as_str()) {
             // A new party session (a re-run) has its own events file.
             self.session = Some(session.clone());
-            self.offset = 0;
-            self.inside_long_line = false;
+            self.cursor = EventCursor::default();
+            self.last_snapshot = None;
+            self.store
+                .set_task_party_progress(self.task_id, &session, 0, false)
+                .await?;
         }
         self.ingest_events(&session).await?;
-        self.ingest_snapshot(&session).await
+        let (worktree, sid) = (self.worktree.clone(), session.clone());
+        let fingerprint = tokio::task::spawn_blocking(move || party::fingerprint(&worktree, &sid))
+            .await
+            .map_err(anyhow::Error::from)?;
+        if let Some((seen, state)) = &self.last_snapshot
+            && *seen == fingerprint
+        {
+            return Ok(state.clone());
+        }
+        let state = self.ingest_snapshot(&session).await?;
+        self.last_snapshot = Some((fingerprint, state.clone()));
+        Ok(state)
     }
 
     async fn ingest_events(&mut self, session: &str) -> Result<()> {
         loop {
-            let (worktree, limits, sid, from, inside) = (
+            let (worktree, limits, sid, cursor) = (
                 self.worktree.clone(),
                 self.limits,
                 session.to_string(),
-                self.offset,
-                self.inside_long_line,
+                self.cursor,
             );
             let batch = tokio::task::spawn_blocking(move || {
-                party::read_events_after(&worktree, &sid, from, inside, &limits)
+                party::read_events_at(&worktree, &sid, cursor, &limits)
             })
             .await
             .map_err(anyhow::Error::from)?;
@@ -177,12 +211,19 @@ impl Ingestor {
                 .collect();
             self.store.insert_events(&events).await?;
             self.events_stored += events.len() as u64;
-            let progressed = batch.next_offset != self.offset;
-            self.offset = batch.next_offset;
-            self.inside_long_line = batch.inside_long_line;
-            self.store
-                .set_task_party_progress(self.task_id, session, self.offset as i64)
-                .await?;
+            let before = self.cursor;
+            self.cursor = batch.cursor();
+            let progressed = self.cursor.offset != before.offset;
+            if progressed || self.cursor.inside_long_line != before.inside_long_line {
+                self.store
+                    .set_task_party_progress(
+                        self.task_id,
+                        session,
+                        self.cursor.offset as i64,
+                        self.cursor.inside_long_line,
+                    )
+                    .await?;
+            }
             if !progressed || batch.events.is_empty() && batch.skipped.is_empty() {
                 return Ok(());
             }

@@ -45,6 +45,9 @@ pub struct Engine {
     holder: String,
     /// Cancellation handles of the pipelines this process runs.
     running: Mutex<HashMap<i64, CancellationToken>>,
+    /// Kernel notifications of `.party/` writes; None where the host gives none (then
+    /// ingestion polls every `engine.ingest_interval_ms`).
+    party_watcher: Option<Arc<party::PartyWatcher>>,
 }
 
 /// How one job ended, for the log.
@@ -52,7 +55,7 @@ pub struct Engine {
 pub enum JobOutcome {
     /// Nothing to do (task ended, or waits for a human).
     Skipped,
-    /// No free slot; queued again.
+    /// No free slot; the task waits for one (its job is pushed again when one frees).
     Deferred,
     /// An infrastructure failure; queued again with backoff.
     Retried,
@@ -69,7 +72,19 @@ impl Engine {
             std::process::id(),
             &ulid::Ulid::generate().to_string()[20..]
         );
+        let party_watcher = config
+            .engine
+            .file_notifications
+            .then(|| {
+                party::PartyWatcher::new()
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "no file notifications on this host; .party/ is polled every engine.ingest_interval_ms")
+                    })
+                    .ok()
+            })
+            .flatten();
         Arc::new(Self {
+            party_watcher,
             worktrees: Worktrees::new(config.data_dir.clone()),
             store,
             vault,
@@ -112,22 +127,30 @@ impl Engine {
         let priority = task.priority;
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
+        // No free slot: the task waits, without a job, until a slot it fits in frees.
+        let wait = Some((job, priority));
         if !self
             .store
-            .acquire_slot(task.id, task.project_id, &self.holder, ttl, limit)
+            .acquire_slot(task.id, task.project_id, &self.holder, ttl, limit, wait)
             .await?
         {
-            let mut retry = NewJob::now(task.id, priority);
-            retry.job = job.clone();
-            retry.delay = Duration::from_secs(self.config.engine.slot_wait_secs);
-            tasks::push_job(&self.store, &retry).await?;
             return Ok(JobOutcome::Deferred);
         }
         let keeper = self.keep_slot(task.id);
         let outcome = self.execute(task, job).await;
         keeper.cancel();
-        if let Err(e) = self.store.release_slot(job.task_id, &self.holder).await {
-            tracing::warn!(task = job.task_id, error = %e, "could not release the slot; it expires by itself");
+        match self
+            .store
+            .release_slot(job.task_id, &self.holder, limit)
+            .await
+        {
+            Ok(woken) if woken > 0 => {
+                tracing::debug!(task = job.task_id, woken, "slot released to waiting tasks")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(task = job.task_id, error = %e, "could not release the slot; it expires by itself")
+            }
         }
         outcome
     }
@@ -404,8 +427,9 @@ impl Engine {
         .await
     }
 
-    /// Runs the agent to its end, ingesting `.party/` every `engine.ingest_interval_ms` and
-    /// stopping it when a cancel is requested (from any node).
+    /// Runs the agent to its end, ingesting `.party/` when the kernel says it changed (and
+    /// every `engine.ingest_interval_ms` as a safety net, which also notices a cancel
+    /// requested through another node), and stopping it when a cancel is requested.
     async fn watch_agent(
         &self,
         task: &TaskExec,
@@ -428,23 +452,41 @@ impl Engine {
             }
         });
         tokio::pin!(agent);
-        let every = Duration::from_millis(self.config.engine.ingest_interval_ms);
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let mut watch = self.party_watcher.as_ref().map(|watcher| {
+            let changed = Arc::clone(&changed);
+            watcher.watch(ingestor.worktree(), move |_| changed.notify_one())
+        });
+        let mut poll =
+            tokio::time::interval(Duration::from_millis(self.config.engine.ingest_interval_ms));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut state = PipelineState::default();
+        let mut shown = None;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut agent => break outcome,
                 Some(event) = events_rx.recv() => self.record_agent_event(task.id, run_id, event).await,
-                () = tokio::time::sleep(every) => {
-                    state = self.observe(ingestor, task, state).await;
+                () = changed.notified() => {
+                    if let Some(watch) = watch.as_mut() {
+                        watch.refresh();
+                    }
+                    state = self.observe(ingestor, task, state, &mut shown).await;
+                }
+                _ = poll.tick() => {
+                    if let Some(watch) = watch.as_mut() {
+                        watch.refresh();
+                    }
+                    state = self.observe(ingestor, task, state, &mut shown).await;
                     // A cancel requested through another node reaches the pipeline here.
-                    match self.store.task_exec(task.id).await {
-                        Ok(exec) if exec.cancel_requested_at.is_some() => cancel.cancel(),
-                        Ok(_) => {}
+                    match self.store.cancel_requested(task.id).await {
+                        Ok(true) => cancel.cancel(),
+                        Ok(false) => {}
                         Err(e) => tracing::warn!(task = task.id, error = %e, "could not check for a cancel request"),
                     }
                 }
             }
         };
+        drop(watch);
         self.running.lock().expect("not poisoned").remove(&task.id);
         while let Ok(event) = events_rx.try_recv() {
             self.record_agent_event(task.id, run_id, event).await;
@@ -493,20 +535,29 @@ impl Engine {
         }
     }
 
-    /// One ingestion pass while the pipeline runs; a failed pass is retried next time.
+    /// One ingestion pass while the pipeline runs, reading only what changed; the task's
+    /// status is written when it moved (`shown`: what was written last). A failed pass is
+    /// retried next time.
     async fn observe(
         &self,
         ingestor: &mut Ingestor,
         task: &TaskExec,
         last: PipelineState,
+        shown: &mut Option<(TaskStatus, Option<String>)>,
     ) -> PipelineState {
-        match ingestor.tick().await {
+        match ingestor.tick_changed().await {
             Ok(state) => {
                 let (status, _) =
                     party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
-                let phase = state.phase.as_deref();
-                if let Err(e) = tasks::set_status(&self.store, task.id, status, None, phase).await {
-                    tracing::warn!(task = task.id, error = %e, "could not record the pipeline's status");
+                let now = Some((status, state.phase.clone()));
+                if *shown != now {
+                    let phase = state.phase.as_deref();
+                    match tasks::set_status(&self.store, task.id, status, None, phase).await {
+                        Ok(_) => *shown = now,
+                        Err(e) => {
+                            tracing::warn!(task = task.id, error = %e, "could not record the pipeline's status")
+                        }
+                    }
                 }
                 state
             }

@@ -1,7 +1,9 @@
 //! Queue workers of the run queue: apalis workers on the store's pool (see
 //! `queue::run_workers`) that hand each `RunJob` to the engine. Claims are prompt (SQLite
 //! update hook, PostgreSQL LISTEN/NOTIFY) with a slow poll as a safety net; a worker that
-//! dies is noticed by its missed heartbeats and its job goes back to the queue.
+//! dies is noticed by its missed heartbeats and its job goes back to the queue. A task
+//! that finds no free slot waits without a job; the release of a slot pushes the jobs of
+//! the waiters that now fit, and a sweep every `engine.slot_wait_secs` is the safety net.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +45,10 @@ impl JobHandler<RunJob> for Engine {
     }
 }
 
-/// Runs `engine.config.engine.workers` concurrent job handlers until `shutdown` fires.
+/// Runs `engine.config.engine.workers` concurrent job handlers, and the sweep of slot
+/// waiters, until `shutdown` fires.
 pub async fn run_workers(engine: Arc<Engine>, shutdown: CancellationToken) {
+    tokio::spawn(sweep_slot_waiters(Arc::clone(&engine), shutdown.clone()));
     let settings = &engine.config.engine;
     let settings = WorkerSettings {
         name_prefix: format!("{}-w", engine.holder()),
@@ -53,4 +57,22 @@ pub async fn run_workers(engine: Arc<Engine>, shutdown: CancellationToken) {
         heartbeat: Duration::from_secs(settings.heartbeat_secs),
     };
     queue::run_workers::<RunJob, Engine>(engine.store.clone(), engine, settings, shutdown).await
+}
+
+/// Wakes the slot waiters that fit, every `engine.slot_wait_secs`: slots whose holder died
+/// expire, and a limit may have been raised, without a release anyone would see.
+async fn sweep_slot_waiters(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(engine.config.engine.slot_wait_secs.max(1));
+    let limit = engine.config.engine.max_concurrent_tasks;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match engine.store.wake_slot_waiters(limit).await {
+            Ok(0) => {}
+            Ok(woken) => tracing::debug!(woken, "slot waiters woken by the sweep"),
+            Err(e) => tracing::warn!(error = %e, "could not wake the tasks waiting for a slot"),
+        }
+    }
 }

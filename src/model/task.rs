@@ -160,6 +160,8 @@ pub struct TaskExec {
     pub base_ref: Option<String>,
     pub party_session_id: Option<String>,
     pub events_offset: i64,
+    /// `events_offset` is inside an over-long line whose end is not read yet.
+    pub events_inside_line: bool,
     pub claude_session_id: Option<String>,
     pub infra_attempts: i64,
     pub cancel_requested_at: Option<DateTime<Utc>>,

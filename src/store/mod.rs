@@ -227,6 +227,10 @@ pub struct Tx {
     conn: TxConn,
     latest_event: std::sync::Arc<watch::Sender<i64>>,
     newest_event: Option<i64>,
+    /// This process's queue workers, told after the commit that a job was pushed (the
+    /// update hook fires before the commit, when a claim cannot see the row yet).
+    jobs_inserted: Option<JobsInserted>,
+    pushed_job: bool,
 }
 
 /// The concrete transaction.
@@ -246,6 +250,8 @@ impl Store {
             conn,
             latest_event: self.latest_event.clone(),
             newest_event: None,
+            jobs_inserted: self.jobs_inserted.clone(),
+            pushed_job: false,
         })
     }
 }
@@ -268,7 +274,17 @@ impl Tx {
         if let Some(id) = self.newest_event {
             announce(&self.latest_event, id);
         }
+        if self.pushed_job
+            && let Some(signal) = &self.jobs_inserted
+        {
+            signal.announce();
+        }
         Ok(())
+    }
+
+    /// Notes a queue job pushed in this transaction, announced on commit.
+    pub(crate) fn pushed_job(&mut self) {
+        self.pushed_job = true;
     }
 
     /// Notes an event appended in this transaction, announced on commit.

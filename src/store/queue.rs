@@ -44,6 +44,7 @@ pub async fn push<J: Job>(tx: &mut Tx, job: &NewJob<J>) -> Result<String, sqlx::
         }
     };
     pushed.map_err(|e| sqlx::Error::Protocol(format!("apalis push: {e}")))?;
+    tx.pushed_job();
     Ok(id.to_string())
 }
 

@@ -72,7 +72,8 @@ impl Store {
     pub async fn task_exec(&self, task_id: i64) -> Result<TaskExec> {
         with_pool!(self, pool => sqlx::query_as(
             "SELECT id, project_id, team, prompt, priority, status, phase, branch, worktree_path, repo_path,
-                base_ref, party_session_id, events_offset, claude_session_id, infra_attempts, cancel_requested_at
+                base_ref, party_session_id, events_offset, events_inside_line, claude_session_id, infra_attempts,
+                cancel_requested_at
              FROM tasks WHERE id = $1")
             .bind(task_id)
             .fetch_optional(pool)
@@ -102,18 +103,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records the party session being ingested and how far its events were read.
+    /// Records the party session being ingested, how far its events were read, and whether
+    /// that offset is inside an over-long line (whose end the reader is looking for).
     pub async fn set_task_party_progress(
         &self,
         task_id: i64,
         session_id: &str,
         events_offset: i64,
+        inside_long_line: bool,
     ) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
-            "UPDATE tasks SET party_session_id = $2, events_offset = $3 WHERE id = $1")
+            "UPDATE tasks SET party_session_id = $2, events_offset = $3, events_inside_line = $4
+             WHERE id = $1")
             .bind(task_id)
             .bind(session_id)
             .bind(events_offset)
+            .bind(inside_long_line)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -145,6 +150,16 @@ impl Store {
     }
 
     /// Marks a task for cancellation (the worker holding it stops it).
+    /// Whether a cancel was requested for the task (by any node).
+    pub async fn cancel_requested(&self, task_id: i64) -> Result<bool> {
+        let at: Option<Option<chrono::DateTime<chrono::Utc>>> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT cancel_requested_at FROM tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(matches!(at, Some(Some(_))))
+    }
+
     pub async fn mark_cancel_requested(&self, task_id: i64) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
             "UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, $2) WHERE id = $1")

@@ -36,17 +36,56 @@ pub fn read_events_after(
     inside_long_line: bool,
     limits: &Limits,
 ) -> Result<EventBatch, PartyError> {
+    let cursor = EventCursor {
+        offset: from_offset,
+        inside_long_line,
+        scanned_to: from_offset,
+    };
+    read_events_at(worktree, session_id, cursor, limits)
+}
+
+/// Where a reader of `events.ndjson` stands: the next line's offset, whether that is inside
+/// an over-long line, and how far past it the file is known to hold no '\n' (a line still
+/// being written, which is not read again until its end is written).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCursor {
+    pub offset: u64,
+    pub inside_long_line: bool,
+    pub scanned_to: u64,
+}
+
+impl EventBatch {
+    /// Where the next read starts.
+    pub fn cursor(&self) -> EventCursor {
+        EventCursor {
+            offset: self.next_offset,
+            inside_long_line: self.inside_long_line,
+            scanned_to: self.scanned_to.max(self.next_offset),
+        }
+    }
+}
+
+/// `read_events_after` from a cursor: the bytes of an unfinished last line are looked at
+/// once each (for its '\n'), and the line is read whole only once it is complete.
+pub fn read_events_at(
+    worktree: &Path,
+    session_id: &str,
+    cursor: EventCursor,
+    limits: &Limits,
+) -> Result<EventBatch, PartyError> {
     if !is_valid_session_id(session_id) {
         return Err(PartyError::InvalidSessionId {
             id: session_id.to_owned(),
         });
     }
     let relative = session_dir(session_id).join("events.ndjson");
+    let from_offset = cursor.offset;
     let mut batch = EventBatch {
         events: Vec::new(),
         next_offset: from_offset,
         skipped: Vec::new(),
         inside_long_line: false,
+        scanned_to: cursor.scanned_to.max(from_offset),
     };
     let (mut file, length) = match open_checked(worktree, &relative, OpenOptions::new().read(true))
     {
@@ -67,31 +106,60 @@ pub fn read_events_after(
     let Some(file) = file.as_mut() else {
         return Ok(batch);
     };
-
     let window = limits.max_events_read_bytes.max(1);
     let io_failure = |source| io_error(&relative, source);
-    file.seek(SeekFrom::Start(from_offset))
-        .map_err(io_failure)?;
-    let from_offset = if inside_long_line {
-        match find_newline(file).map_err(io_failure)? {
-            Ok(end) => end + 1,
+    if cursor.inside_long_line {
+        file.seek(SeekFrom::Start(from_offset))
+            .map_err(io_failure)?;
+        match find_newline(file, u64::MAX).map_err(io_failure)? {
+            Ok(end) => batch.next_offset = end + 1,
             Err(scanned_to) => {
                 batch.next_offset = scanned_to;
+                batch.scanned_to = scanned_to;
                 batch.inside_long_line = true;
                 return Ok(batch);
             }
         }
-    } else {
-        from_offset
-    };
-    file.seek(SeekFrom::Start(from_offset))
-        .map_err(io_failure)?;
-    batch.next_offset = from_offset;
-    let mut bytes = Vec::new();
-    Read::take(&mut *file, window)
-        .read_to_end(&mut bytes)
-        .map_err(io_failure)?;
+    } else if batch.scanned_to > from_offset {
+        // An unfinished line: look at its new bytes only, up to the read cap.
+        if !finished_line(file, from_offset, window, &mut batch).map_err(io_failure)? {
+            return Ok(batch);
+        }
+    }
+    read_lines(file, window, &mut batch).map_err(io_failure)?;
+    Ok(batch)
+}
 
+/// Whether the unfinished line at `from_offset` has its '\n' now. Without one it is left
+/// for later (`scanned_to` moves on), or skipped once it is longer than the read cap.
+fn finished_line(
+    file: &mut File,
+    from_offset: u64,
+    window: u64,
+    batch: &mut EventBatch,
+) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(batch.scanned_to))?;
+    let limit = (from_offset + window).saturating_sub(batch.scanned_to);
+    match find_newline(file, limit)? {
+        Ok(_) => Ok(true),
+        Err(scanned_to) if scanned_to >= from_offset + window => {
+            batch.scanned_to = scanned_to;
+            skip_long_line(file, from_offset, window, batch)?;
+            Ok(false)
+        }
+        Err(scanned_to) => {
+            batch.scanned_to = scanned_to;
+            Ok(false)
+        }
+    }
+}
+
+/// Reads the complete lines from `batch.next_offset`, at most `window` bytes.
+fn read_lines(file: &mut File, window: u64, batch: &mut EventBatch) -> io::Result<()> {
+    let from_offset = batch.next_offset;
+    file.seek(SeekFrom::Start(from_offset))?;
+    let mut bytes = Vec::new();
+    Read::take(&mut *file, window).read_to_end(&mut bytes)?;
     let mut consumed = 0;
     while let Some(newline) = bytes[consumed..].iter().position(|&b| b == b'\n') {
         let offset = from_offset + consumed as u64;
@@ -103,11 +171,12 @@ pub fn read_events_after(
         consumed += newline + 1;
     }
     batch.next_offset = from_offset + consumed as u64;
-
+    // What is left has no '\n': an unfinished line, not looked at again until it grows.
+    batch.scanned_to = from_offset + bytes.len() as u64;
     if consumed == 0 && bytes.len() as u64 == window {
-        skip_long_line(file, from_offset, window, &mut batch).map_err(io_failure)?;
+        skip_long_line(file, from_offset, window, batch)?;
     }
-    Ok(batch)
+    Ok(())
 }
 
 /// The first line from `from_offset` does not fit in one read: it is skipped, reported once,
@@ -122,10 +191,14 @@ fn skip_long_line(
         from_offset,
         format!("line longer than the {window}-byte read limit"),
     ));
-    match find_newline(file)? {
-        Ok(end) => batch.next_offset = end + 1,
+    match find_newline(file, u64::MAX)? {
+        Ok(end) => {
+            batch.next_offset = end + 1;
+            batch.scanned_to = end + 1;
+        }
         Err(scanned_to) => {
             batch.next_offset = scanned_to;
+            batch.scanned_to = scanned_to;
             batch.inside_long_line = true;
         }
     }
@@ -150,13 +223,18 @@ fn parse_event(offset: u64, line: &[u8]) -> Result<Option<PartyEvent>, String> {
     }))
 }
 
-/// The offset of the next '\n' from the reader's position on, reading in small chunks;
-/// without one, Err(the end of the file, where a later look goes on).
-fn find_newline(file: &mut File) -> io::Result<Result<u64, u64>> {
+/// The offset of the next '\n' from the reader's position on, looking at most `limit`
+/// bytes, in small chunks; without one, Err(where the look stopped: a later one goes on).
+fn find_newline(file: &mut File, limit: u64) -> io::Result<Result<u64, u64>> {
     let mut position = file.stream_position()?;
+    let end = position.saturating_add(limit);
     let mut chunk = vec![0; 64 * 1024];
     loop {
-        let read = file.read(&mut chunk)?;
+        let want = (end - position).min(chunk.len() as u64) as usize;
+        if want == 0 {
+            return Ok(Err(position));
+        }
+        let read = file.read(&mut chunk[..want])?;
         if read == 0 {
             return Ok(Err(position));
         }

@@ -3,7 +3,7 @@
 //! pipeline's `.party/` directory.
 //!
 //! Boundary: plain files under one worktree; touches neither the store nor the network, and
-//! nothing here is async. Nothing under `.party/` can make this module read or write outside
+//! nothing here is async (the watcher calls back on its own thread). Nothing under `.party/` can make this module read or write outside
 //! the worktree: every path is relative and checked component by component, links are refused
 //! and never followed, only regular files are opened, and every read is capped. A missing,
 //! empty or corrupt file is skipped and reported, never fatal to a whole read. See
@@ -12,7 +12,8 @@
 //!
 //! Files: `model` (what is read), `files` (the one safe way to open and list under `.party/`),
 //! `read` (sessions, snapshots and their JSON files), `events` (`events.ndjson`), `status`
-//! (the task status a pipeline shows), `decide` (writing a human's decision back).
+//! (the task status a pipeline shows), `decide` (writing a human's decision back), `watch`
+//! (kernel notifications of changes, and a fingerprint that tells whether to read again).
 
 use std::io;
 use std::path::PathBuf;
@@ -25,9 +26,10 @@ mod read;
 mod status;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub use decide::{apply_decision, make_current, request_result_approval};
-pub use events::{read_events, read_events_after};
+pub use events::{EventCursor, read_events, read_events_after, read_events_at};
 pub use files::read_capped;
 pub use model::{
     ApprovalKind, ApprovalRequest, EventBatch, ExitSummary, Finding, PartyEvent, SessionState,
@@ -35,6 +37,7 @@ pub use model::{
 };
 pub use read::{active_session_id, read_snapshot};
 pub use status::{HOOK_IGNORES_AFTER_HOURS, derive_status, hook_ignores, is_terminal_phase};
+pub use watch::{Change, PartyWatch, PartyWatcher, fingerprint};
 
 /// Caps on what one call may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

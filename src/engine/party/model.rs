@@ -109,6 +109,8 @@ pub struct EventBatch {
     /// `next_offset` is inside a line longer than the read cap whose end is not written
     /// yet: the next call passes this on and skips to that line's end without rescanning.
     pub inside_long_line: bool,
+    /// No '\n' from `next_offset` up to here: the unfinished last line was looked at this far.
+    pub scanned_to: u64,
 }
 
 /// How the engine process ended.

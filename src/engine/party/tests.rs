@@ -142,6 +142,7 @@ fn read_until_idle_from(
         next_offset: from,
         skipped: Vec::new(),
         inside_long_line,
+        scanned_to: from,
     };
     loop {
         let batch = read_events_after(root, id, all.next_offset, all.inside_long_line, limits)
@@ -551,6 +552,64 @@ fn a_line_longer_than_the_read_limit_is_skipped_not_stuck() {
         done.next_offset,
         fs::metadata(tree.path(&events)).expect("len").len()
     );
+}
+
+#[test]
+fn an_unfinished_line_is_looked_at_once_per_byte_then_read_whole() {
+    let tree = Tree::new();
+    let limits = Limits {
+        max_events_read_bytes: 256,
+        ..Limits::default()
+    };
+    let events = session_file("events.ndjson");
+    let first = event_line_for_test("a", "");
+    let partial = r#"{"type":"b","pad":"#;
+    tree.write(&events, format!("{first}{partial}"));
+    let batch = read_events(tree.root(), SESSION, 0, &limits).expect("read");
+    assert_eq!(batch.events.len(), 1);
+    let cursor = batch.cursor();
+    assert_eq!(cursor.offset, first.len() as u64);
+    assert_eq!(cursor.scanned_to, (first.len() + partial.len()) as u64);
+
+    // Plant a '\n' inside the bytes already looked at (same length), then let the line grow:
+    // a reader that rescanned from the line's start would find it and skip a "line".
+    let path = tree.path(&events);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[first.len() + 1] = b'\n';
+    bytes.extend_from_slice(br#""more"#);
+    fs::write(&path, &bytes).expect("write");
+    let grown = read_events_at(tree.root(), SESSION, cursor, &limits).expect("read");
+    assert!(
+        grown.events.is_empty() && grown.skipped.is_empty(),
+        "{grown:?}"
+    );
+    assert_eq!(grown.next_offset, cursor.offset);
+    assert_eq!(
+        grown.scanned_to,
+        bytes.len() as u64,
+        "only the new bytes were looked at"
+    );
+    let rescanned = read_events(tree.root(), SESSION, cursor.offset, &limits).expect("read");
+    assert_eq!(
+        rescanned.skipped.len(),
+        1,
+        "a rescan sees the planted newline"
+    );
+
+    // Unchanged: nothing is read. Growing past the cap: skipped once, never stuck.
+    let same = read_events_at(tree.root(), SESSION, grown.cursor(), &limits).expect("read");
+    assert_eq!(same.cursor(), grown.cursor());
+    tree.append(&events, &"x".repeat(300));
+    let long = read_events_at(tree.root(), SESSION, grown.cursor(), &limits).expect("read");
+    assert_eq!(long.skipped.len(), 1, "{:?}", long.skipped);
+    assert!(long.inside_long_line);
+    let end = fs::metadata(&path).expect("len").len();
+    assert_eq!(long.next_offset, end);
+    tree.append(&events, &format!("\n{first}"));
+    let after = read_events_at(tree.root(), SESSION, long.cursor(), &limits).expect("read");
+    assert_eq!(after.events.len(), 1);
+    assert_eq!(after.events[0].offset, end + 1);
+    assert!(after.skipped.is_empty());
 }
 
 #[test]

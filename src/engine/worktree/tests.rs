@@ -235,6 +235,40 @@ async fn add_recovers_the_branch_a_crash_left_behind() {
 }
 
 #[tokio::test]
+async fn a_dead_nodes_worktree_of_the_task_is_taken_over_with_its_files() {
+    let root = scratch_dir();
+    let repo = init_repo(&root.path().join("my repo"));
+    let dead = Worktrees::new(root.path().join("node a"));
+    let alive = Worktrees::new(root.path().join("node b"));
+    let left = dead
+        .add(&repo, "shop", 1, "aiops/bugfix/1", "main")
+        .await
+        .unwrap();
+    write(&left.join(".party/state.json"), "{}\n");
+    write(&left.join("work.txt"), "uncommitted\n");
+
+    // Before: "'aiops/bugfix/1' is already used by worktree at <node a>/…".
+    let path = alive
+        .add(&repo, "shop", 1, "aiops/bugfix/1", "main")
+        .await
+        .unwrap();
+    assert_eq!(path, alive.path_for("shop", 1));
+    assert_eq!(current_branch(&path), "aiops/bugfix/1");
+    assert_eq!(
+        std::fs::read_to_string(path.join("work.txt")).unwrap(),
+        "uncommitted\n"
+    );
+    assert!(path.join(".party/state.json").exists());
+    assert!(!left.exists(), "the dead node's copy is gone");
+
+    // A branch checked out anywhere else (here the main checkout) is never touched.
+    sh_git(&repo, &["checkout", "--quiet", "-b", "mine"]);
+    let refused = alive.add(&repo, "shop", 2, "mine", "main").await;
+    assert!(refused.is_err());
+    assert_eq!(current_branch(&repo), "mine");
+}
+
+#[tokio::test]
 async fn prepare_clones_once_then_fetches_new_commits() {
     let root = scratch_dir();
     let (bare, url) = init_remote(root.path());

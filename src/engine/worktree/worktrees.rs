@@ -13,7 +13,10 @@ impl Worktrees {
     /// attempt left behind.
     ///
     /// An existing worktree on `branch` is returned unchanged; an existing `branch` without a
-    /// worktree is checked out again; a stray directory at the path is deleted first.
+    /// worktree is checked out again; a stray directory at the path is deleted first. A
+    /// worktree of `branch` at another task path (left by a node that died, with another data
+    /// directory on this host) is taken over: moved here with its files, or removed when it
+    /// cannot be moved. A task runs in one process at a time, so nobody else uses it.
     /// Serialized per repository: git fails when two adds run in one repository at once.
     pub async fn add(
         &self,
@@ -48,6 +51,9 @@ impl Worktrees {
         }
         if let Some(parent) = path.parent() {
             create_dir_all(parent).await?;
+        }
+        if take_over(&repo, branch, project, task_id, &path).await? {
+            return Ok(path);
         }
         if resolves(&repo, &format!("refs/heads/{branch}")).await? {
             tracing::info!(branch, path = %path.display(), "checking out a branch left by an earlier attempt");
@@ -123,21 +129,19 @@ async fn delete_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
 
 /// A worktree as `git worktree list` reports it.
 struct RegisteredWorktree {
+    location: PathBuf,
     /// Short branch name, none when detached.
     branch: Option<String>,
 }
 
-/// The registration of the worktree at `path`, if git has one.
-async fn registered_worktree(
-    repo: &Path,
-    path: &Path,
-) -> Result<Option<RegisteredWorktree>, WorktreeError> {
+/// Every worktree git has registered for `repo`, the main one first.
+async fn registered_worktrees(repo: &Path) -> Result<Vec<RegisteredWorktree>, WorktreeError> {
     let listing = git(repo)
         .args(["worktree", "list", "--porcelain", "-z"])
         .run()
         .await?;
-    let wanted = canonical(path).await;
     let text = String::from_utf8_lossy(&listing);
+    let mut found = Vec::new();
     // Records are NUL-separated fields ending in an empty field.
     for record in text.split("\0\0").filter(|record| !record.is_empty()) {
         let mut location = None;
@@ -154,11 +158,65 @@ async fn registered_worktree(
                 );
             }
         }
-        if let Some(location) = location
-            && canonical(&location).await == wanted
-        {
-            return Ok(Some(RegisteredWorktree { branch }));
+        if let Some(location) = location {
+            found.push(RegisteredWorktree { location, branch });
+        }
+    }
+    Ok(found)
+}
+
+/// The registration of the worktree at `path`, if git has one.
+async fn registered_worktree(
+    repo: &Path,
+    path: &Path,
+) -> Result<Option<RegisteredWorktree>, WorktreeError> {
+    let wanted = canonical(path).await;
+    for worktree in registered_worktrees(repo).await? {
+        if canonical(&worktree.location).await == wanted {
+            return Ok(Some(worktree));
         }
     }
     Ok(None)
+}
+
+/// Takes over a worktree of `branch` that is registered at another task path of the same
+/// task (`…/<project>/<task_id>`, another node's data directory): moves it to `path`, files
+/// and `.party/` included, so a recovered pipeline goes on where it stopped; when git cannot
+/// move it, removes it so the branch can be checked out here. The main checkout and any other
+/// directory are never touched. True when the worktree is now at `path`.
+async fn take_over(
+    repo: &Path,
+    branch: &str,
+    project: &str,
+    task_id: i64,
+    path: &Path,
+) -> Result<bool, WorktreeError> {
+    let task_dir = Path::new(project).join(task_id.to_string());
+    let Some(other) = registered_worktrees(repo)
+        .await?
+        .into_iter()
+        .skip(1)
+        .find(|w| w.branch.as_deref() == Some(branch) && w.location.ends_with(&task_dir))
+    else {
+        return Ok(false);
+    };
+    tracing::warn!(branch, from = %other.location.display(), to = %path.display(), "taking over a worktree another node left");
+    let moved = git(repo)
+        .args(["worktree", "move"])
+        .arg(&other.location)
+        .arg(path)
+        .run()
+        .await;
+    match moved {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            tracing::warn!(error = %e, from = %other.location.display(), "cannot move the worktree; removing it");
+            git(repo)
+                .args(["worktree", "remove", "--force"])
+                .arg(&other.location)
+                .run()
+                .await?;
+            Ok(false)
+        }
+    }
 }

@@ -1,0 +1,253 @@
+//! Live in milliseconds: what a pipeline writes reaches an event stream on a file
+//! notification, not on a poll; and a freed concurrency slot starts the next waiting task at
+//! once, not after `slot_wait_secs`. Real queue, real git worktrees, the pipeline simulator,
+//! real HTTP on loopback, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
+use common::{Db, TestApp, wait_for};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Far longer than any wait below: a fast arrival cannot be the safety-net poll.
+const LONG_POLL_MS: u64 = 120_000;
+
+/// The events file of a running task's party session, once ingestion found the session.
+async fn events_file(app: &TestApp, id: i64) -> PathBuf {
+    wait_for("the party session to be found", WAIT, || async {
+        let exec = app.store.task_exec(id).await.unwrap();
+        let (Some(worktree), Some(session)) = (exec.worktree_path, exec.party_session_id) else {
+            return None;
+        };
+        let path = PathBuf::from(worktree).join(format!(".party/sessions/{session}/events.ndjson"));
+        path.exists().then_some(path)
+    })
+    .await
+}
+
+fn append(path: &PathBuf, bytes: &[u8]) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// An open SSE stream of one task, read frame by frame.
+struct Stream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, task: i64, after: i64) -> Stream {
+        let response = app
+            .get(&format!("/api/v1/events/stream?task={task}&after={after}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        Stream {
+            body: response
+                .bytes_stream()
+                .map(|chunk| chunk.map(|b| b.to_vec()))
+                .boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// Waits (at most `deadline`) for an event of `kind`; returns when it arrived.
+    async fn until_kind(&mut self, kind: &str, deadline: Duration) -> Instant {
+        let wanted = format!("event: {kind}\n");
+        let read = async {
+            loop {
+                while let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    if frame.contains(&wanted) {
+                        return Instant::now();
+                    }
+                }
+                let chunk = self.body.next().await.expect("stream open").unwrap();
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(deadline, read)
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} event within {deadline:?}"))
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn a_written_event_reaches_the_stream_on_a_notification(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| {
+        c.engine.ingest_interval_ms = LONG_POLL_MS;
+        c.ingest.max_event_line_bytes = 64 * 1024;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "hang", "normal").await;
+    // Found at all only because `.party/` appearing was notified: the first read is at start.
+    let events = events_file(&app, id).await;
+    let mut stream = Stream::open(&app, id, app.store.max_event_id().await.unwrap()).await;
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let kind = format!("probe_{i}");
+        let written = Instant::now();
+        append(
+            &events,
+            format!("{{\"type\":\"{kind}\",\"n\":{i}}}\n").as_bytes(),
+        );
+        let arrived = stream.until_kind(&kind, Duration::from_secs(10)).await;
+        latencies.push(arrived - written);
+    }
+    latencies.sort();
+    println!(
+        "file write → SSE ({db:?}): p50 {:?}, max {:?}",
+        percentile(&latencies, 0.5),
+        latencies.last().unwrap()
+    );
+
+    // A corrupt line, then a line over the cap that grows without a newline: skipped,
+    // recorded as inside that line (a restart goes on from there), and the stream goes on.
+    append(&events, b"{not json\n");
+    append(&events, &vec![b'x'; 100 * 1024]);
+    wait_for("the over-long line to be recorded", WAIT, || async {
+        app.store
+            .task_exec(id)
+            .await
+            .unwrap()
+            .events_inside_line
+            .then_some(())
+    })
+    .await;
+    append(&events, &vec![b'y'; 100 * 1024]);
+    append(&events, b"\n{\"type\":\"after_the_long_line\"}\n");
+    stream
+        .until_kind("after_the_long_line", Duration::from_secs(10))
+        .await;
+    let exec = app.store.task_exec(id).await.unwrap();
+    assert!(!exec.events_inside_line);
+    assert_eq!(
+        exec.events_offset as u64,
+        std::fs::metadata(&events).unwrap().len()
+    );
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    wait_status(&app, id, &["cancelled"]).await;
+}
+
+/// A restarted reader inside an over-long line goes on looking for its end: it never reads
+/// the line from its start (a line planted inside the part already looked at stays unseen).
+async fn a_restart_inside_a_long_line_does_not_rescan(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| {
+        c.engine.ingest_interval_ms = LONG_POLL_MS;
+        c.ingest.max_event_line_bytes = 4096;
+        c.engine.worktree_retention = aiops::config::WorktreeRetention::Keep;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "hang", "normal").await;
+    let events = events_file(&app, id).await;
+    let start = std::fs::metadata(&events).unwrap().len();
+    append(&events, &vec![b'x'; 20_000]);
+    let exec = wait_for("the over-long line to be recorded", WAIT, || async {
+        let exec = app.store.task_exec(id).await.unwrap();
+        (exec.events_inside_line && exec.events_offset as u64 == start + 20_000).then_some(exec)
+    })
+    .await;
+    app.post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    wait_status(&app, id, &["cancelled"]).await;
+    // Plant a valid event inside the part already scanned, then end the long line.
+    let mut bytes = std::fs::read(&events).unwrap();
+    let planted = b"\n{\"type\":\"planted\"}\n";
+    let at = start as usize + 100;
+    bytes[at..at + planted.len()].copy_from_slice(planted);
+    bytes.extend_from_slice(b"\n{\"type\":\"after_restart\"}\n");
+    std::fs::write(&events, &bytes).unwrap();
+
+    let limits = aiops::engine::party::Limits {
+        max_events_read_bytes: 4096,
+        ..Default::default()
+    };
+    let mut ingestor = aiops::engine::ingest::Ingestor::new(
+        app.store.clone(),
+        &exec,
+        PathBuf::from(exec.worktree_path.clone().unwrap()),
+        limits,
+        app.config.ingest,
+        app.vault.redactor(Vec::new()),
+    );
+    ingestor.tick().await.unwrap();
+    let kinds: Vec<String> = app
+        .store
+        .events_after(0, Some(id), None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.iter().any(|k| k == "after_restart"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "planted"),
+        "the long line was rescanned"
+    );
+}
+
+/// With `slot_wait_secs` far longer than the test, a task waiting for its project's only
+/// slot starts as soon as the slot is released: only the wake-up on release explains it.
+async fn a_released_slot_starts_the_next_task_at_once(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "", |c| {
+        c.engine.slot_wait_secs = 600;
+        c.engine.queue_poll_ms = 60_000;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({"max_concurrency": 1})).await;
+    let ids = [
+        create_task(&app, "shop", "first", "normal").await,
+        create_task(&app, "shop", "second", "normal").await,
+        create_task(&app, "shop", "third", "high").await,
+    ];
+    for id in ids {
+        wait_status(&app, id, &["awaiting_approval"]).await;
+    }
+    let mut runs = Vec::new();
+    for id in ids {
+        let run = app.store.runs(id).await.unwrap().remove(0);
+        runs.push((run.started_at, run.finished_at.unwrap(), id));
+    }
+    runs.sort();
+    // The high-priority task queued last went before the normal one waiting longer, when
+    // it was queued before the first run ended.
+    let high_queued = app.store.task(ids[2]).await.unwrap().created_at;
+    if runs[0].2 != ids[2] && high_queued < runs[0].1 {
+        assert_eq!(runs[1].2, ids[2], "{runs:?}");
+    }
+    for pair in runs.windows(2) {
+        let gap = (pair[1].0 - pair[0].1).to_std().unwrap_or_default();
+        println!("slot released → next run started: {gap:?}");
+        assert!(gap < Duration::from_secs(5), "the next task waited {gap:?}");
+    }
+    assert_eq!(app.store.slot_waiters().await.unwrap(), 0);
+}
+
+on_both_databases!(
+    a_written_event_reaches_the_stream_on_a_notification,
+    a_restart_inside_a_long_line_does_not_rescan,
+    a_released_slot_starts_the_next_task_at_once,
+);
