@@ -549,6 +549,13 @@ impl Engine {
             Ok(state) => {
                 let (status, _) =
                     party::derive_status(state.phase.as_deref(), state.has_pending_request, None);
+                // An end (done, rolled back, failed) is the engine's to record once the run has
+                // finished and its work is delivered; until then the task is running.
+                let status = if status.has_ended() {
+                    TaskStatus::Running
+                } else {
+                    status
+                };
                 let now = Some((status, state.phase.clone()));
                 if *shown != now {
                     let phase = state.phase.as_deref();

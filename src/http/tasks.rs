@@ -35,7 +35,11 @@ async fn create_task(
     Extension(access): Extension<Access>,
     ApiJson(new): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Task>)> {
-    access.on_project_named(&state.store, &new.project).await?;
+    // An unknown project is a bad field of this request (422), as `task_spec` says it.
+    match access.on_project_named(&state.store, &new.project).await {
+        Err(crate::error::Error::NotFound(_)) => {}
+        checked => checked.map(|_| ())?,
+    }
     let spec = tasks::task_spec(
         &state.store,
         &state.config.tasks,
