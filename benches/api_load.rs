@@ -8,18 +8,14 @@
 //! `AIOPS_TEST_DATABASE_URL` (postgres://postgres@127.0.0.1:5432/test; a scratch database
 //! is created and dropped), `BENCH_BACKENDS` (sqlite,postgres).
 
+mod common;
+use common::env_or;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aiops::config::Config;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Phase {
     name: &'static str,

@@ -8,6 +8,9 @@
 //! `AIOPS_TEST_DATABASE_URL` (postgres://postgres@127.0.0.1:5432/test; a scratch
 //! database is created and dropped).
 
+mod common;
+use common::{env_or, git_repo, percentile, scratch_pg};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,46 +20,6 @@ use aiops::queue::{NewJob, RunJob};
 use aiops::store::{Pool, Store};
 use aiops::tasks::{self, Priority, Source, TaskSpec};
 use apalis::prelude::*;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn git_repo(dir: &std::path::Path) {
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "."],
-        &[
-            "-c",
-            "user.name=b",
-            "-c",
-            "user.email=b@b",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    ] {
-        if args[0] == "add" {
-            std::fs::write(dir.join("README.md"), "bench\n").unwrap();
-        }
-        assert!(
-            std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1);
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// Pushes `jobs` jobs on a scratch queue in one transaction each, then measures how fast
 /// one apalis worker with a no-op handler at concurrency 8 claims and completes them.
@@ -255,25 +218,6 @@ async fn wait_ended(store: &Store, ids: &[i64]) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-}
-
-async fn scratch_pg(admin_url: &str, name: &str) -> String {
-    let admin = sqlx::PgPool::connect(admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(admin_url).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }
 
 #[tokio::main]

@@ -9,8 +9,11 @@
 //! `BENCH_SAMPLES` (100 events), `BENCH_IDLE_SECS` (10), `AIOPS_TEST_DATABASE_URL`
 //! (postgres://postgres@127.0.0.1:5432/test; scratch databases are created and dropped).
 
+mod common;
+use common::{env_or, git_repo, percentile, scratch_pg};
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aiops::config::Config;
@@ -19,43 +22,6 @@ use aiops::tasks::{self, Priority, Source, TaskSpec};
 use futures::StreamExt;
 
 const SESSION: &str = "party-bugfix-20260101120000";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn git_repo(dir: &Path) {
-    std::fs::write(dir.join("README.md"), "bench\n").unwrap();
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "."],
-        &[
-            "-c",
-            "user.name=b",
-            "-c",
-            "user.email=b@b",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    ] {
-        let ok = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1);
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// An idle pipeline: makes its party session and its events file, then sleeps.
 fn idle_agent() -> String {
@@ -284,24 +250,6 @@ async fn wait_run_end(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-async fn scratch_pg(admin_url: &str, name: &str) -> String {
-    let admin = sqlx::PgPool::connect(admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    let mut url = url::Url::parse(admin_url).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }
 
 #[tokio::main]

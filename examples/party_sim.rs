@@ -122,6 +122,13 @@ const STALE_AFTER_HOURS: i64 = 4;
 const MAX_REVISIONS: u64 = 3;
 const DEFAULT_MODEL: &str = "claude-opus-4-5";
 const MEMBERS: [&str; 4] = ["analyst", "architect", "builder", "reviewer"];
+/// The phases each member works in, as the plugin's bugfix team has them.
+const MEMBER_PHASES: [&[&str]; 4] = [
+    &["ANALYZING"],
+    &["ANALYZING", "PLANNING"],
+    &["EXECUTING"],
+    &["REVIEWING"],
+];
 const PIPELINE: [&str; 6] = [
     "CONTEXTUALIZING",
     "ANALYZING",
@@ -385,6 +392,8 @@ struct Member {
     agent: String,
     #[serde(default)]
     role: String,
+    #[serde(default)]
+    phases: Vec<String>,
     #[serde(default)]
     spawned: bool,
     #[serde(flatten)]
@@ -1273,7 +1282,11 @@ impl Sim {
     }
 
     fn agent_completed(&self, name: &str) -> Res<()> {
-        self.event("agent_completed", json!({"name": name}))?;
+        let phase = self.load_session()?.phase;
+        self.event(
+            "agent_completed",
+            json!({"agent": name, "name": name, "phase": phase}),
+        )?;
         self.update_session(|s| {
             s.execution.workers_active = s.execution.workers_active.saturating_sub(1)
         })
@@ -1290,12 +1303,14 @@ impl Sim {
         extra: Option<(&str, &str)>,
     ) -> Res<()> {
         write_atomic(&self.dir().join("findings").join(name), content.as_bytes())?;
+        // The real hooks emit no `findings_submitted` (contract section 4); only the
+        // misbehaviour flags write one, to carry their hostile text into events.ndjson.
         let file = format!("findings/{name}");
-        let mut data = json!({"phase": phase, "file": file, "agent": agent});
         if let Some((k, v)) = extra {
+            let mut data = json!({"phase": phase, "file": file, "agent": agent});
             data[k] = json!(v);
+            self.event("findings_submitted", data)?;
         }
-        self.event("findings_submitted", data)?;
         let slot = match name {
             "analysis.md" => Some(0),
             "design.md" => Some(1),
@@ -1506,17 +1521,23 @@ impl Sim {
         write_json(&self.approvals_dir().join(format!("{request_id}.json")), &a)?;
         self.event(
             "approval_requested",
-            json!({"request_id": request_id, "tool_name": "Bash", "risk_level": "HIGH", "approval_mode": mode}),
+            json!({"request_id": request_id, "tool_name": "Bash", "risk_level": "HIGH",
+                   "approval_mode": mode, "source": "pre-tool-enforce", "phase": "EXECUTING",
+                   "team": self.opts.team, "tool_input": {"command": format!("git add {CHANGE_FILE}")},
+                   "summary": format!("Bash on {CHANGE_FILE}")}),
         )?;
         let rid = request_id.clone();
         self.set_phase_with(
             "PENDING_APPROVAL",
             &format!("tool approval {request_id}"),
             |s| {
+                let mut extra = Map::new();
+                extra.insert("requested_tool".into(), json!("Bash"));
+                extra.insert("requested_at".into(), json!(ts()));
                 s.approval_context = Some(ApprovalContext {
                     pending_request_id: Some(rid),
                     previous_phase: Some("EXECUTING".into()),
-                    extra: Map::new(),
+                    extra,
                 });
             },
         )?;
@@ -1877,25 +1898,17 @@ impl Sim {
             task: task.to_string(),
             phase: "IDLE".into(),
             execution: Execution {
-                workers_total: MEMBERS.len() as u64,
+                workers_total: MEMBERS.len() as u64 + 1,
                 ..Execution::default()
             },
             fix_loop: FixLoop {
                 max_attempts: 3,
                 ..FixLoop::default()
             },
-            members: MEMBERS
-                .iter()
-                .map(|m| Member {
-                    name: m.to_string(),
-                    agent: m.to_string(),
-                    role: m.to_string(),
-                    spawned: false,
-                    extra: Map::new(),
-                })
-                .collect(),
+            members: team_members(),
             created_at: ts(),
             starting_phase: Some("CONTEXTUALIZING".into()),
+            extra: session_extras(&sid),
             ..Session::default()
         };
         self.save_session(&s)?;
@@ -1906,7 +1919,8 @@ impl Sim {
         self.register_claude_session()?;
         self.event(
             "pipeline_started",
-            json!({"team": self.opts.team, "task": task}),
+            json!({"sessionId": sid, "team": self.opts.team, "task": task,
+                   "membersCount": MEMBERS.len() + 1}),
         )?;
         let title: String = task.chars().take(120).collect();
         self.ensure_ticket(
@@ -1925,8 +1939,12 @@ impl Sim {
         let id = self
             .out
             .tool_use("TeamCreate", json!({"team_name": self.sid}));
+        self.event(
+            "agent_spawned",
+            json!({"agent": "leader", "name": "leader", "role": "orchestrator"}),
+        )?;
         for m in MEMBERS {
-            self.event("agent_spawned", json!({"name": m, "agent": m}))?;
+            self.event("agent_spawned", json!({"agent": m, "name": m, "role": m}))?;
             self.update_session(|s| {
                 for mem in s.members.iter_mut().filter(|x| x.name == m) {
                     mem.spawned = true;
@@ -1934,7 +1952,10 @@ impl Sim {
                 s.execution.workers_active += 1;
             })?;
         }
-        self.event("team_spawn_verified", json!({"members": MEMBERS.len()}))?;
+        self.event(
+            "team_spawn_verified",
+            json!({"team": self.opts.team, "memberCount": MEMBERS.len() + 1}),
+        )?;
         self.out
             .tool_result(&id, &format!("Team {} created", self.sid));
         Ok(())
@@ -2258,7 +2279,7 @@ impl Sim {
         self.set_phase("DONE", "pipeline complete")?;
         self.event(
             "pipeline_completed",
-            json!({"phase": "DONE", "outcome": "approved"}),
+            json!({"finalPhase": "DONE", "completedAt": ts()}),
         )?;
         self.out.say("Approved. The pipeline is done.");
         Ok("Pipeline approved and done.".into())
@@ -2272,7 +2293,7 @@ impl Sim {
         self.set_phase("ROLLED_BACK", "changes reverted")?;
         self.event(
             "pipeline_completed",
-            json!({"phase": "ROLLED_BACK", "outcome": "rejected", "reason": reason}),
+            json!({"finalPhase": "ROLLED_BACK", "completedAt": ts()}),
         )?;
         self.out.say("Rejected; the changes were rolled back.");
         Ok(format!("Pipeline rejected and rolled back ({reason})."))
@@ -2491,4 +2512,40 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The team as `session.json` lists it: the leader (an orchestrator, always there and
+/// spawned with the session) and the members, not spawned yet.
+fn team_members() -> Vec<Member> {
+    let leader = Member {
+        name: "leader".into(),
+        agent: "leader".into(),
+        role: "orchestrator".into(),
+        phases: vec!["CONTEXTUALIZING".into()],
+        spawned: true,
+        extra: Map::new(),
+    };
+    let members = MEMBERS.iter().zip(MEMBER_PHASES).map(|(m, phases)| Member {
+        name: m.to_string(),
+        agent: m.to_string(),
+        role: m.to_string(),
+        phases: phases.iter().map(|p| p.to_string()).collect(),
+        spawned: false,
+        extra: Map::new(),
+    });
+    std::iter::once(leader).chain(members).collect()
+}
+
+/// The fields the real plugin adds to `session.json` (contract section 4).
+fn session_extras(sid: &str) -> Map<String, Value> {
+    let mut extra = Map::new();
+    extra.insert("pluginRoot".into(), json!("/opt/party-sim"));
+    extra.insert(
+        "runtime_root".into(),
+        json!(format!(".party/sessions/{sid}")),
+    );
+    extra.insert("starting_phase_after_context".into(), json!("ANALYZING"));
+    extra.insert("approval_mode".into(), json!("platform"));
+    extra.insert("task_ticket_map".into(), json!({}));
+    extra
 }

@@ -233,7 +233,11 @@ pub async fn detail(store: &Store, id: i64) -> Result<TaskDetail> {
 }
 
 /// Statuses a task can be retried from.
-pub const RETRYABLE: &[TaskStatus] = &[TaskStatus::Failed, TaskStatus::Cancelled];
+pub const RETRYABLE: &[TaskStatus] = &[
+    TaskStatus::Failed,
+    TaskStatus::Cancelled,
+    TaskStatus::BudgetExceeded,
+];
 
 /// Runs a failed or cancelled task again: queued with a new job (in the same worktree when
 /// it still exists), a `status_changed` event saying who asked, all in one transaction.
@@ -243,7 +247,7 @@ pub async fn retry(store: &Store, task_id: i64, requested_by: &str) -> Result<Ta
     let mut tx = store.begin().await?;
     if !store::tasks::requeue(&mut tx, task_id, RETRYABLE, &reason).await? {
         return Err(Error::Conflict(format!(
-            "task {task_id} is {}; only a failed or cancelled task can be retried",
+            "task {task_id} is {}; only a failed, cancelled or budget_exceeded task can be retried",
             task.status
         )));
     }

@@ -1162,7 +1162,7 @@ async fn task_commands_create_list_cancel_and_retry() {
     assert!(
         early
             .stderr
-            .contains("only a failed or cancelled task can be retried"),
+            .contains("only a failed, cancelled or budget_exceeded task can be retried"),
         "{}",
         early.stderr
     );

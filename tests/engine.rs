@@ -390,8 +390,38 @@ async fn symlinks_read_nothing_outside(db: Db) {
 }
 
 async fn fixture_ingests_completely(db: Db) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/party/pending-tool-approval");
+    // (tree, session, phase, kind of the pending approval)
+    let trees = [
+        (
+            "pending-tool-approval",
+            "party-bugfix-20261124051937",
+            "PENDING_APPROVAL",
+            "tool",
+        ),
+        (
+            "hooks-pending-tool-approval",
+            "party-bugfix-20261130145858",
+            "PENDING_APPROVAL",
+            "tool",
+        ),
+        (
+            "hooks-awaiting-result-approval",
+            "party-bugfix-20261130145906",
+            "AWAITING_APPROVAL",
+            "result",
+        ),
+    ];
+    for (tree, session, phase, kind) in trees {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/party")
+            .join(tree);
+        ingest_fixture(db, &fixture, session, phase, kind).await;
+    }
+}
+
+/// Runs an agent that copies `fixture`'s `.party/` into its worktree and checks that every
+/// event, ticket, finding and approval, the team that ran and the members reach the task.
+async fn ingest_fixture(db: Db, fixture: &Path, session: &str, phase: &str, kind: &str) {
     let repo = common::git_repo();
     let command = format!("cp -R {}/.party .", fixture.display());
     let app = TestApp::spawn_with(db, |c| {
@@ -404,9 +434,10 @@ async fn fixture_ingests_completely(db: Db) {
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "fixture", "normal").await;
     let detail = wait_status(&app, id, &["awaiting_approval", "failed"]).await;
-    assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
-    assert_eq!(detail["phase"], "PENDING_APPROVAL");
-    let session_dir = fixture.join(".party/sessions/party-bugfix-20261124051937");
+    let tree = fixture.display();
+    assert_eq!(detail["status"], "awaiting_approval", "{tree}: {detail:#}");
+    assert_eq!(detail["phase"], phase, "{tree}");
+    let session_dir = fixture.join(".party/sessions").join(session);
     let count = |dir: &str, ext: &str| {
         std::fs::read_dir(session_dir.join(dir))
             .unwrap()
@@ -428,20 +459,45 @@ async fn fixture_ingests_completely(db: Db) {
             .count_events(id, aiops::model::EventOrigin::Party)
             .await
             .unwrap() as usize,
-        lines
+        lines,
+        "{tree}"
     );
     assert_eq!(
         detail["tickets"].as_array().unwrap().len(),
-        count("tickets", "json")
+        count("tickets", "json"),
+        "{tree}"
     );
     assert_eq!(
         detail["findings"].as_array().unwrap().len(),
-        count("findings", "md")
+        count("findings", "md"),
+        "{tree}"
     );
     let pending = detail["pending_approvals"].as_array().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0]["kind"], "tool");
-    assert!(pending[0]["tool_name"].is_string());
+    assert_eq!(pending.len(), 1, "{tree}");
+    assert_eq!(pending[0]["kind"], kind, "{tree}");
+    if kind == "tool" {
+        assert!(pending[0]["tool_name"].is_string(), "{tree}");
+    }
+    // The team that ran and the board, as session.json says.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(session_dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(detail["team_ran"], state["team"], "{tree}");
+    let members = state["members"].as_array().unwrap();
+    let board = &detail["board"];
+    assert_eq!(
+        board["members"].as_array().unwrap().len(),
+        members.len(),
+        "{tree}: {board:#}"
+    );
+    for (stored, member) in board["members"].as_array().unwrap().iter().zip(members) {
+        assert_eq!(stored["name"], member["name"], "{tree}");
+        assert_eq!(stored["role"], member["role"], "{tree}");
+        assert_eq!(stored["spawned"], member["spawned"], "{tree}");
+        let phases = member.get("phases").cloned().unwrap_or_else(|| json!([]));
+        assert_eq!(stored["phases"], phases, "{tree}");
+    }
+    assert_eq!(board["fix_loop"], state["fix_loop"], "{tree}");
+    assert_eq!(board["execution"], state["execution"], "{tree}");
 }
 
 async fn infrastructure_failures_retry_then_fail(db: Db) {
@@ -572,11 +628,7 @@ async fn retry_runs_a_failed_task_again(db: Db) {
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "crash", "normal").await;
     wait_status(&app, id, &["failed"]).await;
-    let response = app
-        .post(&format!("/api/v1/tasks/{id}/retry"))
-        .send()
-        .await
-        .unwrap();
+    let response = retry(&app, id).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let queued = response.json::<Value>().await.unwrap();
     assert_eq!(queued["status"], "queued");
@@ -604,27 +656,75 @@ async fn retry_takes_only_failed_or_cancelled_tasks(db: Db) {
     let repo = common::git_repo();
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "never runs", "normal").await;
-    let retry = |id: i64| app.post(&format!("/api/v1/tasks/{id}/retry")).send();
-    let early = retry(id).await.unwrap();
+    let early = retry(&app, id).await;
     assert_eq!(early.status(), StatusCode::CONFLICT);
     let body = early.json::<Value>().await.unwrap();
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("is queued; only a failed or cancelled task")),
+        body["error"]["message"].as_str().is_some_and(
+            |m| m.contains("is queued; only a failed, cancelled or budget_exceeded task")
+        ),
         "{body:#}"
     );
     app.post(&format!("/api/v1/tasks/{id}/cancel"))
         .send()
         .await
         .unwrap();
-    let retried = retry(id).await.unwrap();
+    let retried = retry(&app, id).await;
     assert_eq!(retried.status(), StatusCode::ACCEPTED);
     assert_eq!(task_detail(&app, id).await["status"], "queued");
-    assert_eq!(retry(99_999).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(retry(&app, 99_999).await.status(), StatusCode::NOT_FOUND);
+}
+
+/// A run whose streamed usage passes `costs.task_max_cost_usd` is stopped and the task ends
+/// `budget_exceeded` with its cost; retrying it does not run it again while it is over.
+async fn a_task_over_its_cost_limit_is_stopped(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-phase-delay-ms 100", |c| {
+        c.costs.task_max_cost_usd = 0.10;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "spend", "normal").await;
+    let detail = wait_status(
+        &app,
+        id,
+        &["budget_exceeded", "awaiting_approval", "failed"],
+    )
+    .await;
+    assert_eq!(detail["status"], "budget_exceeded", "{detail:#}");
+    let reason = detail["status_reason"].as_str().unwrap();
+    assert!(reason.contains("over its limit of $0.10"), "{reason}");
+    let runs = detail["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let cost = runs[0]["cost_usd"].as_f64().unwrap();
+    // Each simulated message costs about $0.02 at the claude-opus-4-5 price; the run was
+    // stopped long before the pipeline's ~50 messages (about $1) were spent.
+    assert!(cost > 0.10 && cost < 0.25, "{cost}");
+    assert!(runs[0]["num_turns"].as_i64().unwrap() < 15, "{runs:#?}");
+    assert_ne!(detail["phase"], "AWAITING_APPROVAL");
+    // A retry is refused by the budget before any agent starts.
+    let response = retry(&app, id).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let detail = wait_for("the retry to end over budget", WAIT, || async {
+        let detail = task_detail(&app, id).await;
+        let again = detail["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not run again"));
+        (detail["status"] == "budget_exceeded" && again).then_some(detail)
+    })
+    .await;
+    assert_eq!(detail["runs"].as_array().unwrap().len(), 1);
+}
+
+async fn retry(app: &TestApp, id: i64) -> reqwest::Response {
+    app.post(&format!("/api/v1/tasks/{id}/retry"))
+        .send()
+        .await
+        .unwrap()
 }
 
 on_both_databases!(
+    a_task_over_its_cost_limit_is_stopped,
     pipeline_reaches_awaiting_approval,
     limits_and_priority_hold,
     cancel_stops_the_process_group,

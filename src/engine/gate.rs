@@ -574,7 +574,7 @@ impl Engine {
     pub(super) async fn announce_end(&self, task_id: i64, status: TaskStatus) {
         let kind = match status {
             TaskStatus::Done => NoticeKind::TaskDone,
-            TaskStatus::Failed => NoticeKind::TaskFailed,
+            TaskStatus::Failed | TaskStatus::BudgetExceeded => NoticeKind::TaskFailed,
             _ => return,
         };
         let notice = Notice {

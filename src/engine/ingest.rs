@@ -299,6 +299,15 @@ impl Ingestor {
                 && undecided.contains(&approval.request_id)
         });
         let session = snapshot.session.as_ref();
+        if let Some(session) = session {
+            let mut board = session.board.clone();
+            for grant in &mut board.approval_grants {
+                *grant = self.redactor.redact_json(grant);
+            }
+            self.store
+                .set_task_board(self.task_id, session.team.as_deref(), &board)
+                .await?;
+        }
         Ok(PipelineState {
             phase: session.and_then(|s| s.phase.clone()),
             has_pending_request,

@@ -25,6 +25,7 @@ use crate::tasks;
 use crate::vault::{Redactor, Vault};
 
 pub mod agent;
+mod budget;
 mod gate;
 pub mod ingest;
 pub mod party;
@@ -233,6 +234,14 @@ impl Engine {
             .map(|(var, value, _)| (var.clone(), value.clone()))
             .collect();
         let timeout = project.timeout_secs.map(|s| s as u64);
+        let budget = budget::for_task(&self.store, &self.config, task.id).await?;
+        if let Some(why) = budget.exceeded(agent::Spent {
+            cost_usd: 0.0,
+            turns: 0,
+        }) {
+            let why = why.replacen("stopped: ", "not run again: ", 1);
+            return self.end(task.id, TaskStatus::BudgetExceeded, &why).await;
+        }
         let shared_redactor = Arc::new(redactor.clone());
         let spec = AgentSpec {
             argv,
@@ -241,6 +250,7 @@ impl Engine {
             timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
             max_output_bytes: self.config.engine.max_log_bytes,
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
+            budget,
         };
         drop(secrets);
         let run = PipelineRun {
@@ -339,10 +349,14 @@ impl Engine {
 
     /// Ends a task as failed before its pipeline could run, and says so to its channels.
     async fn fail(&self, task_id: i64, reason: &str) -> Result<JobOutcome> {
-        let failed = TaskStatus::Failed;
-        tasks::set_status(&self.store, task_id, failed, Some(reason), None).await?;
-        self.announce_end(task_id, failed).await;
-        Ok(JobOutcome::Ran(failed))
+        self.end(task_id, TaskStatus::Failed, reason).await
+    }
+
+    /// Ends a task that did not run (or cannot run again) in `status`, saying why.
+    async fn end(&self, task_id: i64, status: TaskStatus, reason: &str) -> Result<JobOutcome> {
+        tasks::set_status(&self.store, task_id, status, Some(reason), None).await?;
+        self.announce_end(task_id, status).await;
+        Ok(JobOutcome::Ran(status))
     }
 
     fn party_limits(&self) -> party::Limits {
@@ -528,6 +542,11 @@ impl Engine {
         let recorded = match event {
             AgentEvent::Started { pid } => self.store.set_run_process(run_id, i64::from(pid)).await,
             AgentEvent::SessionId(id) => self.store.set_task_claude_session(task_id, &id).await,
+            AgentEvent::Spent(spent) => {
+                self.store
+                    .set_run_spent(run_id, spent.cost_usd, spent.turns)
+                    .await
+            }
             AgentEvent::Line { .. } => Ok(()),
         };
         if let Err(e) = recorded {
@@ -686,6 +705,8 @@ fn settle(
             TaskStatus::Cancelled,
             Some("cancelled by request".to_string()),
         )
+    } else if let Some(why) = &outcome.budget_exceeded {
+        (TaskStatus::BudgetExceeded, Some(why.clone()))
     } else if outcome.timed_out {
         (
             TaskStatus::Failed,
@@ -700,6 +721,7 @@ fn settle(
     };
     let run_status = match () {
         _ if outcome.cancelled => RunStatus::Cancelled,
+        _ if outcome.budget_exceeded.is_some() => RunStatus::Failed,
         _ if outcome.timed_out => RunStatus::TimedOut,
         _ if outcome.exit_code == Some(0) => RunStatus::Succeeded,
         _ => RunStatus::Failed,
@@ -713,7 +735,9 @@ fn settle(
                 .or(Some(outcome.duration.as_millis() as i64)),
             ..stats.totals.clone()
         },
-        error: reason.clone().filter(|_| status == TaskStatus::Failed),
+        error: reason
+            .clone()
+            .filter(|_| matches!(status, TaskStatus::Failed | TaskStatus::BudgetExceeded)),
         log: outcome.log.clone(),
     };
     (status, reason, run)

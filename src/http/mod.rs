@@ -23,6 +23,7 @@ mod analytics;
 mod approvals;
 mod audit;
 mod auth;
+mod contract;
 mod credentials;
 pub mod error;
 mod events;
@@ -108,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(users::router())
         .split_for_parts();
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&contract::Contract, &mut openapi);
     let openapi = Arc::new(openapi);
     let api = api
         .route(

@@ -27,3 +27,33 @@ pub struct TicketRecord {
     pub body: serde_json::Value,
     pub updated_at: DateTime<Utc>,
 }
+
+/// What the plugin's `/party-board` shows of a session, as its `session.json` says: the
+/// team's members and whether each was spawned, the execution progress, the revision loop
+/// and the approval grants in force.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct PartyBoard {
+    pub members: Vec<BoardMember>,
+    /// `execution`: `{workers_total, workers_active, tasks_total, tasks_completed}`.
+    #[schema(value_type = Option<Object>)]
+    pub execution: Option<serde_json::Value>,
+    /// `fix_loop`: `{attempt, max_attempts}`.
+    #[schema(value_type = Option<Object>)]
+    pub fix_loop: Option<serde_json::Value>,
+    /// `approval_grants[]` entries that carry `uses_left` and `expires_at` (the plugin
+    /// ignores the others).
+    #[schema(value_type = Vec<Object>)]
+    pub approval_grants: Vec<serde_json::Value>,
+}
+
+/// One member of a party team (`members[]` of `session.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct BoardMember {
+    pub name: String,
+    pub agent: Option<String>,
+    /// e.g. `orchestrator` for the leader, `analyst`, `reviewer`.
+    pub role: Option<String>,
+    /// The phases the member works in.
+    pub phases: Vec<String>,
+    pub spawned: bool,
+}

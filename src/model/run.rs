@@ -42,7 +42,8 @@ pub struct RunTotals {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_creation_tokens: i64,
-    /// `total_cost_usd` of the result line; 0 without one.
+    /// `total_cost_usd` of the result line; without one (a stopped or crashed run), what its
+    /// streamed messages cost at the `[costs]` prices.
     pub cost_usd: f64,
     /// Claude's own measure of the run, from the result line.
     pub duration_ms: Option<i64>,

@@ -64,6 +64,8 @@ text_enum! {
         /// Rejected: the worktree and branch were removed.
         RolledBack = "rolled_back",
         Cancelled = "cancelled",
+        /// Stopped (or not run again) because it spent its `[costs]` limit.
+        BudgetExceeded = "budget_exceeded",
     }
 }
 
@@ -74,6 +76,7 @@ impl TaskStatus {
         TaskStatus::Failed,
         TaskStatus::RolledBack,
         TaskStatus::Cancelled,
+        TaskStatus::BudgetExceeded,
     ];
 
     /// Statuses of a task that is not over yet.
@@ -119,6 +122,12 @@ pub struct Task {
     pub pr_number: Option<i64>,
     /// What became of the change when there is no pull request ("no changes", a push error).
     pub change_note: Option<String>,
+    /// The team that actually ran, from the session's `session.json` (the plugin may pick
+    /// another than `team` asked for).
+    pub team_ran: Option<String>,
+    /// What the plugin's `/party-board` shows: members, execution, fix_loop, grants.
+    #[sqlx(json(nullable))]
+    pub board: Option<crate::model::PartyBoard>,
 }
 
 /// A validated task ready to insert.

@@ -202,6 +202,8 @@ pub(crate) mod tests {
             pr_url: None,
             pr_number: None,
             change_note: None,
+            team_ran: None,
+            board: None,
         };
         let approval = (kind == NoticeKind::ApprovalRequested).then(|| ApprovalRecord {
             id: 3,

@@ -31,6 +31,19 @@ impl Store {
         Ok(())
     }
 
+    /// What a running run has spent so far, as its streamed messages say.
+    pub async fn set_run_spent(&self, run_id: i64, cost_usd: f64, turns: i64) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET cost_usd = $2, num_turns = $3 WHERE id = $1 AND finished_at IS NULL")
+            .bind(run_id)
+            .bind(cost_usd)
+            .bind(turns)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Closes a run with its totals.
     pub async fn finish_run(&self, run_id: i64, end: &RunEnd) -> Result<()> {
         let totals = &end.totals;

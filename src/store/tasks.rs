@@ -29,7 +29,8 @@ pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
 
 const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
-    t.created_by, t.created_at, t.started_at, t.completed_at, t.pr_url, t.pr_number, t.change_note
+    t.created_by, t.created_at, t.started_at, t.completed_at, t.pr_url, t.pr_number, t.change_note,
+    t.team_ran, t.board
     FROM tasks t JOIN projects p ON p.id = t.project_id";
 
 impl Store {
@@ -119,6 +120,24 @@ impl Store {
             .bind(session_id)
             .bind(events_offset)
             .bind(inside_long_line)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the team that ran and the board its session shows.
+    pub async fn set_task_board(
+        &self,
+        task_id: i64,
+        team_ran: Option<&str>,
+        board: &crate::model::PartyBoard,
+    ) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE tasks SET team_ran = COALESCE($2, team_ran), board = $3 WHERE id = $1")
+            .bind(task_id)
+            .bind(team_ran)
+            .bind(sqlx::types::Json(board))
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

@@ -157,6 +157,11 @@ pub fn comment_body(config: &Config, reply: &ReplyDue, approval_link: Option<&st
         config.public_base_url(),
         reply.task_id
     );
+    let because = reply
+        .status_reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     let state = match reply.status {
         TaskStatus::Queued => "⏳ queued".to_string(),
         TaskStatus::Running => "🏃 running".to_string(),
@@ -169,16 +174,10 @@ pub fn comment_body(config: &Config, reply: &ReplyDue, approval_link: Option<&st
             (None, Some(note)) => format!("✅ done ({note})"),
             (None, None) => "✅ done".to_string(),
         },
-        TaskStatus::Failed => format!(
-            "❌ failed{}",
-            reply
-                .status_reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
+        TaskStatus::Failed => format!("❌ failed{because}"),
         TaskStatus::RolledBack => "↩️ rolled back".to_string(),
         TaskStatus::Cancelled => "🚫 cancelled".to_string(),
+        TaskStatus::BudgetExceeded => format!("💸 stopped at its cost limit{because}"),
     };
     format!(
         "**aiops** task [#{}]({link}) ({} team): {state}\n\n<sub>This comment is updated as the task moves on.</sub>",

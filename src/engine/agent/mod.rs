@@ -27,7 +27,7 @@ pub use crate::command_template::{TemplateError, render_command};
 pub use env::agent_env;
 pub use process::{group_alive, kill_group};
 pub use run::run_agent;
-pub use stream_json::RunStats;
+pub use stream_json::{RunStats, Spent};
 
 /// Why an agent could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,37 @@ pub struct AgentSpec {
     pub max_output_bytes: usize,
     /// Applied to every output line before it is stored or reported.
     pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
+    /// What the run may spend; the agent is stopped once its streamed usage passes it.
+    pub budget: Budget,
+}
+
+/// A run's spending limit: what the task spent before this run plus what this run has
+/// streamed may not pass `max_cost_usd` dollars or `max_turns` turns (None: no limit).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub prices: Arc<crate::config::CostsConfig>,
+    pub spent_before: Spent,
+    pub max_cost_usd: Option<f64>,
+    pub max_turns: Option<i64>,
+}
+
+impl Budget {
+    /// Why `spent` (this run's, added to `spent_before`) is over the limit, if it is.
+    pub fn exceeded(&self, spent: Spent) -> Option<String> {
+        let cost = self.spent_before.cost_usd + spent.cost_usd;
+        let turns = self.spent_before.turns + spent.turns;
+        if let Some(max) = self.max_cost_usd.filter(|max| cost > *max) {
+            return Some(format!(
+                "stopped: the task has cost ${cost:.4}, over its limit of ${max:.2} (costs.task_max_cost_usd)"
+            ));
+        }
+        if let Some(max) = self.max_turns.filter(|max| turns > *max) {
+            return Some(format!(
+                "stopped: the task has taken {turns} turns, over its limit of {max} (costs.task_max_turns)"
+            ));
+        }
+        None
+    }
 }
 
 /// How a run ended and what it said.
@@ -74,6 +105,8 @@ pub struct AgentOutcome {
     pub timed_out: bool,
     /// Stopped because the cancellation token fired.
     pub cancelled: bool,
+    /// Stopped because the streamed usage passed the budget: why, with the figures.
+    pub budget_exceeded: Option<String>,
     pub stats: RunStats,
     /// Redacted stdout+stderr interleaved in arrival order, lines prefixed "[stderr] " for
     /// stderr, capped.
@@ -93,6 +126,8 @@ pub enum AgentEvent {
     SessionId(String),
     /// One output line, already redacted.
     Line { stream: Stream, text: String },
+    /// What the run has spent so far changed (a streamed message's usage).
+    Spent(Spent),
 }
 
 /// Which pipe a line came from.

@@ -53,10 +53,12 @@ pub async fn run_agent(
     Ok(run.outcome(started_at))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum StopReason {
     TimedOut,
     Cancelled,
+    /// Why, with the figures.
+    OverBudget(String),
 }
 
 /// What one run has seen so far and which of its deadlines are pending.
@@ -79,7 +81,7 @@ impl<'a> Supervisor<'a> {
             pid,
             deadline: started_at.checked_add(spec.timeout),
             log: CappedLog::new(spec.max_output_bytes),
-            stats: StreamJsonStats::default(),
+            stats: StreamJsonStats::priced(spec.budget.prices.clone()),
             stop: None,
             sigkill_at: None,
             exit: None,
@@ -134,14 +136,36 @@ impl<'a> Supervisor<'a> {
     /// One output line: its session id noted (stdout only), then redacted into the log and
     /// the events.
     fn take_line(&mut self, stream: Stream, raw: &str, on_event: &mut impl FnMut(AgentEvent)) {
-        if stream == Stream::Stdout
-            && let Some(session_id) = self.stats.observe(raw)
-        {
-            on_event(AgentEvent::SessionId(session_id));
+        if stream == Stream::Stdout {
+            let before = self.stats.spent();
+            if let Some(session_id) = self.stats.observe(raw) {
+                on_event(AgentEvent::SessionId(session_id));
+            }
+            let spent = self.stats.spent();
+            if spent != before {
+                on_event(AgentEvent::Spent(spent));
+                self.check_budget(spent);
+            }
         }
         let text = (self.spec.redact)(raw);
         self.log.push_line(stream, &text);
         on_event(AgentEvent::Line { stream, text });
+    }
+
+    /// Stops the agent once what it spent passes the budget (once; not after it exited).
+    fn check_budget(&mut self, spent: super::Spent) {
+        if self.stop.is_some() || self.exit.is_some() {
+            return;
+        }
+        if let Some(why) = self.spec.budget.exceeded(spent) {
+            tracing::info!(
+                pid = self.pid,
+                cost_usd = spent.cost_usd,
+                turns = spent.turns,
+                "agent over its budget; stopping it"
+            );
+            self.begin_stop(StopReason::OverBudget(why));
+        }
     }
 
     /// The agent exited (or cannot be waited for); output is read a little longer.
@@ -165,7 +189,12 @@ impl<'a> Supervisor<'a> {
     /// How the run ended, with its duration counted up to now.
     fn outcome(self, started_at: Instant) -> AgentOutcome {
         let status = self.exit.flatten();
+        let budget_exceeded = match &self.stop {
+            Some(StopReason::OverBudget(why)) => Some(why.clone()),
+            _ => None,
+        };
         AgentOutcome {
+            budget_exceeded,
             exit_code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
             timed_out: self.stop == Some(StopReason::TimedOut),

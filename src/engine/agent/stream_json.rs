@@ -72,9 +72,57 @@ pub(super) struct StreamJsonStats {
     /// Keyed by message id: Claude repeats a message's usage on each of its content blocks.
     message_usage: BTreeMap<String, Usage>,
     unnamed_message_usage: Usage,
+    /// What the messages seen so far cost, at `prices` (kept per message id, like the usage).
+    message_cost: BTreeMap<String, f64>,
+    unnamed_message_cost: f64,
+    prices: Option<std::sync::Arc<crate::config::CostsConfig>>,
+}
+
+/// What a run has spent so far, counted from its streamed messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    pub cost_usd: f64,
+    /// Assistant messages.
+    pub turns: i64,
 }
 
 impl StreamJsonStats {
+    /// Counts the cost of each streamed message at `prices`.
+    pub(super) fn priced(prices: std::sync::Arc<crate::config::CostsConfig>) -> Self {
+        Self {
+            prices: Some(prices),
+            ..Self::default()
+        }
+    }
+
+    /// The cost and turns of the messages seen so far (the result line's cost once it came).
+    pub(super) fn spent(&self) -> Spent {
+        let streamed = self.message_cost.values().sum::<f64>() + self.unnamed_message_cost;
+        let turns = self.message_usage.len() as i64;
+        match self.result_usage {
+            Some(_) => Spent {
+                cost_usd: self.stats.cost_usd.max(streamed),
+                turns: self.stats.num_turns.unwrap_or(turns).max(turns),
+            },
+            None => Spent {
+                cost_usd: streamed,
+                turns,
+            },
+        }
+    }
+
+    /// The price of one message's usage, when prices are known.
+    fn message_price(&self, model: Option<&str>, usage: Usage) -> f64 {
+        self.prices.as_ref().map_or(0.0, |prices| {
+            prices.price(model).cost(
+                usage.input,
+                usage.output,
+                usage.cache_creation,
+                usage.cache_read,
+            )
+        })
+    }
+
     /// Takes one stdout line; returns the session id when this line announced a new one.
     pub(super) fn observe(&mut self, line: &str) -> Option<String> {
         if line.trim().is_empty() {
@@ -93,11 +141,17 @@ impl StreamJsonStats {
                 let message = event.get("message");
                 if let Some(usage) = message.and_then(|m| m.get("usage")) {
                     let usage = Usage::from_json(usage);
+                    let model = message.and_then(|m| m.get("model")).and_then(Value::as_str);
+                    let cost = self.message_price(model, usage);
                     match message.and_then(|m| m.get("id")).and_then(Value::as_str) {
                         Some(id) => {
                             self.message_usage.insert(id.to_owned(), usage);
+                            self.message_cost.insert(id.to_owned(), cost);
                         }
-                        None => self.unnamed_message_usage = self.unnamed_message_usage.add(usage),
+                        None => {
+                            self.unnamed_message_usage = self.unnamed_message_usage.add(usage);
+                            self.unnamed_message_cost += cost;
+                        }
                     }
                 }
                 None
@@ -133,6 +187,12 @@ impl StreamJsonStats {
     }
 
     pub(super) fn finish(mut self) -> RunStats {
+        if self.result_usage.is_none() {
+            // No result line (stopped or crashed): the streamed messages are all there is.
+            let spent = self.spent();
+            self.stats.cost_usd = spent.cost_usd;
+            self.stats.num_turns = Some(spent.turns).filter(|turns| *turns > 0);
+        }
         let usage = self.result_usage.unwrap_or_else(|| {
             self.message_usage
                 .values()

@@ -31,7 +31,70 @@ fn spec(argv: Vec<String>) -> AgentSpec {
         timeout: Duration::from_secs(10),
         max_output_bytes: 1024 * 1024,
         redact: Arc::new(str::to_owned),
+        budget: super::Budget {
+            prices: Arc::new(crate::config::CostsConfig::default()),
+            spent_before: super::Spent {
+                cost_usd: 0.0,
+                turns: 0,
+            },
+            max_cost_usd: None,
+            max_turns: None,
+        },
     }
+}
+
+/// A message line as Claude streams it: 5,000 input and 333 output tokens of Sonnet cost
+/// $0.019995.
+fn priced_message(n: usize) -> String {
+    format!(
+        r#"{{"type":"assistant","message":{{"id":"msg_{n}","model":"claude-sonnet-4-5","usage":{{"input_tokens":5000,"output_tokens":333}}}}}}"#
+    )
+}
+
+/// A shell that streams twenty priced messages, 0.2 s apart.
+fn priced_messages() -> Vec<String> {
+    let script: String = (0..20)
+        .map(|n| format!("echo '{}'; sleep 0.2; ", priced_message(n)))
+        .collect();
+    vec!["sh".into(), "-c".into(), script]
+}
+
+#[tokio::test]
+async fn a_run_is_stopped_within_one_message_of_passing_its_budget() {
+    // Twenty messages, 0.2 s apart; the limit is passed by the third ($0.06 > $0.05 with
+    // $0.01 spent by earlier runs: the second already makes $0.05, not over).
+    let mut spec = spec(priced_messages());
+    spec.budget.spent_before.cost_usd = 0.01;
+    spec.budget.max_cost_usd = Some(0.05);
+    let (outcome, events) = run(spec).await;
+    let why = outcome.budget_exceeded.expect("stopped over budget");
+    assert!(why.contains("over its limit of $0.05"), "{why}");
+    let messages = outcome.log.matches("\"type\":\"assistant\"").count();
+    assert!(
+        (3..=4).contains(&messages),
+        "{messages} messages: {}",
+        outcome.log
+    );
+    assert!(!outcome.cancelled && !outcome.timed_out);
+    // The stored cost is the streamed one (no result line came).
+    assert!((outcome.stats.cost_usd - 0.019995 * messages as f64).abs() < 1e-9);
+    let spent: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::Spent(spent) => Some(spent.turns),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spent, (1..=messages as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_turn_limit_stops_the_run_too() {
+    let mut spec = spec(priced_messages());
+    spec.budget.max_turns = Some(2);
+    let (outcome, _) = run(spec).await;
+    let why = outcome.budget_exceeded.expect("stopped over its turns");
+    assert!(why.contains("3 turns, over its limit of 2"), "{why}");
 }
 
 /// Runs the agent to its end, collecting every event.
@@ -210,12 +273,14 @@ async fn without_a_result_line_message_usage_is_summed_once_per_message() {
         Some("3f8a1c2e-7b4d-4e9a-9c1f-2d6e8b0a5c71")
     );
     assert_eq!(stats.result_subtype, None);
-    assert_eq!(stats.num_turns, None);
+    // Two messages (the repeated one counted once), priced as claude-opus-4-5:
+    // (5120·5 + 64·25 + 2048·6.25) + (5300·5 + 41·25 + 5120·0.5) dollars per million.
+    assert_eq!(stats.num_turns, Some(2));
     assert_eq!(stats.input_tokens, 5120 + 5300);
     assert_eq!(stats.output_tokens, 64 + 41);
     assert_eq!(stats.cache_creation_tokens, 2048);
     assert_eq!(stats.cache_read_tokens, 5120);
-    assert_eq!(stats.cost_usd, 0.0);
+    assert!((stats.cost_usd - 0.070085).abs() < 1e-9, "{}", stats.cost_usd);
     assert_eq!(stats.garbage_lines, 0);
 }
 

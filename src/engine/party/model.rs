@@ -17,6 +17,8 @@ pub struct SessionState {
     pub completed_at: Option<DateTime<Utc>>,
     /// `{request_id, previous_phase}` while a tool call waits for a human.
     pub approval_context: Option<Value>,
+    /// Members, execution progress, revision loop and grants.
+    pub board: crate::model::PartyBoard,
     /// The whole file, unknown fields included.
     pub raw: Value,
 }

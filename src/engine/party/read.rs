@@ -11,6 +11,7 @@ use super::files::{
 };
 use super::model::{ApprovalKind, ApprovalRequest, Finding, SessionState, Snapshot, Ticket};
 use super::{Limits, PartyError};
+use crate::model::{BoardMember, PartyBoard};
 
 /// Which party session is active: `.party/active-session.json`'s `session_id`, else
 /// `override_id` (`AI_PARTY_SESSION_ID`), else the newest `sessions/<id>/` directory by the
@@ -182,7 +183,54 @@ fn session_state(session_id: &str, object: Map<String, Value>) -> SessionState {
             .get("approval_context")
             .filter(|context| !context.is_null())
             .cloned(),
+        board: board(&object),
         raw: Value::Object(object),
+    }
+}
+
+/// What `/party-board` shows, read leniently: a member without a name and a grant without
+/// `uses_left` and `expires_at` are left out, as the plugin leaves them out.
+fn board(object: &Map<String, Value>) -> PartyBoard {
+    let strings = |value: Option<&Value>| -> Vec<String> {
+        value
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let members = object
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|member| {
+            let member = member.as_object()?;
+            Some(BoardMember {
+                name: text(member, "name")?,
+                agent: text(member, "agent"),
+                role: text(member, "role"),
+                phases: strings(member.get("phases")),
+                spawned: member.get("spawned").and_then(Value::as_bool) == Some(true),
+            })
+        })
+        .collect();
+    let object_at = |key: &str| object.get(key).filter(|v| v.is_object()).cloned();
+    PartyBoard {
+        members,
+        execution: object_at("execution"),
+        fix_loop: object_at("fix_loop"),
+        approval_grants: object
+            .get("approval_grants")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|grant| grant.get("uses_left").is_some() && grant.get("expires_at").is_some())
+            .cloned()
+            .collect(),
     }
 }
 
