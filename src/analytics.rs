@@ -27,6 +27,7 @@ pub const MAX_EXPENSIVE_TASKS: u32 = 100;
 
 /// What an analytics request asks for, as given (checked by [`AnalyticsRequest::query`]).
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsRequest {
     /// Start of the range: RFC 3339 or `YYYY-MM-DD` (UTC), rounded down to its bucket;
@@ -36,12 +37,16 @@ pub struct AnalyticsRequest {
     /// buckets; default now.
     pub to: Option<String>,
     /// `day` (default), `week` (ISO, from Monday) or `month`.
+    #[param(value_type = Option<crate::model::BucketSize>)]
     pub bucket: Option<String>,
     /// `project` (default), `team` or `source`.
+    #[param(value_type = Option<crate::model::GroupBy>)]
     pub group_by: Option<String>,
     /// Only this project's figures.
     pub project: Option<String>,
-    /// How many tasks `expensive-tasks` lists (1-100, default 10); other answers refuse it.
+    /// How many tasks `expensive-tasks` lists (1-100, default 10); the other answers have no
+    /// list to cut and ignore it.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -321,24 +326,12 @@ fn per(total: f64, count: i64) -> Option<f64> {
     (count > 0).then(|| total / count as f64)
 }
 
-/// Refuses `limit` on an answer that has no use for it.
-fn no_limit(request: &AnalyticsRequest) -> Result<()> {
-    match request.limit {
-        Some(_) => Err(Error::invalid(
-            "limit",
-            "only expensive-tasks takes a limit",
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Task figures for `request`, as `reader` may see them.
 pub async fn tasks(
     store: &Store,
     reader: &Principal,
     request: &AnalyticsRequest,
 ) -> Result<TaskAnalytics> {
-    no_limit(request)?;
     let query = request.query(store, reader, Utc::now()).await?;
     let rows = store.task_sums(&query).await?;
     Ok(TaskAnalytics {
@@ -353,7 +346,6 @@ pub async fn approvals(
     reader: &Principal,
     request: &AnalyticsRequest,
 ) -> Result<ApprovalAnalytics> {
-    no_limit(request)?;
     let query = request.query(store, reader, Utc::now()).await?;
     let rows = store.approval_sums(&query).await?;
     Ok(ApprovalAnalytics {

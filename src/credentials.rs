@@ -139,9 +139,11 @@ fn authorize_manage(
 pub struct NewCredential {
     /// Project name; omit for a global credential.
     pub project: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
     pub name: String,
     pub kind: CredentialKind,
     /// Defaults to the name in upper case with '-' as '_'.
+    #[schema(pattern = "^[A-Z_][A-Z0-9_]*$")]
     pub env_var: Option<String>,
     pub value: String,
 }

@@ -21,6 +21,7 @@ pub const DEFAULT_BRANCH_STRATEGY: &str = "aiops/{team}/{task_id}";
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     pub repo_url: Option<String>,
     pub local_path: Option<String>,

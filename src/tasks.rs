@@ -20,9 +20,12 @@ pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// Project name.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub project: String,
     /// Team preset; the configured default when omitted.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub team: Option<String>,
+    #[schema(pattern = "\\S")]
     pub prompt: String,
     pub priority: Option<Priority>,
     /// A second task with the same key on the same project is refused with 409.

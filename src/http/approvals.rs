@@ -27,15 +27,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ApprovalQuery {
     /// pending | decided | expired
+    #[param(value_type = Option<crate::model::ApprovalStatus>)]
     status: Option<String>,
     /// Only this project's approvals.
     project: Option<String>,
     /// Only this task's approvals.
     task: Option<i64>,
     /// Page size, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only entries about this target, e.g. `projects/shop`.
@@ -30,7 +31,10 @@ struct AuditQuery {
     since: Option<DateTime<Utc>>,
     /// Only entries at or before this time (RFC 3339).
     until: Option<DateTime<Utc>>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

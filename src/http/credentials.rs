@@ -40,6 +40,7 @@ async fn create_credential(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CredentialQuery {
     /// Only this project's credentials.

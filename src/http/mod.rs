@@ -109,9 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(users::router())
         .split_for_parts();
-    let mut openapi = openapi;
-    utoipa::Modify::modify(&contract::Contract, &mut openapi);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(contract::finish(openapi));
     let api = api
         .route(
             "/openapi.json",

@@ -91,14 +91,19 @@ async fn delete_channel(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct NotificationQuery {
     /// queued | sent | dead
+    #[param(value_type = Option<crate::model::NotificationStatus>)]
     status: Option<String>,
     /// Only this project's notifications.
     project: Option<String>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
     /// Page size, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

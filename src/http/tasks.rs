@@ -132,15 +132,20 @@ async fn run_log(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TaskQuery {
     /// Only this project's tasks.
     project: Option<String>,
     /// Only tasks in this status.
+    #[param(value_type = Option<crate::model::TaskStatus>)]
     status: Option<String>,
     /// `next_cursor` of the previous page.
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
     /// Page size, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

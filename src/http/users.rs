@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub login: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
@@ -42,6 +43,7 @@ pub struct NewUser {
     #[serde(default)]
     pub service: bool,
     /// Write-only; at least 12 characters.
+    #[schema(min_length = 12)]
     pub password: Option<String>,
 }
 
@@ -94,12 +96,19 @@ pub struct UserPatch {
 
 /// Disable or enable a user, or set its password.
 #[utoipa::path(patch, path = "/users/{login}", tag = "users", request_body = UserPatch,
-    responses((status = 200, body = UserDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,
+    Extension(access): Extension<Access>,
     ApiPath(login): ApiPath<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<Json<UserDetail>> {
+    // Nobody locks themselves out; another admin can disable an admin.
+    if patch.status == Some(UserStatus::Disabled) && access.principal.name == login {
+        return Err(Error::Conflict(
+            "you cannot disable your own account; ask another admin".into(),
+        ));
+    }
     if let Some(password) = &patch.password {
         users::set_password(&state.store, &login, password).await?;
     }
@@ -145,6 +154,7 @@ async fn revoke_role(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// At most the scopes of the credential making the request.
     #[schema(value_type = Vec<Scope>)]

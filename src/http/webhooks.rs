@@ -143,11 +143,15 @@ async fn receive_alerts(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     /// Only deliveries from this source, e.g. `github`.
     source: Option<String>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

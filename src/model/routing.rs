@@ -25,6 +25,7 @@ fn enabled_by_default() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct GithubRuleSpec {
     /// Unique slug (among rules of both kinds), used in URLs.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// Project whose repository the rule applies to; every registered repository when omitted.
     pub project: Option<String>,
@@ -62,6 +63,7 @@ pub struct GithubRuleSpec {
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleSpec {
     /// Unique slug (among rules of both kinds), used in URLs.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// Only alerts from this source (`alertmanager`, `grafana` or a generic source's name);
     /// any when omitted.

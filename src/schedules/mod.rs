@@ -48,6 +48,7 @@ pub const SCHEDULER_PRINCIPAL: &str = "scheduler";
 #[serde(deny_unknown_fields)]
 pub struct NewSchedule {
     /// Unique slug: lower-case letters, digits and '-'.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// Project name.
     pub project: String,

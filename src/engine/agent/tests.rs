@@ -280,7 +280,11 @@ async fn without_a_result_line_message_usage_is_summed_once_per_message() {
     assert_eq!(stats.output_tokens, 64 + 41);
     assert_eq!(stats.cache_creation_tokens, 2048);
     assert_eq!(stats.cache_read_tokens, 5120);
-    assert!((stats.cost_usd - 0.070085).abs() < 1e-9, "{}", stats.cost_usd);
+    assert!(
+        (stats.cost_usd - 0.070085).abs() < 1e-9,
+        "{}",
+        stats.cost_usd
+    );
     assert_eq!(stats.garbage_lines, 0);
 }
 
