@@ -136,11 +136,12 @@ pub fn router(state: AppState) -> Router {
             teams: state.teams.clone(),
             engine: state.engine.clone(),
         }))
-        .merge(crate::web::router().with_state(WebState {
-            config: state.config.clone(),
-            store: state.store.clone(),
-            vault: state.vault.clone(),
-        }))
+        .merge(crate::web::router().with_state(WebState::new(
+            state.config.clone(),
+            state.store.clone(),
+            state.vault.clone(),
+            state.teams.clone(),
+        )))
         .merge(
             webhooks::router(state.config.github.max_body_bytes)
                 .merge(slack::router())

@@ -51,6 +51,7 @@ pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
+pub mod dashboard;
 pub mod deliveries;
 pub mod events;
 pub mod notifications;
