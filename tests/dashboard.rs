@@ -196,7 +196,7 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     let (status, _) = post_form(&app, &app.token, "/account", &[("csrf", &csrf), ("language", "ko"), ("time_zone", "Asia/Seoul")], None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, html) = page(&app, &app.token, "/tasks").await;
-    assert!(html.contains("작업 만들기"), "Korean from the setting, without Accept-Language");
+    assert!(html.contains("조건에 맞는 작업이 없습니다"), "Korean from the setting, without Accept-Language");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

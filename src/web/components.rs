@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, PreEscaped, html};
 
 use super::i18n::Locale;
-use crate::model::{ApprovalStatus, Decision, Event, TaskStatus};
+use crate::model::{ApprovalStatus, Decision, Event, EventOrigin, TaskStatus};
 
 /// A task's status as a badge: a dot, the colour and the words.
 pub fn task_status(locale: &Locale, status: TaskStatus) -> Markup {
@@ -33,11 +33,20 @@ pub struct PhaseSpan {
     pub left: Option<DateTime<Utc>>,
 }
 
+/// What an event says: a pipeline event's `data` (its stored line holds `ts`, `type` and
+/// `sessionId` around it), a platform event's whole data.
+pub fn payload(event: &Event) -> &serde_json::Value {
+    match event.origin {
+        EventOrigin::Party => event.data.get("data").unwrap_or(&event.data),
+        EventOrigin::Platform => &event.data,
+    }
+}
+
 /// The phases of a task from its `phase_changed` events (oldest first).
 pub fn phases_from_events(events: &[Event]) -> Vec<PhaseSpan> {
     let mut spans: Vec<PhaseSpan> = Vec::new();
     for event in events.iter().filter(|e| e.kind == "phase_changed") {
-        let Some(to) = event.data.get("to").and_then(|v| v.as_str()) else {
+        let Some(to) = payload(event).get("to").and_then(|v| v.as_str()) else {
             continue;
         };
         if let Some(last) = spans.last_mut() {

@@ -210,9 +210,10 @@ fn header(locale: &Locale, view: &TaskView) -> Markup {
 fn agents(locale: &Locale, view: &TaskView) -> Markup {
     let mut agents: BTreeMap<String, (String, bool)> = BTreeMap::new();
     for event in &view.agents {
-        let name = event.data.get("name").or_else(|| event.data.get("agent"))
+        let data = components::payload(event);
+        let name = data.get("name").or_else(|| data.get("agent"))
             .and_then(|v| v.as_str()).unwrap_or("?").to_string();
-        let role = event.data.get("role").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let role = data.get("role").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let entry = agents.entry(name).or_insert((role.clone(), false));
         if !role.is_empty() {
             entry.0 = role;
