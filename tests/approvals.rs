@@ -675,9 +675,7 @@ async fn approval_links_refuse_tampered_expired_and_used(db: Db) {
     assert_eq!(used.status(), StatusCode::GONE);
     let text = used.text().await.unwrap();
     assert!(
-        text.contains("approve")
-            && text.contains("via link")
-            && text.contains("web"),
+        text.contains("approve") && text.contains("via link") && text.contains("web"),
         "{text}"
     );
     let again = browser

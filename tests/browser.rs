@@ -195,9 +195,16 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
         let background = line.css_value("background-color").await.unwrap();
         assert_ne!(background, "rgba(0, 0, 0, 0)", "added lines are coloured");
     }
-    let findings = browser.find(Locator::Css("article.approval")).await.unwrap();
+    let findings = browser
+        .find(Locator::Css("article.approval"))
+        .await
+        .unwrap();
     let mut headings = Vec::new();
-    for heading in findings.find_all(Locator::Css(".findings h1")).await.unwrap() {
+    for heading in findings
+        .find_all(Locator::Css(".findings h1"))
+        .await
+        .unwrap()
+    {
         headings.push(heading.text().await.unwrap());
     }
     for expected in ["Analysis", "Review"] {
@@ -224,7 +231,9 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     assert!(decided.is_displayed().await.unwrap());
     let decided_text = decided.text().await.unwrap();
     assert!(
-        decided_text.contains("approve") && decided_text.contains("web") && decided_text.contains("via link"),
+        decided_text.contains("approve")
+            && decided_text.contains("web")
+            && decided_text.contains("via link"),
         "the page says what was decided and where: {decided_text}"
     );
     assert_eq!(browser.current_url().await.unwrap().as_str(), link);
@@ -244,7 +253,10 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     assert_eq!(decided["status"], "decided", "{decided:#}");
     assert_eq!(decided["decision"], "approve");
     assert_eq!(decided["channel"], "web");
-    assert_eq!(decided["decided_by"], "via link", "no notification was sent, so no channel is named");
+    assert_eq!(
+        decided["decided_by"], "via link",
+        "no notification was sent, so no channel is named"
+    );
     let detail = wait_status(&app, task, &["done", "failed", "rolled_back"]).await;
     assert_eq!(detail["status"], "done", "{detail:#}");
 }
@@ -323,28 +335,55 @@ async fn dashboard_views_show_seeded_data_in_chromium() {
     assert!(waiting.contains("Fix the checkout crash"), "{waiting}");
     keep_screenshot(&browser, "dashboard-overview").await;
 
-    browser.goto(&app.url("/tasks?status=awaiting_approval&q=checkout")).await.unwrap();
+    browser
+        .goto(&app.url("/tasks?status=awaiting_approval&q=checkout"))
+        .await
+        .unwrap();
     let row = text_of(&browser, &format!("tr.task[data-id=\"{task}\"]")).await;
-    assert!(row.contains("awaiting approval"), "the status is written out: {row}");
+    assert!(
+        row.contains("awaiting approval"),
+        "the status is written out: {row}"
+    );
     keep_screenshot(&browser, "dashboard-tasks").await;
-    browser.goto(&app.url("/tasks?q=no-such-words")).await.unwrap();
+    browser
+        .goto(&app.url("/tasks?q=no-such-words"))
+        .await
+        .unwrap();
     text_of(&browser, "p.empty").await;
     assert!(browser.find(Locator::Css("tr.task")).await.is_err());
 
-    browser.goto(&app.url(&format!("/tasks/{task}"))).await.unwrap();
+    browser
+        .goto(&app.url(&format!("/tasks/{task}")))
+        .await
+        .unwrap();
     let timeline = text_of(&browser, "#timeline").await;
     for phase in ["analyzing", "executing", "reviewing", "awaiting approval"] {
-        assert!(timeline.contains(phase), "the timeline has {phase}: {timeline}");
+        assert!(
+            timeline.contains(phase),
+            "the timeline has {phase}: {timeline}"
+        );
     }
     let kanban = text_of(&browser, "#kanban section[data-column=\"DONE\"]").await;
-    assert!(kanban.contains("PRT-"), "done tickets are in the DONE column: {kanban}");
+    assert!(
+        kanban.contains("PRT-"),
+        "done tickets are in the DONE column: {kanban}"
+    );
     let findings = text_of(&browser, "#findings").await;
     assert!(findings.contains("analysis.md"), "{findings}");
     let diff = text_of(&browser, "#approvals #diff").await;
     assert!(diff.contains("SIMULATED_CHANGE.md"), "{diff}");
-    let added = browser.find(Locator::Css("#approvals pre.diff .add")).await.unwrap();
-    assert_ne!(added.css_value("background-color").await.unwrap(), "rgba(0, 0, 0, 0)");
-    browser.find(Locator::Css("#approvals button.approve")).await.expect("an admin may decide");
+    let added = browser
+        .find(Locator::Css("#approvals pre.diff .add"))
+        .await
+        .unwrap();
+    assert_ne!(
+        added.css_value("background-color").await.unwrap(),
+        "rgba(0, 0, 0, 0)"
+    );
+    browser
+        .find(Locator::Css("#approvals button.approve"))
+        .await
+        .expect("an admin may decide");
     keep_screenshot(&browser, "dashboard-task").await;
 
     browser.goto(&app.url("/inbox")).await.unwrap();
@@ -359,15 +398,30 @@ async fn dashboard_views_show_seeded_data_in_chromium() {
         .click()
         .await
         .unwrap();
-    browser.find(Locator::Css("#create-task button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("#create-task button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let error = text_of(&browser, "#prompt-error").await;
     assert!(error.contains("must not be empty"), "{error}");
     let prompt = browser.find(Locator::Css("#prompt")).await.unwrap();
-    assert_eq!(prompt.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(
+        prompt.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
     keep_screenshot(&browser, "dashboard-field-error").await;
 
     prompt.send_keys("Add a health check").await.unwrap();
-    browser.find(Locator::Css("#create-task button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("#create-task button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let header = text_of(&browser, "#task-header").await;
     assert!(header.contains("shop"), "{header}");
     browser.goto(&app.url("/account")).await.unwrap();
@@ -398,16 +452,25 @@ async fn inbox_decides_at_400px_in_chromium() {
         .execute("return document.documentElement.clientWidth", vec![])
         .await
         .unwrap();
-    assert!(width.as_i64().unwrap() <= 400, "the page is 400 px wide: {width}");
+    assert!(
+        width.as_i64().unwrap() <= 400,
+        "the page is 400 px wide: {width}"
+    );
     let item = format!("section.inbox-item[data-approval=\"{id}\"]");
     text_of(&browser, &item).await;
     let revise = format!("{item} button[value=\"revise\"]");
     let button = browser.find(Locator::Css(&revise)).await.unwrap();
     let right = browser
-        .execute("const r = arguments[0].getBoundingClientRect(); return r.right;", vec![serde_json::to_value(&button).unwrap()])
+        .execute(
+            "const r = arguments[0].getBoundingClientRect(); return r.right;",
+            vec![serde_json::to_value(&button).unwrap()],
+        )
         .await
         .unwrap();
-    assert!(right.as_f64().unwrap() <= 400.0, "the buttons fit the screen: {right}");
+    assert!(
+        right.as_f64().unwrap() <= 400.0,
+        "the buttons fit the screen: {right}"
+    );
     button.click().await.unwrap();
     let error = text_of(&browser, &format!("#comment-{id}-error")).await;
     assert!(error.contains("comment"), "{error}");
@@ -420,7 +483,13 @@ async fn inbox_decides_at_400px_in_chromium() {
         .send_keys("looks right")
         .await
         .unwrap();
-    browser.find(Locator::Css(&format!("{item} button.approve"))).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css(&format!("{item} button.approve")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let notice = text_of(&browser, "#decided-notice").await;
     assert!(notice.contains(&id.to_string()), "{notice}");
     keep_screenshot(&browser, "inbox-400px-decided").await;
@@ -448,25 +517,44 @@ async fn task_page_follows_a_running_pipeline_in_chromium() {
 
     let browser = driver.session().await;
     sign_in(&browser, &app, &app.token).await;
-    browser.goto(&app.url(&format!("/tasks/{task}"))).await.unwrap();
+    browser
+        .goto(&app.url(&format!("/tasks/{task}")))
+        .await
+        .unwrap();
     text_of(&browser, "#task-state").await;
-    browser.execute("window.stillTheSamePage = true; return null;", vec![]).await.unwrap();
+    browser
+        .execute("window.stillTheSamePage = true; return null;", vec![])
+        .await
+        .unwrap();
     let live = Duration::from_secs(2);
     let mut seen = Vec::new();
     for phase in ["ANALYZING", "PLANNING", "EXECUTING", "REVIEWING"] {
         // Once the store has the phase, the open page must show it within 2 s.
         wait_for(&format!("the store to have {phase}"), WAIT, || async {
-            let events = app.store.task_events(task, Some("phase_changed"), 50).await.ok()?;
-            events.iter().any(|e| e.data["data"]["to"] == phase).then_some(())
-        })
-        .await;
-        wait_for(&format!("the timeline to show {phase} without a reload"), live, || async {
-            let found = browser
-                .find(Locator::Css(&format!("#timeline li[data-phase=\"{phase}\"]")))
+            let events = app
+                .store
+                .task_events(task, Some("phase_changed"), 50)
                 .await
                 .ok()?;
-            found.text().await.ok()
+            events
+                .iter()
+                .any(|e| e.data["data"]["to"] == phase)
+                .then_some(())
         })
+        .await;
+        wait_for(
+            &format!("the timeline to show {phase} without a reload"),
+            live,
+            || async {
+                let found = browser
+                    .find(Locator::Css(&format!(
+                        "#timeline li[data-phase=\"{phase}\"]"
+                    )))
+                    .await
+                    .ok()?;
+                found.text().await.ok()
+            },
+        )
         .await;
         seen.push(phase);
         if phase == "EXECUTING" {
@@ -474,17 +562,25 @@ async fn task_page_follows_a_running_pipeline_in_chromium() {
         }
     }
     wait_for("a finding to appear", live, || async {
-        browser.find(Locator::Css("#findings section.finding")).await.ok()
-    })
-    .await;
-    wait_for("a ticket in the DONE column", live, || async {
         browser
-            .find(Locator::Css("#kanban section[data-column=\"DONE\"] .ticket"))
+            .find(Locator::Css("#findings section.finding"))
             .await
             .ok()
     })
     .await;
-    let same = browser.execute("return window.stillTheSamePage === true;", vec![]).await.unwrap();
+    wait_for("a ticket in the DONE column", live, || async {
+        browser
+            .find(Locator::Css(
+                "#kanban section[data-column=\"DONE\"] .ticket",
+            ))
+            .await
+            .ok()
+    })
+    .await;
+    let same = browser
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
     assert_eq!(same, Value::Bool(true), "the page was never reloaded");
     keep_screenshot(&browser, "task-live-later").await;
     browser.close().await.unwrap();

@@ -22,7 +22,9 @@ async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) ->
         ..UserSpec::default()
     };
     let user = users::add(&app.store, &spec).await.unwrap();
-    users::grant(&app.store, login, Some(project), role).await.unwrap();
+    users::grant(&app.store, login, Some(project), role)
+        .await
+        .unwrap();
     let grant = TokenGrant {
         name: login.into(),
         scopes: Scopes::ALL,
@@ -30,7 +32,10 @@ async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) ->
         expires_at: None,
         service: false,
     };
-    auth::create_token_for(&app.store, user.id, &grant).await.unwrap().0
+    auth::create_token_for(&app.store, user.id, &grant)
+        .await
+        .unwrap()
+        .0
 }
 
 /// A client that does not follow redirects.
@@ -53,7 +58,13 @@ async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) 
 }
 
 /// POST a form to `path` as the holder of `session`.
-async fn post_form(app: &TestApp, session: &str, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> (StatusCode, String) {
+async fn post_form(
+    app: &TestApp,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    origin: Option<&str>,
+) -> (StatusCode, String) {
     let mut request = client()
         .post(app.url(path))
         .header("cookie", format!("{}={session}", aiops::sessions::COOKIE))
@@ -77,8 +88,17 @@ async fn pending_approval(app: &TestApp, task: i64) -> i64 {
     wait_for("the pending approval with its snapshot", WAIT, || async {
         let page: Value = app
             .get(&format!("/api/v1/approvals?task={task}&status=pending"))
-            .send().await.ok()?.json().await.ok()?;
-        page["items"].as_array()?.iter().find(|a| !a["snapshot_at"].is_null())?["id"].as_i64()
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|a| !a["snapshot_at"].is_null())?["id"]
+            .as_i64()
     })
     .await
 }
@@ -94,39 +114,100 @@ async fn a_viewer_sees_no_control_and_is_refused_when_posting() {
 
     let (status, html) = page(&app, &vera, &format!("/tasks/{task}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("SIMULATED_CHANGE.md"), "a viewer reads the change");
-    for control in ["button class=\"approve\"", "id=\"cancel\"", "id=\"retry\"", "decide-form"] {
+    assert!(
+        html.contains("SIMULATED_CHANGE.md"),
+        "a viewer reads the change"
+    );
+    for control in [
+        "button class=\"approve\"",
+        "id=\"cancel\"",
+        "id=\"retry\"",
+        "decide-form",
+    ] {
         assert!(!html.contains(control), "a viewer sees no {control}");
     }
     let (_, list) = page(&app, &vera, "/tasks").await;
-    assert!(!list.contains("id=\"create-task\""), "a viewer gets no create form");
+    assert!(
+        !list.contains("id=\"create-task\""),
+        "a viewer gets no create form"
+    );
     let csrf = csrf_of(&html);
-    let (status, _) = post_form(&app, &vera, &format!("/inbox/{approval}"), &[("csrf", &csrf), ("decision", "approve"), ("comment", "")], None).await;
+    let (status, _) = post_form(
+        &app,
+        &vera,
+        &format!("/inbox/{approval}"),
+        &[("csrf", &csrf), ("decision", "approve"), ("comment", "")],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = post_form(&app, &vera, &format!("/tasks/{task}/cancel"), &[("csrf", &csrf)], None).await;
+    let (status, _) = post_form(
+        &app,
+        &vera,
+        &format!("/tasks/{task}/cancel"),
+        &[("csrf", &csrf)],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = post_form(&app, &vera, "/tasks", &[("csrf", &csrf), ("project", "shop"), ("prompt", "x")], None).await;
+    let (status, _) = post_form(
+        &app,
+        &vera,
+        "/tasks",
+        &[("csrf", &csrf), ("project", "shop"), ("prompt", "x")],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let still: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
     let audit: Value = app.get_json("/api/v1/audit?principal=vera").await;
-    let refused = audit["items"].as_array().unwrap().iter().filter(|e| e["outcome"] == "403").count();
+    let refused = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "403")
+        .count();
     assert!(refused >= 3, "each refusal is audited: {audit:#}");
 
     // An approver's form without the session's token, or from another site, changes nothing.
     let anna = member(&app, "anna", "shop", ProjectRole::Approver).await;
     let (_, html) = page(&app, &anna, "/inbox").await;
     let csrf = csrf_of(&html);
-    let (status, _) = post_form(&app, &anna, &format!("/inbox/{approval}"), &[("csrf", "forged"), ("decision", "approve")], None).await;
+    let (status, _) = post_form(
+        &app,
+        &anna,
+        &format!("/inbox/{approval}"),
+        &[("csrf", "forged"), ("decision", "approve")],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = post_form(&app, &anna, &format!("/inbox/{approval}"), &[("csrf", &csrf), ("decision", "approve")], Some("https://evil.example")).await;
+    let (status, _) = post_form(
+        &app,
+        &anna,
+        &format!("/inbox/{approval}"),
+        &[("csrf", &csrf), ("decision", "approve")],
+        Some("https://evil.example"),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let still: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
-    let (status, _) = post_form(&app, &anna, &format!("/inbox/{approval}"), &[("csrf", &csrf), ("decision", "approve")], Some(&app.base)).await;
+    let (status, _) = post_form(
+        &app,
+        &anna,
+        &format!("/inbox/{approval}"),
+        &[("csrf", &csrf), ("decision", "approve")],
+        Some(&app.base),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let decided: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
-    assert_eq!((decided["decided_by"].as_str(), decided["channel"].as_str()), (Some("anna"), Some("dashboard")));
+    assert_eq!(
+        (decided["decided_by"].as_str(), decided["channel"].as_str()),
+        (Some("anna"), Some("dashboard"))
+    );
 }
 
 #[tokio::test]
@@ -142,10 +223,16 @@ async fn a_user_sees_only_their_projects() {
 
     let (_, list) = page(&app, &olga, "/tasks").await;
     assert!(list.contains("Other project work"));
-    assert!(!list.contains("Shop only work"), "another project's task is not listed");
+    assert!(
+        !list.contains("Shop only work"),
+        "another project's task is not listed"
+    );
     let (_, overview) = page(&app, &olga, "/").await;
     assert!(overview.contains("data-project=\"other\""));
-    assert!(!overview.contains("data-project=\"shop\""), "another project is not counted");
+    assert!(
+        !overview.contains("data-project=\"shop\""),
+        "another project is not counted"
+    );
     let (status, _) = page(&app, &olga, &format!("/tasks/{shop_task}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = page(&app, &olga, &format!("/tasks/{other_task}")).await;
@@ -157,7 +244,11 @@ async fn a_user_sees_only_their_projects() {
 #[tokio::test]
 async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     let app = TestApp::spawn(Db::Sqlite).await;
-    let anonymous = client().get(app.url("/tasks?status=failed")).send().await.unwrap();
+    let anonymous = client()
+        .get(app.url("/tasks?status=failed"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         anonymous.headers()["location"].to_str().unwrap(),
@@ -166,37 +257,98 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
 
     let response = client()
         .get(app.url("/"))
-        .header("cookie", format!("{}={}", aiops::sessions::COOKIE, app.token))
+        .header(
+            "cookie",
+            format!("{}={}", aiops::sessions::COOKIE, app.token),
+        )
         .header("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")
         .send()
         .await
         .unwrap();
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("style-src 'self'")
+            && !csp.contains("unsafe"),
+        "{csp}"
+    );
     let html = response.text().await.unwrap();
     assert!(html.contains("<html lang=\"ko\">"), "{html}");
     for korean in ["개요", "작업", "승인", "내 결정을 기다리는 승인"] {
         assert!(html.contains(korean), "the page shows {korean}");
     }
-    assert!(!html.contains("<style") && !html.contains(" style=") && !html.contains("<script>"), "no inline style or script");
+    assert!(
+        !html.contains("<style") && !html.contains(" style=") && !html.contains("<script>"),
+        "no inline style or script"
+    );
 
-    let stylesheet = html.split("href=\"/static/").nth(1).unwrap().split('"').next().unwrap();
-    let css = client().get(app.url(&format!("/static/{stylesheet}"))).send().await.unwrap();
+    let stylesheet = html
+        .split("href=\"/static/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let css = client()
+        .get(app.url(&format!("/static/{stylesheet}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
-    assert!(css.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-    let stale = client().get(app.url("/static/000000000000/app.css")).send().await.unwrap();
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let stale = client()
+        .get(app.url("/static/000000000000/app.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
 
     // The person's setting wins over the browser's.
     let (_, html) = page(&app, &app.token, "/account").await;
     let csrf = csrf_of(&html);
-    let (status, html) = post_form(&app, &app.token, "/account", &[("csrf", &csrf), ("language", "ko"), ("time_zone", "Mars/Olympus")], None).await;
+    let (status, html) = post_form(
+        &app,
+        &app.token,
+        "/account",
+        &[
+            ("csrf", &csrf),
+            ("language", "ko"),
+            ("time_zone", "Mars/Olympus"),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains("id=\"time_zone-error\""), "the error is at the field");
-    let (status, _) = post_form(&app, &app.token, "/account", &[("csrf", &csrf), ("language", "ko"), ("time_zone", "Asia/Seoul")], None).await;
+    assert!(
+        html.contains("id=\"time_zone-error\""),
+        "the error is at the field"
+    );
+    let (status, _) = post_form(
+        &app,
+        &app.token,
+        "/account",
+        &[
+            ("csrf", &csrf),
+            ("language", "ko"),
+            ("time_zone", "Asia/Seoul"),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, html) = page(&app, &app.token, "/tasks").await;
-    assert!(html.contains("조건에 맞는 작업이 없습니다"), "Korean from the setting, without Accept-Language");
+    assert!(
+        html.contains("조건에 맞는 작업이 없습니다"),
+        "Korean from the setting, without Accept-Language"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,14 +360,25 @@ async fn an_approval_link_needs_a_signed_in_approver_by_default() {
     let anna = member(&app, "anna", "shop", ProjectRole::Approver).await;
     let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
     let approval = pending_approval(&app, task).await;
-    let token = LinkSigner::new(&app.vault).token(approval, chrono::Utc::now() + chrono::Duration::hours(1));
+    let token = LinkSigner::new(&app.vault)
+        .token(approval, chrono::Utc::now() + chrono::Duration::hours(1));
     let link = format!("/approvals/{token}");
 
     let (status, html) = page(&app, "nobody", &link).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("SIMULATED_CHANGE.md") && html.contains("id=\"sign-in-first\""));
-    assert!(!html.contains("decide-form") && !html.contains("name=\"name\""), "no form, no name field");
-    let (status, _) = post_form(&app, "nobody", &link, &[("csrf", "x"), ("decision", "approve")], None).await;
+    assert!(
+        !html.contains("decide-form") && !html.contains("name=\"name\""),
+        "no form, no name field"
+    );
+    let (status, _) = post_form(
+        &app,
+        "nobody",
+        &link,
+        &[("csrf", "x"), ("decision", "approve")],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let (_, html) = page(&app, &vera, &link).await;
@@ -223,13 +386,41 @@ async fn an_approval_link_needs_a_signed_in_approver_by_default() {
 
     let (_, html) = page(&app, &anna, &link).await;
     assert!(html.contains("decide-form"), "an approver gets the buttons");
-    let csrf = html.split("name=\"csrf\" value=\"").last().unwrap().split('"').next().unwrap().to_string();
-    let (status, _) = post_form(&app, &anna, &link, &[("csrf", &csrf), ("decision", "approve")], Some("https://evil.example")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a POST from another site is refused");
-    let (status, _) = post_form(&app, &anna, &link, &[("csrf", &csrf), ("decision", "approve"), ("comment", "ok")], Some(&app.base)).await;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .last()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _) = post_form(
+        &app,
+        &anna,
+        &link,
+        &[("csrf", &csrf), ("decision", "approve")],
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a POST from another site is refused"
+    );
+    let (status, _) = post_form(
+        &app,
+        &anna,
+        &link,
+        &[("csrf", &csrf), ("decision", "approve"), ("comment", "ok")],
+        Some(&app.base),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let decided: Value = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
-    assert_eq!((decided["decided_by"].as_str(), decided["channel"].as_str()), (Some("anna"), Some("web")));
+    assert_eq!(
+        (decided["decided_by"].as_str(), decided["channel"].as_str()),
+        (Some("anna"), Some("web"))
+    );
     let (status, html) = page(&app, &anna, &link).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(html.contains("anna"));

@@ -14,7 +14,11 @@ use crate::model::{
 
 impl Store {
     /// A page of the tasks of the projects in `scope` matching `search`, newest first.
-    pub async fn search_tasks(&self, search: &TaskSearch, scope: &ProjectScope) -> Result<Vec<Task>> {
+    pub async fn search_tasks(
+        &self,
+        search: &TaskSearch,
+        scope: &ProjectScope,
+    ) -> Result<Vec<Task>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "{select}
              WHERE ($1 IS NULL OR t.project_id = $1)
@@ -128,7 +132,12 @@ impl Store {
     }
 
     /// A task's latest events, newest first, optionally of one kind.
-    pub async fn task_events(&self, task_id: i64, kind: Option<&str>, limit: i64) -> Result<Vec<Event>> {
+    pub async fn task_events(
+        &self,
+        task_id: i64,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
             "SELECT id, task_id, project_id, kind, origin, ts, data FROM events
              WHERE task_id = $1 AND ($2 IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3")
@@ -159,7 +168,11 @@ impl Store {
     }
 
     /// Sets a principal's language and time zone (None: not chosen).
-    pub async fn set_preferences(&self, principal_id: i64, preferences: &Preferences) -> Result<()> {
+    pub async fn set_preferences(
+        &self,
+        principal_id: i64,
+        preferences: &Preferences,
+    ) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
             "UPDATE principals SET language = $1, time_zone = $2 WHERE id = $3")
             .bind(preferences.language.as_deref())

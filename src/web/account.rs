@@ -50,16 +50,23 @@ pub async fn save(
     let outcome = match (checked, viewer.principal.id) {
         (Err(e), _) => Err(e),
         (Ok(()), Some(id)) => state.store.set_preferences(id, &wanted).await,
-        (Ok(()), None) => Err(Error::Forbidden("only a signed-in user has settings".into())),
+        (Ok(()), None) => Err(Error::Forbidden(
+            "only a signed-in user has settings".into(),
+        )),
     };
     match outcome {
         Ok(()) => {
-            viewer.audit(&state, "POST /account", "account", "200").await;
+            viewer
+                .audit(&state, "POST /account", "account", "200")
+                .await;
             Redirect::to("/account?saved=1").into_response()
         }
-        Err(Error::Invalid { field, message }) => {
-            render(&viewer, &wanted, Some((field, message)), StatusCode::UNPROCESSABLE_ENTITY)
-        }
+        Err(Error::Invalid { field, message }) => render(
+            &viewer,
+            &wanted,
+            Some((field, message)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         Err(e) => PageError(e).into_page(&viewer.locale),
     }
 }
@@ -71,14 +78,27 @@ fn check(viewer: &Viewer, wanted: &Preferences) -> crate::Result<()> {
     if let Some(zone) = &wanted.time_zone
         && zone.parse::<chrono_tz::Tz>().is_err()
     {
-        return Err(Error::invalid("time_zone", viewer.locale.t("account.bad_zone")));
+        return Err(Error::invalid(
+            "time_zone",
+            viewer.locale.t("account.bad_zone"),
+        ));
     }
     Ok(())
 }
 
-fn render(viewer: &Viewer, current: &Preferences, error: Option<(String, String)>, status: StatusCode) -> Response {
+fn render(
+    viewer: &Viewer,
+    current: &Preferences,
+    error: Option<(String, String)>,
+    status: StatusCode,
+) -> Response {
     let locale = &viewer.locale;
-    let error_of = |field: &str| error.as_ref().filter(|(f, _)| f == field).map(|(_, m)| m.as_str());
+    let error_of = |field: &str| {
+        error
+            .as_ref()
+            .filter(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    };
     let language = current.language.as_deref().unwrap_or("");
     let body = html! {
         h1 { (locale.t("account.title")) }
@@ -111,6 +131,12 @@ fn render(viewer: &Viewer, current: &Preferences, error: Option<(String, String)
             div { button.primary type="submit" { (locale.t("account.save")) } }
         }
     };
-    Page { title: locale.t("account.title"), nav: Nav::Account, locale, viewer: Some(viewer), live: None }
-        .render_with(status, body)
+    Page {
+        title: locale.t("account.title"),
+        nav: Nav::Account,
+        locale,
+        viewer: Some(viewer),
+        live: None,
+    }
+    .render_with(status, body)
 }

@@ -66,21 +66,48 @@ async fn right_of(state: &WebState, viewer: Option<&Viewer>, project_id: i64) ->
     })
 }
 
-async fn show(State(state): State<WebState>, MaybeViewer(viewer, locale): MaybeViewer, Path(token): Path<String>) -> Response {
+async fn show(
+    State(state): State<WebState>,
+    MaybeViewer(viewer, locale): MaybeViewer,
+    Path(token): Path<String>,
+) -> Response {
     let page = async {
         let approval = open_link(&state, &token).await?;
         if approval.status != ApprovalStatus::Pending {
-            return Ok(decided_page(&state, &locale, viewer.as_ref(), &approval, StatusCode::GONE).await);
+            return Ok(decided_page(
+                &state,
+                &locale,
+                viewer.as_ref(),
+                &approval,
+                StatusCode::GONE,
+            )
+            .await);
         }
         let fail = |e: Error| PageError(e).into_page(&locale);
         let task = state.store.task(approval.task_id).await.map_err(fail)?;
         let project_id = state.store.project(&task.project).await.map_err(fail)?.id;
-        let snapshot = state.store.approval_snapshot(approval.id).await.map_err(fail)?;
-        let right = right_of(&state, viewer.as_ref(), project_id).await.map_err(fail)?;
+        let snapshot = state
+            .store
+            .approval_snapshot(approval.id)
+            .await
+            .map_err(fail)?;
+        let right = right_of(&state, viewer.as_ref(), project_id)
+            .await
+            .map_err(fail)?;
         let link_csrf = hex::encode(rand::random::<[u8; 32]>());
         let form = match (&right, viewer.as_ref()) {
-            (Right::Link, _) => Some(DecideForm { action: format!("/approvals/{token}"), hidden: vec![("csrf", link_csrf.clone())], error: None, comment: String::new() }),
-            (Right::Person, Some(viewer)) => Some(DecideForm { action: format!("/approvals/{token}"), hidden: vec![("csrf", viewer.csrf().to_string())], error: None, comment: String::new() }),
+            (Right::Link, _) => Some(DecideForm {
+                action: format!("/approvals/{token}"),
+                hidden: vec![("csrf", link_csrf.clone())],
+                error: None,
+                comment: String::new(),
+            }),
+            (Right::Person, Some(viewer)) => Some(DecideForm {
+                action: format!("/approvals/{token}"),
+                hidden: vec![("csrf", viewer.csrf().to_string())],
+                error: None,
+                comment: String::new(),
+            }),
             _ => None,
         };
         let body = html! {
@@ -89,9 +116,18 @@ async fn show(State(state): State<WebState>, MaybeViewer(viewer, locale): MaybeV
             (right_note(&locale, &right, &token))
             (approval_view::approval(&locale, &approval, Some(&snapshot), form))
         };
-        let mut response = Page { title: locale.t("link.title"), nav: Nav::None, locale: &locale, viewer: viewer.as_ref(), live: None }.render(body);
+        let mut response = Page {
+            title: locale.t("link.title"),
+            nav: Nav::None,
+            locale: &locale,
+            viewer: viewer.as_ref(),
+            live: None,
+        }
+        .render(body);
         if matches!(right, Right::Link) {
-            let cookie = format!("{CSRF_COOKIE}={link_csrf}; Path=/approvals; HttpOnly; SameSite=Strict; Max-Age=86400");
+            let cookie = format!(
+                "{CSRF_COOKIE}={link_csrf}; Path=/approvals; HttpOnly; SameSite=Strict; Max-Age=86400"
+            );
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }
@@ -127,38 +163,94 @@ async fn decide(
         same_origin(&headers).map_err(|e| PageError(e).into_page(&locale))?;
         let approval = open_link(&state, &token).await?;
         let Ok(Form(form)) = form else {
-            return Err(PageError(Error::BadRequest(locale.t("link.incomplete"))).into_page(&locale));
+            return Err(
+                PageError(Error::BadRequest(locale.t("link.incomplete"))).into_page(&locale)
+            );
         };
-        let task = state.store.task(approval.task_id).await.map_err(|e| PageError(e).into_page(&locale))?;
-        let project_id = state.store.project(&task.project).await.map_err(|e| PageError(e).into_page(&locale))?.id;
-        let right = right_of(&state, viewer.as_ref(), project_id).await.map_err(|e| PageError(e).into_page(&locale))?;
+        let task = state
+            .store
+            .task(approval.task_id)
+            .await
+            .map_err(|e| PageError(e).into_page(&locale))?;
+        let project_id = state
+            .store
+            .project(&task.project)
+            .await
+            .map_err(|e| PageError(e).into_page(&locale))?
+            .id;
+        let right = right_of(&state, viewer.as_ref(), project_id)
+            .await
+            .map_err(|e| PageError(e).into_page(&locale))?;
         let decider = match (&right, viewer.as_ref()) {
             (Right::Link, _) => {
                 let cookie = cookie(&headers, CSRF_COOKIE);
-                if !matches!(cookie, Some(c) if !form.csrf.is_empty() && tokens_equal(&form.csrf, &c)) {
-                    return Err(PageError(Error::Forbidden(locale.t("link.csrf"))).into_page(&locale));
+                if !matches!(cookie, Some(c) if !form.csrf.is_empty() && tokens_equal(&form.csrf, &c))
+                {
+                    return Err(
+                        PageError(Error::Forbidden(locale.t("link.csrf"))).into_page(&locale)
+                    );
                 }
-                let channels = state.store.link_channels(approval.id).await.unwrap_or_default();
-                Decider { name: link_decider(&channels), principal_id: None, channel: Channel::Web, source: peer.ip().to_string() }
+                let channels = state
+                    .store
+                    .link_channels(approval.id)
+                    .await
+                    .unwrap_or_default();
+                Decider {
+                    name: link_decider(&channels),
+                    principal_id: None,
+                    channel: Channel::Web,
+                    source: peer.ip().to_string(),
+                }
             }
             (Right::Person, Some(viewer)) => {
-                viewer.check_form(&headers, Some(&form.csrf)).map_err(|e| PageError(e).into_page(&locale))?;
-                Decider { name: viewer.principal.name.clone(), principal_id: viewer.principal.id, channel: Channel::Web, source: peer.ip().to_string() }
+                viewer
+                    .check_form(&headers, Some(&form.csrf))
+                    .map_err(|e| PageError(e).into_page(&locale))?;
+                Decider {
+                    name: viewer.principal.name.clone(),
+                    principal_id: viewer.principal.id,
+                    channel: Channel::Web,
+                    source: peer.ip().to_string(),
+                }
             }
             _ => {
-                let message = locale.t(if viewer.is_some() { "link.not_allowed" } else { "link.sign_in_first" });
+                let message = locale.t(if viewer.is_some() {
+                    "link.not_allowed"
+                } else {
+                    "link.sign_in_first"
+                });
                 if let Some(viewer) = &viewer {
-                    viewer.audit(&state, "POST /approvals/{token}", &format!("approvals/{}", approval.id), "403").await;
+                    viewer
+                        .audit(
+                            &state,
+                            "POST /approvals/{token}",
+                            &format!("approvals/{}", approval.id),
+                            "403",
+                        )
+                        .await;
                 }
                 return Err(PageError(Error::Forbidden(message)).into_page(&locale));
             }
         };
-        let decision = form.decision.parse::<Decision>().map_err(|e| PageError(e).into_page(&locale))?;
-        let request = DecisionRequest { decision, comment: Some(form.comment) };
+        let decision = form
+            .decision
+            .parse::<Decision>()
+            .map_err(|e| PageError(e).into_page(&locale))?;
+        let request = DecisionRequest {
+            decision,
+            comment: Some(form.comment),
+        };
         match approvals::decide(&state.store, approval.id, &request, &decider).await {
             Ok(_) => Ok(Redirect::to(&format!("/approvals/{token}")).into_response()),
             Err(Error::Conflict(_)) => match state.store.approval(approval.id).await {
-                Ok(current) => Ok(decided_page(&state, &locale, viewer.as_ref(), &current, StatusCode::CONFLICT).await),
+                Ok(current) => Ok(decided_page(
+                    &state,
+                    &locale,
+                    viewer.as_ref(),
+                    &current,
+                    StatusCode::CONFLICT,
+                )
+                .await),
                 Err(e) => Err(PageError(e).into_page(&locale)),
             },
             Err(e) => Err(PageError(e).into_page(&locale)),
@@ -181,7 +273,14 @@ fn link_decider(channels: &[String]) -> String {
 async fn open_link(state: &WebState, token: &str) -> std::result::Result<ApprovalRecord, Response> {
     let locale = Locale::default();
     let message = |status: StatusCode, title: &str, text: String| {
-        Page { title: title.to_string(), nav: Nav::None, locale: &locale, viewer: None, live: None }.render_with(
+        Page {
+            title: title.to_string(),
+            nav: Nav::None,
+            locale: &locale,
+            viewer: None,
+            live: None,
+        }
+        .render_with(
             status,
             html! { h1 #message-title { (title) } p #message { (text) } },
         )
@@ -197,15 +296,23 @@ async fn open_link(state: &WebState, token: &str) -> std::result::Result<Approva
                 Ok(approval) if approval.status != ApprovalStatus::Pending => {
                     decided_page(state, &locale, None, &approval, StatusCode::GONE).await
                 }
-                _ => message(StatusCode::GONE, "Link expired", format!(
-                    "This approval link expired at {}. Ask for a new link, or decide from the dashboard's approvals inbox.",
-                    locale.time(at)
-                )),
+                _ => message(
+                    StatusCode::GONE,
+                    "Link expired",
+                    format!(
+                        "This approval link expired at {}. Ask for a new link, or decide from the dashboard's approvals inbox.",
+                        locale.time(at)
+                    ),
+                ),
             });
         }
     };
     state.store.approval(id).await.map_err(|e| match e {
-        Error::NotFound(_) => message(StatusCode::NOT_FOUND, "Approval not found", "The approval this link opens no longer exists (its task was deleted).".into()),
+        Error::NotFound(_) => message(
+            StatusCode::NOT_FOUND,
+            "Approval not found",
+            "The approval this link opens no longer exists (its task was deleted).".into(),
+        ),
         e => PageError(e).into_page(&locale),
     })
 }
@@ -235,5 +342,12 @@ async fn decided_page(
         }
         p { (locale.t("link.final")) }
     };
-    Page { title: locale.t("link.title"), nav: Nav::None, locale, viewer, live: None }.render_with(status, body)
+    Page {
+        title: locale.t("link.title"),
+        nav: Nav::None,
+        locale,
+        viewer,
+        live: None,
+    }
+    .render_with(status, body)
 }

@@ -9,14 +9,27 @@ use crate::model::{ApprovalStatus, Decision, Event, EventOrigin, TaskStatus};
 
 /// A task's status as a badge: a dot, the colour and the words.
 pub fn task_status(locale: &Locale, status: TaskStatus) -> Markup {
-    badge(status.as_str(), &locale.t(&format!("status.{}", status.as_str())))
+    badge(
+        status.as_str(),
+        &locale.t(&format!("status.{}", status.as_str())),
+    )
 }
 
 /// An approval's state as a badge (its decision once decided).
-pub fn approval_state(locale: &Locale, status: ApprovalStatus, decision: Option<Decision>) -> Markup {
+pub fn approval_state(
+    locale: &Locale,
+    status: ApprovalStatus,
+    decision: Option<Decision>,
+) -> Markup {
     match decision {
-        Some(decision) => badge(decision.as_str(), &locale.t(&format!("decision.{}", decision.as_str()))),
-        None => badge(status.as_str(), &locale.t(&format!("approval_status.{}", status.as_str()))),
+        Some(decision) => badge(
+            decision.as_str(),
+            &locale.t(&format!("decision.{}", decision.as_str())),
+        ),
+        None => badge(
+            status.as_str(),
+            &locale.t(&format!("approval_status.{}", status.as_str())),
+        ),
     }
 }
 

@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn language_follows_the_setting_then_accept_language() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_LANGUAGE, "fr;q=0.9, ko-KR;q=0.8, en;q=0.5".parse().unwrap());
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            "fr;q=0.9, ko-KR;q=0.8, en;q=0.5".parse().unwrap(),
+        );
         assert_eq!(Locale::choose(None, &headers).language, Language::Ko);
         let english = Preferences {
             language: Some("en".into()),
@@ -233,7 +236,10 @@ mod tests {
         let locale = Locale::choose(Some(&english), &headers);
         assert_eq!(locale.language, Language::En);
         assert_eq!(locale.zone, chrono_tz::Asia::Seoul);
-        assert_eq!(Locale::choose(None, &HeaderMap::new()).language, Language::En);
+        assert_eq!(
+            Locale::choose(None, &HeaderMap::new()).language,
+            Language::En
+        );
     }
 
     #[test]
@@ -243,10 +249,19 @@ mod tests {
             zone: chrono_tz::Asia::Seoul,
         };
         let now: DateTime<Utc> = "2026-11-30T22:41:00Z".parse().unwrap();
-        assert_eq!(locale.ago(now - chrono::Duration::minutes(3), now), "3분 전");
+        assert_eq!(
+            locale.ago(now - chrono::Duration::minutes(3), now),
+            "3분 전"
+        );
         assert_eq!(locale.time(now), "2026-12-01 07:41 KST");
-        assert_eq!(locale.day_start(now), "2026-11-30T15:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            locale.day_start(now),
+            "2026-11-30T15:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         let english = Locale::default();
-        assert_eq!(english.ago(now - chrono::Duration::minutes(3), now), "3 min ago");
+        assert_eq!(
+            english.ago(now - chrono::Duration::minutes(3), now),
+            "3 min ago"
+        );
     }
 }

@@ -56,7 +56,11 @@ struct Refusal {
     comment: String,
 }
 
-pub async fn show(State(state): State<WebState>, viewer: Viewer, Query(query): Query<InboxQuery>) -> Response {
+pub async fn show(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(query): Query<InboxQuery>,
+) -> Response {
     render(&state, &viewer, &query, None, StatusCode::OK)
         .await
         .unwrap_or_else(|e| e.into_page(&viewer.locale))
@@ -78,15 +82,29 @@ pub async fn decide(
             Redirect::to(&next).into_response()
         }
         Err(Error::Invalid { message, .. }) => {
-            viewer.audit(&state, "POST /inbox/{id}", &target, "422").await;
-            let refusal = Refusal { approval_id: id, message, comment: form.comment.clone() };
-            render(&state, &viewer, &InboxQuery::default(), Some(refusal), StatusCode::UNPROCESSABLE_ENTITY)
-                .await
-                .unwrap_or_else(|e| e.into_page(&locale))
+            viewer
+                .audit(&state, "POST /inbox/{id}", &target, "422")
+                .await;
+            let refusal = Refusal {
+                approval_id: id,
+                message,
+                comment: form.comment.clone(),
+            };
+            render(
+                &state,
+                &viewer,
+                &InboxQuery::default(),
+                Some(refusal),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+            .unwrap_or_else(|e| e.into_page(&locale))
         }
         Err(e) => {
             if !matches!(e, Error::Conflict(_)) {
-                viewer.audit(&state, "POST /inbox/{id}", &target, &status_of(&e)).await;
+                viewer
+                    .audit(&state, "POST /inbox/{id}", &target, &status_of(&e))
+                    .await;
             }
             PageError(e).into_page(&locale)
         }
@@ -108,19 +126,25 @@ async fn decide_as_viewer(
     let project = state.store.project(&task.project).await?;
     viewer.require(Permission::Decide, project.id)?;
     let decision = form.decision.parse::<Decision>()?;
-    let request = DecisionRequest { decision, comment: Some(form.comment.clone()) };
+    let request = DecisionRequest {
+        decision,
+        comment: Some(form.comment.clone()),
+    };
     let decider = Decider {
         name: viewer.principal.name.clone(),
         principal_id: viewer.principal.id,
         channel: Channel::Dashboard,
         source: viewer.source.clone(),
     };
-    approvals::decide(&state.store, id, &request, &decider).await.map(|_| ())
+    approvals::decide(&state.store, id, &request, &decider)
+        .await
+        .map(|_| ())
 }
 
 /// `next` when it is a path of this site (not `//host`, not a URL).
 fn safe_next(next: &str) -> Option<String> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then(|| next.to_string())
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\'))
+        .then(|| next.to_string())
 }
 
 async fn render(
@@ -141,9 +165,20 @@ async fn render(
         .collect();
     let project_id = match query.project.as_str() {
         "" => None,
-        name => state.store.find_project(name).await?.map(|p| p.id).filter(|id| sees(&scope, *id)),
+        name => state
+            .store
+            .find_project(name)
+            .await?
+            .map(|p| p.id)
+            .filter(|id| sees(&scope, *id)),
     };
-    let filter = ApprovalFilter { status: Some(ApprovalStatus::Decided), project_id, task_id: None, before_id: None, limit: SHOWN };
+    let filter = ApprovalFilter {
+        status: Some(ApprovalStatus::Decided),
+        project_id,
+        task_id: None,
+        before_id: None,
+        limit: SHOWN,
+    };
     let decided = state.store.list_approvals_in(&filter, &scope).await?;
     let mut items = Vec::with_capacity(mine.len());
     for item in &mine {
@@ -176,7 +211,12 @@ async fn render(
     .render_with(status, body))
 }
 
-async fn inbox_item(state: &WebState, viewer: &Viewer, item: &InboxItem, refusal: Option<&Refusal>) -> Markup {
+async fn inbox_item(
+    state: &WebState,
+    viewer: &Viewer,
+    item: &InboxItem,
+    refusal: Option<&Refusal>,
+) -> Markup {
     let locale = &viewer.locale;
     let approval = &item.approval;
     let snapshot = match approval.snapshot_at {

@@ -18,5 +18,12 @@ pub async fn show(viewer: Viewer, Path(place): Path<String>) -> Response {
         h1 { (nav.name(locale)) }
         p.empty #later { (locale.t("later.text")) }
     };
-    Page { title: nav.name(locale), nav, locale, viewer: Some(&viewer), live: None }.render(body)
+    Page {
+        title: nav.name(locale),
+        nav,
+        locale,
+        viewer: Some(&viewer),
+        live: None,
+    }
+    .render(body)
 }

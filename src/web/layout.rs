@@ -180,7 +180,9 @@ impl PageError {
     /// The status and the page explaining it.
     pub fn into_page(self, locale: &Locale) -> Response {
         let (status, title_key, detail) = match &self.0 {
-            Error::Forbidden(message) => (StatusCode::FORBIDDEN, "error.forbidden", message.clone()),
+            Error::Forbidden(message) => {
+                (StatusCode::FORBIDDEN, "error.forbidden", message.clone())
+            }
             Error::NotFound(what) => (StatusCode::NOT_FOUND, "error.not_found", what.clone()),
             Error::Conflict(message) => (StatusCode::CONFLICT, "error.conflict", message.clone()),
             Error::Invalid { field, message } => (
@@ -188,12 +190,22 @@ impl PageError {
                 "error.invalid",
                 format!("{field}: {message}"),
             ),
-            Error::BadRequest(message) => (StatusCode::BAD_REQUEST, "error.invalid", message.clone()),
-            Error::TooManyRequests { message, .. } => (StatusCode::TOO_MANY_REQUESTS, "error.busy", message.clone()),
-            Error::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "error.forbidden", message.clone()),
+            Error::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, "error.invalid", message.clone())
+            }
+            Error::TooManyRequests { message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "error.busy", message.clone())
+            }
+            Error::Unauthorized(message) => {
+                (StatusCode::UNAUTHORIZED, "error.forbidden", message.clone())
+            }
             other => {
                 tracing::error!(error = %other, "a dashboard page failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "error.internal", String::new())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error.internal",
+                    String::new(),
+                )
             }
         };
         let page = Page {

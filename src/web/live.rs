@@ -29,7 +29,11 @@ pub struct LiveQuery {
     task: Option<i64>,
 }
 
-pub async fn stream(State(state): State<WebState>, viewer: Viewer, Query(query): Query<LiveQuery>) -> Response {
+pub async fn stream(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(query): Query<LiveQuery>,
+) -> Response {
     match open(&state, &viewer, query.task).await {
         Ok(follower) => {
             let stream = futures::stream::unfold(follower, |mut f| async move {
@@ -37,7 +41,9 @@ pub async fn stream(State(state): State<WebState>, viewer: Viewer, Query(query):
                 let event = SseEvent::default().event("change").data(newest.to_string());
                 Some((Ok::<_, Infallible>(event), f))
             });
-            Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+            Sse::new(stream)
+                .keep_alive(KeepAlive::default())
+                .into_response()
         }
         Err(e) => PageError(e).into_page(&viewer.locale),
     }
@@ -49,10 +55,12 @@ async fn open(state: &WebState, viewer: &Viewer, task: Option<i64>) -> crate::Re
         let project_id = state.store.project(&project).await?.id;
         viewer.require(Permission::Read, project_id)?;
     }
-    let permit = Arc::clone(&state.live_streams).try_acquire_owned().map_err(|_| Error::TooManyRequests {
-        message: "too many live pages are open; reload later".into(),
-        retry_after_secs: 5,
-    })?;
+    let permit = Arc::clone(&state.live_streams)
+        .try_acquire_owned()
+        .map_err(|_| Error::TooManyRequests {
+            message: "too many live pages are open; reload later".into(),
+            retry_after_secs: 5,
+        })?;
     Ok(Follower {
         store: state.store.clone(),
         wake: state.store.subscribe_events(),
@@ -77,7 +85,11 @@ impl Follower {
     async fn next_change(&mut self) -> i64 {
         loop {
             self.wake.mark_unchanged();
-            match self.store.events_after_in(self.last, self.task, None, &self.scope, 500).await {
+            match self
+                .store
+                .events_after_in(self.last, self.task, None, &self.scope, 500)
+                .await
+            {
                 Ok(events) if !events.is_empty() => {
                     self.last = events.iter().map(|e| e.id).max().unwrap_or(self.last);
                     return self.last;

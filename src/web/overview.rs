@@ -32,8 +32,14 @@ async fn render(state: &WebState, viewer: &Viewer) -> Result<Response, PageError
         .store
         .project_counts(locale.day_start(now), &scope)
         .await?;
-    let today = state.store.cost_since(locale.day_start(now), &scope).await?;
-    let month = state.store.cost_since(locale.month_start(now), &scope).await?;
+    let today = state
+        .store
+        .cost_since(locale.day_start(now), &scope)
+        .await?;
+    let month = state
+        .store
+        .cost_since(locale.month_start(now), &scope)
+        .await?;
     let mine: Vec<_> = state
         .store
         .pending_inbox(&scope, 500)

@@ -72,9 +72,16 @@ pub async fn list(
     viewer: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    render(&state, &viewer, &query, &CreateForm::default(), &FieldErrors::new(), StatusCode::OK)
-        .await
-        .unwrap_or_else(|e| e.into_page(&viewer.locale))
+    render(
+        &state,
+        &viewer,
+        &query,
+        &CreateForm::default(),
+        &FieldErrors::new(),
+        StatusCode::OK,
+    )
+    .await
+    .unwrap_or_else(|e| e.into_page(&viewer.locale))
 }
 
 pub async fn create(
@@ -89,18 +96,29 @@ pub async fn create(
     }
     match create_task(&state, &viewer, &form).await {
         Ok(task) => {
-            viewer.audit(&state, "POST /tasks", &format!("tasks/{}", task.id), "201").await;
+            viewer
+                .audit(&state, "POST /tasks", &format!("tasks/{}", task.id), "201")
+                .await;
             Redirect::to(&format!("/tasks/{}", task.id)).into_response()
         }
         Err(Error::Invalid { field, message }) => {
             let errors = FieldErrors::from([(field, message)]);
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render(&state, &viewer, &ListQuery::default(), &form, &errors, status)
-                .await
-                .unwrap_or_else(|e| e.into_page(&locale))
+            render(
+                &state,
+                &viewer,
+                &ListQuery::default(),
+                &form,
+                &errors,
+                status,
+            )
+            .await
+            .unwrap_or_else(|e| e.into_page(&locale))
         }
         Err(e) => {
-            viewer.audit(&state, "POST /tasks", "tasks", &status_of(&e)).await;
+            viewer
+                .audit(&state, "POST /tasks", "tasks", &status_of(&e))
+                .await;
             PageError(e).into_page(&locale)
         }
     }
@@ -150,7 +168,15 @@ pub async fn cancel(
     Path(id): Path<i64>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    task_action(&state, &viewer, &headers, id, form.csrf.as_deref(), "cancel").await
+    task_action(
+        &state,
+        &viewer,
+        &headers,
+        id,
+        form.csrf.as_deref(),
+        "cancel",
+    )
+    .await
 }
 
 pub async fn retry(
@@ -178,18 +204,24 @@ async fn task_action(
         viewer.require(Permission::Operate, project.id)?;
         match action {
             "cancel" => tasks::request_cancel(&state.store, id).await.map(|_| ()),
-            _ => tasks::retry(&state.store, id, &viewer.principal.name).await.map(|_| ()),
+            _ => tasks::retry(&state.store, id, &viewer.principal.name)
+                .await
+                .map(|_| ()),
         }
     }
     .await;
     let path = format!("POST /tasks/{{id}}/{action}");
     match outcome {
         Ok(()) => {
-            viewer.audit(state, &path, &format!("tasks/{id}"), "200").await;
+            viewer
+                .audit(state, &path, &format!("tasks/{id}"), "200")
+                .await;
             Redirect::to(&format!("/tasks/{id}")).into_response()
         }
         Err(e) => {
-            viewer.audit(state, &path, &format!("tasks/{id}"), &status_of(&e)).await;
+            viewer
+                .audit(state, &path, &format!("tasks/{id}"), &status_of(&e))
+                .await;
             PageError(e).into_page(&viewer.locale)
         }
     }
@@ -209,7 +241,11 @@ pub fn status_of(error: &Error) -> String {
 }
 
 /// The filters as a store search, or the field that does not parse.
-fn search_of(query: &ListQuery, projects: &[Project], locale: &Locale) -> Result<TaskSearch, (String, String)> {
+fn search_of(
+    query: &ListQuery,
+    projects: &[Project],
+    locale: &Locale,
+) -> Result<TaskSearch, (String, String)> {
     fn parse<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, (String, String)>
     where
         T::Err: std::fmt::Display,
@@ -217,7 +253,9 @@ fn search_of(query: &ListQuery, projects: &[Project], locale: &Locale) -> Result
         if text.is_empty() {
             return Ok(None);
         }
-        text.parse().map(Some).map_err(|e: T::Err| (field.to_string(), e.to_string()))
+        text.parse()
+            .map(Some)
+            .map_err(|e: T::Err| (field.to_string(), e.to_string()))
     }
     let day = |field: &str, text: &str| -> Result<Option<DateTime<Utc>>, (String, String)> {
         if text.is_empty() {
@@ -225,7 +263,9 @@ fn search_of(query: &ListQuery, projects: &[Project], locale: &Locale) -> Result
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| (field.to_string(), locale.t("tasks.bad_date")))?;
-        let start = date.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(locale.zone).earliest());
+        let start = date
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(locale.zone).earliest());
         Ok(start.map(|s| s.with_timezone(&Utc)))
     };
     let project_id = match query.project.as_str() {
@@ -322,12 +362,27 @@ fn page_url(query: &ListQuery, before: Option<i64>) -> String {
 }
 
 /// A `<select>` of `choices` (value, label) with an "any" first, `selected` chosen.
-fn select(name: &str, label: &str, any: &str, choices: &[(String, String)], selected: &str, error: Option<&str>) -> Markup {
+fn select(
+    name: &str,
+    label: &str,
+    any: &str,
+    choices: &[(String, String)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
     select_with_id(name, name, label, any, choices, selected, error)
 }
 
 /// `select` with an element id apart from its name (two forms on one page).
-fn select_with_id(id: &str, name: &str, label: &str, any: &str, choices: &[(String, String)], selected: &str, error: Option<&str>) -> Markup {
+fn select_with_id(
+    id: &str,
+    name: &str,
+    label: &str,
+    any: &str,
+    choices: &[(String, String)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
     html! {
         label for=(id) {
             (label)
@@ -354,7 +409,16 @@ fn filters(
     let named = |values: Vec<&str>, prefix: &str| -> Vec<(String, String)> {
         values
             .into_iter()
-            .map(|v| (v.to_string(), if prefix.is_empty() { v.to_string() } else { locale.t(&format!("{prefix}.{v}")) }))
+            .map(|v| {
+                (
+                    v.to_string(),
+                    if prefix.is_empty() {
+                        v.to_string()
+                    } else {
+                        locale.t(&format!("{prefix}.{v}"))
+                    },
+                )
+            })
             .collect()
     };
     let project_names = projects.iter().map(|p| p.name.as_str()).collect();
@@ -434,10 +498,19 @@ fn create_form(
         return html! {};
     }
     let error = |field: &str| errors.get(field).map(String::as_str);
-    let teams: Vec<(String, String)> = state.teams.names().map(|n| (n.to_string(), n.to_string())).collect();
+    let teams: Vec<(String, String)> = state
+        .teams
+        .names()
+        .map(|n| (n.to_string(), n.to_string()))
+        .collect();
     let priorities: Vec<(String, String)> = Priority::ALL
         .iter()
-        .map(|p| (p.as_str().to_string(), locale.t(&format!("priority.{}", p.as_str()))))
+        .map(|p| {
+            (
+                p.as_str().to_string(),
+                locale.t(&format!("priority.{}", p.as_str())),
+            )
+        })
         .collect();
     html! {
         h2 #create { (locale.t("tasks.create")) }

@@ -64,7 +64,15 @@ async fn load(state: &WebState, viewer: &Viewer, id: i64, kind: &str) -> crate::
     for approval in detail.approvals.iter().filter(|a| a.snapshot_at.is_some()) {
         snapshots.insert(approval.id, store.approval_snapshot(approval.id).await?);
     }
-    Ok(TaskView { detail, project_id, phases, agents, events, kinds, snapshots })
+    Ok(TaskView {
+        detail,
+        project_id,
+        phases,
+        agents,
+        events,
+        kinds,
+        snapshots,
+    })
 }
 
 pub async fn show(
@@ -109,7 +117,10 @@ pub async fn part(
     let markup = match part.as_str() {
         "state" => state_part(&viewer, &view, &query.kind),
         "approvals" => approvals_part(&viewer, &view),
-        _ => return PageError(crate::Error::NotFound(format!("part {part}"))).into_page(&viewer.locale),
+        _ => {
+            return PageError(crate::Error::NotFound(format!("part {part}")))
+                .into_page(&viewer.locale);
+        }
     };
     secure(markup.into_response())
 }
@@ -181,7 +192,10 @@ fn header(locale: &Locale, view: &TaskView) -> Markup {
         .started_at
         .map(|start| (task.completed_at.unwrap_or(now) - start).num_seconds());
     let cost: f64 = view.detail.runs.iter().map(|r| r.totals.cost_usd).sum();
-    let link = task.source_ref.get("url").and_then(|u| u.as_str())
+    let link = task
+        .source_ref
+        .get("url")
+        .and_then(|u| u.as_str())
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
     html! {
         dl.facts #task-header data-status=(task.status.as_str()) {
@@ -211,9 +225,17 @@ fn agents(locale: &Locale, view: &TaskView) -> Markup {
     let mut agents: BTreeMap<String, (String, bool)> = BTreeMap::new();
     for event in &view.agents {
         let data = components::payload(event);
-        let name = data.get("name").or_else(|| data.get("agent"))
-            .and_then(|v| v.as_str()).unwrap_or("?").to_string();
-        let role = data.get("role").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let name = data
+            .get("name")
+            .or_else(|| data.get("agent"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let role = data
+            .get("role")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
         let entry = agents.entry(name).or_insert((role.clone(), false));
         if !role.is_empty() {
             entry.0 = role;
@@ -342,8 +364,18 @@ fn approvals_part(viewer: &Viewer, view: &TaskView) -> Markup {
     let locale = &viewer.locale;
     let task = &view.detail.task;
     let may_decide = viewer.may(Permission::Decide, view.project_id);
-    let pending: Vec<_> = view.detail.approvals.iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
-    let decided: Vec<_> = view.detail.approvals.iter().filter(|a| a.status != ApprovalStatus::Pending).collect();
+    let pending: Vec<_> = view
+        .detail
+        .approvals
+        .iter()
+        .filter(|a| a.status == ApprovalStatus::Pending)
+        .collect();
+    let decided: Vec<_> = view
+        .detail
+        .approvals
+        .iter()
+        .filter(|a| a.status != ApprovalStatus::Pending)
+        .collect();
     let url = format!("/tasks/{}/part/approvals", task.id);
     html! {
         div #approvals data-fragment=(url) {

@@ -109,7 +109,11 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The reader's language and clock: their settings, then the browser's.
-pub async fn locale_of(state: &WebState, principal: Option<&Principal>, headers: &HeaderMap) -> Locale {
+pub async fn locale_of(
+    state: &WebState,
+    principal: Option<&Principal>,
+    headers: &HeaderMap,
+) -> Locale {
     let preferences = match principal.and_then(|p| p.id) {
         Some(id) => state.store.preferences(id).await.ok(),
         None => None,
@@ -127,7 +131,10 @@ fn client_address(parts: &Parts) -> String {
 impl FromRequestParts<WebState> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> std::result::Result<Self, Response> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> std::result::Result<Self, Response> {
         let resolved = resolve(state, parts).await.map_err(|e| {
             let locale = Locale::choose(None, &parts.headers);
             PageError::from(e).into_page(&locale)
@@ -158,7 +165,10 @@ pub struct MaybeViewer(pub Option<Viewer>, pub Locale);
 impl FromRequestParts<WebState> for MaybeViewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> std::result::Result<Self, Response> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> std::result::Result<Self, Response> {
         let resolved = resolve(state, parts).await.ok().flatten();
         let principal = resolved.as_ref().map(|(p, _)| p);
         let locale = locale_of(state, principal, &parts.headers).await;
