@@ -14,6 +14,7 @@ use crate::store::Store;
 use crate::vault::Vault;
 
 mod approval_page;
+mod sign_in;
 
 /// What the pages can reach.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/", get(dashboard))
         .merge(approval_page::router())
+        .merge(sign_in::router())
 }
 
 async fn dashboard() -> impl IntoResponse {
