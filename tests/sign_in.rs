@@ -499,6 +499,54 @@ async fn a_weak_password_is_refused(db: Db) {
     }
 }
 
+/// `aiops user sign-out LOGIN` (the real binary, on the same store) ends every session of
+/// the user and is audited; `set-password` refuses a weak password read from stdin.
+async fn the_cli_signs_a_user_out_and_refuses_weak_passwords(db: Db) {
+    let app = TestApp::spawn(db).await;
+    add_user(&app, "ann").await;
+    let secret = sign_in(&app, "ann").await;
+    assert_eq!(
+        api_status(&app, &secret, "/api/v1/sessions").await,
+        StatusCode::OK
+    );
+    let cli = |args: &[&str], stdin: &str| {
+        let mut child = common::child::aiops()
+            .args(args)
+            .args(["--data-dir"])
+            .arg(app.db.data_dir())
+            .args(["--database-url", &app.db.url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = cli(&["user", "sign-out", "ann"], "");
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 session(s) of ann ended"), "{said}");
+    assert_eq!(
+        api_status(&app, &secret, "/api/v1/sessions").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let weak = cli(&["user", "set-password", "ann"], "short\n");
+    let said = String::from_utf8_lossy(&weak.stderr).to_string();
+    assert!(!weak.status.success());
+    assert!(said.contains("at least 12 characters"), "{said}");
+    let audit = app
+        .get_json("/api/v1/audit?target=users/ann/sessions")
+        .await;
+    assert_eq!(audit["items"][0]["action"], "cli user sign-out", "{audit}");
+}
+
 /// Stops a child `aiops serve` when the test ends, even by a panic.
 struct Stop(u32);
 
@@ -610,4 +658,5 @@ on_both_databases!(
     the_sign_in_page_refuses_open_redirects,
     a_weak_password_is_refused,
     no_secret_reaches_a_log_or_an_api_response,
+    the_cli_signs_a_user_out_and_refuses_weak_passwords,
 );
