@@ -10,9 +10,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod checks;
 mod errors;
 mod limits;
+pub use auth::AuthConfig;
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig};
 
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
@@ -47,6 +49,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -456,6 +459,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -551,6 +555,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_service()?;
         self.validate_tasks_and_engine()?;
+        self.auth.validate()?;
         self.validate_approvals_and_notify()
     }
 

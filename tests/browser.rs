@@ -2,137 +2,21 @@
 //! the change and the findings, clicks Approve and sees the decided state; the API agrees and
 //! the pipeline goes on to done.
 //!
-//! Chromium is driven over WebDriver by `fantoccini`, through Debian's `chromedriver`, which
-//! this test starts on a free loopback port. Why WebDriver and not the DevTools protocol:
-//! chromedriver is built from the same Debian source package as Chromium, so the two always
-//! match, while the DevTools crates carry bindings generated from one Chromium revision's
-//! protocol (chromiumoxide compiles a large generated crate, headless_chrome blocks a thread);
-//! and WebDriver's find, click and wait are exactly the steps this test takes.
-//!
-//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
-//! `chromium-driver`); `.ci/run` installs them when they are missing. Without them this test
-//! fails: it never skips. `AIOPS_TEST_SCREENSHOTS=<dir>` keeps a PNG of each page it saw.
+//! Chromium runs headless through `common::browser` (chromedriver over WebDriver).
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aiops::approvals::LinkSigner;
-use aiops::auth::{self, TokenGrant};
-use aiops::model::{ApprovalLinks, ProjectRole, Scopes};
+use aiops::model::{ApprovalLinks, ProjectRole};
 use aiops::users::{self, UserSpec};
+use common::browser::{BROWSER_WAIT, ChromeDriver, keep_screenshot};
 use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
 use common::{Db, TestApp, wait_for};
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// How long the browser may take to start, load a page or show an element.
-const BROWSER_WAIT: Duration = Duration::from_secs(30);
-
-/// A chromedriver child listening on a loopback port, in a process group of its own so that
-/// dropping this value ends it and every Chromium it started, even when the test panics.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    /// The fresh `--user-data-dir` of its Chromium; removed after the processes are gone.
-    profile: tempfile::TempDir,
-}
-
-impl ChromeDriver {
-    /// Starts chromedriver and waits until it accepts sessions; fails the test, saying how
-    /// to install them, when Chromium or chromedriver is missing.
-    async fn start() -> ChromeDriver {
-        for program in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                Path::new(program).exists(),
-                "{program} is missing: the browser test needs Debian's Chromium and ChromeDriver. \
-                 Run `.ci/run` (it installs them), or `apt-get install chromium chromium-driver`."
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--log-level=SEVERE")
-            .stdout(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {CHROMEDRIVER}: {e}"));
-        let driver = ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            profile: tempfile::tempdir().expect("temp dir"),
-        };
-        let status = format!("{}/status", driver.url);
-        let client = reqwest::Client::new();
-        wait_for(
-            &format!("chromedriver to be ready on port {port}"),
-            BROWSER_WAIT,
-            || async {
-                let status: Value = client.get(&status).send().await.ok()?.json().await.ok()?;
-                (status["value"]["ready"] == true).then_some(())
-            },
-        )
-        .await;
-        driver
-    }
-
-    /// A new session in headless Chromium, started with the flags a closed network needs.
-    async fn session(&self) -> Client {
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,2400",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([format!("--user-data-dir={}", self.profile.path().display())])
-        .collect::<Vec<_>>();
-        let capabilities = json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": args}});
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!("capabilities are an object")
-        };
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("headless Chromium did not start through chromedriver: {e}"))
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-/// Keeps a PNG of what the browser shows as `<name>.png` in `$AIOPS_TEST_SCREENSHOTS`, if set.
-async fn keep_screenshot(browser: &Client, name: &str) {
-    let Some(dir) = std::env::var_os("AIOPS_TEST_SCREENSHOTS") else {
-        return;
-    };
-    let png = browser.screenshot().await.expect("screenshot");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
-}
 
 /// The task's pending approval, once the change and findings it shows have been taken.
 async fn pending_approval_with_snapshot(app: &TestApp, task: i64) -> Value {
@@ -289,7 +173,26 @@ async fn text_of(browser: &Client, css: &str) -> String {
         .unwrap()
 }
 
-/// A user with `role` in project `project` and a token with every scope.
+/// A sign-in session of user `login`: the session cookie's value.
+async fn session_of(app: &TestApp, login: &str) -> String {
+    let user = app.store.user(login).await.unwrap();
+    let client = aiops::sessions::Client {
+        addr: "127.0.0.1",
+        user_agent: None,
+    };
+    aiops::sessions::start(
+        &app.store,
+        &app.config,
+        user.id,
+        aiops::model::SessionMethod::Password,
+        client,
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
+/// A user with `role` in project `project`, signed in: their session cookie's value.
 async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) -> String {
     let spec = UserSpec {
         login: login.into(),
@@ -299,17 +202,8 @@ async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) ->
     users::grant(&app.store, login, Some(project), role)
         .await
         .unwrap();
-    let grant = TokenGrant {
-        name: login.into(),
-        scopes: Scopes::ALL,
-        project_id: None,
-        expires_at: None,
-        service: false,
-    };
-    auth::create_token_for(&app.store, user.id, &grant)
-        .await
-        .unwrap()
-        .0
+    let _ = user;
+    session_of(app, login).await
 }
 
 /// Signed in, every view opens on seeded data and shows it: the overview counts the waiting
@@ -326,7 +220,8 @@ async fn dashboard_views_show_seeded_data_in_chromium() {
     pending_approval_with_snapshot(&app, task).await;
 
     let browser = driver.session().await;
-    sign_in(&browser, &app, &app.token).await;
+    let admin = session_of(&app, "admin").await;
+    sign_in(&browser, &app, &admin).await;
     browser.goto(&app.url("/")).await.unwrap();
     let counts = text_of(&browser, "#project-counts tr[data-project=\"shop\"]").await;
     assert!(counts.starts_with("shop"), "{counts}");
@@ -516,7 +411,8 @@ async fn task_page_follows_a_running_pipeline_in_chromium() {
     let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
 
     let browser = driver.session().await;
-    sign_in(&browser, &app, &app.token).await;
+    let admin = session_of(&app, "admin").await;
+    sign_in(&browser, &app, &admin).await;
     browser
         .goto(&app.url(&format!("/tasks/{task}")))
         .await

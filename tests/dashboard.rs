@@ -7,15 +7,33 @@
 mod common;
 
 use aiops::approvals::LinkSigner;
-use aiops::auth::{self, TokenGrant};
-use aiops::model::{ProjectRole, Scopes};
+use aiops::model::ProjectRole;
 use aiops::users::{self, UserSpec};
 use common::pipeline::{WAIT, add_project, create_task, engine_app};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A user with `role` in `project` and a token with every scope (its session, here).
+/// A sign-in session of user `login`: the session cookie's value.
+async fn session_of(app: &TestApp, login: &str) -> String {
+    let user = app.store.user(login).await.unwrap();
+    let client = aiops::sessions::Client {
+        addr: "127.0.0.1",
+        user_agent: None,
+    };
+    aiops::sessions::start(
+        &app.store,
+        &app.config,
+        user.id,
+        aiops::model::SessionMethod::Password,
+        client,
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
+/// A user with `role` in `project`, signed in: their session cookie's value.
 async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) -> String {
     let spec = UserSpec {
         login: login.into(),
@@ -25,17 +43,8 @@ async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) ->
     users::grant(&app.store, login, Some(project), role)
         .await
         .unwrap();
-    let grant = TokenGrant {
-        name: login.into(),
-        scopes: Scopes::ALL,
-        project_id: None,
-        expires_at: None,
-        service: false,
-    };
-    auth::create_token_for(&app.store, user.id, &grant)
-        .await
-        .unwrap()
-        .0
+    let _ = user;
+    session_of(app, login).await
 }
 
 /// A client that does not follow redirects.
@@ -244,6 +253,7 @@ async fn a_user_sees_only_their_projects() {
 #[tokio::test]
 async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = session_of(&app, "admin").await;
     let anonymous = client()
         .get(app.url("/tasks?status=failed"))
         .send()
@@ -257,10 +267,7 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
 
     let response = client()
         .get(app.url("/"))
-        .header(
-            "cookie",
-            format!("{}={}", aiops::sessions::COOKIE, app.token),
-        )
+        .header("cookie", format!("{}={}", aiops::sessions::COOKIE, admin))
         .header("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")
         .send()
         .await
@@ -312,11 +319,11 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
 
     // The person's setting wins over the browser's.
-    let (_, html) = page(&app, &app.token, "/account").await;
+    let (_, html) = page(&app, &admin, "/account").await;
     let csrf = csrf_of(&html);
     let (status, html) = post_form(
         &app,
-        &app.token,
+        &admin,
         "/account",
         &[
             ("csrf", &csrf),
@@ -333,7 +340,7 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     );
     let (status, _) = post_form(
         &app,
-        &app.token,
+        &admin,
         "/account",
         &[
             ("csrf", &csrf),
@@ -344,7 +351,7 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let (_, html) = page(&app, &app.token, "/tasks").await;
+    let (_, html) = page(&app, &admin, "/tasks").await;
     assert!(
         html.contains("조건에 맞는 작업이 없습니다"),
         "Korean from the setting, without Accept-Language"

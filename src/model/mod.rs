@@ -20,6 +20,7 @@ pub mod project;
 pub mod routing;
 pub mod run;
 pub mod schedule;
+pub mod session;
 pub mod target;
 pub mod task;
 
@@ -38,6 +39,7 @@ pub use project::*;
 pub use routing::*;
 pub use run::*;
 pub use schedule::*;
+pub use session::*;
 pub use task::*;
 
 /// An enum stored as its text name: serde, OpenAPI, `as_str`, `ALL`, `FromStr` (an

@@ -62,6 +62,7 @@ pub mod retention;
 pub mod routing_rules;
 pub mod runs;
 pub mod schedules;
+pub mod sessions;
 pub mod slots;
 pub mod tasks;
 pub mod tokens;

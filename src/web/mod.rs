@@ -29,6 +29,7 @@ mod later;
 mod layout;
 mod live;
 mod overview;
+mod sign_in;
 mod task_list;
 mod task_page;
 mod viewer;
@@ -73,4 +74,5 @@ pub fn router() -> Router<WebState> {
         .route("/later/{place}", get(later::show))
         .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())
+        .merge(sign_in::router())
 }
