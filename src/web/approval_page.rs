@@ -167,71 +167,16 @@ async fn decide(
                 PageError(Error::BadRequest(locale.t("link.incomplete"))).into_page(&locale)
             );
         };
-        let task = state
-            .store
-            .task(approval.task_id)
-            .await
-            .map_err(|e| PageError(e).into_page(&locale))?;
-        let project_id = state
-            .store
-            .project(&task.project)
-            .await
-            .map_err(|e| PageError(e).into_page(&locale))?
-            .id;
-        let right = right_of(&state, viewer.as_ref(), project_id)
-            .await
-            .map_err(|e| PageError(e).into_page(&locale))?;
-        let decider = match (&right, viewer.as_ref()) {
-            (Right::Link, _) => {
-                let cookie = cookie(&headers, CSRF_COOKIE);
-                if !matches!(cookie, Some(c) if !form.csrf.is_empty() && tokens_equal(&form.csrf, &c))
-                {
-                    return Err(
-                        PageError(Error::Forbidden(locale.t("link.csrf"))).into_page(&locale)
-                    );
-                }
-                let channels = state
-                    .store
-                    .link_channels(approval.id)
-                    .await
-                    .unwrap_or_default();
-                Decider {
-                    name: link_decider(&channels),
-                    principal_id: None,
-                    channel: Channel::Web,
-                    source: peer.ip().to_string(),
-                }
-            }
-            (Right::Person, Some(viewer)) => {
-                viewer
-                    .check_form(&headers, Some(&form.csrf))
-                    .map_err(|e| PageError(e).into_page(&locale))?;
-                Decider {
-                    name: viewer.principal.name.clone(),
-                    principal_id: viewer.principal.id,
-                    channel: Channel::Web,
-                    source: peer.ip().to_string(),
-                }
-            }
-            _ => {
-                let message = locale.t(if viewer.is_some() {
-                    "link.not_allowed"
-                } else {
-                    "link.sign_in_first"
-                });
-                if let Some(viewer) = &viewer {
-                    viewer
-                        .audit(
-                            &state,
-                            "POST /approvals/{token}",
-                            &format!("approvals/{}", approval.id),
-                            "403",
-                        )
-                        .await;
-                }
-                return Err(PageError(Error::Forbidden(message)).into_page(&locale));
-            }
-        };
+        let decider = decider_for(
+            &state,
+            viewer.as_ref(),
+            &locale,
+            &approval,
+            &headers,
+            &form,
+            peer,
+        )
+        .await?;
         let decision = form
             .decision
             .parse::<Decision>()
@@ -350,4 +295,80 @@ async fn decided_page(
         live: None,
     }
     .render_with(status, body)
+}
+
+/// Who decides through this link, or the page refusing it: the link itself (`link` mode,
+/// with its double-submit cookie) or the signed-in person allowed to decide.
+async fn decider_for(
+    state: &WebState,
+    viewer: Option<&Viewer>,
+    locale: &Locale,
+    approval: &ApprovalRecord,
+    headers: &HeaderMap,
+    form: &DecisionForm,
+    peer: SocketAddr,
+) -> std::result::Result<Decider, Response> {
+    let task = state
+        .store
+        .task(approval.task_id)
+        .await
+        .map_err(|e| PageError(e).into_page(locale))?;
+    let project_id = state
+        .store
+        .project(&task.project)
+        .await
+        .map_err(|e| PageError(e).into_page(locale))?
+        .id;
+    let right = right_of(state, viewer, project_id)
+        .await
+        .map_err(|e| PageError(e).into_page(locale))?;
+    let decider = match (&right, viewer) {
+        (Right::Link, _) => {
+            let cookie = cookie(headers, CSRF_COOKIE);
+            if !matches!(cookie, Some(c) if !form.csrf.is_empty() && tokens_equal(&form.csrf, &c)) {
+                return Err(PageError(Error::Forbidden(locale.t("link.csrf"))).into_page(locale));
+            }
+            let channels = state
+                .store
+                .link_channels(approval.id)
+                .await
+                .unwrap_or_default();
+            Decider {
+                name: link_decider(&channels),
+                principal_id: None,
+                channel: Channel::Web,
+                source: peer.ip().to_string(),
+            }
+        }
+        (Right::Person, Some(viewer)) => {
+            viewer
+                .check_form(headers, Some(&form.csrf))
+                .map_err(|e| PageError(e).into_page(locale))?;
+            Decider {
+                name: viewer.principal.name.clone(),
+                principal_id: viewer.principal.id,
+                channel: Channel::Web,
+                source: peer.ip().to_string(),
+            }
+        }
+        _ => {
+            let message = locale.t(if viewer.is_some() {
+                "link.not_allowed"
+            } else {
+                "link.sign_in_first"
+            });
+            if let Some(viewer) = &viewer {
+                viewer
+                    .audit(
+                        state,
+                        "POST /approvals/{token}",
+                        &format!("approvals/{}", approval.id),
+                        "403",
+                    )
+                    .await;
+            }
+            return Err(PageError(Error::Forbidden(message)).into_page(locale));
+        }
+    };
+    Ok(decider)
 }
