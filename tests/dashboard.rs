@@ -112,10 +112,9 @@ async fn pending_approval(app: &TestApp, task: i64) -> i64 {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_sees_no_control_and_is_refused_when_posting() {
+async fn a_viewer_sees_no_control_and_is_refused_when_posting(db: Db) {
     let repo = common::git_repo();
-    let app = engine_app(Db::Sqlite, "", |_| {}).await;
+    let app = engine_app(db, "", |_| {}).await;
     add_project(&app, "shop", repo.path(), json!({})).await;
     let vera = member(&app, "vera", "shop", ProjectRole::Viewer).await;
     let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
@@ -219,9 +218,8 @@ async fn a_viewer_sees_no_control_and_is_refused_when_posting() {
     );
 }
 
-#[tokio::test]
-async fn a_user_sees_only_their_projects() {
-    let app = TestApp::spawn(Db::Sqlite).await;
+async fn a_user_sees_only_their_projects(db: Db) {
+    let app = TestApp::spawn(db).await;
     let repo = common::git_repo();
     let other_repo = common::git_repo();
     add_project(&app, "shop", repo.path(), json!({})).await;
@@ -250,9 +248,8 @@ async fn a_user_sees_only_their_projects() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
-    let app = TestApp::spawn(Db::Sqlite).await;
+async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp(db: Db) {
+    let app = TestApp::spawn(db).await;
     let admin = session_of(&app, "admin").await;
     let anonymous = client()
         .get(app.url("/tasks?status=failed"))
@@ -358,10 +355,9 @@ async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approval_link_needs_a_signed_in_approver_by_default() {
+async fn an_approval_link_needs_a_signed_in_approver_by_default(db: Db) {
     let repo = common::git_repo();
-    let app = engine_app(Db::Sqlite, "", |_| {}).await;
+    let app = engine_app(db, "", |_| {}).await;
     add_project(&app, "shop", repo.path(), json!({})).await;
     let vera = member(&app, "vera", "shop", ProjectRole::Viewer).await;
     let anna = member(&app, "anna", "shop", ProjectRole::Approver).await;
@@ -432,3 +428,10 @@ async fn an_approval_link_needs_a_signed_in_approver_by_default() {
     assert_eq!(status, StatusCode::GONE);
     assert!(html.contains("anna"));
 }
+
+on_both_databases!(
+    a_viewer_sees_no_control_and_is_refused_when_posting,
+    a_user_sees_only_their_projects,
+    pages_need_a_session_speak_korean_and_carry_a_strict_csp,
+    an_approval_link_needs_a_signed_in_approver_by_default,
+);
