@@ -10,11 +10,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod checks;
 mod costs;
 mod errors;
 mod limits;
 pub use costs::{CostsConfig, ModelPrice};
+pub use auth::AuthConfig;
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig};
 
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
@@ -50,6 +52,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
     pub costs: CostsConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -460,6 +463,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
             costs: CostsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -556,6 +560,7 @@ impl Config {
         self.validate_service()?;
         self.validate_tasks_and_engine()?;
         self.costs.validate().map_err(ConfigError)?;
+        self.auth.validate()?;
         self.validate_approvals_and_notify()
     }
 

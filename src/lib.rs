@@ -26,6 +26,7 @@ pub mod retention;
 pub mod routing;
 pub mod schedules;
 pub mod server;
+pub mod sessions;
 pub mod signing;
 pub mod store;
 pub mod tasks;

@@ -102,13 +102,19 @@ pub async fn set_password(store: &Store, login: &str, password: &str) -> Result<
     auth::check_password_policy(password, login)?;
     store
         .set_password_hash(user.id, &auth::hash_password(password)?)
-        .await
+        .await?;
+    // A new password lifts a lock that guessing the old one caused.
+    store.clear_sign_in_failures(user.id).await
 }
 
-/// Disables or enables a user; a disabled user's tokens stop at their next request.
+/// Disables or enables a user; a disabled user's tokens stop at their next request, and
+/// its sessions end.
 pub async fn set_status(store: &Store, login: &str, status: UserStatus) -> Result<User> {
     let user = store.user(login).await?;
     store.set_user_status(user.id, status).await?;
+    if status == UserStatus::Disabled {
+        store.revoke_sessions_of(user.id).await?;
+    }
     store.user_by_id(user.id).await
 }
 

@@ -242,10 +242,14 @@ async fn authentication(db: Db) {
         .unwrap();
     expect_error(revoked, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
-    // The dashboard page loads without a token (it holds no data).
-    let page = app.client.get(app.url("/")).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains("Paste an API token"));
+    // The dashboard needs a session: without one it sends the browser to sign in.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = no_redirects.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()["location"], "/sign-in?next=%2F");
 
     // Health probes need no token.
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();

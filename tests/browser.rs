@@ -2,134 +2,21 @@
 //! the change and the findings, clicks Approve and sees the decided state; the API agrees and
 //! the pipeline goes on to done.
 //!
-//! Chromium is driven over WebDriver by `fantoccini`, through Debian's `chromedriver`, which
-//! this test starts on a free loopback port. Why WebDriver and not the DevTools protocol:
-//! chromedriver is built from the same Debian source package as Chromium, so the two always
-//! match, while the DevTools crates carry bindings generated from one Chromium revision's
-//! protocol (chromiumoxide compiles a large generated crate, headless_chrome blocks a thread);
-//! and WebDriver's find, click and wait are exactly the steps this test takes.
-//!
-//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
-//! `chromium-driver`); `.ci/run` installs them when they are missing. Without them this test
-//! fails: it never skips. `AIOPS_TEST_SCREENSHOTS=<dir>` keeps a PNG of each page it saw.
+//! Chromium runs headless through `common::browser` (chromedriver over WebDriver).
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aiops::approvals::LinkSigner;
+use aiops::model::{ApprovalLinks, ProjectRole};
+use aiops::users::{self, UserSpec};
+use common::browser::{BROWSER_WAIT, ChromeDriver, keep_screenshot};
 use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
 use common::{Db, TestApp, wait_for};
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// How long the browser may take to start, load a page or show an element.
-const BROWSER_WAIT: Duration = Duration::from_secs(30);
-
-/// A chromedriver child listening on a loopback port, in a process group of its own so that
-/// dropping this value ends it and every Chromium it started, even when the test panics.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    /// The fresh `--user-data-dir` of its Chromium; removed after the processes are gone.
-    profile: tempfile::TempDir,
-}
-
-impl ChromeDriver {
-    /// Starts chromedriver and waits until it accepts sessions; fails the test, saying how
-    /// to install them, when Chromium or chromedriver is missing.
-    async fn start() -> ChromeDriver {
-        for program in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                Path::new(program).exists(),
-                "{program} is missing: the browser test needs Debian's Chromium and ChromeDriver. \
-                 Run `.ci/run` (it installs them), or `apt-get install chromium chromium-driver`."
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--log-level=SEVERE")
-            .stdout(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {CHROMEDRIVER}: {e}"));
-        let driver = ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            profile: tempfile::tempdir().expect("temp dir"),
-        };
-        let status = format!("{}/status", driver.url);
-        let client = reqwest::Client::new();
-        wait_for(
-            &format!("chromedriver to be ready on port {port}"),
-            BROWSER_WAIT,
-            || async {
-                let status: Value = client.get(&status).send().await.ok()?.json().await.ok()?;
-                (status["value"]["ready"] == true).then_some(())
-            },
-        )
-        .await;
-        driver
-    }
-
-    /// A new session in headless Chromium, started with the flags a closed network needs.
-    async fn session(&self) -> Client {
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,2400",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([format!("--user-data-dir={}", self.profile.path().display())])
-        .collect::<Vec<_>>();
-        let capabilities = json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": args}});
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!("capabilities are an object")
-        };
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("headless Chromium did not start through chromedriver: {e}"))
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-/// Keeps a PNG of what the browser shows as `<name>.png` in `$AIOPS_TEST_SCREENSHOTS`, if set.
-async fn keep_screenshot(browser: &Client, name: &str) {
-    let Some(dir) = std::env::var_os("AIOPS_TEST_SCREENSHOTS") else {
-        return;
-    };
-    let png = browser.screenshot().await.expect("screenshot");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
-}
 
 /// The task's pending approval, once the change and findings it shows have been taken.
 async fn pending_approval_with_snapshot(app: &TestApp, task: i64) -> Value {
@@ -162,6 +49,12 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     assert_eq!(detail["status"], "awaiting_approval", "{detail:#}");
     let approval = pending_approval_with_snapshot(&app, task).await;
     let id = approval["id"].as_i64().expect("approval id");
+    // This project lets its links decide alone; the default (sign_in) is tested in tests/dashboard.rs.
+    let project = app.store.project("shop").await.unwrap();
+    app.store
+        .set_approval_links(project.id, ApprovalLinks::Link)
+        .await
+        .unwrap();
     let token =
         LinkSigner::new(&app.vault).token(id, chrono::Utc::now() + chrono::Duration::hours(1));
     let link = app.url(&format!("/approvals/{token}"));
@@ -186,9 +79,16 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
         let background = line.css_value("background-color").await.unwrap();
         assert_ne!(background, "rgba(0, 0, 0, 0)", "added lines are coloured");
     }
-    let findings = browser.find(Locator::Css("#findings")).await.unwrap();
+    let findings = browser
+        .find(Locator::Css("article.approval"))
+        .await
+        .unwrap();
     let mut headings = Vec::new();
-    for heading in findings.find_all(Locator::Css("h1")).await.unwrap() {
+    for heading in findings
+        .find_all(Locator::Css(".findings h1"))
+        .await
+        .unwrap()
+    {
         headings.push(heading.text().await.unwrap());
     }
     for expected in ["Analysis", "Review"] {
@@ -200,7 +100,7 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     keep_screenshot(&browser, "approval-pending").await;
 
     browser
-        .find(Locator::Css("#approve"))
+        .find(Locator::Css("button.approve"))
         .await
         .unwrap()
         .click()
@@ -215,7 +115,9 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     assert!(decided.is_displayed().await.unwrap());
     let decided_text = decided.text().await.unwrap();
     assert!(
-        decided_text.contains("approve") && decided_text.contains("web"),
+        decided_text.contains("approve")
+            && decided_text.contains("web")
+            && decided_text.contains("via link"),
         "the page says what was decided and where: {decided_text}"
     );
     assert_eq!(browser.current_url().await.unwrap().as_str(), link);
@@ -235,101 +137,347 @@ async fn approval_link_shows_the_change_and_approves_in_chromium() {
     assert_eq!(decided["status"], "decided", "{decided:#}");
     assert_eq!(decided["decision"], "approve");
     assert_eq!(decided["channel"], "web");
+    assert_eq!(
+        decided["decided_by"], "via link",
+        "no notification was sent, so no channel is named"
+    );
     let detail = wait_status(&app, task, &["done", "failed", "rolled_back"]).await;
     assert_eq!(detail["status"], "done", "{detail:#}");
 }
 
-/// The dashboard in a real browser: log in with a token, open the waiting task, try to
-/// revise without a comment (the API's refusal is shown), then revise with one; the pipeline
-/// works again and asks again.
+/// Signs the browser in as the holder of `token`: the session cookie the sign-in page sets.
+async fn sign_in(browser: &Client, app: &TestApp, token: &str) {
+    browser
+        .goto(&app.url("/healthz"))
+        .await
+        .expect("open the site");
+    browser
+        .execute(
+            "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/'; return null;",
+            vec![json!(aiops::sessions::COOKIE), json!(token)],
+        )
+        .await
+        .expect("set the session cookie");
+}
+
+/// The text of the element `css`, once it is there.
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is on the page: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A sign-in session of user `login`: the session cookie's value.
+async fn session_of(app: &TestApp, login: &str) -> String {
+    let user = app.store.user(login).await.unwrap();
+    let client = aiops::sessions::Client {
+        addr: "127.0.0.1",
+        user_agent: None,
+    };
+    aiops::sessions::start(
+        &app.store,
+        &app.config,
+        user.id,
+        aiops::model::SessionMethod::Password,
+        client,
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
+/// A user with `role` in project `project`, signed in: their session cookie's value.
+async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) -> String {
+    let spec = UserSpec {
+        login: login.into(),
+        ..UserSpec::default()
+    };
+    let user = users::add(&app.store, &spec).await.unwrap();
+    users::grant(&app.store, login, Some(project), role)
+        .await
+        .unwrap();
+    let _ = user;
+    session_of(app, login).await
+}
+
+/// Signed in, every view opens on seeded data and shows it: the overview counts the waiting
+/// task, the list filters it, its page shows phases, tickets, findings and the diff, the inbox
+/// offers it, a create form with an empty prompt shows the error at the field, and the page
+/// itself runs no inline script (the CSP would refuse it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_decides_a_pending_approval_in_chromium() {
+async fn dashboard_views_show_seeded_data_in_chromium() {
     let driver = ChromeDriver::start().await;
     let repo = common::git_repo();
     let app = engine_app(Db::Sqlite, "", |_| {}).await;
     add_project(&app, "shop", repo.path(), json!({})).await;
     let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
-    let first = pending_approval_with_snapshot(&app, task).await;
+    pending_approval_with_snapshot(&app, task).await;
 
     let browser = driver.session().await;
-    browser
-        .goto(&app.url("/"))
-        .await
-        .expect("open the dashboard");
-    let token_input = browser
-        .wait()
-        .at_most(BROWSER_WAIT)
-        .for_element(Locator::Css("#token"))
-        .await
-        .expect("the login form");
-    token_input.send_keys(&app.token).await.unwrap();
-    browser
-        .find(Locator::Css("#login-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let row = format!("tr.task[data-id=\"{task}\"]");
-    browser
-        .wait()
-        .at_most(BROWSER_WAIT)
-        .for_element(Locator::Css(&row))
-        .await
-        .expect("the task is listed")
-        .click()
-        .await
-        .unwrap();
-    let revise = ".approval button[data-decision=\"revise\"]";
-    browser
-        .wait()
-        .at_most(BROWSER_WAIT)
-        .for_element(Locator::Css(revise))
-        .await
-        .expect("the pending approval has decision buttons")
-        .click()
-        .await
-        .unwrap();
-    let refusal = wait_for("the refusal of a revise without comment", WAIT, || async {
-        let outcome = browser
-            .find(Locator::Css(".approval .outcome"))
-            .await
-            .ok()?;
-        let text = outcome.text().await.ok()?;
-        (!text.is_empty()).then_some(text)
-    })
-    .await;
-    assert!(refusal.contains("comment"), "{refusal}");
-    keep_screenshot(&browser, "dashboard-refused").await;
+    let admin = session_of(&app, "admin").await;
+    sign_in(&browser, &app, &admin).await;
+    browser.goto(&app.url("/")).await.unwrap();
+    let counts = text_of(&browser, "#project-counts tr[data-project=\"shop\"]").await;
+    assert!(counts.starts_with("shop"), "{counts}");
+    assert_eq!(text_of(&browser, "#waiting-count .big").await, "1");
+    let waiting = text_of(&browser, "#waiting").await;
+    assert!(waiting.contains("Fix the checkout crash"), "{waiting}");
+    keep_screenshot(&browser, "dashboard-overview").await;
 
     browser
-        .find(Locator::Css(".approval .comment"))
-        .await
-        .unwrap()
-        .send_keys("add a regression test")
+        .goto(&app.url("/tasks?status=awaiting_approval&q=checkout"))
         .await
         .unwrap();
+    let row = text_of(&browser, &format!("tr.task[data-id=\"{task}\"]")).await;
+    assert!(
+        row.contains("awaiting approval"),
+        "the status is written out: {row}"
+    );
+    keep_screenshot(&browser, "dashboard-tasks").await;
     browser
-        .find(Locator::Css(revise))
+        .goto(&app.url("/tasks?q=no-such-words"))
+        .await
+        .unwrap();
+    text_of(&browser, "p.empty").await;
+    assert!(browser.find(Locator::Css("tr.task")).await.is_err());
+
+    browser
+        .goto(&app.url(&format!("/tasks/{task}")))
+        .await
+        .unwrap();
+    let timeline = text_of(&browser, "#timeline").await;
+    for phase in ["analyzing", "executing", "reviewing", "awaiting approval"] {
+        assert!(
+            timeline.contains(phase),
+            "the timeline has {phase}: {timeline}"
+        );
+    }
+    let kanban = text_of(&browser, "#kanban section[data-column=\"DONE\"]").await;
+    assert!(
+        kanban.contains("PRT-"),
+        "done tickets are in the DONE column: {kanban}"
+    );
+    let findings = text_of(&browser, "#findings").await;
+    assert!(findings.contains("analysis.md"), "{findings}");
+    let diff = text_of(&browser, "#approvals #diff").await;
+    assert!(diff.contains("SIMULATED_CHANGE.md"), "{diff}");
+    let added = browser
+        .find(Locator::Css("#approvals pre.diff .add"))
+        .await
+        .unwrap();
+    assert_ne!(
+        added.css_value("background-color").await.unwrap(),
+        "rgba(0, 0, 0, 0)"
+    );
+    browser
+        .find(Locator::Css("#approvals button.approve"))
+        .await
+        .expect("an admin may decide");
+    keep_screenshot(&browser, "dashboard-task").await;
+
+    browser.goto(&app.url("/inbox")).await.unwrap();
+    text_of(&browser, "section.inbox-item").await;
+    keep_screenshot(&browser, "dashboard-inbox").await;
+
+    browser.goto(&app.url("/tasks")).await.unwrap();
+    browser
+        .find(Locator::Css("#new-project option[value=\"shop\"]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    let decided = wait_for("the revise decision", WAIT, || async {
-        let approval = app
-            .get_json(&format!("/api/v1/approvals/{}", first["id"]))
-            .await;
-        (approval["status"] == "decided").then_some(approval)
+    browser
+        .find(Locator::Css("#create-task button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = text_of(&browser, "#prompt-error").await;
+    assert!(error.contains("must not be empty"), "{error}");
+    let prompt = browser.find(Locator::Css("#prompt")).await.unwrap();
+    assert_eq!(
+        prompt.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    keep_screenshot(&browser, "dashboard-field-error").await;
+
+    prompt.send_keys("Add a health check").await.unwrap();
+    browser
+        .find(Locator::Css("#create-task button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let header = text_of(&browser, "#task-header").await;
+    assert!(header.contains("shop"), "{header}");
+    browser.goto(&app.url("/account")).await.unwrap();
+    text_of(&browser, "#settings").await;
+    keep_screenshot(&browser, "dashboard-account").await;
+    browser.close().await.unwrap();
+}
+
+/// An approver decides from the inbox on a 400 px wide screen: a revise without a comment is
+/// refused at the comment field, an approve is recorded as theirs through channel
+/// `dashboard`, and the pipeline goes on to done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_decides_at_400px_in_chromium() {
+    let driver = ChromeDriver::start().await;
+    let repo = common::git_repo();
+    let app = engine_app(Db::Sqlite, "", |_| {}).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let anna = member(&app, "anna", "shop", ProjectRole::Approver).await;
+    let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
+    let approval = pending_approval_with_snapshot(&app, task).await;
+    let id = approval["id"].as_i64().unwrap();
+
+    let browser = driver.session().await;
+    browser.set_window_size(400, 1400).await.unwrap();
+    sign_in(&browser, &app, &anna).await;
+    browser.goto(&app.url("/inbox")).await.unwrap();
+    let width = browser
+        .execute("return document.documentElement.clientWidth", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_i64().unwrap() <= 400,
+        "the page is 400 px wide: {width}"
+    );
+    let item = format!("section.inbox-item[data-approval=\"{id}\"]");
+    text_of(&browser, &item).await;
+    let revise = format!("{item} button[value=\"revise\"]");
+    let button = browser.find(Locator::Css(&revise)).await.unwrap();
+    let right = browser
+        .execute(
+            "const r = arguments[0].getBoundingClientRect(); return r.right;",
+            vec![serde_json::to_value(&button).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        right.as_f64().unwrap() <= 400.0,
+        "the buttons fit the screen: {right}"
+    );
+    button.click().await.unwrap();
+    let error = text_of(&browser, &format!("#comment-{id}-error")).await;
+    assert!(error.contains("comment"), "{error}");
+    keep_screenshot(&browser, "inbox-400px-refused").await;
+
+    browser
+        .find(Locator::Css(&format!("#comment-{id}")))
+        .await
+        .unwrap()
+        .send_keys("looks right")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(&format!("{item} button.approve")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = text_of(&browser, "#decided-notice").await;
+    assert!(notice.contains(&id.to_string()), "{notice}");
+    keep_screenshot(&browser, "inbox-400px-decided").await;
+    browser.close().await.unwrap();
+
+    let decided = app.get_json(&format!("/api/v1/approvals/{id}")).await;
+    assert_eq!(decided["decision"], "approve", "{decided:#}");
+    assert_eq!(decided["channel"], "dashboard");
+    assert_eq!(decided["decided_by"], "anna");
+    assert_eq!(decided["comment"], "looks right");
+    let detail = wait_status(&app, task, &["done", "failed", "rolled_back"]).await;
+    assert_eq!(detail["status"], "done", "{detail:#}");
+}
+
+/// A task page open while the simulator's pipeline runs follows it without reloading: the
+/// phase timeline grows, a ticket reaches the DONE column and a finding appears, each within
+/// 2 seconds of the store having it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_page_follows_a_running_pipeline_in_chromium() {
+    let driver = ChromeDriver::start().await;
+    let repo = common::git_repo();
+    let app = engine_app(Db::Sqlite, "--sim-phase-delay-ms 1200", |_| {}).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let task = create_task(&app, "shop", "Fix the checkout crash", "high").await;
+
+    let browser = driver.session().await;
+    let admin = session_of(&app, "admin").await;
+    sign_in(&browser, &app, &admin).await;
+    browser
+        .goto(&app.url(&format!("/tasks/{task}")))
+        .await
+        .unwrap();
+    text_of(&browser, "#task-state").await;
+    browser
+        .execute("window.stillTheSamePage = true; return null;", vec![])
+        .await
+        .unwrap();
+    let live = Duration::from_secs(2);
+    let mut seen = Vec::new();
+    for phase in ["ANALYZING", "PLANNING", "EXECUTING", "REVIEWING"] {
+        // Once the store has the phase, the open page must show it within 2 s.
+        wait_for(&format!("the store to have {phase}"), WAIT, || async {
+            let events = app
+                .store
+                .task_events(task, Some("phase_changed"), 50)
+                .await
+                .ok()?;
+            events
+                .iter()
+                .any(|e| e.data["data"]["to"] == phase)
+                .then_some(())
+        })
+        .await;
+        wait_for(
+            &format!("the timeline to show {phase} without a reload"),
+            live,
+            || async {
+                let found = browser
+                    .find(Locator::Css(&format!(
+                        "#timeline li[data-phase=\"{phase}\"]"
+                    )))
+                    .await
+                    .ok()?;
+                found.text().await.ok()
+            },
+        )
+        .await;
+        seen.push(phase);
+        if phase == "EXECUTING" {
+            keep_screenshot(&browser, "task-live-executing").await;
+        }
+    }
+    wait_for("a finding to appear", live, || async {
+        browser
+            .find(Locator::Css("#findings section.finding"))
+            .await
+            .ok()
     })
     .await;
-    assert_eq!(decided["decision"], "revise");
-    assert_eq!(decided["comment"], "add a regression test");
-    assert_eq!(decided["channel"], "api");
-    wait_for("the pipeline to ask again", WAIT, || async {
-        let again = pending_approval_with_snapshot(&app, task).await;
-        (again["id"] != first["id"]).then_some(())
+    wait_for("a ticket in the DONE column", live, || async {
+        browser
+            .find(Locator::Css(
+                "#kanban section[data-column=\"DONE\"] .ticket",
+            ))
+            .await
+            .ok()
     })
     .await;
-    browser.close().await.expect("end the browser session");
+    let same = browser
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, Value::Bool(true), "the page was never reloaded");
+    keep_screenshot(&browser, "task-live-later").await;
+    browser.close().await.unwrap();
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use aiops::auth::{self, TokenGrant};
 use aiops::model::{
-    ApprovalKind, ApprovalRequestMirror, Notice, NoticeKind, ProjectRole, Scope, Scopes, UserStatus,
+    ApprovalKind, ApprovalRequestMirror, Notice, NoticeKind, ProjectRole, Scope, Scopes,
+    SessionMethod, UserStatus,
 };
 use aiops::permissions::{self, Permission};
 use aiops::users::{self, UserSpec};
@@ -21,12 +22,16 @@ enum Who {
     Anonymous,
     Revoked,
     Expired,
+    /// A sign-in session past its end.
+    ExpiredSession,
     Disabled,
     Viewer,
     Operator,
     Approver,
     MaintainerOfOther,
     Maintainer,
+    /// The maintainer of `shop` signed in by cookie, sending the session's CSRF token.
+    MaintainerSession,
     Admin,
     /// The token of a service account that maintains `shop`, with this one scope.
     Service(Scope),
@@ -65,14 +70,14 @@ fn needs(permission: Permission) -> (Scope, Option<ProjectRole>) {
 fn expected(who: Who, permission: Permission, target: Target) -> Expect {
     let (scope, role) = needs(permission);
     let (held, in_shop, scopes) = match who {
-        Who::Anonymous | Who::Revoked | Who::Expired | Who::Disabled => {
+        Who::Anonymous | Who::Revoked | Who::Expired | Who::ExpiredSession | Who::Disabled => {
             return Expect::Unauthorized;
         }
         Who::Admin => return Expect::Allowed,
         Who::Viewer => (ProjectRole::Viewer, true, None),
         Who::Operator => (ProjectRole::Operator, true, None),
         Who::Approver => (ProjectRole::Approver, true, None),
-        Who::Maintainer => (ProjectRole::Maintainer, true, None),
+        Who::Maintainer | Who::MaintainerSession => (ProjectRole::Maintainer, true, None),
         Who::MaintainerOfOther => (ProjectRole::Maintainer, false, None),
         Who::Service(only) => (ProjectRole::Maintainer, true, Some(only)),
     };
@@ -364,6 +369,11 @@ fn request_for(
             Value::Null,
             Target::Nothing,
         ),
+        ("get", "/sessions") => ("/sessions".into(), Value::Null, Target::Nothing),
+        ("delete", "/sessions/{id}") => ("/sessions/999999".into(), Value::Null, Target::Nothing),
+        ("delete", "/users/{login}/sessions") => {
+            ("/users/zed/sessions".into(), Value::Null, Target::Nothing)
+        }
         ("get", "/tokens") => ("/tokens".into(), Value::Null, Target::Nothing),
         ("post", "/tokens") => (
             "/tokens".into(),
@@ -376,6 +386,40 @@ fn request_for(
         _ => return None,
     };
     Some((url, body, target))
+}
+
+/// What a caller of the matrix presents.
+enum Credential {
+    None,
+    Bearer(String),
+    /// The session cookie's value and the session's CSRF token.
+    Session {
+        secret: String,
+        csrf: String,
+    },
+}
+
+/// A new sign-in session of user `login`.
+async fn session_of(app: &TestApp, login: &str) -> (aiops::sessions::SignedIn, Credential) {
+    let user = app.store.user(login).await.unwrap();
+    let client = aiops::sessions::Client {
+        addr: "127.0.0.1",
+        user_agent: Some("matrix"),
+    };
+    let signed_in = aiops::sessions::start(
+        &app.store,
+        &app.config,
+        user.id,
+        SessionMethod::Password,
+        client,
+    )
+    .await
+    .unwrap();
+    let credential = Credential::Session {
+        secret: signed_in.secret.clone(),
+        csrf: signed_in.info.csrf_token.clone(),
+    };
+    (signed_in, credential)
 }
 
 /// A member of `shop` (or of `other`) with `role`, and a token with every scope.
@@ -405,11 +449,11 @@ async fn token_of(app: &TestApp, id: i64, name: &str, scopes: Scopes, service: b
         .0
 }
 
-/// Every caller of the matrix with its token.
-async fn callers(app: &TestApp) -> Vec<(Who, Option<String>)> {
+/// Every caller of the matrix with its credential.
+async fn callers(app: &TestApp) -> Vec<(Who, Credential)> {
     let mut out = vec![
-        (Who::Anonymous, None),
-        (Who::Admin, Some(app.token.clone())),
+        (Who::Anonymous, Credential::None),
+        (Who::Admin, Credential::Bearer(app.token.clone())),
     ];
     for (who, login, project, role) in [
         (Who::Viewer, "vera", "shop", ProjectRole::Viewer),
@@ -423,17 +467,28 @@ async fn callers(app: &TestApp) -> Vec<(Who, Option<String>)> {
             ProjectRole::Maintainer,
         ),
     ] {
-        out.push((who, Some(member(app, login, project, role).await)));
+        out.push((
+            who,
+            Credential::Bearer(member(app, login, project, role).await),
+        ));
     }
+    out.push((Who::MaintainerSession, session_of(app, "mia").await.1));
+    let (expired, credential) = session_of(app, "mia").await;
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    app.store
+        .set_session_expiry(expired.info.id, past)
+        .await
+        .unwrap();
+    out.push((Who::ExpiredSession, credential));
     let revoked = member(app, "rex", "shop", ProjectRole::Maintainer).await;
     app.store.revoke_token("rex").await.unwrap();
-    out.push((Who::Revoked, Some(revoked)));
+    out.push((Who::Revoked, Credential::Bearer(revoked)));
     let disabled = member(app, "dora", "shop", ProjectRole::Maintainer).await;
     users::set_status(&app.store, "dora", UserStatus::Disabled)
         .await
         .unwrap();
-    out.push((Who::Disabled, Some(disabled)));
-    out.push((Who::Expired, Some(expired_token(app).await)));
+    out.push((Who::Disabled, Credential::Bearer(disabled)));
+    out.push((Who::Expired, Credential::Bearer(expired_token(app).await)));
     let bot = UserSpec {
         login: "bot".into(),
         service: true,
@@ -446,7 +501,7 @@ async fn callers(app: &TestApp) -> Vec<(Who, Option<String>)> {
     for scope in Scope::ALL {
         let name = format!("bot-{scope}");
         let token = token_of(app, bot.id, &name, Scopes::of(&[*scope]), true).await;
-        out.push((Who::Service(*scope), Some(token)));
+        out.push((Who::Service(*scope), Credential::Bearer(token)));
     }
     out
 }
@@ -516,14 +571,20 @@ async fn call(
     method: &str,
     url: &str,
     body: &Value,
-    token: Option<&str>,
+    credential: &Credential,
 ) -> StatusCode {
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let mut request = app
         .client
         .request(method, app.url(&format!("/api/v1{url}")));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    match credential {
+        Credential::None => {}
+        Credential::Bearer(token) => request = request.bearer_auth(token),
+        Credential::Session { secret, csrf } => {
+            request = request
+                .header("Cookie", format!("{}={secret}", aiops::sessions::COOKIE))
+                .header(aiops::sessions::CSRF_HEADER, csrf);
+        }
     }
     if !body.is_null() {
         request = request.json(body);
@@ -546,11 +607,11 @@ async fn every_operation_answers_as_its_permission_declares(db: Db) {
             .unwrap_or_else(|| panic!("{method} {path}: the matrix has no request for it"));
         let mut ordered: Vec<_> = callers
             .iter()
-            .map(|(who, token)| (*who, token, expected(*who, permission, target)))
+            .map(|(who, credential)| (*who, credential, expected(*who, permission, target)))
             .collect();
         ordered.sort_by_key(|(_, _, expect)| *expect == Expect::Allowed);
-        for (who, token, expect) in ordered {
-            let status = call(&app, &method, &url, &body, token.as_deref()).await;
+        for (who, credential, expect) in ordered {
+            let status = call(&app, &method, &url, &body, credential).await;
             let what = format!("{method} {path} as {who:?} ({permission:?} on {target:?})");
             match expect {
                 Expect::Unauthorized => assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}"),

@@ -1,4 +1,4 @@
-//! `aiops user add|list|show|disable|enable|set-password|grant|revoke`: people and service
+//! `aiops user add|list|show|disable|enable|set-password|sign-out|grant|revoke`: people and service
 //! accounts, through the same use cases as `/api/v1/users`.
 
 use std::io::BufRead;
@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::{StoreArgs, audited, open_store, print_json};
 use crate::model::{ProjectRole, UserStatus};
+use crate::sessions;
 use crate::users::{self, UserSpec};
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +73,12 @@ pub(super) enum UserCommand {
         role: ProjectRole,
         #[arg(long)]
         project: Option<String>,
+    },
+    /// End every sign-in session of a user; its browsers must sign in again.
+    SignOut {
+        #[command(flatten)]
+        store: StoreArgs,
+        login: String,
     },
     /// Take a user's role in a project (or its every-project role) away.
     Revoke {
@@ -139,6 +146,14 @@ pub(super) async fn run(config_file: &Option<PathBuf>, command: UserCommand) -> 
             let work = users::grant(&store, &login, project.as_deref(), role);
             let detail = audited(&store, "user grant", format!("users/{login}"), work).await?;
             print_json(&detail)
+        }
+        UserCommand::SignOut { store, login } => {
+            let store = open_store(config_file, &store).await?;
+            let work = sessions::end_all_of(&store, &login);
+            let target = format!("users/{login}/sessions");
+            let ended = audited(&store, "user sign-out", target, work).await?;
+            eprintln!("{ended} session(s) of {login} ended");
+            Ok(())
         }
         UserCommand::Revoke {
             store,

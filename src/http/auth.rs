@@ -1,9 +1,10 @@
-//! Bearer authentication and the audit trail of every mutating API request.
+//! Authentication (a bearer token, or the session cookie with its CSRF token on
+//! mutations) and the audit trail of every mutating API request.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -14,6 +15,7 @@ use crate::auth;
 use crate::error::{Error, Result};
 use crate::model::{Actor, Principal, ProjectScope};
 use crate::permissions::{self, On, Permission};
+use crate::sessions::{self, SessionInfo};
 
 /// Most bytes of a request path kept in an audit entry; a longer one is cut and says so.
 const MAX_AUDITED_PATH_BYTES: usize = 256;
@@ -103,7 +105,8 @@ pub async fn visible_names(state: &AppState, access: &Access) -> Result<VisibleN
 #[derive(Debug, Clone)]
 pub struct AuditTarget(pub String);
 
-/// Resolves the bearer token to a principal (401 otherwise), runs the handler, and for
+/// Resolves the bearer token or the session cookie to a principal (401 otherwise; a
+/// cookie-authenticated mutation also needs the `X-CSRF-Token` header, 403 otherwise), runs the handler, and for
 /// every request that is not a read appends an audit entry with the outcome, whether
 /// the request succeeded, failed or was refused. The entry is bounded (paths cut at
 /// `MAX_AUDITED_PATH_BYTES`), and refusals of requests without a valid token are written at
@@ -123,12 +126,7 @@ pub async fn authenticate_and_audit(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| path.clone(), |m| capped(m.as_str()));
-    let authenticated = match bearer_token(&request) {
-        Some(token) => auth::authenticate(&state.store, token).await,
-        None => Err(Error::Unauthorized(
-            "send Authorization: Bearer <token>; create one with `aiops token create`".into(),
-        )),
-    };
+    let authenticated = authenticate(&state, request.headers()).await;
     // HEAD is answered by the GET route, so it needs what GET needs.
     let lookup = if method == Method::HEAD {
         "GET"
@@ -137,17 +135,22 @@ pub async fn authenticate_and_audit(
     };
     let declared = permissions::declared(lookup, route.trim_start_matches("/api/v1"));
     let (principal, response) = match authenticated {
-        Ok(principal) => match admit(&principal, declared) {
-            Ok(permission) => {
-                request.extensions_mut().insert(principal.clone());
-                request.extensions_mut().insert(Access {
-                    principal: principal.clone(),
-                    permission,
-                });
-                (Some(principal), next.run(request).await)
+        Ok((principal, session)) => {
+            match admit(&principal, declared, &method, request.headers(), &session) {
+                Ok(permission) => {
+                    if let Some(session) = session {
+                        request.extensions_mut().insert(session);
+                    }
+                    request.extensions_mut().insert(principal.clone());
+                    request.extensions_mut().insert(Access {
+                        principal: principal.clone(),
+                        permission,
+                    });
+                    (Some(principal), next.run(request).await)
+                }
+                Err(e) => (Some(principal), e.into_response()),
             }
-            Err(e) => (Some(principal), e.into_response()),
-        },
+        }
         Err(e) => (None, e.into_response()),
     };
     let audited = || principal.is_some() || state.guards.audit_refusal(peer.ip());
@@ -172,9 +175,48 @@ pub async fn authenticate_and_audit(
     response
 }
 
-/// The operation's declared permission, if `principal` holds it in some project; an
-/// operation that declares none is refused, so a new route cannot be open by omission.
-fn admit(principal: &Principal, declared: Option<Permission>) -> Result<Permission> {
+/// The bearer token's principal, or else the session cookie's (with its session); a
+/// bearer token wins when a request carries both.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Principal, Option<SessionInfo>)> {
+    if let Some(token) = bearer_token(headers) {
+        return Ok((auth::authenticate(&state.store, token).await?, None));
+    }
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let Some(secret) = sessions::cookie_in(cookies, sessions::COOKIE) else {
+        return Err(Error::Unauthorized(
+            "send Authorization: Bearer <token> (create one with `aiops token create`) or sign in at /sign-in".into(),
+        ));
+    };
+    match sessions::resolve(&state.store, &state.config, secret).await? {
+        Some((principal, session)) => Ok((principal, Some(session))),
+        None => Err(Error::Unauthorized(
+            "the session is unknown, expired or signed out; sign in again at /sign-in".into(),
+        )),
+    }
+}
+
+/// The operation's declared permission, if `principal` holds it in some project and a
+/// cookie-authenticated mutation carries the session's CSRF token; an operation that
+/// declares none is refused, so a new route cannot be open by omission.
+fn admit(
+    principal: &Principal,
+    declared: Option<Permission>,
+    method: &Method,
+    headers: &HeaderMap,
+    session: &Option<SessionInfo>,
+) -> Result<Permission> {
+    if let Some(session) = session.as_ref().filter(|_| is_mutation(method)) {
+        let presented = headers
+            .get(sessions::CSRF_HEADER)
+            .and_then(|value| value.to_str().ok());
+        sessions::check_csrf(session, presented)?;
+    }
     let permission = declared.ok_or_else(|| {
         tracing::error!("an API route declares no permission in permissions::OPERATIONS");
         Error::Forbidden("this operation declares no permission, so it is refused".into())
@@ -195,9 +237,8 @@ fn capped(path: &str) -> String {
     format!("{}…[{} bytes]", &path[..end], path.len())
 }
 
-fn bearer_token(request: &Request) -> Option<&str> {
-    request
-        .headers()
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?

@@ -37,6 +37,7 @@ mod projects;
 mod routing_rules;
 mod schedules;
 mod serve;
+mod sessions;
 mod slack;
 mod tasks;
 mod teams;
@@ -64,7 +65,7 @@ pub struct AppState {
     info(title = "aiops", description = "Operate Claude Code + ai-party pipelines: projects, credentials, tasks, audit."),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     components(schemas(
         error::ErrorBody,
         crate::model::DeliveryOutcome,
@@ -80,13 +81,24 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme,
+        };
         openapi
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme(
                 "bearer",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        // A signed-in browser: the session cookie, and on every mutation the session's
+        // CSRF token in the X-CSRF-Token header.
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "session",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::sessions::COOKIE))),
             );
     }
 }
@@ -108,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routing_rules::router())
         .merge(analytics::router())
         .merge(users::router())
+        .merge(sessions::router())
         .split_for_parts();
     let openapi = Arc::new(contract::finish(openapi));
     let api = api
@@ -137,11 +150,12 @@ pub fn router(state: AppState) -> Router {
             teams: state.teams.clone(),
             engine: state.engine.clone(),
         }))
-        .merge(crate::web::router().with_state(WebState {
-            config: state.config.clone(),
-            store: state.store.clone(),
-            vault: state.vault.clone(),
-        }))
+        .merge(crate::web::router().with_state(WebState::new(
+            state.config.clone(),
+            state.store.clone(),
+            state.vault.clone(),
+            state.teams.clone(),
+        )))
         .merge(
             webhooks::router(state.config.github.max_body_bytes)
                 .merge(slack::router())

@@ -19,7 +19,10 @@ text_enum! {
 text_enum! {
     /// Where a decision was made.
     Channel("channel") {
+        /// The approval page a notification links to.
         Web = "web",
+        /// The dashboard, by a signed-in person.
+        Dashboard = "dashboard",
         Slack = "slack",
         Kakaowork = "kakaowork",
         Api = "api",

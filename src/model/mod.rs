@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod approval;
 pub mod audit;
 pub mod credential;
+pub mod dashboard;
 pub mod delivery;
 pub mod event;
 pub mod job;
@@ -19,6 +20,7 @@ pub mod project;
 pub mod routing;
 pub mod run;
 pub mod schedule;
+pub mod session;
 pub mod target;
 pub mod task;
 
@@ -26,6 +28,7 @@ pub use analytics::*;
 pub use approval::*;
 pub use audit::*;
 pub use credential::*;
+pub use dashboard::*;
 pub use delivery::*;
 pub use event::*;
 pub use job::*;
@@ -36,6 +39,7 @@ pub use project::*;
 pub use routing::*;
 pub use run::*;
 pub use schedule::*;
+pub use session::*;
 pub use task::*;
 
 /// An enum stored as its text name: serde, OpenAPI, `as_str`, `ALL`, `FromStr` (an

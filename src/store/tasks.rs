@@ -27,7 +27,8 @@ pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
     .await)?)
 }
 
-const TASK_SELECT: &str = "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
+pub(crate) const TASK_SELECT: &str =
+    "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
     t.created_by, t.created_at, t.started_at, t.completed_at, t.pr_url, t.pr_number, t.change_note,
     t.team_ran, t.board

@@ -1,46 +1,78 @@
-//! Every HTML page the service serves: the dashboard (one static page that logs in with an
-//! API token and reads the API) and the approval page behind a signed link.
+//! Every HTML page the service serves: the dashboard (server-rendered with maud, readable
+//! without JavaScript; one layout, one stylesheet, one small script that swaps fragments on
+//! live events) and the approval page behind a signed link.
 //!
-//! Boundary: pages read and decide through the use cases (`approvals`, `tasks`, the
-//! store's reads); they never import the JSON API (`http`), which mounts them.
+//! Boundary: pages read through the store and act through the use cases (`tasks`,
+//! `approvals`), checking every permission with `permissions::authorize`, the check the API
+//! uses; they never import the JSON API (`http`), which mounts them. A page resolves its
+//! reader from the session cookie (`sessions`) and redirects to `/sign-in` without one;
+//! every state-changing form carries the session's CSRF token.
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::teams::Teams;
 use crate::vault::Vault;
 
+mod account;
 mod approval_page;
+mod approval_view;
+mod assets;
+mod components;
+mod i18n;
+mod inbox;
+mod later;
+mod layout;
+mod live;
+mod overview;
+mod sign_in;
+mod task_list;
+mod task_page;
+mod viewer;
 
 /// What the pages can reach.
 #[derive(Clone)]
 pub struct WebState {
-    pub config: std::sync::Arc<Config>,
+    pub config: Arc<Config>,
     pub store: Store,
     pub vault: Vault,
+    pub teams: Arc<Teams>,
+    /// The open `/live` streams, at most `intake.max_sse_streams`.
+    pub live_streams: Arc<tokio::sync::Semaphore>,
 }
 
-const DASHBOARD: &str = include_str!("dashboard.html");
+impl WebState {
+    pub fn new(config: Arc<Config>, store: Store, vault: Vault, teams: Arc<Teams>) -> Self {
+        let streams = config.intake.max_sse_streams;
+        WebState {
+            config,
+            store,
+            vault,
+            teams,
+            live_streams: Arc::new(tokio::sync::Semaphore::new(streams)),
+        }
+    }
+}
 
 /// The pages' routes.
 pub fn router() -> Router<WebState> {
     Router::new()
-        .route("/", get(dashboard))
+        .route("/", get(overview::show))
+        .route("/tasks", get(task_list::list).post(task_list::create))
+        .route("/tasks/{id}", get(task_page::show))
+        .route("/tasks/{id}/part/{part}", get(task_page::part))
+        .route("/tasks/{id}/cancel", post(task_list::cancel))
+        .route("/tasks/{id}/retry", post(task_list::retry))
+        .route("/inbox", get(inbox::show))
+        .route("/inbox/{id}", post(inbox::decide))
+        .route("/account", get(account::show).post(account::save))
+        .route("/live", get(live::stream))
+        .route("/later/{place}", get(later::show))
+        .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())
-}
-
-async fn dashboard() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
-            ),
-        ],
-        DASHBOARD,
-    )
+        .merge(sign_in::router())
 }

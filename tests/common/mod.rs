@@ -9,6 +9,7 @@ use std::time::Duration;
 use aiops::config::Config;
 use aiops::store::Store;
 
+pub mod browser;
 pub mod chat;
 pub mod child;
 pub mod pipeline;
