@@ -10,7 +10,9 @@ use std::time::Duration;
 use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::signing::sign_sha256;
-use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
+use common::chat::{
+    ChatStandIn, Service, button, click_body, link_slack_approver, slack_signature,
+};
 use common::pipeline::{engine_app, sim_command, task_detail};
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, wait_for};
@@ -263,6 +265,7 @@ async fn issue_to_pull_request(db: Db) {
     );
     let approve = button(&message, "aiops_approve");
     button(&message, "aiops_reject");
+    link_slack_approver(&app, "hello").await;
     let body = click_body(
         approve["value"].as_str().unwrap(),
         "aiops_approve",
@@ -291,7 +294,7 @@ async fn issue_to_pull_request(db: Db) {
     })
     .await;
     assert!(
-        outcome.json().to_string().contains("minji.kim"),
+        outcome.json().to_string().contains("minji-kim"),
         "{:?}",
         outcome.json()
     );
@@ -301,7 +304,7 @@ async fn issue_to_pull_request(db: Db) {
         .get_json(&format!("/api/v1/approvals/{}", approval["id"]))
         .await;
     assert_eq!(decided["channel"], "slack");
-    assert_eq!(decided["decided_by"], "minji.kim");
+    assert_eq!(decided["decided_by"], "minji-kim");
     // The simulator was resumed with the plugin's approve prompt.
     let resume_log = app
         .client

@@ -123,6 +123,12 @@ pub async fn authenticate_and_audit(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| path.clone(), |m| capped(m.as_str()));
+    // A path carrying a one-time token (an identity link) is recorded as its route template.
+    let path = if route.contains("{token}") {
+        route.clone()
+    } else {
+        path
+    };
     let authenticated = match bearer_token(&request) {
         Some(token) => auth::authenticate(&state.store, token).await,
         None => Err(Error::Unauthorized(

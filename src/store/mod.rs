@@ -53,6 +53,7 @@ pub mod audit;
 pub mod credentials;
 pub mod deliveries;
 pub mod events;
+pub mod identities;
 pub mod notifications;
 pub mod pipeline;
 pub mod projects;
