@@ -6,7 +6,7 @@
 ALTER TABLE projects ADD COLUMN decide_role TEXT NOT NULL DEFAULT 'approver'
     CHECK (decide_role IN ('approver', 'maintainer'));       -- the least project role that decides
 ALTER TABLE projects ADD COLUMN self_approval BOOLEAN NOT NULL DEFAULT FALSE; -- may the requester approve
-ALTER TABLE projects ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 1
+ALTER TABLE projects ADD COLUMN required_approvals BIGINT NOT NULL DEFAULT 1
     CHECK (required_approvals BETWEEN 1 AND 10);              -- distinct approvers of HIGH-risk tool requests and results
 
 -- The principal whose request started the task (an API caller, a linked GitHub sender);
