@@ -75,7 +75,10 @@ async fn post_json(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn add_project(app: &TestApp, body: Value) {
+/// Registers a project. These tests have one person (the admin token) ask for the work and
+/// decide it, so their projects allow self-approval; `tests/policy.rs` covers the default.
+async fn add_project(app: &TestApp, mut body: Value) {
+    body["approval_policy"] = json!({"self_approval": true});
     let (status, answer) = post_json(app, "/api/v1/projects", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
