@@ -114,6 +114,46 @@ pub async fn decide(
             &store.approval(approval_id).await?,
         )));
     }
+    let decision_record = DecisionRecord {
+        approval_id,
+        target: &target,
+        decision,
+        comment,
+        decider,
+        decided_by: &recorded_as.name,
+    };
+    record_outcome(&mut tx, &decision_record).await?;
+    tx.commit().await?;
+    let decided = store.approval(approval_id).await?;
+    let waited = decided.decided_at.map(|at| at - decided.requested_at);
+    if let Some(waited) = waited.and_then(|w| w.to_std().ok()) {
+        crate::metrics::approval_decided(decision, decider.channel, waited);
+    }
+    Ok(decided)
+}
+
+/// A decision that landed, for its audit entry, event and resume job.
+struct DecisionRecord<'a> {
+    approval_id: i64,
+    target: &'a DecisionTarget,
+    decision: Decision,
+    comment: Option<&'a str>,
+    decider: &'a Decider,
+    /// The approvers it is recorded as by (the decider alone, or every approver in order).
+    decided_by: &'a str,
+}
+
+/// Appends a landed decision's audit entry (naming the decider) and `approval_decided`
+/// event, and pushes the resume job, inside `tx`.
+async fn record_outcome(tx: &mut store::Tx, record: &DecisionRecord<'_>) -> Result<()> {
+    let DecisionRecord {
+        approval_id,
+        target,
+        decision,
+        comment,
+        decider,
+        decided_by,
+    } = *record;
     let recorded = serde_json::json!({
         "decision": decision, "channel": decider.channel, "comment": comment,
     });
@@ -130,35 +170,28 @@ pub async fn decide(
         outcome: "ok".into(),
         detail: audit_detail,
     };
-    store::audit::append(&mut tx, &audit).await?;
+    store::audit::append(tx, &audit).await?;
     let mut event_data = recorded;
     event_data["approval_id"] = approval_id.into();
-    event_data["decided_by"] = recorded_as.name.clone().into();
+    event_data["decided_by"] = decided_by.to_string().into();
     let event = NewEvent::platform(
         target.task_id,
         target.project_id,
         "approval_decided",
         event_data,
     );
-    store::events::append(&mut tx, &event).await?;
+    store::events::append(tx, &event).await?;
     let mut resume = NewJob::now(target.task_id, target.priority);
     resume.job.resume_approval_id = Some(approval_id);
-    store::queue::push(&mut tx, &resume).await?;
-    tx.commit().await?;
-    let decided = store.approval(approval_id).await?;
-    let waited = decided.decided_at.map(|at| at - decided.requested_at);
-    if let Some(waited) = waited.and_then(|w| w.to_std().ok()) {
-        crate::metrics::approval_decided(decision, decider.channel, waited);
-    }
-    Ok(decided)
+    store::queue::push(tx, &resume).await?;
+    Ok(())
 }
 
 /// How many distinct approvers an approval needs under its project's policy: the policy's
 /// number for a result and for a tool request of risk HIGH (or CRITICAL), one otherwise.
 pub fn approvals_needed(kind: ApprovalKind, risk_level: Option<&str>, required: i64) -> i64 {
-    let high = risk_level.is_some_and(|r| {
-        r.eq_ignore_ascii_case("high") || r.eq_ignore_ascii_case("critical")
-    });
+    let high = risk_level
+        .is_some_and(|r| r.eq_ignore_ascii_case("high") || r.eq_ignore_ascii_case("critical"));
     if kind == ApprovalKind::Result || high {
         required.max(1)
     } else {

@@ -17,8 +17,7 @@ use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::{
-    Actor, ApprovalRecord, Channel, ChatProvider, NewAuditEntry, Principal, Scopes, UserStatus,
-    Via,
+    Actor, ApprovalRecord, Channel, ChatProvider, NewAuditEntry, Principal, Scopes, UserStatus, Via,
 };
 use crate::permissions::{self, On, Permission};
 use crate::store::{self, Store};
@@ -37,7 +36,9 @@ pub fn check_external_id(provider: ChatProvider, id: &str) -> Result<()> {
             id.len() <= 32
                 && id.starts_with(['U', 'W'])
                 && id.len() > 2
-                && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         }
         ChatProvider::Kakaowork => {
             !id.is_empty() && id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit())
@@ -50,7 +51,10 @@ pub fn check_external_id(provider: ChatProvider, id: &str) -> Result<()> {
             ChatProvider::Slack => "a Slack user id such as U04ABCD1234",
             ChatProvider::Kakaowork => "a KakaoWork user id (digits)",
         };
-        Err(Error::invalid(provider.as_str(), format!("must be {shape}")))
+        Err(Error::invalid(
+            provider.as_str(),
+            format!("must be {shape}"),
+        ))
     }
 }
 
@@ -75,7 +79,9 @@ pub async fn unlink(store: &Store, login: &str, provider: ChatProvider) -> Resul
     if store.unlink_chat(user.id, provider).await? {
         Ok(())
     } else {
-        Err(Error::NotFound(format!("{provider} account linked to {login}")))
+        Err(Error::NotFound(format!(
+            "{provider} account linked to {login}"
+        )))
     }
 }
 

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use crate::config::InputsConfig;
 use crate::error::{Error, Result};
+use crate::model::ProjectRole;
 use crate::model::target::refused_host;
 pub use crate::model::{ApprovalPolicy, Project, ProjectSpec, is_slug};
-use crate::model::ProjectRole;
 use crate::store::Store;
 
 /// Branch template used when a project names none.

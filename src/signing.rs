@@ -167,7 +167,10 @@ pub enum IdentityLinkError {
 
 impl LinkSigner {
     fn identity_mac(&self, nonce: &str, expires: i64) -> HmacSha256 {
-        mac(&self.key, &[format!("identity-link:{nonce}:{expires}").as_bytes()])
+        mac(
+            &self.key,
+            &[format!("identity-link:{nonce}:{expires}").as_bytes()],
+        )
     }
 
     /// A one-time identity link token valid until `expires`: `nonce` (random hex, which makes

@@ -91,7 +91,11 @@ async fn waiting(app: &TestApp, token: &str, kind: ApprovalKind, risk: &str) -> 
     let task = task["id"].as_i64().unwrap();
     let tool = kind == ApprovalKind::Tool;
     let mirror = ApprovalRequestMirror {
-        request_id: if tool { "APR-1".into() } else { "20260101T000000".into() },
+        request_id: if tool {
+            "APR-1".into()
+        } else {
+            "20260101T000000".into()
+        },
         kind,
         risk_level: tool.then(|| risk.to_string()),
         tool_name: tool.then(|| "Bash".to_string()),
@@ -113,7 +117,9 @@ async fn decide(app: &TestApp, token: &str, approval: i64, decision: &str) -> (S
 
 async fn audit_of(app: &TestApp, approval: i64) -> Vec<Value> {
     let page = app
-        .get_json(&format!("/api/v1/audit?target=approvals/{approval}&limit=200"))
+        .get_json(&format!(
+            "/api/v1/audit?target=approvals/{approval}&limit=200"
+        ))
         .await;
     page["items"].as_array().unwrap().clone()
 }
@@ -135,10 +141,7 @@ async fn self_approval_is_refused_unless_the_project_allows_it(db: Db) {
 
     let (status, refused) = decide(&app, &ann, approval, "approve").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
-    assert!(
-        refused.to_string().contains("self-approval"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains("self-approval"), "{refused}");
     let still = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
 
@@ -172,7 +175,13 @@ async fn self_approval_is_refused_unless_the_project_allows_it(db: Db) {
     // A policy that needs maintainers refuses an approver, whatever the API role allows.
     let (_, second) = waiting(&app, &app.token.clone(), ApprovalKind::Result, "").await;
     let maintainers = json!({"approval_policy": {"decide_role": "maintainer"}});
-    admin(&app, reqwest::Method::PATCH, "/api/v1/projects/shop", maintainers).await;
+    admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/v1/projects/shop",
+        maintainers,
+    )
+    .await;
     let (status, refused) = decide(&app, &ann, second, "approve").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
     assert!(refused.to_string().contains("maintainer role"), "{refused}");
@@ -190,7 +199,10 @@ async fn two_distinct_approvers_decide_and_one_reject_ends_it(db: Db) {
 
     let attempts = (0..50).map(|_| decide(&app, &ann, approval, "approve"));
     let answers = futures::future::join_all(attempts).await;
-    let counted: Vec<_> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+    let counted: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .collect();
     assert_eq!(counted.len(), 1, "{answers:?}");
     assert_eq!(counted[0].1["status"], "pending");
     for (status, answer) in &answers {
@@ -212,7 +224,12 @@ async fn two_distinct_approvers_decide_and_one_reject_ends_it(db: Db) {
     let audit = audit_of(&app, approval).await;
     let actions: Vec<(&str, &str)> = audit
         .iter()
-        .map(|e| (e["principal_name"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["principal_name"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert!(
         actions.contains(&("ann", "vote on approval: approve (1 of 2)")),
@@ -225,7 +242,10 @@ async fn two_distinct_approvers_decide_and_one_reject_ends_it(db: Db) {
 
     // One reject ends it, after an approve.
     let (_, second) = waiting(&app, &app.token.clone(), ApprovalKind::Result, "").await;
-    assert_eq!(decide(&app, &ann, second, "approve").await.0, StatusCode::OK);
+    assert_eq!(
+        decide(&app, &ann, second, "approve").await.0,
+        StatusCode::OK
+    );
     let (status, rejected) = decide(&app, &bob, second, "reject").await;
     assert_eq!(status, StatusCode::OK, "{rejected}");
     assert_eq!(rejected["status"], "decided");
@@ -249,7 +269,13 @@ async fn slack_app(db: Db) -> (TestApp, ChatStandIn, i64, String) {
     shop(&app, json!({})).await;
     let credential = json!({"name": "slack-signing-secret", "kind": "webhook_secret",
         "value": SIGNING_SECRET});
-    admin(&app, reqwest::Method::POST, "/api/v1/credentials", credential).await;
+    admin(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/credentials",
+        credential,
+    )
+    .await;
     let (_, approval) = waiting(&app, &app.token.clone(), ApprovalKind::Result, "").await;
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
     let token = LinkSigner::new(&app.vault).token(approval, expires);
@@ -266,7 +292,10 @@ async fn click(app: &TestApp, slack: &ChatStandIn, token: &str, path: &str) -> V
         .post(app.url("/webhooks/slack/interactions"))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("X-Slack-Request-Timestamp", now.to_string())
-        .header("X-Slack-Signature", slack_signature(SIGNING_SECRET, now, &body))
+        .header(
+            "X-Slack-Signature",
+            slack_signature(SIGNING_SECRET, now, &body),
+        )
         .body(body)
         .send()
         .await
@@ -411,10 +440,16 @@ async fn chat_accounts_are_mapped_by_admins_and_links_expire(db: Db) {
     let valid = signer.identity_token("ab12", now + chrono::Duration::minutes(5));
     let changed = valid.replacen("ab12", "ab13", 1);
     let path = format!("/api/v1/me/identity-links/{changed}");
-    assert_eq!(send(&app, &carl, &path, Value::Null).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, &carl, &path, Value::Null).await.0,
+        StatusCode::NOT_FOUND
+    );
     // Neither token is kept in the audit log.
     let audit = app.get_json("/api/v1/audit?limit=200").await.to_string();
-    assert!(!audit.contains(&changed) && !audit.contains(&expired), "{audit}");
+    assert!(
+        !audit.contains(&changed) && !audit.contains(&expired),
+        "{audit}"
+    );
     assert!(audit.contains("/me/identity-links/{token}"), "{audit}");
 }
 
@@ -426,7 +461,8 @@ async fn a_party_comment_from_a_linked_sender_records_who_asked(db: Db) {
     let body = json!({"name": "hello", "repo_url": "https://github.com/Codertocat/Hello-World.git",
         "github_repo": "Codertocat/Hello-World"});
     admin(&app, reqwest::Method::POST, "/api/v1/projects", body).await;
-    let secret = json!({"name": "github-webhook", "kind": "webhook_secret", "value": WEBHOOK_SECRET});
+    let secret =
+        json!({"name": "github-webhook", "kind": "webhook_secret", "value": WEBHOOK_SECRET});
     admin(&app, reqwest::Method::POST, "/api/v1/credentials", secret).await;
     let spec = UserSpec {
         login: "octo".into(),
@@ -443,7 +479,10 @@ async fn a_party_comment_from_a_linked_sender_records_who_asked(db: Db) {
         .post(app.url("/webhooks/github"))
         .header("X-GitHub-Event", "issue_comment")
         .header("X-GitHub-Delivery", "d-party-1")
-        .header("X-Hub-Signature-256", sign_sha256(WEBHOOK_SECRET.as_bytes(), &payload))
+        .header(
+            "X-Hub-Signature-256",
+            sign_sha256(WEBHOOK_SECRET.as_bytes(), &payload),
+        )
         .header("Content-Type", "application/json")
         .body(payload)
         .send()

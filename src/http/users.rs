@@ -48,10 +48,7 @@ async fn confirm_identity_link(
     )
     .await?;
     // The audit entry names the account, never the token.
-    let target = AuditTarget(format!(
-        "users/{}/chat/{}",
-        linked.login, linked.provider
-    ));
+    let target = AuditTarget(format!("users/{}/chat/{}", linked.login, linked.provider));
     Ok((Extension(target), Json(linked)))
 }
 

@@ -262,10 +262,10 @@ pub async fn decide_click(
     let text = match identities::decide_from_chat(store, signer, config, &chat_click).await {
         Ok(approval) if approval.status == ApprovalStatus::Pending => {
             return json!({"response_type": "ephemeral", "replace_original": false,
-                "text": format!(
-                    "Your approve is counted (approval {} of task {}); it needs more approvers before it is decided.",
-                    approval.id, approval.task_id
-                )});
+            "text": format!(
+                "Your approve is counted (approval {} of task {}); it needs more approvers before it is decided.",
+                approval.id, approval.task_id
+            )});
         }
         Ok(approval) => {
             let verb = match click.decision {

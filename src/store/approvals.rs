@@ -7,8 +7,8 @@ use sqlx::types::Json;
 use super::{Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApprovalFilter, ApprovalKind, ApprovalPolicy, ApprovalRecord, ApprovalSnapshot,
-    ApprovalStatus, ApprovalVote, Channel, Decider, Decision, Priority, ProjectScope, TaskStatus,
+    ApprovalFilter, ApprovalKind, ApprovalPolicy, ApprovalRecord, ApprovalSnapshot, ApprovalStatus,
+    ApprovalVote, Channel, Decider, Decision, Priority, ProjectScope, TaskStatus,
 };
 
 /// The columns of an [`ApprovalRecord`].

@@ -224,6 +224,10 @@ pub async fn link_slack_approver(app: &super::TestApp, project: &str) {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
     }
 }
