@@ -158,6 +158,7 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
         dedup_key: None,
         source_ref: serde_json::json!({}),
         created_by: "bench".into(),
+        requested_by: None,
     };
     // Claim latency on an idle queue: one task at a time, created → agent started.
     let mut latencies = Vec::new();

@@ -106,6 +106,7 @@ impl App {
             dedup_key: None,
             source_ref: serde_json::json!({}),
             created_by: "bench".into(),
+            requested_by: None,
         };
         let id = tasks::enqueue(&self.store, &spec).await.unwrap().id;
         self.tasks.lock().unwrap().push(id);

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{Actor, ApprovalRecord, NewAuditEntry, NewEvent, NewJob};
 pub use crate::model::{ApprovalKind, ApprovalStatus, Channel, Decider, Decision, already_decided};
 pub use crate::signing::{LinkError, LinkSigner};
+use crate::store::approvals::DecisionTarget;
 use crate::store::{self, Store};
 
 /// Longest comment a decision takes, in bytes.
@@ -55,6 +56,10 @@ impl DecisionRequest {
 
 /// Records a decision exactly once and queues the resume that hands it to the pipeline.
 /// A second decision, on any channel or node, is a conflict that says who decided first.
+/// The project's approval policy applies to a decider who is a principal: the role that
+/// decides, no approving one's own request (unless allowed), and for a tool request of risk
+/// HIGH or a result, `required_approvals` distinct approvers: an approve before the last is
+/// a vote (the approval stays pending), a reject or revise decides at once.
 pub async fn decide(
     store: &Store,
     approval_id: i64,
@@ -63,10 +68,11 @@ pub async fn decide(
 ) -> Result<ApprovalRecord> {
     let comment = request.checked_comment()?;
     let mut tx = store.begin().await?;
+    let locked = store::approvals::lock_pending(&mut tx, approval_id).await?;
     let target = store::approvals::decision_target(&mut tx, approval_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("approval {approval_id}")))?;
-    if target.status != ApprovalStatus::Pending {
+    if !locked || target.status != ApprovalStatus::Pending {
         drop(tx);
         return Err(Error::Conflict(already_decided(
             &store.approval(approval_id).await?,
@@ -79,13 +85,75 @@ pub async fn decide(
         )));
     }
     let decision = request.decision;
+    check_policy(&mut tx, &target, decision, decider).await?;
     let comment = comment.as_deref();
-    if !store::approvals::record_decision(&mut tx, approval_id, decision, comment, decider).await? {
+    let decided_by = match count_vote(&mut tx, approval_id, &target, decision, decider).await? {
+        Vote::Decides(decided_by) => decided_by,
+        Vote::Counted { approvers, needed } => {
+            let vote = VoteRecord {
+                approval_id,
+                target: &target,
+                decider,
+                comment,
+                approvals: approvers.len(),
+                needed,
+            };
+            record_vote(tx, &vote).await?;
+            return store.approval(approval_id).await;
+        }
+    };
+    let recorded_as = Decider {
+        name: decided_by,
+        ..decider.clone()
+    };
+    if !store::approvals::record_decision(&mut tx, approval_id, decision, comment, &recorded_as)
+        .await?
+    {
         drop(tx);
         return Err(Error::Conflict(already_decided(
             &store.approval(approval_id).await?,
         )));
     }
+    let decision_record = DecisionRecord {
+        approval_id,
+        target: &target,
+        decision,
+        comment,
+        decider,
+        decided_by: &recorded_as.name,
+    };
+    record_outcome(&mut tx, &decision_record).await?;
+    tx.commit().await?;
+    let decided = store.approval(approval_id).await?;
+    let waited = decided.decided_at.map(|at| at - decided.requested_at);
+    if let Some(waited) = waited.and_then(|w| w.to_std().ok()) {
+        crate::metrics::approval_decided(decision, decider.channel, waited);
+    }
+    Ok(decided)
+}
+
+/// A decision that landed, for its audit entry, event and resume job.
+struct DecisionRecord<'a> {
+    approval_id: i64,
+    target: &'a DecisionTarget,
+    decision: Decision,
+    comment: Option<&'a str>,
+    decider: &'a Decider,
+    /// The approvers it is recorded as by (the decider alone, or every approver in order).
+    decided_by: &'a str,
+}
+
+/// Appends a landed decision's audit entry (naming the decider) and `approval_decided`
+/// event, and pushes the resume job, inside `tx`.
+async fn record_outcome(tx: &mut store::Tx, record: &DecisionRecord<'_>) -> Result<()> {
+    let DecisionRecord {
+        approval_id,
+        target,
+        decision,
+        comment,
+        decider,
+        decided_by,
+    } = *record;
     let recorded = serde_json::json!({
         "decision": decision, "channel": decider.channel, "comment": comment,
     });
@@ -102,27 +170,160 @@ pub async fn decide(
         outcome: "ok".into(),
         detail: audit_detail,
     };
-    store::audit::append(&mut tx, &audit).await?;
+    store::audit::append(tx, &audit).await?;
     let mut event_data = recorded;
     event_data["approval_id"] = approval_id.into();
-    event_data["decided_by"] = decider.name.clone().into();
+    event_data["decided_by"] = decided_by.to_string().into();
     let event = NewEvent::platform(
         target.task_id,
         target.project_id,
         "approval_decided",
         event_data,
     );
-    store::events::append(&mut tx, &event).await?;
+    store::events::append(tx, &event).await?;
     let mut resume = NewJob::now(target.task_id, target.priority);
     resume.job.resume_approval_id = Some(approval_id);
-    store::queue::push(&mut tx, &resume).await?;
-    tx.commit().await?;
-    let decided = store.approval(approval_id).await?;
-    let waited = decided.decided_at.map(|at| at - decided.requested_at);
-    if let Some(waited) = waited.and_then(|w| w.to_std().ok()) {
-        crate::metrics::approval_decided(decision, decider.channel, waited);
+    store::queue::push(tx, &resume).await?;
+    Ok(())
+}
+
+/// How many distinct approvers an approval needs under its project's policy: the policy's
+/// number for a result and for a tool request of risk HIGH (or CRITICAL), one otherwise.
+pub fn approvals_needed(kind: ApprovalKind, risk_level: Option<&str>, required: i64) -> i64 {
+    let high = risk_level
+        .is_some_and(|r| r.eq_ignore_ascii_case("high") || r.eq_ignore_ascii_case("critical"));
+    if kind == ApprovalKind::Result || high {
+        required.max(1)
+    } else {
+        1
     }
-    Ok(decided)
+}
+
+/// Refuses a principal the project's approval policy does not let decide: below the role
+/// that decides, or approving the task it asked for when self-approval is off.
+async fn check_policy(
+    tx: &mut store::Tx,
+    target: &DecisionTarget,
+    decision: Decision,
+    decider: &Decider,
+) -> Result<()> {
+    let Some(principal_id) = decider.principal_id else {
+        return Ok(());
+    };
+    let needed = target.policy.decide_role;
+    let held = store::users::role_in_project(tx, principal_id, target.project_id).await?;
+    if held.is_none_or(|role| role < needed) {
+        return Err(Error::Forbidden(format!(
+            "{} may not decide approvals of this project: its approval policy needs the {needed} role",
+            decider.name
+        )));
+    }
+    let own_request = target.requested_by == Some(principal_id);
+    if decision == Decision::Approve && own_request && !target.policy.self_approval {
+        return Err(Error::Forbidden(format!(
+            "{} asked for task {} and may not approve it: this project does not allow self-approval (approval_policy.self_approval); another approver must decide",
+            decider.name, target.task_id
+        )));
+    }
+    Ok(())
+}
+
+/// What a decider's vote does.
+enum Vote {
+    /// It decides; the decision is recorded as by this name (the approvers, in order).
+    Decides(String),
+    /// It is counted; more distinct approvers are needed.
+    Counted { approvers: Vec<String>, needed: i64 },
+}
+
+/// Records the decider's vote (one per principal) and tells whether it decides.
+async fn count_vote(
+    tx: &mut store::Tx,
+    approval_id: i64,
+    target: &DecisionTarget,
+    decision: Decision,
+    decider: &Decider,
+) -> Result<Vote> {
+    let required = target.policy.required_approvals;
+    let needed = approvals_needed(target.kind, target.risk_level.as_deref(), required);
+    let platform = matches!(
+        decider.channel,
+        Channel::Cli | Channel::System | Channel::Pipeline
+    );
+    let Some(principal_id) = decider.principal_id else {
+        if decision == Decision::Approve && needed > 1 && !platform {
+            return Err(Error::Forbidden(format!(
+                "approval {approval_id} needs {needed} distinct approvers, so each must approve as themselves: sign in or use your own token"
+            )));
+        }
+        return Ok(Vote::Decides(decider.name.clone()));
+    };
+    let channel = decider.channel;
+    let first =
+        store::approvals::add_vote(tx, approval_id, principal_id, decision, channel).await?;
+    if decision != Decision::Approve || needed <= 1 {
+        return Ok(Vote::Decides(decider.name.clone()));
+    }
+    if !first {
+        return Err(Error::Conflict(format!(
+            "{} already approved approval {approval_id}; it needs {needed} distinct approvers, so another approver must approve it too",
+            decider.name
+        )));
+    }
+    let approvers = store::approvals::approvers(tx, approval_id).await?;
+    if (approvers.len() as i64) < needed {
+        Ok(Vote::Counted { approvers, needed })
+    } else {
+        Ok(Vote::Decides(approvers.join(", ")))
+    }
+}
+
+/// An approve that does not decide yet.
+struct VoteRecord<'a> {
+    approval_id: i64,
+    target: &'a DecisionTarget,
+    decider: &'a Decider,
+    comment: Option<&'a str>,
+    approvals: usize,
+    needed: i64,
+}
+
+/// Commits an approve that is counted but does not decide, with its audit entry and an
+/// `approval_vote` event.
+async fn record_vote(mut tx: store::Tx, vote: &VoteRecord<'_>) -> Result<()> {
+    let decider = vote.decider;
+    let detail = serde_json::json!({
+        "decision": Decision::Approve, "channel": decider.channel, "comment": vote.comment,
+        "approvals": vote.approvals, "required": vote.needed,
+    });
+    let mut audit_detail = detail.clone();
+    audit_detail["task_id"] = vote.target.task_id.into();
+    let audit = NewAuditEntry {
+        principal: Some(Actor {
+            id: decider.principal_id,
+            name: decider.name.clone(),
+        }),
+        action: format!(
+            "vote on approval: approve ({} of {})",
+            vote.approvals, vote.needed
+        ),
+        target: format!("approvals/{}", vote.approval_id),
+        source: decider.source.clone(),
+        outcome: "ok".into(),
+        detail: audit_detail,
+    };
+    store::audit::append(&mut tx, &audit).await?;
+    let mut event_data = detail;
+    event_data["approval_id"] = vote.approval_id.into();
+    event_data["by"] = decider.name.clone().into();
+    let event = NewEvent::platform(
+        vote.target.task_id,
+        vote.target.project_id,
+        "approval_vote",
+        event_data,
+    );
+    store::events::append(&mut tx, &event).await?;
+    Ok(tx.commit().await?)
 }
 
 /// The prompt a resumed Claude session gets: `<decision> <session_id> <request_id> <comment>`

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod identities;
 pub mod mcp;
 pub mod metrics;
 pub mod model;

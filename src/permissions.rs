@@ -143,6 +143,7 @@ pub const OPERATIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/tokens", Permission::SignedIn),
     ("POST", "/tokens", Permission::SignedIn),
     ("DELETE", "/tokens/{name}", Permission::SignedIn),
+    ("POST", "/me/identity-links/{token}", Permission::SignedIn),
 ];
 
 /// The permission declared for `method` `path` (a route template under `/api/v1`).

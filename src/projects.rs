@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use crate::config::InputsConfig;
 use crate::error::{Error, Result};
+use crate::model::ProjectRole;
 use crate::model::target::refused_host;
-pub use crate::model::{Project, ProjectSpec, is_slug};
+pub use crate::model::{ApprovalPolicy, Project, ProjectSpec, is_slug};
 use crate::store::Store;
 
 /// Branch template used when a project names none.
@@ -32,6 +33,31 @@ pub struct NewProject {
     pub github_repo: Option<String>,
     pub max_concurrency: Option<i64>,
     pub timeout_secs: Option<i64>,
+    /// Who may decide approvals; fields left out keep their value (or default).
+    pub approval_policy: Option<ApprovalPolicyPatch>,
+}
+
+/// A change to a project's approval policy: only the fields present change.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicyPatch {
+    /// `approver` or `maintainer`: the least project role that decides.
+    pub decide_role: Option<ProjectRole>,
+    /// Whether the user whose request started a task may approve it.
+    pub self_approval: Option<bool>,
+    /// Distinct approvers (1-10) a tool request of risk HIGH or a result needs.
+    pub required_approvals: Option<i64>,
+}
+
+impl ApprovalPolicyPatch {
+    /// `policy` with this change applied.
+    pub fn applied_to(self, policy: &ApprovalPolicy) -> ApprovalPolicy {
+        ApprovalPolicy {
+            decide_role: self.decide_role.unwrap_or(policy.decide_role),
+            self_approval: self.self_approval.unwrap_or(policy.self_approval),
+            required_approvals: self.required_approvals.unwrap_or(policy.required_approvals),
+        }
+    }
 }
 
 /// Body of a project update: only the fields present change. An empty string clears
@@ -48,6 +74,8 @@ pub struct ProjectPatch {
     pub github_repo: Option<String>,
     pub max_concurrency: Option<i64>,
     pub timeout_secs: Option<i64>,
+    /// Who may decide approvals; fields left out keep their value (or default).
+    pub approval_policy: Option<ApprovalPolicyPatch>,
 }
 
 impl NewProject {
@@ -66,6 +94,10 @@ impl NewProject {
             github_repo: non_empty(self.github_repo),
             max_concurrency: self.max_concurrency.unwrap_or(1),
             timeout_secs: self.timeout_secs,
+            approval_policy: self
+                .approval_policy
+                .unwrap_or_default()
+                .applied_to(&ApprovalPolicy::default()),
         }
         .validated(inputs)
     }
@@ -95,6 +127,10 @@ impl Project {
             github_repo: keep_or_clear(patch.github_repo, &self.github_repo),
             max_concurrency: patch.max_concurrency.unwrap_or(self.max_concurrency),
             timeout_secs: patch.timeout_secs.or(self.timeout_secs),
+            approval_policy: patch
+                .approval_policy
+                .unwrap_or_default()
+                .applied_to(&self.approval_policy),
         }
         .validated(inputs)
     }
@@ -146,6 +182,7 @@ impl ProjectSpec {
                 "must be between 1 and 604800 (a week)",
             ));
         }
+        validate_approval_policy(&self.approval_policy)?;
         if self
             .tech_stack
             .iter()
@@ -158,6 +195,22 @@ impl ProjectSpec {
         }
         Ok(self)
     }
+}
+
+fn validate_approval_policy(policy: &ApprovalPolicy) -> Result<()> {
+    if policy.decide_role < ProjectRole::Approver {
+        return Err(Error::invalid(
+            "approval_policy.decide_role",
+            "must be approver or maintainer: deciding needs at least the approver role",
+        ));
+    }
+    if !(1..=10).contains(&policy.required_approvals) {
+        return Err(Error::invalid(
+            "approval_policy.required_approvals",
+            "must be between 1 and 10",
+        ));
+    }
+    Ok(())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -470,6 +523,7 @@ mod tests {
             github_repo: None,
             max_concurrency: 1,
             timeout_secs: None,
+            approval_policy: ApprovalPolicy::default(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }
@@ -496,6 +550,27 @@ mod tests {
             render_branch(DEFAULT_BRANCH_STRATEGY, "p", "bugfix", 7),
             "aiops/bugfix/7"
         );
+    }
+
+    #[test]
+    fn approval_policies_are_checked() {
+        let patch = |json: serde_json::Value| {
+            let patch: ProjectPatch =
+                serde_json::from_value(serde_json::json!({ "approval_policy": json })).unwrap();
+            validate_approval_policy(
+                &patch
+                    .approval_policy
+                    .unwrap()
+                    .applied_to(&ApprovalPolicy::default()),
+            )
+        };
+        assert!(patch(serde_json::json!({"required_approvals": 2, "self_approval": true})).is_ok());
+        assert!(patch(serde_json::json!({"decide_role": "maintainer"})).is_ok());
+        assert!(patch(serde_json::json!({"decide_role": "viewer"})).is_err());
+        assert!(patch(serde_json::json!({"required_approvals": 0})).is_err());
+        assert!(patch(serde_json::json!({"required_approvals": 11})).is_err());
+        let unknown = serde_json::json!({"approval_policy": {"quorum": 2}});
+        assert!(serde_json::from_value::<ProjectPatch>(unknown).is_err());
     }
 
     #[test]

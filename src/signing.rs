@@ -156,6 +156,57 @@ impl LinkSigner {
     }
 }
 
+/// Why an identity link token was refused before the store was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityLinkError {
+    #[error("this link is not valid: it was changed or cut short")]
+    Tampered,
+    #[error("this link expired at {0}; click the button in chat again for a new one")]
+    Expired(DateTime<Utc>),
+}
+
+impl LinkSigner {
+    fn identity_mac(&self, nonce: &str, expires: i64) -> HmacSha256 {
+        mac(
+            &self.key,
+            &[format!("identity-link:{nonce}:{expires}").as_bytes()],
+        )
+    }
+
+    /// A one-time identity link token valid until `expires`: `nonce` (random hex, which makes
+    /// each token unique), the expiry and their signature.
+    pub fn identity_token(&self, nonce: &str, expires: DateTime<Utc>) -> String {
+        let expires = expires.timestamp();
+        let signature = hex::encode(self.identity_mac(nonce, expires).finalize().into_bytes());
+        format!("{nonce}.{expires}.{signature}")
+    }
+
+    /// Checks an identity link token's signature and expiry (its single use is the store's).
+    pub fn verify_identity_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), IdentityLinkError> {
+        let mut parts = token.splitn(3, '.');
+        let (Some(nonce), Some(expires), Some(signature)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(IdentityLinkError::Tampered);
+        };
+        let (Ok(expires), Ok(signature)) = (expires.parse::<i64>(), hex::decode(signature)) else {
+            return Err(IdentityLinkError::Tampered);
+        };
+        self.identity_mac(nonce, expires)
+            .verify_slice(&signature)
+            .map_err(|_| IdentityLinkError::Tampered)?;
+        let at = DateTime::from_timestamp(expires, 0).ok_or(IdentityLinkError::Tampered)?;
+        if at <= now {
+            return Err(IdentityLinkError::Expired(at));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
@@ -219,6 +270,29 @@ mod tests {
         let other_key = LinkSigner { key: [8; 32] };
         assert_eq!(other_key.verify(&token, now), Err(LinkError::Tampered));
         assert_eq!(signer.verify("garbage", now), Err(LinkError::Tampered));
+    }
+
+    #[test]
+    fn identity_tokens_verify_until_they_expire_and_only_as_signed() {
+        let signer = LinkSigner { key: [7; 32] };
+        let now = Utc::now();
+        let token = signer.identity_token("ab12", now + Duration::minutes(15));
+        assert_eq!(signer.verify_identity_token(&token, now), Ok(()));
+        assert!(matches!(
+            signer.verify_identity_token(&token, now + Duration::minutes(16)),
+            Err(IdentityLinkError::Expired(_))
+        ));
+        let other_nonce = token.replacen("ab12", "ab13", 1);
+        assert_eq!(
+            signer.verify_identity_token(&other_nonce, now),
+            Err(IdentityLinkError::Tampered)
+        );
+        // An approval link's signature does not make an identity link.
+        let approval = signer.token(1, now + Duration::minutes(15));
+        assert_eq!(
+            signer.verify_identity_token(&approval, now),
+            Err(IdentityLinkError::Tampered)
+        );
     }
 
     #[test]

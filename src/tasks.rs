@@ -40,6 +40,7 @@ pub async fn task_spec(
     new: NewTask,
     source: Source,
     created_by: &str,
+    requested_by: Option<i64>,
 ) -> Result<TaskSpec> {
     let team = match new.team {
         Some(team) => team,
@@ -86,6 +87,7 @@ pub async fn task_spec(
         dedup_key: new.dedup_key,
         source_ref: serde_json::json!({}),
         created_by: created_by.to_string(),
+        requested_by,
     })
 }
 

@@ -5,7 +5,9 @@
 
 use crate::auth::{self, TokenGrant};
 use crate::error::{Error, Result};
-use crate::model::{GlobalRole, Membership, PrincipalKind, ProjectRole, Scopes, User, UserStatus};
+use crate::model::{
+    ChatIdentity, GlobalRole, Membership, PrincipalKind, ProjectRole, Scopes, User, UserStatus,
+};
 use crate::store::Store;
 use crate::store::users::NewUser;
 
@@ -31,6 +33,8 @@ pub struct UserDetail {
     #[serde(flatten)]
     pub user: User,
     pub memberships: Vec<Membership>,
+    /// The chat accounts (Slack, KakaoWork) whose clicks act as this user.
+    pub chat_identities: Vec<ChatIdentity>,
 }
 
 /// Adds a user (or service account) after checking its login, email and password.
@@ -87,7 +91,12 @@ pub async fn add(store: &Store, spec: &UserSpec) -> Result<User> {
 pub async fn detail(store: &Store, login: &str) -> Result<UserDetail> {
     let user = store.user(login).await?;
     let memberships = store.memberships(user.id).await?;
-    Ok(UserDetail { user, memberships })
+    let chat_identities = store.chat_identities(user.id).await?;
+    Ok(UserDetail {
+        user,
+        memberships,
+        chat_identities,
+    })
 }
 
 /// Sets a user's password after checking it against the policy.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::signing::sign_sha256;
-use common::chat::{ChatStandIn, Service, button, click_body, slack_signature};
+use common::chat::{
+    ChatStandIn, Service, button, click_body, link_slack_approver, slack_signature,
+};
 use common::pipeline::{engine_app, sim_command, task_detail};
 use common::stand_in::github_stand_in;
 use common::{Db, TestApp, fixture, wait_for};
@@ -73,7 +75,10 @@ async fn post_json(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn add_project(app: &TestApp, body: Value) {
+/// Registers a project. These tests have one person (the admin token) ask for the work and
+/// decide it, so their projects allow self-approval; `tests/policy.rs` covers the default.
+async fn add_project(app: &TestApp, mut body: Value) {
+    body["approval_policy"] = json!({"self_approval": true});
     let (status, answer) = post_json(app, "/api/v1/projects", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
@@ -263,6 +268,7 @@ async fn issue_to_pull_request(db: Db) {
     );
     let approve = button(&message, "aiops_approve");
     button(&message, "aiops_reject");
+    link_slack_approver(&app, "hello").await;
     let body = click_body(
         approve["value"].as_str().unwrap(),
         "aiops_approve",
@@ -291,7 +297,7 @@ async fn issue_to_pull_request(db: Db) {
     })
     .await;
     assert!(
-        outcome.json().to_string().contains("minji.kim"),
+        outcome.json().to_string().contains("minji-kim"),
         "{:?}",
         outcome.json()
     );
@@ -301,7 +307,7 @@ async fn issue_to_pull_request(db: Db) {
         .get_json(&format!("/api/v1/approvals/{}", approval["id"]))
         .await;
     assert_eq!(decided["channel"], "slack");
-    assert_eq!(decided["decided_by"], "minji.kim");
+    assert_eq!(decided["decided_by"], "minji-kim");
     // The simulator was resumed with the plugin's approve prompt.
     let resume_log = app
         .client

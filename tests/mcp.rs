@@ -190,11 +190,13 @@ async fn task_to_done_through(client: &Client, app: &TestApp) {
     }
 }
 
-/// The app running the simulator, with project `shopping-md`.
+/// The app running the simulator, with project `shopping-md` (where the one caller, who asks
+/// for the task, may also approve it).
 async fn app_with_project(db: Db) -> (TestApp, tempfile::TempDir) {
     let repo = common::git_repo();
     let app = engine_app(db, "", |c| c.pull_requests.enabled = false).await;
-    common::pipeline::add_project(&app, "shopping-md", repo.path(), json!({})).await;
+    let policy = json!({"approval_policy": {"self_approval": true}});
+    common::pipeline::add_project(&app, "shopping-md", repo.path(), policy).await;
     (app, repo)
 }
 

@@ -256,8 +256,10 @@ async fn three_nodes_share_one_postgresql() {
     };
     let mut workers = [cluster.worker(1), cluster.worker(2)];
     let url = format!("file://{}", remote.display());
-    // Its own limit above the global one: the global limit is the one that binds.
-    let project = json!({"name": "remote", "repo_url": url, "max_concurrency": 4});
+    // Its own limit above the global one: the global limit is the one that binds. The one
+    // token here asks for the tasks and decides them.
+    let project = json!({"name": "remote", "repo_url": url, "max_concurrency": 4,
+        "approval_policy": {"self_approval": true}});
     api.post("/projects", project).await;
 
     // An event stream on the server, opened before the task exists.

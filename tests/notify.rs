@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use aiops::signing::sign_sha256;
-use common::chat::{ChatStandIn, Received, Service, button, click_body, slack_signature};
+use common::chat::{
+    ChatStandIn, Received, Service, button, click_body, link_slack_approver, slack_signature,
+};
 use common::pipeline::{add_project, create_task, wait_status};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
@@ -268,7 +270,9 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     assert_eq!(event["task"]["id"], task);
     assert_eq!(event["link"], link);
 
-    // A signed click on Approve decides it as the Slack user, and the message says so.
+    // A signed click on Approve decides it as the aiops user the Slack user is linked to,
+    // and the message says so.
+    link_slack_approver(&app, "shop").await;
     let response_url = chats.slack.url_of(RESPONSE_URL);
     let body = click_body(&token, "aiops_approve", &response_url);
     assert_eq!(click(&app, &body).await.status(), StatusCode::OK);
@@ -276,7 +280,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     assert_eq!(decided["status"], "decided");
     assert_eq!(decided["decision"], "approve");
     assert_eq!(decided["channel"], "slack");
-    assert_eq!(decided["decided_by"], "minji.kim");
+    assert_eq!(decided["decided_by"], "minji-kim");
     let answers = wait_received(&chats.slack, RESPONSE_URL, 1).await;
     let answer = answers[0].json();
     assert_eq!(answer["replace_original"], true);
@@ -284,7 +288,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
         answer["text"]
             .as_str()
             .unwrap()
-            .starts_with("Approved by minji.kim"),
+            .starts_with("Approved by minji-kim"),
         "{answer}"
     );
 
@@ -293,7 +297,7 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     let answers = wait_received(&chats.slack, RESPONSE_URL, 2).await;
     let again = answers[1].json()["text"].as_str().unwrap().to_string();
     assert!(
-        again.contains("already decided") && again.contains("minji.kim"),
+        again.contains("already decided") && again.contains("minji-kim"),
         "{again}"
     );
     assert_eq!(approval_decided_events(&app, task).await, 1);

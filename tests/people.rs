@@ -125,7 +125,9 @@ async fn post_json(app: &TestApp, path: &str, body: Value) -> Value {
 
 async fn fixtures(app: &TestApp) -> Fixtures {
     for name in ["shop", "other"] {
-        let body = json!({"name": name, "repo_url": format!("https://github.com/acme/{name}.git")});
+        // The admin asks for the task below and is among those who may decide it.
+        let body = json!({"name": name, "repo_url": format!("https://github.com/acme/{name}.git"),
+            "approval_policy": {"self_approval": true}});
         post_json(app, "/api/v1/projects", body).await;
     }
     let task = post_json(
@@ -383,6 +385,11 @@ fn request_for(
         ("delete", "/tokens/{name}") => {
             ("/tokens/no-such-token".into(), Value::Null, Target::Nothing)
         }
+        ("post", "/me/identity-links/{token}") => (
+            "/me/identity-links/0.0.00".into(),
+            Value::Null,
+            Target::Nothing,
+        ),
         _ => return None,
     };
     Some((url, body, target))

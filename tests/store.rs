@@ -31,6 +31,7 @@ fn task(project_id: i64, prompt: &str, dedup: Option<&str>) -> TaskSpec {
         dedup_key: dedup.map(str::to_string),
         source_ref: serde_json::json!({"issue": 1}),
         created_by: "test".into(),
+        requested_by: None,
     }
 }
 

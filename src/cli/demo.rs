@@ -191,6 +191,7 @@ async fn seed(state: &crate::http::AppState, repository: &Path) -> anyhow::Resul
             new,
             Source::Cli,
             "demo",
+            None,
         )
         .await?;
         tasks::enqueue(store, &spec).await?;

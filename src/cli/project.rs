@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{StoreArgs, audited, load_config, open_store, print_json};
-use crate::projects::{self, NewProject, ProjectPatch};
+use crate::model::ProjectRole;
+use crate::projects::{self, ApprovalPolicyPatch, NewProject, ProjectPatch};
 use crate::server;
 
 /// Project values shared by `add` and `update`.
@@ -38,12 +39,35 @@ pub(super) struct ProjectFields {
     /// Agent timeout for this project in seconds [default: the global one].
     #[arg(long, value_name = "SECS")]
     timeout_secs: Option<i64>,
+    /// Least project role that decides approvals: approver or maintainer [default: approver].
+    #[arg(long, value_name = "ROLE")]
+    decide_role: Option<ProjectRole>,
+    /// Whether the user whose request started a task may approve it [default: false].
+    #[arg(long, value_name = "BOOL")]
+    self_approval: Option<bool>,
+    /// Distinct approvers a tool request of risk HIGH or a result needs [default: 1].
+    #[arg(long, value_name = "N")]
+    required_approvals: Option<i64>,
 }
 
 impl ProjectFields {
+    /// The approval policy options given, if any.
+    fn approval_policy(&self) -> Option<ApprovalPolicyPatch> {
+        let patch = ApprovalPolicyPatch {
+            decide_role: self.decide_role,
+            self_approval: self.self_approval,
+            required_approvals: self.required_approvals,
+        };
+        let given = patch.decide_role.is_some()
+            || patch.self_approval.is_some()
+            || patch.required_approvals.is_some();
+        given.then_some(patch)
+    }
+
     /// The project `add` registers under `name`.
     fn into_new_project(self, name: String) -> NewProject {
         NewProject {
+            approval_policy: self.approval_policy(),
             name,
             repo_url: self.repo_url,
             local_path: self.path,
@@ -60,6 +84,7 @@ impl ProjectFields {
     /// The change `update` applies.
     fn into_patch(self) -> ProjectPatch {
         ProjectPatch {
+            approval_policy: self.approval_policy(),
             repo_url: self.repo_url,
             local_path: self.path,
             default_branch: self.default_branch,

@@ -140,6 +140,7 @@ async fn create(
             new,
             Source::Cli,
             &principal.name,
+            principal.id,
         )
         .await?;
         tasks::enqueue(&store, &spec).await

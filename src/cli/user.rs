@@ -1,5 +1,5 @@
-//! `aiops user add|list|show|disable|enable|set-password|sign-out|grant|revoke`: people and service
-//! accounts, through the same use cases as `/api/v1/users`.
+//! `aiops user add|list|show|disable|enable|set-password|sign-out|grant|revoke|link|unlink`:
+//! people and service accounts, through the same use cases as `/api/v1/users`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{StoreArgs, audited, open_store, print_json};
-use crate::model::{ProjectRole, UserStatus};
+use crate::identities;
+use crate::model::{ChatProvider, ProjectRole, UserStatus};
 use crate::sessions;
 use crate::users::{self, UserSpec};
 
@@ -88,6 +89,30 @@ pub(super) enum UserCommand {
         #[arg(long)]
         project: Option<String>,
     },
+    /// Link chat accounts to a user: their clicks in chat then act as the user.
+    Link {
+        #[command(flatten)]
+        store: StoreArgs,
+        login: String,
+        /// The Slack user id (U…).
+        #[arg(long, value_name = "ID", required_unless_present = "kakaowork")]
+        slack: Option<String>,
+        /// The KakaoWork user id.
+        #[arg(long, value_name = "ID")]
+        kakaowork: Option<String>,
+    },
+    /// Unlink a user's chat accounts.
+    Unlink {
+        #[command(flatten)]
+        store: StoreArgs,
+        login: String,
+        /// Unlink the Slack account.
+        #[arg(long, required_unless_present = "kakaowork")]
+        slack: bool,
+        /// Unlink the KakaoWork account.
+        #[arg(long)]
+        kakaowork: bool,
+    },
 }
 
 /// Runs an `aiops user` subcommand.
@@ -118,6 +143,9 @@ pub(super) async fn run(config_file: &Option<PathBuf>, command: UserCommand) -> 
             print_json(&user)
         }
         UserCommand::List { store } => list(config_file, &store).await,
+        command @ (UserCommand::Link { .. } | UserCommand::Unlink { .. }) => {
+            chat(config_file, command).await
+        }
         UserCommand::Show { store, login } => {
             let store = open_store(config_file, &store).await?;
             print_json(&users::detail(&store, &login).await?)
@@ -166,6 +194,42 @@ pub(super) async fn run(config_file: &Option<PathBuf>, command: UserCommand) -> 
             print_json(&detail)
         }
     }
+}
+
+/// `aiops user link|unlink`.
+async fn chat(config_file: &Option<PathBuf>, command: UserCommand) -> anyhow::Result<()> {
+    let (store, login, changes) = match command {
+        UserCommand::Link {
+            store,
+            login,
+            slack,
+            kakaowork,
+        } => (store, login, [slack, kakaowork]),
+        UserCommand::Unlink {
+            store,
+            login,
+            slack,
+            kakaowork,
+        } => {
+            let none = |unlink: bool| unlink.then(String::new);
+            (store, login, [none(slack), none(kakaowork)])
+        }
+        _ => unreachable!("only link and unlink come here"),
+    };
+    let store = open_store(config_file, &store).await?;
+    let providers = [ChatProvider::Slack, ChatProvider::Kakaowork];
+    for (provider, change) in providers.into_iter().zip(changes) {
+        let Some(id) = change else { continue };
+        let target = format!("users/{login}/chat/{provider}");
+        if id.is_empty() {
+            let work = identities::unlink(&store, &login, provider);
+            audited(&store, "user unlink", target, work).await?;
+        } else {
+            let work = identities::link(&store, &login, provider, &id);
+            audited(&store, "user link", target, work).await?;
+        }
+    }
+    print_json(&users::detail(&store, &login).await?)
 }
 
 async fn list(config_file: &Option<PathBuf>, store: &StoreArgs) -> anyhow::Result<()> {

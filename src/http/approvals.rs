@@ -17,7 +17,7 @@ use super::page::{next_cursor, page_limit};
 use crate::approvals::{self, Channel, Decider, DecisionRequest};
 use crate::error::Result;
 use crate::model::ApprovalFilter;
-use crate::model::{ApprovalRecord, ApprovalSnapshot};
+use crate::model::{ApprovalRecord, ApprovalSnapshot, ApprovalVote};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,6 +85,8 @@ pub struct ApprovalDetail {
     pub approval: ApprovalRecord,
     #[serde(flatten)]
     pub snapshot: ApprovalSnapshot,
+    /// The votes so far (who approved, rejected or revised, through which channel, when).
+    pub votes: Vec<ApprovalVote>,
 }
 
 /// One approval request, its diff, findings and decision.
@@ -100,14 +102,18 @@ async fn get_approval(
     Ok(Json(ApprovalDetail {
         approval,
         snapshot: state.store.approval_snapshot(id).await?,
+        votes: state.store.approval_votes(id).await?,
     }))
 }
 
 /// Decide a pending approval. Exactly once: a later decision on any channel is 409 and
-/// names the first. `revise` needs a comment (422 without). The pipeline resumes with the
-/// decision in the same worktree.
+/// names the first. `revise` needs a comment (422 without). The project's approval policy
+/// applies: 403 naming the rule for a role below `decide_role` or for approving one's own
+/// request without `self_approval`; with `required_approvals` above 1, an approve before the
+/// last is counted and the approval stays pending (a second approve by the same person is
+/// 409). The pipeline resumes with the decision in the same worktree.
 #[utoipa::path(post, path = "/approvals/{id}/decision", tag = "approvals", request_body = DecisionRequest,
-    responses((status = 200, body = ApprovalRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ApprovalRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn decide_approval(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -126,6 +126,12 @@ pub async fn authenticate_and_audit(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| path.clone(), |m| capped(m.as_str()));
+    // A path carrying a one-time token (an identity link) is recorded as its route template.
+    let path = if route.contains("{token}") {
+        route.clone()
+    } else {
+        path
+    };
     let authenticated = authenticate(&state, request.headers()).await;
     // HEAD is answered by the GET route, so it needs what GET needs.
     let lookup = if method == Method::HEAD {

@@ -45,9 +45,16 @@ async fn interaction(
     )?;
     if let Some(click) = slack::parse_interaction(&body)? {
         let notifier = &state.notifier;
-        let answer = slack::decide_click(&state.store, notifier.link_signer(), &click, now).await;
-        if let Some(response_url) = click.response_url {
-            notifier.answer_in_slack(response_url, answer);
+        let signer = notifier.link_signer();
+        let answer = slack::decide_click(&state.store, signer, &state.config, &click, now).await;
+        match click.response_url {
+            Some(url) if slack::response_url_allowed(&url, &state.config.notify.slack_api_url) => {
+                notifier.answer_in_slack(url, answer);
+            }
+            Some(_) => tracing::warn!(
+                "a Slack click's response_url is not on Slack's hosts; no answer was posted"
+            ),
+            None => {}
         }
     }
     Ok(StatusCode::OK)

@@ -47,6 +47,7 @@ async fn create_task(
         new,
         Source::Api,
         &access.principal.name,
+        access.principal.id,
     )
     .await?;
     let task = tasks::enqueue(&state.store, &spec).await?;

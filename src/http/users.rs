@@ -15,7 +15,8 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::{self, TokenGrant};
 use crate::error::{Error, Result};
-use crate::model::{ApiToken, ProjectRole, Scope, Scopes, User, UserStatus};
+use crate::identities::{self, LinkedAccount};
+use crate::model::{ApiToken, ChatProvider, ProjectRole, Scope, Scopes, User, UserStatus};
 use crate::users::{self, UserDetail, UserSpec};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,6 +26,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(grant_role, revoke_role))
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
+        .routes(routes!(confirm_identity_link))
+}
+
+/// Link the chat account a one-time link from chat was offered to (an unknown Slack or
+/// KakaoWork user's click) to the caller. A link works once, within 15 minutes: a used one is
+/// 409, an expired one 422, a changed one 404. A chat account linked to someone else is 409.
+#[utoipa::path(post, path = "/me/identity-links/{token}", tag = "users",
+    responses((status = 200, body = LinkedAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn confirm_identity_link(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    ApiPath(token): ApiPath<String>,
+) -> Result<(Extension<AuditTarget>, Json<LinkedAccount>)> {
+    let linked = identities::confirm_link(
+        &state.store,
+        state.notifier.link_signer(),
+        &token,
+        &access.principal,
+        Utc::now(),
+    )
+    .await?;
+    // The audit entry names the account, never the token.
+    let target = AuditTarget(format!("users/{}/chat/{}", linked.login, linked.provider));
+    Ok((Extension(target), Json(linked)))
 }
 
 /// A user to add.
@@ -92,9 +117,13 @@ pub struct UserPatch {
     pub status: Option<UserStatus>,
     /// Write-only; at least 12 characters.
     pub password: Option<String>,
+    /// Link this Slack user id (`U…`) to the user; "" unlinks it.
+    pub slack_user_id: Option<String>,
+    /// Link this KakaoWork user id to the user; "" unlinks it.
+    pub kakaowork_user_id: Option<String>,
 }
 
-/// Disable or enable a user, or set its password.
+/// Disable or enable a user, set its password, or link and unlink its chat accounts.
 #[utoipa::path(patch, path = "/users/{login}", tag = "users", request_body = UserPatch,
     responses((status = 200, body = UserDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
@@ -114,6 +143,19 @@ async fn update_user(
     }
     if let Some(status) = patch.status {
         users::set_status(&state.store, &login, status).await?;
+    }
+    for (provider, id) in [
+        (ChatProvider::Slack, &patch.slack_user_id),
+        (ChatProvider::Kakaowork, &patch.kakaowork_user_id),
+    ] {
+        match id.as_deref().map(str::trim) {
+            Some("") => match identities::unlink(&state.store, &login, provider).await {
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            },
+            Some(id) => identities::link(&state.store, &login, provider, id).await?,
+            None => {}
+        }
     }
     Ok(Json(users::detail(&state.store, &login).await?))
 }

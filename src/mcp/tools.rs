@@ -276,6 +276,7 @@ impl Aiops {
             new,
             Source::Chat,
             &caller.principal.name,
+            caller.principal.id,
         )
         .await?;
         spec.source_ref = json!({ "channel": Channel::Mcp });

@@ -68,6 +68,16 @@ pub struct Decider {
     pub source: String,
 }
 
+/// One person's vote on an approval that needs several approvers.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct ApprovalVote {
+    /// The voter's login.
+    pub login: String,
+    pub decision: Decision,
+    pub channel: Channel,
+    pub voted_at: DateTime<Utc>,
+}
+
 /// An approval request of the pipeline and its decision (a row of `approvals`, without the
 /// snapshot columns).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]

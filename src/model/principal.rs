@@ -65,6 +65,15 @@ text_enum! {
 }
 
 text_enum! {
+    /// A chat service whose accounts users link to themselves.
+    #[derive(clap::ValueEnum)]
+    ChatProvider("provider") {
+        Slack = "slack",
+        Kakaowork = "kakaowork",
+    }
+}
+
+text_enum! {
     /// What a token may be used for; a permission needs its scope and the role.
     #[derive(PartialOrd, Ord, clap::ValueEnum)]
     Scope("scope") {
@@ -203,6 +212,11 @@ pub enum Via {
     Token { id: i64, name: String },
     /// A sign-in session: its row id.
     Session { id: i64 },
+    /// A click in a chat service by the chat account linked to the principal.
+    Chat {
+        provider: ChatProvider,
+        user_id: String,
+    },
 }
 
 impl std::fmt::Display for Via {
@@ -211,6 +225,7 @@ impl std::fmt::Display for Via {
             Via::Cli => f.write_str("cli"),
             Via::Token { name, .. } => write!(f, "token:{name}"),
             Via::Session { id } => write!(f, "session:{id}"),
+            Via::Chat { provider, user_id } => write!(f, "{provider}:{user_id}"),
         }
     }
 }
@@ -314,6 +329,15 @@ pub struct User {
     pub has_password: bool,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// A chat account linked to a user (a row of `chat_identities`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
+pub struct ChatIdentity {
+    pub provider: ChatProvider,
+    /// The chat service's user id (Slack `U…`, KakaoWork's numeric id).
+    pub external_id: String,
+    pub linked_at: DateTime<Utc>,
 }
 
 /// A token's metadata; never the token (a row of `api_tokens`, without the hash).

@@ -114,6 +114,9 @@ pub struct Task {
     #[schema(value_type = Object)]
     pub source_ref: serde_json::Value,
     pub created_by: Option<String>,
+    /// The login of the user whose request started the task (an API caller, a linked GitHub
+    /// sender); absent for schedules, alerts and unlinked senders.
+    pub requested_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -141,6 +144,8 @@ pub struct TaskSpec {
     pub dedup_key: Option<String>,
     pub source_ref: serde_json::Value,
     pub created_by: String,
+    /// The principal whose request started the task, when one is known.
+    pub requested_by: Option<i64>,
 }
 
 /// Filters of a task listing.

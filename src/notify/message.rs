@@ -196,6 +196,7 @@ pub(crate) mod tests {
             branch: None,
             source_ref: serde_json::json!({}),
             created_by: Some("admin".into()),
+            requested_by: None,
             created_at: Utc::now(),
             started_at: None,
             completed_at: None,

@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 
 use super::message::Message;
 use super::post::{SendError, post};
-use crate::approvals::{self, Channel, Decider, Decision, DecisionRequest, LinkSigner};
+use crate::approvals::{ApprovalStatus, Decision, LinkSigner};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::identities::{self, ChatClick};
+use crate::model::ChatProvider;
 use crate::signing;
 use crate::store::Store;
 
@@ -230,34 +233,40 @@ pub fn parse_interaction(body: &[u8]) -> Result<Option<Click>> {
     }))
 }
 
-/// Decides the approval a click's token opens, as the Slack user, and returns the answer for
-/// the click's `response_url`: the outcome replaces the message (so its buttons go), or, when
-/// nothing was decided, a note only the user sees.
+/// Decides the approval a click's token opens, as the aiops user the Slack account is linked
+/// to (`identities::decide_from_chat`: the same permission check as the API, the project's
+/// approval policy), and returns the answer for the click's `response_url`: the outcome
+/// replaces the message (so its buttons go), or, when nothing was decided, a note only the
+/// user sees saying why (an unknown account gets a link to link it).
 pub async fn decide_click(
     store: &Store,
     signer: &LinkSigner,
+    config: &Config,
     click: &Click,
     now: DateTime<Utc>,
 ) -> Value {
     let not_decided = |why: String| {
         json!({"response_type": "ephemeral", "replace_original": false,
-            "text": format!("Nothing was decided: {why}.")})
+            "text": escape(&format!("Nothing was decided: {why}."))})
     };
     let approval_id = match signer.verify(&click.token, now) {
         Ok(id) => id,
         Err(e) => return not_decided(e.to_string()),
     };
-    let decider = Decider {
-        name: click.user_name.clone(),
-        principal_id: None,
-        channel: Channel::Slack,
-        source: format!("slack:{}", click.user_id),
-    };
-    let request = DecisionRequest {
+    let chat_click = ChatClick {
+        provider: ChatProvider::Slack,
+        external_id: &click.user_id,
+        approval_id,
         decision: click.decision,
-        comment: None,
     };
-    let text = match approvals::decide(store, approval_id, &request, &decider).await {
+    let text = match identities::decide_from_chat(store, signer, config, &chat_click).await {
+        Ok(approval) if approval.status == ApprovalStatus::Pending => {
+            return json!({"response_type": "ephemeral", "replace_original": false,
+            "text": format!(
+                "Your approve is counted (approval {} of task {}); it needs more approvers before it is decided.",
+                approval.id, approval.task_id
+            )});
+        }
         Ok(approval) => {
             let verb = match click.decision {
                 Decision::Approve => "Approved",
@@ -266,12 +275,21 @@ pub async fn decide_click(
             };
             format!(
                 "{verb} by {} (approval {} of task {}).",
-                decider.name, approval.id, approval.task_id
+                approval.decided_by.as_deref().unwrap_or("?"),
+                approval.id,
+                approval.task_id
             )
         }
         // Already decided (by whom, when) or the task ended: the message is stale either way.
-        Err(Error::Conflict(why)) => format!("Nothing was decided: {why}."),
-        Err(e @ (Error::NotFound(_) | Error::Invalid { .. })) => return not_decided(e.to_string()),
+        Err(Error::Conflict(why)) if still_pending(store, approval_id).await == Some(false) => {
+            format!("Nothing was decided: {why}.")
+        }
+        Err(
+            e @ (Error::Conflict(_)
+            | Error::Forbidden(_)
+            | Error::NotFound(_)
+            | Error::Invalid { .. }),
+        ) => return not_decided(e.to_string()),
         Err(e) => {
             tracing::error!(approval = approval_id, error = %e, "could not record a decision from Slack");
             return not_decided(
@@ -280,6 +298,30 @@ pub async fn decide_click(
         }
     };
     json!({"replace_original": true, "text": escape(&text)})
+}
+
+async fn still_pending(store: &Store, approval_id: i64) -> Option<bool> {
+    let approval = store.approval(approval_id).await.ok()?;
+    Some(approval.status == ApprovalStatus::Pending)
+}
+
+/// Whether aiops may post to a click's `response_url`: https on Slack's hosts
+/// (`hooks.slack.com`, `hooks.slack-gov.com`), or the origin of `notify.slack_api_url` (a
+/// Slack stand-in in tests). Anything else would let a forged payload make aiops post where
+/// it says.
+pub fn response_url_allowed(response_url: &str, slack_api_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(response_url) else {
+        return false;
+    };
+    let on_slack = url.scheme() == "https"
+        && url.port().is_none()
+        && matches!(
+            url.host_str(),
+            Some("hooks.slack.com" | "hooks.slack-gov.com")
+        );
+    let same_origin = reqwest::Url::parse(slack_api_url)
+        .is_ok_and(|api| api.origin() == url.origin() && url.username().is_empty());
+    on_slack || same_origin
 }
 
 #[cfg(test)]
@@ -362,6 +404,34 @@ mod tests {
         assert!(matches!(
             parse_interaction(b"nothing=here"),
             Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn answers_go_to_slack_hosts_only() {
+        let api = "https://slack.com/api";
+        assert!(response_url_allowed(
+            "https://hooks.slack.com/actions/T1/2/abc",
+            api
+        ));
+        for refused in [
+            "http://hooks.slack.com/actions/T1/2/abc",
+            "https://hooks.slack.com:8443/actions/x",
+            "https://hooks.slack.com.evil.example/actions/x",
+            "https://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:9/actions/x",
+            "not a url",
+        ] {
+            assert!(!response_url_allowed(refused, api), "{refused}");
+        }
+        let stand_in = "http://127.0.0.1:4711/api";
+        assert!(response_url_allowed(
+            "http://127.0.0.1:4711/actions/x",
+            stand_in
+        ));
+        assert!(!response_url_allowed(
+            "http://127.0.0.1:4712/actions/x",
+            stand_in
         ));
     }
 }

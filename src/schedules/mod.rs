@@ -161,6 +161,7 @@ impl Schedule {
             dedup_key: Some(format!("{}{tick_text}", dedup_key_prefix(self.id))),
             source_ref: serde_json::json!({ "schedule": self.name, "tick": tick_text }),
             created_by: SCHEDULER_PRINCIPAL.to_string(),
+            requested_by: None,
         })
     }
 }

@@ -7,8 +7,8 @@ use sqlx::types::Json;
 use super::{Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalSnapshot, ApprovalStatus, Channel,
-    Decider, Decision, Priority, ProjectScope, TaskStatus,
+    ApprovalFilter, ApprovalKind, ApprovalPolicy, ApprovalRecord, ApprovalSnapshot, ApprovalStatus,
+    ApprovalVote, Channel, Decider, Decision, Priority, ProjectScope, TaskStatus,
 };
 
 /// The columns of an [`ApprovalRecord`].
@@ -24,15 +24,73 @@ pub struct DecisionTarget {
     pub task_status: TaskStatus,
     pub priority: Priority,
     pub status: ApprovalStatus,
+    pub kind: ApprovalKind,
+    pub risk_level: Option<String>,
+    /// The principal whose request started the task.
+    pub requested_by: Option<i64>,
+    /// The project's approval policy.
+    #[sqlx(flatten)]
+    pub policy: ApprovalPolicy,
 }
 
-/// The approval `id` and its task, read inside `tx`; None when there is no such approval.
+/// The approval `id`, its task and its project's policy, read inside `tx`; None when there
+/// is no such approval.
 pub async fn decision_target(tx: &mut Tx, id: i64) -> Result<Option<DecisionTarget>> {
     Ok(with_tx!(tx, conn => sqlx::query_as(
-        "SELECT a.task_id, t.project_id, t.status AS task_status, t.priority, a.status
-         FROM approvals a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1")
+        "SELECT a.task_id, t.project_id, t.status AS task_status, t.priority, a.status, a.kind,
+            a.risk_level, t.requested_by, p.decide_role, p.self_approval, p.required_approvals
+         FROM approvals a JOIN tasks t ON t.id = a.task_id JOIN projects p ON p.id = t.project_id
+         WHERE a.id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
+        .await)?)
+}
+
+/// Locks approval `id` inside `tx` while it is pending (an update that changes nothing
+/// takes the row lock on PostgreSQL; SQLite's transaction holds the write lock already), so
+/// the votes counted after it are all that were committed; false when it is not pending.
+pub async fn lock_pending(tx: &mut Tx, id: i64) -> Result<bool> {
+    let locked = with_tx!(tx, conn => sqlx::query(
+        "UPDATE approvals SET status = status WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(ApprovalStatus::Pending)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(locked == 1)
+}
+
+/// Records `principal_id`'s vote on approval `id` inside `tx`; false when that principal
+/// already voted on it (the primary key keeps one vote per person).
+pub async fn add_vote(
+    tx: &mut Tx,
+    id: i64,
+    principal_id: i64,
+    decision: Decision,
+    channel: Channel,
+) -> Result<bool> {
+    let added = with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO approval_votes (approval_id, principal_id, decision, channel, voted_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+        .bind(id)
+        .bind(principal_id)
+        .bind(decision)
+        .bind(channel)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(added == 1)
+}
+
+/// The logins of those who voted to approve approval `id`, first vote first, inside `tx`.
+pub async fn approvers(tx: &mut Tx, id: i64) -> Result<Vec<String>> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT p.name FROM approval_votes v JOIN principals p ON p.id = v.principal_id
+         WHERE v.approval_id = $1 AND v.decision = $2 ORDER BY v.voted_at, p.name")
+        .bind(id)
+        .bind(Decision::Approve)
+        .fetch_all(&mut *conn)
         .await)?)
 }
 
@@ -72,6 +130,17 @@ impl Store {
         ));
         with_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?
             .ok_or_else(|| Error::NotFound(format!("approval {id}")))
+    }
+
+    /// The votes on approval `id`, first first.
+    pub async fn approval_votes(&self, id: i64) -> Result<Vec<ApprovalVote>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT p.name AS login, v.decision, v.channel, v.voted_at
+             FROM approval_votes v JOIN principals p ON p.id = v.principal_id
+             WHERE v.approval_id = $1 ORDER BY v.voted_at, p.name")
+            .bind(id)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// The change and findings shown with an approval.

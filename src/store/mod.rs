@@ -54,6 +54,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod deliveries;
 pub mod events;
+pub mod identities;
 pub mod notifications;
 pub mod pipeline;
 pub mod projects;

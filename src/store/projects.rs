@@ -13,8 +13,9 @@ impl Store {
         let now = Utc::now();
         with_pool!(self, pool => sqlx::query_as(
             "INSERT INTO projects (name, repo_url, local_path, default_branch, branch_strategy,
-                tech_stack, conventions, github_repo, max_concurrency, timeout_secs, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                tech_stack, conventions, github_repo, max_concurrency, timeout_secs, created_at, updated_at,
+                decide_role, self_approval, required_approvals)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
              RETURNING *")
             .bind(&spec.name)
             .bind(&spec.repo_url)
@@ -27,6 +28,9 @@ impl Store {
             .bind(spec.max_concurrency)
             .bind(spec.timeout_secs)
             .bind(now)
+            .bind(spec.approval_policy.decide_role)
+            .bind(spec.approval_policy.self_approval)
+            .bind(spec.approval_policy.required_approvals)
             .fetch_one(pool)
             .await)
         .on_conflict(format!("a project named {:?} already exists", spec.name))
@@ -72,7 +76,8 @@ impl Store {
         with_pool!(self, pool => sqlx::query_as(
             "UPDATE projects SET repo_url = $2, local_path = $3, default_branch = $4,
                 branch_strategy = $5, tech_stack = $6, conventions = $7, github_repo = $8,
-                max_concurrency = $9, timeout_secs = $10, updated_at = $11
+                max_concurrency = $9, timeout_secs = $10, updated_at = $11,
+                decide_role = $12, self_approval = $13, required_approvals = $14
              WHERE id = $1 RETURNING *")
             .bind(id)
             .bind(&spec.repo_url)
@@ -85,6 +90,9 @@ impl Store {
             .bind(spec.max_concurrency)
             .bind(spec.timeout_secs)
             .bind(Utc::now())
+            .bind(spec.approval_policy.decide_role)
+            .bind(spec.approval_policy.self_approval)
+            .bind(spec.approval_policy.required_approvals)
             .fetch_optional(pool)
             .await)?
         .ok_or_else(|| Error::NotFound(format!("project {}", spec.name)))

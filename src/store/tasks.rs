@@ -9,8 +9,8 @@ use crate::model::{ProjectScope, Task, TaskExec, TaskFilter, TaskSpec, TaskStatu
 pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
     Ok(with_tx!(tx, conn => sqlx::query_scalar(
         "INSERT INTO tasks (project_id, team, prompt, source, priority, status, dedup_key,
-            source_ref, created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+            source_ref, created_by, created_at, updated_at, requested_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(spec.project_id)
@@ -23,6 +23,7 @@ pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
     .bind(sqlx::types::Json(&spec.source_ref))
     .bind(&spec.created_by)
     .bind(chrono::Utc::now())
+    .bind(spec.requested_by)
     .fetch_optional(&mut *conn)
     .await)?)
 }
@@ -30,9 +31,10 @@ pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
 pub(crate) const TASK_SELECT: &str =
     "SELECT t.id, p.name AS project, t.team, t.prompt, t.source, t.priority,
     t.status, t.status_reason, t.dedup_key, t.phase, t.party_session_id, t.branch, t.source_ref,
-    t.created_by, t.created_at, t.started_at, t.completed_at, t.pr_url, t.pr_number, t.change_note,
-    t.team_ran, t.board
-    FROM tasks t JOIN projects p ON p.id = t.project_id";
+    t.created_by, r.name AS requested_by, t.created_at, t.started_at, t.completed_at, t.pr_url,
+    t.pr_number, t.change_note, t.team_ran, t.board
+    FROM tasks t JOIN projects p ON p.id = t.project_id
+    LEFT JOIN principals r ON r.id = t.requested_by";
 
 impl Store {
     /// The task with this id, or NotFound.

@@ -73,7 +73,39 @@ pub async fn grant(
     Ok(())
 }
 
+/// The role principal `id` holds in project `project_id` inside `tx` (an admin maintains every
+/// project); None when it holds none or is disabled.
+pub async fn role_in_project(tx: &mut Tx, id: i64, project_id: i64) -> Result<Option<ProjectRole>> {
+    let global: Option<(GlobalRole, UserStatus)> = with_tx!(tx, conn => sqlx::query_as(
+        "SELECT global_role, status FROM principals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    match global {
+        None | Some((_, UserStatus::Disabled)) => return Ok(None),
+        Some((GlobalRole::Admin, _)) => return Ok(Some(ProjectRole::Maintainer)),
+        Some(_) => {}
+    }
+    let roles: Vec<ProjectRole> = with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT role FROM memberships
+         WHERE principal_id = $1 AND (project_id IS NULL OR project_id = $2)")
+        .bind(id)
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await)?;
+    Ok(roles.into_iter().max())
+}
+
 impl Store {
+    /// The id of the user whose GitHub login is `login` (GitHub logins ignore case).
+    pub async fn user_by_github_login(&self, login: &str) -> Result<Option<i64>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT id FROM principals WHERE LOWER(github_login) = LOWER($1) ORDER BY id LIMIT 1")
+            .bind(login)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
     /// The principal with this login, or NotFound.
     pub async fn user(&self, login: &str) -> Result<User> {
         let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} WHERE name = $1"));

@@ -322,6 +322,9 @@ async fn route_github_delivery(
         }
         Routing::Task(request) => {
             let sender = delivery.payload["sender"]["login"].as_str().unwrap_or("?");
+            // A sender linked to a user (by `github_login`) is who asked: the audit log and
+            // the project's self-approval rule know them.
+            let requested_by = intake.store.user_by_github_login(sender).await?;
             let spec = TaskSpec {
                 project_id: project.id,
                 team: request.team,
@@ -331,6 +334,7 @@ async fn route_github_delivery(
                 dedup_key: Some(request.dedup_key),
                 source_ref: request.source_ref,
                 created_by: format!("github:{sender}"),
+                requested_by,
             };
             record_delivery(intake.store, delivery, Some(&spec), None).await
         }
@@ -513,6 +517,7 @@ async fn apply_alert(
         )),
         source_ref: alerts::source_ref(source, alert),
         created_by: format!("alert:{source}"),
+        requested_by: None,
     };
     let firing = alert.status == alerts::AlertStatus::Firing;
     let cancel_queued = intake.config.alerts.cancel_queued_on_resolve;

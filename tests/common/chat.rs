@@ -192,3 +192,42 @@ pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(format!("v0:{timestamp}:{body}").as_bytes());
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+/// The Slack user id of the fixture's clicks.
+pub const FIXTURE_SLACK_USER: &str = "U04ABCD1234";
+
+/// Makes the fixture's Slack user (`U04ABCD1234`) the aiops user `minji-kim`, an approver of
+/// `project`: a Slack click decides only as a linked user allowed to decide there.
+pub async fn link_slack_approver(app: &super::TestApp, project: &str) {
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            "/api/v1/users".to_string(),
+            json!({"login": "minji-kim"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/users/minji-kim/projects/{project}"),
+            json!({"role": "approver"}),
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/users/minji-kim".to_string(),
+            json!({ "slack_user_id": FIXTURE_SLACK_USER }),
+        ),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&app.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
