@@ -25,6 +25,7 @@ use crate::tasks;
 use crate::vault::{Redactor, Vault};
 
 pub mod agent;
+mod confine;
 mod gate;
 pub mod ingest;
 pub mod party;
@@ -48,6 +49,8 @@ pub struct Engine {
     /// Kernel notifications of `.party/` writes; None where the host gives none (then
     /// ingestion polls every `engine.ingest_interval_ms`).
     party_watcher: Option<Arc<party::PartyWatcher>>,
+    /// What confines the agents, decided at start.
+    sandbox: confine::Sandbox,
 }
 
 /// How one job ended, for the log.
@@ -85,6 +88,7 @@ impl Engine {
             .flatten();
         Arc::new(Self {
             party_watcher,
+            sandbox: confine::Sandbox::new(&config),
             worktrees: Worktrees::new(config.data_dir.clone()),
             store,
             vault,
@@ -92,6 +96,11 @@ impl Engine {
             holder,
             running: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How agents are confined on this host (for `/readyz` and the start-up message).
+    pub fn sandbox_status(&self) -> &agent::sandbox::SandboxStatus {
+        self.sandbox.status()
     }
 
     /// This process' id in slots and runs.
@@ -234,10 +243,18 @@ impl Engine {
             .collect();
         let timeout = project.timeout_secs.map(|s| s as u64);
         let shared_redactor = Arc::new(redactor.clone());
+        let mut env = agent::agent_env(&self.config.engine.env_passthrough, &env_extra);
+        let (shim, private) = match self.sandbox.for_run(task.id, &worktree, &argv[0], &env) {
+            Ok(confined) => confined,
+            Err(reason) => return self.fail(task.id, &reason).await,
+        };
+        env.retain(|(name, _)| !private.iter().any(|(own, _)| own == name));
+        env.extend(private);
         let spec = AgentSpec {
             argv,
             cwd: worktree.clone(),
-            env: agent::agent_env(&self.config.engine.env_passthrough, &env_extra),
+            env,
+            shim: Some(shim),
             timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
             max_output_bytes: self.config.engine.max_log_bytes,
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
@@ -584,6 +601,7 @@ impl Engine {
         {
             return;
         }
+        self.sandbox.forget(task.id);
         let Ok(exec) = self.store.task_exec(task.id).await else {
             return;
         };

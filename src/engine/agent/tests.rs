@@ -31,6 +31,7 @@ fn spec(argv: Vec<String>) -> AgentSpec {
         timeout: Duration::from_secs(10),
         max_output_bytes: 1024 * 1024,
         redact: Arc::new(str::to_owned),
+        shim: None,
     }
 }
 
