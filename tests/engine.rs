@@ -399,6 +399,8 @@ async fn fixture_ingests_completely(db: Db) {
         c.engine.command = command;
         c.engine.ingest_interval_ms = 100;
         c.engine.queue_poll_ms = 100;
+        // The agent copies the fixture from outside its worktree.
+        c.engine.sandbox_read_paths = vec![fixture.clone()];
     })
     .await;
     add_project(&app, "shop", repo.path(), json!({})).await;

@@ -107,10 +107,23 @@ impl Sandbox {
         &self.status
     }
 
-    /// The shim for one run of task `task_id` in `worktree`, and the variables that replace
-    /// the agent's HOME and TMPDIR; errs (in words for the task's reason) when no agent may
+    /// The shim for one run of task `task_id` in `worktree`, with HOME and TMPDIR in `env`
+    /// replaced by the agent's own; errs (in words for the task's reason) when no agent may
     /// start.
-    pub fn for_run(
+    pub fn confine(
+        &self,
+        task_id: i64,
+        worktree: &Path,
+        program: &str,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<Shim, String> {
+        let (shim, private) = self.for_run(task_id, worktree, program, env)?;
+        env.retain(|(name, _)| !private.iter().any(|(own, _)| own == name));
+        env.extend(private);
+        Ok(shim)
+    }
+
+    fn for_run(
         &self,
         task_id: i64,
         worktree: &Path,
@@ -198,6 +211,27 @@ impl Sandbox {
         {
             tracing::warn!(task = task_id, error = %e, "cannot remove the agent's directory");
         }
+    }
+}
+
+impl super::Engine {
+    /// The agent's environment (the passthrough variables, the project's credentials
+    /// `secrets` as (variable, value, name), its own HOME and TMPDIR) and the shim that
+    /// confines it; errs when no agent may start.
+    pub(super) fn confined_env(
+        &self,
+        task_id: i64,
+        worktree: &Path,
+        program: &str,
+        secrets: &[(String, String, String)],
+    ) -> Result<(Vec<(String, String)>, Shim), String> {
+        let credentials: Vec<(String, String)> = secrets
+            .iter()
+            .map(|(var, value, _)| (var.clone(), value.clone()))
+            .collect();
+        let mut env = super::agent::agent_env(&self.config.engine.env_passthrough, &credentials);
+        let shim = self.sandbox.confine(task_id, worktree, program, &mut env)?;
+        Ok((env, shim))
     }
 }
 

@@ -237,19 +237,12 @@ impl Engine {
                 return self.fail(task.id, &reason).await;
             }
         };
-        let env_extra: Vec<(String, String)> = secrets
-            .iter()
-            .map(|(var, value, _)| (var.clone(), value.clone()))
-            .collect();
         let timeout = project.timeout_secs.map(|s| s as u64);
         let shared_redactor = Arc::new(redactor.clone());
-        let mut env = agent::agent_env(&self.config.engine.env_passthrough, &env_extra);
-        let (shim, private) = match self.sandbox.for_run(task.id, &worktree, &argv[0], &env) {
+        let (env, shim) = match self.confined_env(task.id, &worktree, &argv[0], &secrets) {
             Ok(confined) => confined,
             Err(reason) => return self.fail(task.id, &reason).await,
         };
-        env.retain(|(name, _)| !private.iter().any(|(own, _)| own == name));
-        env.extend(private);
         let spec = AgentSpec {
             argv,
             cwd: worktree.clone(),
