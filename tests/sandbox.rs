@@ -333,7 +333,7 @@ async fn agents_do_not_start_where_the_sandbox_cannot_be_applied() {
         config
     };
     let start = |config: &Path| {
-        let child = common::child::aiops()
+        common::child::aiops()
             .args(["serve", "--config"])
             .arg(config)
             .arg("--data-dir")
@@ -345,8 +345,7 @@ async fn agents_do_not_start_where_the_sandbox_cannot_be_applied() {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap();
-        child
+            .unwrap()
     };
     let client = reqwest::Client::new();
 
