@@ -15,12 +15,17 @@ mod checks;
 mod costs;
 mod errors;
 mod limits;
-pub use costs::{CostsConfig, ModelPrice};
 pub use auth::AuthConfig;
-pub use limits::{IngestConfig, InputsConfig, IntakeConfig};
+pub use costs::{CostsConfig, ModelPrice};
+pub use limits::{IngestConfig, InputsConfig, IntakeConfig, SandboxMode};
 
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["master_key", "test_database_url", "config"];
+const NON_CONFIG_VARS: &[&str] = &[
+    "master_key",
+    "test_database_url",
+    "config",
+    "test_sandbox_unsupported",
+];
 
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/aiops.toml";
@@ -130,6 +135,19 @@ pub struct EngineConfig {
     pub worktree_retention: WorktreeRetention,
     pub max_finding_bytes: u64,
     pub max_party_json_bytes: u64,
+    /// The agent sandbox (`on`: required, agents do not start where it cannot be applied).
+    pub sandbox: SandboxMode,
+    /// When the service runs as root: the Unix user agents run as; empty: the service's.
+    pub run_as_user: String,
+    /// Directories (or files) agents may read besides the system's.
+    pub sandbox_read_paths: Vec<PathBuf>,
+    /// TCP ports agents may connect to (any address).
+    pub sandbox_connect_ports: Vec<u16>,
+    /// Every agent's HOME (read-write; Claude Code's login and plugins); empty: a private
+    /// home per task.
+    pub agent_home: PathBuf,
+    /// The `aiops` binary whose `agent-shim` starts agents; empty: the running binary.
+    pub shim_program: PathBuf,
 }
 
 /// How GitHub webhooks become tasks and how aiops replies on GitHub.
@@ -433,6 +451,12 @@ impl Default for EngineConfig {
             worktree_retention: WorktreeRetention::Remove,
             max_finding_bytes: 1024 * 1024,
             max_party_json_bytes: 1024 * 1024,
+            sandbox: SandboxMode::On,
+            run_as_user: String::new(),
+            sandbox_read_paths: Vec::new(),
+            sandbox_connect_ports: vec![443, 22],
+            agent_home: PathBuf::new(),
+            shim_program: PathBuf::new(),
         }
     }
 }
@@ -659,7 +683,7 @@ impl Config {
                 "must be at least 50".into(),
             );
         }
-        Ok(())
+        checks::validate_sandbox(engine)
     }
 
     /// The scheduler, the approval gate, pull requests and notifications.

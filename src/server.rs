@@ -3,6 +3,7 @@
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -79,12 +80,23 @@ impl Workers {
 /// Connects to the store and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        create_data_dir(&config.data_dir)?;
+        // Created before SQLite opens it, so it (and the -wal and -shm files SQLite gives the
+        // same mode) is the owner's alone.
+        let db = config.data_dir.join("aiops.db");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&db)
+            .with_context(|| format!("cannot create the store file {}", db.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", db.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make {} private", file.display()))?;
+            }
+        }
     }
     let url = config.effective_database_url();
     let store = Store::connect(&url, &config.store)
@@ -98,6 +110,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .context("cannot set up the job queue")?;
     Ok(store)
+}
+
+/// Creates the data directory (and missing parents) with mode 0700: the master key, the
+/// store and every worktree are its owner's alone. An existing directory is left as it is.
+pub fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))
 }
 
 /// Unlocks the vault. With `create_key`, a fresh store without any key gets a new key
@@ -224,8 +246,7 @@ impl InstanceLock {
     /// the holder, while another process has it.
     pub fn acquire(data_dir: &Path, listen: &str) -> anyhow::Result<Self> {
         use std::io::{Read, Seek, Write};
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        create_data_dir(data_dir)?;
         let path = data_dir.join("aiops.lock");
         let mut file = std::fs::OpenOptions::new()
             .read(true)

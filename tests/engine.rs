@@ -429,6 +429,8 @@ async fn ingest_fixture(db: Db, fixture: &Path, session: &str, phase: &str, kind
         c.engine.command = command;
         c.engine.ingest_interval_ms = 100;
         c.engine.queue_poll_ms = 100;
+        // The agent copies the fixture from outside its worktree.
+        c.engine.sandbox_read_paths = vec![fixture.to_path_buf()];
     })
     .await;
     add_project(&app, "shop", repo.path(), json!({})).await;

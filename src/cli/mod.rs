@@ -180,6 +180,15 @@ enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // The agent shim is started by the engine, never by a person: it runs before clap and
+    // before any thread exists (it forks the agent), so it is no listed subcommand.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|word| word == crate::engine::agent::shim::SUBCOMMAND)
+    {
+        return crate::engine::agent::shim::main(args.collect());
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -63,6 +63,22 @@ pub(super) async fn serve_with(config: Config, seed: Option<Seed>) -> anyhow::Re
         seed(started.state.clone()).await?;
     }
     warn_about_engine(&started.state.config);
+    let sandbox = started.state.engine.sandbox_status();
+    match sandbox.mode {
+        "enforced" => eprintln!(
+            "Agent sandbox: enforced (Landlock ABI {}).",
+            sandbox.landlock_abi
+        ),
+        "off" => eprintln!(
+            "Agent sandbox: OFF (engine.sandbox = \"off\"); agents run unconfined (Landlock ABI {}).",
+            sandbox.landlock_abi
+        ),
+        _ => eprintln!(
+            "Agent sandbox: UNAVAILABLE, no agent will start: {} (Landlock ABI {}). Fix it, or set engine.sandbox = \"off\" to run agents unconfined.",
+            sandbox.reason.as_deref().unwrap_or_default(),
+            sandbox.landlock_abi
+        ),
+    }
     eprintln!("aiops is listening on http://{local}");
     eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
     eprintln!("  Dashboard: {base}/");

@@ -26,6 +26,47 @@ pub(super) fn anchor_engine_programs(config: &mut Config, config_file: Option<&P
     }
 }
 
+/// The sandbox's settings: absolute read paths, real ports, a user name.
+pub(super) fn validate_sandbox(engine: &super::EngineConfig) -> Result<(), ConfigError> {
+    if let Some(path) = engine.sandbox_read_paths.iter().find(|p| !p.is_absolute()) {
+        return bad(
+            "engine.sandbox_read_paths",
+            format!(
+                "{} is not an absolute path; name each directory from /",
+                path.display()
+            ),
+        );
+    }
+    if engine.sandbox_connect_ports.contains(&0) {
+        return bad(
+            "engine.sandbox_connect_ports",
+            "0 is no port; list TCP ports such as [443, 22]".into(),
+        );
+    }
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if !engine.run_as_user.chars().all(name_ok) {
+        return bad(
+            "engine.run_as_user",
+            format!("{:?} is not a Unix user name", engine.run_as_user),
+        );
+    }
+    for (key, path) in [
+        ("engine.agent_home", &engine.agent_home),
+        ("engine.shim_program", &engine.shim_program),
+    ] {
+        if !path.as_os_str().is_empty() && !path.is_absolute() {
+            return bad(
+                key,
+                format!(
+                    "{} is not an absolute path; give one, or leave it empty",
+                    path.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The levels a `log.level` directive may name.
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 

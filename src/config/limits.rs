@@ -78,3 +78,13 @@ impl Default for IngestConfig {
         }
     }
 }
+
+/// Whether agents run in the sandbox (`engine.sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// Every agent is confined; where the sandbox cannot be applied, no agent starts.
+    On,
+    /// Agents run unconfined (still killed with their task and with the service).
+    Off,
+}

@@ -26,6 +26,7 @@ use crate::vault::{Redactor, Vault};
 
 pub mod agent;
 mod budget;
+mod confine;
 mod gate;
 pub mod ingest;
 pub mod party;
@@ -49,6 +50,8 @@ pub struct Engine {
     /// Kernel notifications of `.party/` writes; None where the host gives none (then
     /// ingestion polls every `engine.ingest_interval_ms`).
     party_watcher: Option<Arc<party::PartyWatcher>>,
+    /// What confines the agents, decided at start.
+    sandbox: confine::Sandbox,
 }
 
 /// How one job ended, for the log.
@@ -86,6 +89,7 @@ impl Engine {
             .flatten();
         Arc::new(Self {
             party_watcher,
+            sandbox: confine::Sandbox::new(&config),
             worktrees: Worktrees::new(config.data_dir.clone()),
             store,
             vault,
@@ -93,6 +97,11 @@ impl Engine {
             holder,
             running: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How agents are confined on this host (for `/readyz` and the start-up message).
+    pub fn sandbox_status(&self) -> &agent::sandbox::SandboxStatus {
+        self.sandbox.status()
     }
 
     /// This process' id in slots and runs.
@@ -229,10 +238,6 @@ impl Engine {
                 return self.fail(task.id, &reason).await;
             }
         };
-        let env_extra: Vec<(String, String)> = secrets
-            .iter()
-            .map(|(var, value, _)| (var.clone(), value.clone()))
-            .collect();
         let timeout = project.timeout_secs.map(|s| s as u64);
         let budget = budget::for_task(&self.store, &self.config, task.id).await?;
         if let Some(why) = budget.exceeded(agent::Spent {
@@ -243,10 +248,15 @@ impl Engine {
             return self.end(task.id, TaskStatus::BudgetExceeded, &why).await;
         }
         let shared_redactor = Arc::new(redactor.clone());
+        let (env, shim) = match self.confined_env(task.id, &worktree, &argv[0], &secrets) {
+            Ok(confined) => confined,
+            Err(reason) => return self.fail(task.id, &reason).await,
+        };
         let spec = AgentSpec {
             argv,
             cwd: worktree.clone(),
-            env: agent::agent_env(&self.config.engine.env_passthrough, &env_extra),
+            env,
+            shim: Some(shim),
             timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
             max_output_bytes: self.config.engine.max_log_bytes,
             redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
@@ -603,6 +613,7 @@ impl Engine {
         {
             return;
         }
+        self.sandbox.forget(task.id);
         let Ok(exec) = self.store.task_exec(task.id).await else {
             return;
         };

@@ -103,6 +103,9 @@ impl FreshDb {
         config.intake.webhook_per_second = 100_000;
         // API tests run no pipelines; engine tests turn workers on.
         config.engine.workers = 0;
+        // The engine starts agents through the binary's `agent-shim`; this process is the
+        // test binary.
+        config.engine.shim_program = PathBuf::from(env!("CARGO_BIN_EXE_aiops"));
         config
     }
 

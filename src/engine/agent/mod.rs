@@ -6,9 +6,11 @@
 //! touches the store, the vault or `.party/` files; secrets reach it only as environment
 //! values the caller chose and leave it only through the caller's `redact` function.
 //!
-//! Every agent runs in its own process group, so one `killpg` reaches the whole tree it
-//! spawned (a process that moves itself to another group or session escapes; only a cgroup
-//! would catch that).
+//! The engine starts every agent through the shim (`aiops agent-shim`, [`shim`]): a subreaper
+//! that confines the agent (Landlock, [`sandbox`]) and kills everything the agent started
+//! when the agent ends, when the run is stopped and when the service dies, including
+//! processes that left the group with `setsid`. The shim leads a new process group, so one
+//! `killpg` also reaches the tree as a last resort.
 
 use std::io;
 use std::path::PathBuf;
@@ -19,13 +21,15 @@ mod env;
 mod output;
 mod process;
 mod run;
+pub mod sandbox;
+pub mod shim;
 mod stream_json;
 #[cfg(test)]
 mod tests;
 
 pub use crate::command_template::{TemplateError, render_command};
 pub use env::agent_env;
-pub use process::{group_alive, kill_group};
+pub use process::{KILL_GRACE, group_alive, kill_group};
 pub use run::run_agent;
 pub use stream_json::{RunStats, Spent};
 
@@ -63,6 +67,8 @@ pub struct AgentSpec {
     pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
     /// What the run may spend; the agent is stopped once its streamed usage passes it.
     pub budget: Budget,
+    /// Start the agent through this shim; none: directly (the unit tests of this module).
+    pub shim: Option<Shim>,
 }
 
 /// A run's spending limit: what the task spent before this run plus what this run has
@@ -92,6 +98,14 @@ impl Budget {
         }
         None
     }
+}
+
+/// The shim an agent is started through and the confinement it applies.
+#[derive(Debug, Clone)]
+pub struct Shim {
+    /// The `aiops` binary, whose hidden subcommand [`shim::SUBCOMMAND`] is the shim.
+    pub program: PathBuf,
+    pub confinement: sandbox::Confinement,
 }
 
 /// How a run ended and what it said.

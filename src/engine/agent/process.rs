@@ -14,7 +14,10 @@ use tokio::time::{Instant, sleep};
 use super::{AgentError, AgentSpec, TemplateError};
 
 /// How long a stopped agent gets between SIGTERM and SIGKILL.
-pub(super) const KILL_GRACE: Duration = Duration::from_secs(2);
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How much longer the service waits for a shim, which applies the grace itself to every
+/// process below it, before it kills the shim's group.
+pub(super) const SHIM_MARGIN: Duration = Duration::from_secs(3);
 /// How long to wait for the killed group's processes to finish dying.
 const GROUP_EXIT_WAIT: Duration = Duration::from_secs(2);
 const GROUP_EXIT_POLL: Duration = Duration::from_millis(10);
@@ -32,7 +35,20 @@ pub(super) fn spawn_in_own_group(spec: &AgentSpec) -> Result<Child, AgentError> 
         });
     }
     let server_pid = std::process::id() as i32;
-    let mut command = Command::new(binary);
+    let mut command = match &spec.shim {
+        Some(shim) => {
+            let mut command = Command::new(&shim.program);
+            let confinement = serde_json::to_string(&shim.confinement)
+                .expect("a confinement is plain data and always serializes");
+            command
+                .arg(super::shim::SUBCOMMAND)
+                .arg(confinement)
+                .arg("--")
+                .arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .args(args)
         .env_clear()
@@ -68,13 +84,19 @@ fn die_with_server(server_pid: i32) -> io::Result<()> {
 /// Kills the group if `run_agent` is dropped before it finished (its task aborted).
 pub(super) struct GroupGuard {
     pgid: i32,
+    shim: bool,
     armed: bool,
 }
 
 impl GroupGuard {
-    /// Kills group `pgid` when dropped, until disarmed.
-    pub(super) fn arm(pgid: i32) -> Self {
-        Self { pgid, armed: true }
+    /// Kills group `pgid` when dropped, until disarmed; a shim (the group's leader) is told
+    /// to kill everything below it instead, which reaches processes that left the group.
+    pub(super) fn arm(pgid: i32, shim: bool) -> Self {
+        Self {
+            pgid,
+            shim,
+            armed: true,
+        }
     }
 
     /// The run finished normally; the group is no longer this guard's to kill.
@@ -85,7 +107,9 @@ impl GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if self.armed {
+        if self.armed && self.shim && self.pgid > 1 {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.pgid), super::shim::STOP_NOW);
+        } else if self.armed {
             kill_group(self.pgid);
         }
     }

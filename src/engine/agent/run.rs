@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{CappedLog, spawn_readers};
 use super::process::{
-    GroupGuard, KILL_GRACE, kill_group, spawn_in_own_group, terminate_group, wait_for_group_exit,
+    GroupGuard, KILL_GRACE, SHIM_MARGIN, kill_group, spawn_in_own_group, terminate_group,
+    wait_for_group_exit,
 };
 use super::stream_json::StreamJsonStats;
 use super::{AgentError, AgentEvent, AgentOutcome, AgentSpec, Stream};
@@ -38,7 +39,7 @@ pub async fn run_agent(
         .id()
         .expect("a child that has not been waited for has a pid");
     let pgid = pid as i32;
-    let group_guard = GroupGuard::arm(pgid);
+    let group_guard = GroupGuard::arm(pgid, spec.shim.is_some());
     tracing::debug!(pid, binary = %spec.argv[0], cwd = %spec.cwd.display(), "agent started");
     on_event(AgentEvent::Started { pid });
 
@@ -183,7 +184,12 @@ impl<'a> Supervisor<'a> {
     /// SIGTERM to the group now, SIGKILL when the grace is over.
     fn begin_stop(&mut self, reason: StopReason) {
         self.stop = Some(reason);
-        self.sigkill_at = Some(terminate_group(self.pgid()));
+        let margin = if self.spec.shim.is_some() {
+            SHIM_MARGIN
+        } else {
+            Duration::ZERO
+        };
+        self.sigkill_at = Some(terminate_group(self.pgid()) + margin);
     }
 
     /// How the run ended, with its duration counted up to now.

@@ -40,6 +40,7 @@ fn spec(argv: Vec<String>) -> AgentSpec {
             max_cost_usd: None,
             max_turns: None,
         },
+        shim: None,
     }
 }
 

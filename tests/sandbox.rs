@@ -1,0 +1,449 @@
+//! The agent is untrusted: a hostile agent (a shell script as `engine.command`) reaches no
+//! secret and no store, and nothing an agent starts outlives its task or the service.
+//!
+//! The sandbox is Linux Landlock; these tests need a kernel with Landlock ABI 4 or later
+//! (they print the ABI they found). The refusal test simulates a host without Landlock through
+//! the test-only variable `AIOPS_TEST_SANDBOX_UNSUPPORTED=1`.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::pipeline::{add_project, create_task, task_detail, wait_status};
+use common::{Db, FreshDb, TestApp, wait_for};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Writes an executable bash script `name` into `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "#!/bin/bash\n{body}").unwrap();
+    drop(file);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The stored text of a task: its detail (events, findings, runs) and every run's log.
+async fn stored_text(app: &TestApp, id: i64) -> String {
+    let detail = task_detail(app, id).await;
+    let mut text = detail.to_string();
+    let events = app
+        .store
+        .events_after(0, Some(id), None, 10_000)
+        .await
+        .unwrap();
+    text.push_str(&serde_json::to_string(&events).unwrap());
+    for run in detail["runs"].as_array().unwrap() {
+        let log = app
+            .get(&format!("/api/v1/tasks/{id}/runs/{}/log", run["id"]))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.push_str(&log);
+    }
+    text
+}
+
+/// The probes of the hostile agent: each prints `PROBE <name> OPEN <what it got>` or
+/// `PROBE <name> DENIED`.
+const PROBES: &str = r#"
+probe() {
+  local name=$1; shift
+  if out=$("$@" 2>/dev/null) && [ -n "$out" ]; then
+    echo "PROBE $name OPEN $(printf %s "$out" | tr -d '\0' | head -c 300)"
+  else
+    echo "PROBE $name DENIED"
+  fi
+}
+probe master_key cat "$DATA/master.key"
+probe database head -c 100 "$DATA/aiops.db"
+probe data_dir ls "$DATA"
+probe other_worktree cat "$OTHER/secret.txt"
+probe service_environ cat "/proc/$SERVICE/environ"
+probe postgres bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432 && echo connected'
+probe allowed_port bash -c "exec 3<>/dev/tcp/127.0.0.1/$ALLOWED && echo connected"
+probe own_worktree bash -c 'echo mine > own.txt && cat own.txt'
+probe system_read head -c 20 /etc/passwd
+"#;
+
+/// A hostile agent tries the master key, the SQLite file, the data directory, another
+/// task's worktree, the service's environment and the PostgreSQL port: each is denied, and
+/// the task's stored text holds none of it. What it needs (its worktree, the system's files,
+/// an allowed port) still works.
+async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
+    let tools = tempfile::tempdir().unwrap();
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = allowed.local_addr().unwrap().port();
+    let repo = common::git_repo();
+    let other_secret = format!("other-task-secret-{}", common::uuid_like());
+    let agent = script(tools.path(), "agent.sh", "");
+    let app = TestApp::spawn_with(db, |c| {
+        c.engine.workers = 1;
+        c.engine.command = format!("{} {{prompt}}", agent.display());
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+        c.engine.sandbox_connect_ports = vec![443, 22, allowed_port];
+    })
+    .await;
+    let data = app.config.data_dir.clone();
+    let other = data.join("worktrees/shop/999999");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("secret.txt"), &other_secret).unwrap();
+    assert!(
+        data.join("master.key").exists(),
+        "the vault keeps its key in the data dir"
+    );
+    script(
+        tools.path(),
+        "agent.sh",
+        &format!(
+            "DATA={data}\nOTHER={other}\nSERVICE={pid}\nALLOWED={allowed_port}\n{PROBES}",
+            data = data.display(),
+            other = other.display(),
+            pid = std::process::id(),
+        ),
+    );
+
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["sandbox"]["mode"], "enforced", "{ready}");
+    eprintln!(
+        "Landlock ABI on this host: {}",
+        ready["sandbox"]["landlock_abi"]
+    );
+
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "probe", "normal").await;
+    wait_status(&app, id, &["done", "failed"]).await;
+    let text = stored_text(&app, id).await;
+    for denied in [
+        "master_key",
+        "database",
+        "data_dir",
+        "other_worktree",
+        "service_environ",
+        "postgres",
+    ] {
+        assert!(
+            text.contains(&format!("PROBE {denied} DENIED")),
+            "{denied} was not denied: {text}"
+        );
+    }
+    for open in [
+        "allowed_port OPEN connected",
+        "own_worktree OPEN mine",
+        "system_read OPEN root",
+    ] {
+        assert!(
+            text.contains(&format!("PROBE {open}")),
+            "{open} failed: {text}"
+        );
+    }
+    let key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let environ = std::fs::read("/proc/self/environ").unwrap();
+    let first_variable = String::from_utf8_lossy(environ.split(|b| *b == 0).next().unwrap());
+    for secret in [
+        key.trim(),
+        &other_secret,
+        "SQLite format",
+        first_variable.as_ref(),
+    ] {
+        assert!(!text.contains(secret), "the stored text holds {secret:?}");
+    }
+}
+
+/// Processes whose command line holds `marker`, from /proc (zombies have none).
+fn processes_with(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// What `ps` lists with `marker` in its arguments.
+fn ps_with(marker: &str) -> Vec<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "pid,stat,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.contains(marker) && !line.contains("ps -eo"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An agent that leaves a background child and a `setsid` grandchild behind, each a `sleep`
+/// whose argument holds `marker`, and then sleeps itself.
+fn leaving_agent(dir: &Path, marker: &str) -> PathBuf {
+    script(
+        dir,
+        "leaving.sh",
+        &format!(
+            "sleep 1000.{marker}1 &\nsetsid -f sleep 1000.{marker}2\nbash -c 'setsid sleep 1000.{marker}3 & sleep 1000.{marker}4' &\nsleep 1000.{marker}5\n"
+        ),
+    )
+}
+
+/// Waits until all five sleeps run, then until none does (and `ps` agrees).
+async fn wait_all_started(marker: &str) {
+    wait_for("the agent's processes to start", WAIT, || async {
+        (processes_with(&format!("1000.{marker}")).len() >= 5).then_some(())
+    })
+    .await;
+}
+
+async fn wait_all_gone(marker: &str) {
+    wait_for("every process the agent started to die", WAIT, || async {
+        (processes_with(&format!("1000.{marker}")).is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(ps_with(&format!("1000.{marker}")), Vec::<String>::new());
+}
+
+/// `kill -9` of the service leaves no agent process alive, `setsid` ones included.
+async fn kill_dash_nine_of_the_service_leaves_no_agent_process(db: Db) {
+    let store = FreshDb::new(db).await;
+    let data = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let marker = format!("{}", 10_000 + rand_digits());
+    let agent = leaving_agent(data.path(), &marker);
+    let config = data.path().join("aiops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {:?}\n[engine]\nworkers = 1\ncommand = \"{} {{prompt}}\"\nqueue_poll_ms = 100\n[inputs]\nlocal_roots = [{:?}]\n",
+            store.url,
+            agent.display(),
+            std::env::temp_dir()
+        ),
+    )
+    .unwrap();
+    let mut served = common::child::serve(&config, data.path());
+    let token = served.token.clone().expect("admin token on first start");
+    let client = reqwest::Client::new();
+    let base = served.base.clone();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let created = post(
+        "/api/v1/projects",
+        json!({"name": "shop", "local_path": repo.path()}),
+    )
+    .await
+    .unwrap();
+    assert!(created.status().is_success());
+    let task = post(
+        "/api/v1/tasks",
+        json!({"project": "shop", "prompt": "leave"}),
+    )
+    .await
+    .unwrap();
+    assert!(task.status().is_success());
+    wait_all_started(&marker).await;
+
+    served.signal(nix::sys::signal::Signal::SIGKILL);
+    served.wait_exit(WAIT).await;
+    wait_all_gone(&marker).await;
+}
+
+/// A cancelled task's processes die, grandchildren that called `setsid` included.
+async fn a_cancelled_tasks_grandchildren_die_too(db: Db) {
+    let tools = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let marker = format!("{}", 10_000 + rand_digits());
+    let agent = leaving_agent(tools.path(), &marker);
+    let app = TestApp::spawn_with(db, |c| {
+        c.engine.workers = 1;
+        c.engine.command = format!("{} {{prompt}}", agent.display());
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "leave", "normal").await;
+    wait_all_started(&marker).await;
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success());
+    wait_status(&app, id, &["cancelled"]).await;
+    wait_all_gone(&marker).await;
+}
+
+fn rand_digits() -> u32 {
+    u32::from_str_radix(&common::uuid_like()[..6], 16).unwrap() % 80_000
+}
+
+on_both_databases!(
+    a_hostile_agent_reaches_no_secret_and_no_store,
+    kill_dash_nine_of_the_service_leaves_no_agent_process,
+    a_cancelled_tasks_grandchildren_die_too,
+);
+
+/// Where the sandbox cannot be applied, `serve` says so at start and on `/readyz`, and no
+/// agent starts; with `engine.sandbox = "off"` agents start again, unconfined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_do_not_start_where_the_sandbox_cannot_be_applied() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let ran = data.path().join("agent-ran");
+    let agent = script(
+        data.path(),
+        "agent.sh",
+        &format!(
+            "cat {}/master.key > /dev/null && echo read > {}",
+            data.path().display(),
+            ran.display()
+        ),
+    );
+    let write_config = |sandbox: &str| {
+        let config = data.path().join("aiops.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[engine]\nworkers = 1\ncommand = \"{} {{prompt}}\"\nqueue_poll_ms = 100\nsandbox = {sandbox:?}\n[inputs]\nlocal_roots = [{:?}]\n",
+                agent.display(),
+                std::env::temp_dir()
+            ),
+        )
+        .unwrap();
+        config
+    };
+    let start = |config: &Path| {
+        common::child::aiops()
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .env("AIOPS_TEST_SANDBOX_UNSUPPORTED", "1")
+            .env("AIOPS_LOG__LEVEL", "error")
+            .current_dir(data.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let client = reqwest::Client::new();
+
+    let config = write_config("on");
+    let mut served = common::child::attach(start(&config), true);
+    let token = served.token.clone().unwrap();
+    let log = served.log.lock().unwrap().join("\n");
+    assert!(log.contains("Agent sandbox: UNAVAILABLE"), "{log}");
+    let ready = client
+        .get(format!("{}/readyz", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["sandbox"]["mode"], "unavailable");
+    assert_eq!(ready["sandbox"]["landlock_abi"], 0);
+    assert!(
+        ready["reason"]
+            .as_str()
+            .unwrap()
+            .contains("engine.sandbox = \"off\""),
+        "{ready}"
+    );
+    let post = |base: String, path: &'static str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let created = post(
+        served.base.clone(),
+        "/api/v1/projects",
+        json!({"name": "shop", "local_path": repo.path()}),
+    )
+    .await
+    .unwrap();
+    assert!(created.status().is_success());
+    let task: Value = post(
+        served.base.clone(),
+        "/api/v1/tasks",
+        json!({"project": "shop", "prompt": "go"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let url = format!("{}/api/v1/tasks/{}", served.base, task["id"]);
+    let failed = wait_for("the task to be refused", WAIT, || async {
+        let detail: Value = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (detail["status"] == "failed").then_some(detail)
+    })
+    .await;
+    assert!(
+        failed["status_reason"]
+            .to_string()
+            .contains("sandbox cannot be applied"),
+        "{failed}"
+    );
+    assert!(!ran.exists(), "no agent ran");
+    served.child.kill().unwrap();
+    served.wait_exit(WAIT).await;
+
+    let config = write_config("off");
+    let mut served = common::child::attach(start(&config), false);
+    let log = served.log.lock().unwrap().join("\n");
+    assert!(log.contains("Agent sandbox: OFF"), "{log}");
+    let ready: Value = client
+        .get(format!("{}/readyz", served.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["sandbox"]["mode"], "off");
+    let _ = post(
+        served.base.clone(),
+        "/api/v1/tasks",
+        json!({"project": "shop", "prompt": "go"}),
+    )
+    .await
+    .unwrap();
+    wait_for("the unconfined agent to run", WAIT, || async {
+        ran.exists().then_some(())
+    })
+    .await;
+    served.child.kill().unwrap();
+    served.wait_exit(WAIT).await;
+}
