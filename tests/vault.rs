@@ -610,6 +610,10 @@ async fn encoded_secrets_are_not_stored(kind: Db) {
         c.engine.queue_poll_ms = 100;
         c.engine.ingest_interval_ms = 100;
         c.engine.env_passthrough = vec!["PATH".into()];
+        // The agent reads the master key to print it in every encoding: redaction is the last
+        // line of defence, tested here without the sandbox that keeps the key out of reach
+        // (tests/sandbox.rs shows that read refused).
+        c.engine.sandbox = aiops::config::SandboxMode::Off;
     })
     .await;
     let key = std::fs::read_to_string(&key_file)

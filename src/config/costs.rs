@@ -134,8 +134,10 @@ mod tests {
 
     #[test]
     fn negative_prices_and_limits_are_refused_by_name() {
-        let mut costs = CostsConfig::default();
-        costs.task_max_cost_usd = -1.0;
+        let costs = CostsConfig {
+            task_max_cost_usd: -1.0,
+            ..CostsConfig::default()
+        };
         assert!(
             costs
                 .validate()

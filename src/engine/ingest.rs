@@ -230,6 +230,17 @@ impl Ingestor {
         }
     }
 
+    /// Records the team that ran and the board of `session` (its grants redacted).
+    async fn store_board(&self, session: &party::SessionState) -> Result<()> {
+        let mut board = session.board.clone();
+        for grant in &mut board.approval_grants {
+            *grant = self.redactor.redact_json(grant);
+        }
+        self.store
+            .set_task_board(self.task_id, session.team.as_deref(), &board)
+            .await
+    }
+
     async fn ingest_snapshot(&mut self, session: &str) -> Result<PipelineState> {
         let (worktree, limits, sid) = (self.worktree.clone(), self.limits, session.to_string());
         let snapshot =
@@ -300,13 +311,7 @@ impl Ingestor {
         });
         let session = snapshot.session.as_ref();
         if let Some(session) = session {
-            let mut board = session.board.clone();
-            for grant in &mut board.approval_grants {
-                *grant = self.redactor.redact_json(grant);
-            }
-            self.store
-                .set_task_board(self.task_id, session.team.as_deref(), &board)
-                .await?;
+            self.store_board(session).await?;
         }
         Ok(PipelineState {
             phase: session.and_then(|s| s.phase.clone()),

@@ -6,7 +6,7 @@
 //! through the vault, right before a spawn.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -238,29 +238,12 @@ impl Engine {
                 return self.fail(task.id, &reason).await;
             }
         };
-        let timeout = project.timeout_secs.map(|s| s as u64);
-        let budget = budget::for_task(&self.store, &self.config, task.id).await?;
-        if let Some(why) = budget.exceeded(agent::Spent {
-            cost_usd: 0.0,
-            turns: 0,
-        }) {
-            let why = why.replacen("stopped: ", "not run again: ", 1);
-            return self.end(task.id, TaskStatus::BudgetExceeded, &why).await;
-        }
-        let shared_redactor = Arc::new(redactor.clone());
-        let (env, shim) = match self.confined_env(task.id, &worktree, &argv[0], &secrets) {
-            Ok(confined) => confined,
-            Err(reason) => return self.fail(task.id, &reason).await,
-        };
-        let spec = AgentSpec {
-            argv,
-            cwd: worktree.clone(),
-            env,
-            shim: Some(shim),
-            timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
-            max_output_bytes: self.config.engine.max_log_bytes,
-            redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
-            budget,
+        let spec = match self
+            .agent_spec(&task, &project, &worktree, argv, &secrets, &redactor)
+            .await?
+        {
+            Ok(spec) => spec,
+            Err((status, why)) => return self.end(task.id, status, &why).await,
         };
         drop(secrets);
         let run = PipelineRun {
@@ -271,6 +254,43 @@ impl Engine {
             resume,
         };
         self.run_pipeline(task, &project, run).await
+    }
+
+    /// What the agent of `task` runs with: its confinement, environment, limits and budget;
+    /// the status and reason to end the task with when it cannot run.
+    async fn agent_spec(
+        &self,
+        task: &TaskExec,
+        project: &Project,
+        worktree: &Path,
+        argv: Vec<String>,
+        secrets: &[(String, String, String)],
+        redactor: &Redactor,
+    ) -> Result<std::result::Result<AgentSpec, (TaskStatus, String)>> {
+        let timeout = project.timeout_secs.map(|s| s as u64);
+        let budget = budget::for_task(&self.store, &self.config, task.id).await?;
+        if let Some(why) = budget.exceeded(agent::Spent {
+            cost_usd: 0.0,
+            turns: 0,
+        }) {
+            let why = why.replacen("stopped: ", "not run again: ", 1);
+            return Ok(Err((TaskStatus::BudgetExceeded, why)));
+        }
+        let shared_redactor = Arc::new(redactor.clone());
+        let (env, shim) = match self.confined_env(task.id, worktree, &argv[0], secrets) {
+            Ok(confined) => confined,
+            Err(reason) => return Ok(Err((TaskStatus::Failed, reason))),
+        };
+        Ok(Ok(AgentSpec {
+            argv,
+            cwd: worktree.to_path_buf(),
+            env,
+            shim: Some(shim),
+            timeout: Duration::from_secs(timeout.unwrap_or(self.config.engine.timeout_secs)),
+            max_output_bytes: self.config.engine.max_log_bytes,
+            redact: Arc::new(move |text: &str| shared_redactor.redact(text).into_owned()),
+            budget,
+        }))
     }
 
     /// Closes runs an earlier life of a worker left open (it died), killing what is left of

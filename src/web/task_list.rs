@@ -149,6 +149,7 @@ async fn create_task(state: &WebState, viewer: &Viewer, form: &CreateForm) -> cr
         new,
         Source::Api,
         &viewer.principal.name,
+        viewer.principal.id,
     )
     .await?;
     tasks::enqueue(&state.store, &spec).await
