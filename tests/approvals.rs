@@ -11,7 +11,7 @@ use aiops::approvals::LinkSigner;
 use aiops::config::Config;
 use aiops::signing::sign_sha256;
 use common::chat::{
-    ChatStandIn, Service, button, click_body, link_slack_approver, slack_signature,
+    ChatStandIn, Service, button, click_body, link_slack_approver, post_signed_click,
 };
 use common::pipeline::{engine_app, sim_command, task_detail};
 use common::stand_in::github_stand_in;
@@ -274,20 +274,7 @@ async fn issue_to_pull_request(db: Db) {
         "aiops_approve",
         &slack.url_of("/actions/T01TEAM0001/1/e2e"),
     );
-    let now = chrono::Utc::now().timestamp();
-    let clicked = app
-        .client
-        .post(app.url("/webhooks/slack/interactions"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("X-Slack-Request-Timestamp", now.to_string())
-        .header(
-            "X-Slack-Signature",
-            slack_signature(SLACK_SIGNING_SECRET, now, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let clicked = post_signed_click(&app, SLACK_SIGNING_SECRET, body).await;
     assert_eq!(clicked.status(), StatusCode::OK);
     let outcome = wait_for("Slack's message to show the outcome", WAIT, || async {
         slack

@@ -8,8 +8,8 @@ mod common;
 
 use aiops::approvals::LinkSigner;
 use aiops::model::{ApprovalLinks, ProjectRole};
-use aiops::users::{self, UserSpec};
-use common::browser::{BROWSER_WAIT, ChromeDriver, keep_screenshot};
+use common::browser::{BROWSER_WAIT, ChromeDriver, click, keep_screenshot};
+use common::people::{member, session_of};
 use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
 use common::{Db, TestApp, wait_for};
 use std::time::Duration;
@@ -173,39 +173,6 @@ async fn text_of(browser: &Client, css: &str) -> String {
         .unwrap()
 }
 
-/// A sign-in session of user `login`: the session cookie's value.
-async fn session_of(app: &TestApp, login: &str) -> String {
-    let user = app.store.user(login).await.unwrap();
-    let client = aiops::sessions::Client {
-        addr: "127.0.0.1",
-        user_agent: None,
-    };
-    aiops::sessions::start(
-        &app.store,
-        &app.config,
-        user.id,
-        aiops::model::SessionMethod::Password,
-        client,
-    )
-    .await
-    .unwrap()
-    .secret
-}
-
-/// A user with `role` in project `project`, signed in: their session cookie's value.
-async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) -> String {
-    let spec = UserSpec {
-        login: login.into(),
-        ..UserSpec::default()
-    };
-    let user = users::add(&app.store, &spec).await.unwrap();
-    users::grant(&app.store, login, Some(project), role)
-        .await
-        .unwrap();
-    let _ = user;
-    session_of(app, login).await
-}
-
 /// Signed in, every view opens on seeded data and shows it: the overview counts the waiting
 /// task, the list filters it, its page shows phases, tickets, findings and the diff, the inbox
 /// offers it, a create form with an empty prompt shows the error at the field, and the page
@@ -286,20 +253,8 @@ async fn dashboard_views_show_seeded_data_in_chromium() {
     keep_screenshot(&browser, "dashboard-inbox").await;
 
     browser.goto(&app.url("/tasks")).await.unwrap();
-    browser
-        .find(Locator::Css("#new-project option[value=\"shop\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#create-task button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#new-project option[value=\"shop\"]").await;
+    click(&browser, "#create-task button[type=submit]").await;
     let error = text_of(&browser, "#prompt-error").await;
     assert!(error.contains("must not be empty"), "{error}");
     let prompt = browser.find(Locator::Css("#prompt")).await.unwrap();
@@ -310,13 +265,7 @@ async fn dashboard_views_show_seeded_data_in_chromium() {
     keep_screenshot(&browser, "dashboard-field-error").await;
 
     prompt.send_keys("Add a health check").await.unwrap();
-    browser
-        .find(Locator::Css("#create-task button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#create-task button[type=submit]").await;
     let header = text_of(&browser, "#task-header").await;
     assert!(header.contains("shop"), "{header}");
     browser.goto(&app.url("/account")).await.unwrap();
@@ -378,13 +327,7 @@ async fn inbox_decides_at_400px_in_chromium() {
         .send_keys("looks right")
         .await
         .unwrap();
-    browser
-        .find(Locator::Css(&format!("{item} button.approve")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &format!("{item} button.approve")).await;
     let notice = text_of(&browser, "#decided-notice").await;
     assert!(notice.contains(&id.to_string()), "{notice}");
     keep_screenshot(&browser, "inbox-400px-decided").await;

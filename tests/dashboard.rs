@@ -8,44 +8,11 @@ mod common;
 
 use aiops::approvals::LinkSigner;
 use aiops::model::ProjectRole;
-use aiops::users::{self, UserSpec};
+use common::people::{member, session_of};
 use common::pipeline::{WAIT, add_project, create_task, engine_app};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A sign-in session of user `login`: the session cookie's value.
-async fn session_of(app: &TestApp, login: &str) -> String {
-    let user = app.store.user(login).await.unwrap();
-    let client = aiops::sessions::Client {
-        addr: "127.0.0.1",
-        user_agent: None,
-    };
-    aiops::sessions::start(
-        &app.store,
-        &app.config,
-        user.id,
-        aiops::model::SessionMethod::Password,
-        client,
-    )
-    .await
-    .unwrap()
-    .secret
-}
-
-/// A user with `role` in `project`, signed in: their session cookie's value.
-async fn member(app: &TestApp, login: &str, project: &str, role: ProjectRole) -> String {
-    let spec = UserSpec {
-        login: login.into(),
-        ..UserSpec::default()
-    };
-    let user = users::add(&app.store, &spec).await.unwrap();
-    users::grant(&app.store, login, Some(project), role)
-        .await
-        .unwrap();
-    let _ = user;
-    session_of(app, login).await
-}
 
 /// A client that does not follow redirects.
 fn client() -> reqwest::Client {

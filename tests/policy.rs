@@ -10,7 +10,7 @@ use aiops::auth::{self, TokenGrant};
 use aiops::model::{ApprovalKind, ApprovalRequestMirror, ProjectRole, Scopes};
 use aiops::signing::sign_sha256;
 use aiops::users::{self, UserSpec};
-use common::chat::{ChatStandIn, Received, Service, click_body, slack_signature};
+use common::chat::{ChatStandIn, Received, Service, click_body, post_signed_click};
 use common::{Db, TestApp, fixture_json, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -286,20 +286,7 @@ async fn slack_app(db: Db) -> (TestApp, ChatStandIn, i64, String) {
 /// returns the answer posted there.
 async fn click(app: &TestApp, slack: &ChatStandIn, token: &str, path: &str) -> Value {
     let body = click_body(token, "aiops_approve", &slack.url_of(path));
-    let now = chrono::Utc::now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/webhooks/slack/interactions"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("X-Slack-Request-Timestamp", now.to_string())
-        .header(
-            "X-Slack-Signature",
-            slack_signature(SIGNING_SECRET, now, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_signed_click(app, SIGNING_SECRET, body).await;
     assert_eq!(response.status(), StatusCode::OK);
     let answer: Received = wait_for(&format!("Slack's answer at {path}"), WAIT, || async {
         slack.received(path).first().cloned()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::browser::{BROWSER_WAIT, ChromeDriver, keep_screenshot};
+use common::browser::{BROWSER_WAIT, ChromeDriver, click, keep_screenshot};
 use common::{Db, TestApp};
 use fantoccini::{Client, Locator};
 
@@ -21,13 +21,7 @@ async fn fill_and_submit(browser: &Client, login: &str, password: &str) {
     login_input.send_keys(login).await.unwrap();
     let password_input = browser.find(Locator::Css("#password")).await.unwrap();
     password_input.send_keys(password).await.unwrap();
-    browser
-        .find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#sign-in").await;
 }
 
 async fn body_text(browser: &Client) -> String {
@@ -101,13 +95,7 @@ async fn password_sign_in_and_sign_out_in_chromium() {
         .expect("the page knows who is signed in");
     assert!(signed_in.text().await.unwrap().contains("ann"));
     keep_screenshot(&browser, "signed-in").await;
-    browser
-        .find(Locator::Css("#sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#sign-out").await;
     browser
         .wait()
         .at_most(BROWSER_WAIT)

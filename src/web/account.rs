@@ -135,7 +135,7 @@ fn render(
         title: locale.t("account.title"),
         nav: Nav::Account,
         locale,
-        viewer: Some(viewer),
+        viewer: Some(viewer.signed_in()),
         live: None,
     }
     .render_with(status, body)

@@ -120,7 +120,7 @@ async fn show(
             title: locale.t("link.title"),
             nav: Nav::None,
             locale: &locale,
-            viewer: viewer.as_ref(),
+            viewer: viewer.as_ref().map(Viewer::signed_in),
             live: None,
         }
         .render(body);
@@ -291,7 +291,7 @@ async fn decided_page(
         title: locale.t("link.title"),
         nav: Nav::None,
         locale,
-        viewer,
+        viewer: viewer.map(Viewer::signed_in),
         live: None,
     }
     .render_with(status, body)

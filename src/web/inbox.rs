@@ -205,7 +205,7 @@ async fn render(
         title: locale.t("inbox.title"),
         nav: Nav::Approvals,
         locale,
-        viewer: Some(viewer),
+        viewer: Some(viewer.signed_in()),
         live: None,
     }
     .render_with(status, body))

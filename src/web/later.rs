@@ -22,7 +22,7 @@ pub async fn show(viewer: Viewer, Path(place): Path<String>) -> Response {
         title: nav.name(locale),
         nav,
         locale,
-        viewer: Some(&viewer),
+        viewer: Some(viewer.signed_in()),
         live: None,
     }
     .render(body)

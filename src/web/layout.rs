@@ -7,7 +7,6 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
 use super::i18n::Locale;
-use super::viewer::Viewer;
 use crate::error::Error;
 
 /// The Content-Security-Policy of every page: our own files only, no inline script or style.
@@ -86,7 +85,7 @@ pub struct Page<'a> {
     pub title: String,
     pub nav: Nav,
     pub locale: &'a Locale,
-    pub viewer: Option<&'a Viewer>,
+    pub viewer: Option<SignedIn<'a>>,
     pub live: Option<String>,
 }
 
@@ -120,7 +119,7 @@ impl Page<'_> {
     }
 }
 
-fn header(current: Nav, locale: &Locale, viewer: Option<&Viewer>) -> Markup {
+fn header(current: Nav, locale: &Locale, viewer: Option<SignedIn<'_>>) -> Markup {
     html! {
         header.top {
             a.brand href="/" { "aiops" }
@@ -128,7 +127,7 @@ fn header(current: Nav, locale: &Locale, viewer: Option<&Viewer>) -> Markup {
                 nav.main aria-label=(locale.t("nav.label")) {
                     ul {
                         @for nav in Nav::ALL {
-                            @if nav != Nav::Users || viewer.principal.admin {
+                            @if nav != Nav::Users || viewer.admin {
                                 li {
                                     a href=(nav.key_and_href().1)
                                         aria-current=[(nav == current).then_some("page")] {
@@ -140,9 +139,9 @@ fn header(current: Nav, locale: &Locale, viewer: Option<&Viewer>) -> Markup {
                     }
                 }
                 div.who {
-                    span #who { (viewer.principal.name) }
+                    span #who { (viewer.login) }
                     form method="post" action="/sign-out" {
-                        input type="hidden" name="csrf" value=(viewer.csrf());
+                        input type="hidden" name="csrf" value=(viewer.csrf);
                         button type="submit" { (locale.t("nav.sign_out")) }
                     }
                 }
@@ -169,6 +168,15 @@ pub fn secure(mut response: Response) -> Response {
 /// An error as a page: what happened, in the reader's language, with the right status.
 #[derive(Debug)]
 pub struct PageError(pub Error);
+
+/// Who the header shows as signed in: their login, whether the admin-only places are
+/// theirs, and the CSRF token of their sign-out form.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn<'a> {
+    pub login: &'a str,
+    pub admin: bool,
+    pub csrf: &'a str,
+}
 
 impl From<Error> for PageError {
     fn from(error: Error) -> Self {

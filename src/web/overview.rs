@@ -97,7 +97,7 @@ async fn render(state: &WebState, viewer: &Viewer) -> Result<Response, PageError
         title: locale.t("overview.title"),
         nav: Nav::Overview,
         locale,
-        viewer: Some(viewer),
+        viewer: Some(viewer.signed_in()),
         live: None,
     }
     .render(body))

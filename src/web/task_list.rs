@@ -333,7 +333,7 @@ async fn render(
         title: locale.t("tasks.title"),
         nav: Nav::Tasks,
         locale,
-        viewer: Some(viewer),
+        viewer: Some(viewer.signed_in()),
         live: Some("/live".into()),
     }
     .render_with(status, body))

@@ -97,7 +97,7 @@ pub async fn show(
         title: format!("#{} {}", task.id, short(&task.prompt)),
         nav: Nav::Tasks,
         locale,
-        viewer: Some(&viewer),
+        viewer: Some(viewer.signed_in()),
         live: Some(format!("/live?task={id}")),
     }
     .render(body)

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::WebState;
 use super::i18n::Locale;
-use super::layout::PageError;
+use super::layout::{PageError, SignedIn};
 use crate::error::{Error, Result};
 use crate::model::{Actor, NewAuditEntry, Principal};
 use crate::permissions::{self, On, Permission};
@@ -40,6 +40,15 @@ impl Viewer {
     /// The session's CSRF token, for the hidden field of every form.
     pub fn csrf(&self) -> &str {
         &self.session.csrf_token
+    }
+
+    /// What the page header shows of the reader.
+    pub fn signed_in(&self) -> SignedIn<'_> {
+        SignedIn {
+            login: &self.principal.name,
+            admin: self.principal.admin,
+            csrf: self.csrf(),
+        }
     }
 
     /// Refuses a posted form whose CSRF token is not the session's, or that a browser sent

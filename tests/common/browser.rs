@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
@@ -110,6 +110,17 @@ impl Drop for ChromeDriver {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// Clicks the element `css` finds on the page.
+pub async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is on the page: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Keeps a PNG of what the browser shows as `<name>.png` in `$AIOPS_TEST_SCREENSHOTS`, if set.

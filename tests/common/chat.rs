@@ -193,6 +193,24 @@ pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Posts `body` to the Slack interactions endpoint signed now with `secret`, as Slack does.
+pub async fn post_signed_click(
+    app: &super::TestApp,
+    secret: &str,
+    body: String,
+) -> reqwest::Response {
+    let now = chrono::Utc::now().timestamp();
+    app.client
+        .post(app.url("/webhooks/slack/interactions"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", now.to_string())
+        .header("X-Slack-Signature", slack_signature(secret, now, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The Slack user id of the fixture's clicks.
 pub const FIXTURE_SLACK_USER: &str = "U04ABCD1234";
 
