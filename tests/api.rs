@@ -176,6 +176,23 @@ async fn malformed_and_oversized_bodies(db: Db) {
     let no_content_type = app.post("/api/v1/tasks").body("{}").send().await.unwrap();
     expect_error(no_content_type, StatusCode::BAD_REQUEST, "bad_request").await;
 
+    // serde would read a struct from a JSON array; the API takes objects only.
+    for body in [r#"["shop", "x"]"#, "null", r#""shop""#] {
+        let not_an_object = app
+            .post("/api/v1/projects")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(not_an_object, StatusCode::UNPROCESSABLE_ENTITY, "invalid").await;
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("the body must be a JSON object"),
+            "{body}: {error}"
+        );
+    }
+
     let huge = json!({"project": "shop", "prompt": "x".repeat(5000)});
     let oversized = app.post("/api/v1/tasks").json(&huge).send().await.unwrap();
     expect_error(

@@ -81,17 +81,19 @@ pub(super) async fn serve_with(config: Config, seed: Option<Seed>) -> anyhow::Re
     }
     eprintln!("aiops is listening on http://{local}");
     eprintln!("  API:       {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)");
-    eprintln!("  Dashboard: {base}/");
+    eprintln!("  Dashboard: {base}/  (sign in at {base}/sign-in)");
     if let Some(password) = &started.admin_password {
         eprintln!(
-            "  Admin user `{}`, one-time password (shown only once; change it with `aiops user set-password {}`): {password}",
+            "  Admin user `{}`, one-time password for the dashboard's sign-in (shown only once; change it with `aiops user set-password {}`): {password}",
             crate::users::BOOTSTRAP_ADMIN,
             crate::users::BOOTSTRAP_ADMIN
         );
     }
     match &started.admin_token {
         Some(token) => {
-            eprintln!("  Log in with this admin token. It is shown only once; store it now:");
+            eprintln!(
+                "  API admin token (Authorization: Bearer …). It is shown only once; store it now:"
+            );
             println!("{token}");
         }
         None => eprintln!(
