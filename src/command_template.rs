@@ -4,7 +4,7 @@
 use crate::model::Decision;
 
 /// Placeholders a command template may use, with sample values for validation.
-pub const TEMPLATE_CHECK_VARS: [(&str, &str); 7] = [
+pub const TEMPLATE_CHECK_VARS: [(&str, &str); 8] = [
     ("prompt", "p"),
     ("task_id", "1"),
     ("team", "t"),
@@ -12,6 +12,7 @@ pub const TEMPLATE_CHECK_VARS: [(&str, &str); 7] = [
     ("decision", Decision::Approve.as_str()),
     ("claude_session_id", "s"),
     ("party_session_id", "s"),
+    ("max_budget_usd", "1.00"),
 ];
 
 /// Why a command template cannot be rendered into a command line.

@@ -16,7 +16,7 @@ mod costs;
 mod errors;
 mod limits;
 pub use auth::AuthConfig;
-pub use costs::{CostsConfig, ModelPrice};
+pub use costs::{CostsConfig, ModelPrice, OverBudget};
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig, SandboxMode};
 
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
@@ -433,8 +433,8 @@ impl Default for EngineConfig {
         Self {
             workers: 4,
             max_concurrent_tasks: 4,
-            command: "claude -p \"/ai-party:party --team {team} {prompt}\" --output-format stream-json --verbose --permission-mode acceptEdits".into(),
-            resume_command: "claude -p {decision} --resume {claude_session_id} --output-format stream-json --verbose --permission-mode acceptEdits".into(),
+            command: "claude -p \"/ai-party:party --team {team} {prompt}\" --output-format stream-json --verbose --permission-mode acceptEdits --max-budget-usd {max_budget_usd}".into(),
+            resume_command: "claude -p {decision} --resume {claude_session_id} --output-format stream-json --verbose --permission-mode acceptEdits --max-budget-usd {max_budget_usd}".into(),
             timeout_secs: 3600,
             max_log_bytes: 4 * 1024 * 1024,
             env_passthrough: ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"]

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod command_template;
 pub mod config;

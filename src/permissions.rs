@@ -84,6 +84,8 @@ pub const OPERATIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/projects/{name}", Permission::Read),
     ("PATCH", "/projects/{name}", Permission::Maintain),
     ("DELETE", "/projects/{name}", Permission::Maintain),
+    ("GET", "/projects/{name}/budget", Permission::Read),
+    ("PUT", "/projects/{name}/budget", Permission::Maintain),
     ("GET", "/projects/{name}/channels", Permission::Read),
     ("POST", "/projects/{name}/channels", Permission::Maintain),
     (

@@ -242,6 +242,14 @@ fn request_for(
             Target::Shop,
         ),
         ("delete", "/projects/{name}") => ("/projects/shop".into(), Value::Null, Target::Shop),
+        ("get", "/projects/{name}/budget") => {
+            ("/projects/shop/budget".into(), Value::Null, Target::Shop)
+        }
+        ("put", "/projects/{name}/budget") => (
+            "/projects/shop/budget".into(),
+            json!({"monthly_usd": 100}),
+            Target::Shop,
+        ),
         ("get", "/projects/{name}/channels") => {
             ("/projects/shop/channels".into(), Value::Null, Target::Shop)
         }

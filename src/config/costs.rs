@@ -40,6 +40,27 @@ pub struct CostsConfig {
     /// A task whose runs have taken this many turns (assistant messages) is stopped the same
     /// way; 0 for no limit.
     pub task_max_turns: i64,
+    /// What each project may spend per calendar month (UTC), in dollars, unless a
+    /// maintainer set its own budget (`PUT /api/v1/projects/{name}/budget`); 0 for no limit.
+    pub project_monthly_usd: f64,
+    /// What all projects together may spend per calendar month (UTC); 0 for no limit.
+    pub global_monthly_usd: f64,
+    /// What happens to a new task of a project whose monthly budget (or the global one) is
+    /// spent: it waits, queued with the reason, until the budget is raised or the month
+    /// turns; or it is refused at once (ends `budget_exceeded`).
+    pub over_budget: OverBudget,
+    /// The share of a monthly budget, in percent, at whose crossing the project's channels
+    /// are warned (once per month and budget); 0 for no warning.
+    pub warn_percent: f64,
+}
+
+/// What a new task does while its budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverBudget {
+    #[default]
+    Wait,
+    Refuse,
 }
 
 impl Default for CostsConfig {
@@ -62,6 +83,10 @@ impl Default for CostsConfig {
             unknown_model: opus_4,
             task_max_cost_usd: 20.0,
             task_max_turns: 0,
+            project_monthly_usd: 0.0,
+            global_monthly_usd: 0.0,
+            over_budget: OverBudget::Wait,
+            warn_percent: 80.0,
         }
     }
 }
@@ -85,6 +110,8 @@ impl CostsConfig {
         let mut checks: Vec<(String, f64)> = vec![
             ("costs.task_max_cost_usd".into(), self.task_max_cost_usd),
             ("costs.unknown_model".into(), self.unknown_model.input),
+            ("costs.project_monthly_usd".into(), self.project_monthly_usd),
+            ("costs.global_monthly_usd".into(), self.global_monthly_usd),
         ];
         for (model, price) in &self.prices {
             for (field, value) in [
@@ -108,6 +135,12 @@ impl CostsConfig {
             return Err(format!(
                 "costs.task_max_turns is {}; it must be 0 (no limit) or more",
                 self.task_max_turns
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.warn_percent) {
+            return Err(format!(
+                "costs.warn_percent is {}; it must be a percentage from 0 (no warning) to 100",
+                self.warn_percent
             ));
         }
         Ok(())

@@ -582,8 +582,15 @@ impl Engine {
             task_id,
             approval_id: None,
         };
-        if let Err(e) = notify::enqueue(&self.store, &notice).await {
-            tracing::warn!(task = task_id, error = %e, "could not queue the task's notifications");
+        self.announce(task_id, &[notice]).await;
+    }
+
+    /// Queues `notices` about task `task_id`; a failure is logged (the task goes on).
+    pub(super) async fn announce(&self, task_id: i64, notices: &[Notice]) {
+        for notice in notices {
+            if let Err(e) = notify::enqueue(&self.store, notice).await {
+                tracing::warn!(task = task_id, error = %e, "could not queue the task's notifications");
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::budgets;
 use crate::config::{Config, WorktreeRetention};
 use crate::credentials;
 use crate::error::{Error, Result};
@@ -134,6 +135,9 @@ impl Engine {
         if task.status == TaskStatus::AwaitingApproval && job.resume_approval_id.is_none() {
             return Ok(JobOutcome::Skipped);
         }
+        if !self.admitted(&task, job).await? {
+            return Ok(JobOutcome::Deferred);
+        }
         let priority = task.priority;
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
@@ -218,20 +222,10 @@ impl Engine {
                 .iter()
                 .map(|(_, value, name)| (name.clone(), value.clone())),
         );
-        let task_id = task.id.to_string();
-        let claude_session = task.claude_session_id.clone().unwrap_or_default();
-        let party_session = task.party_session_id.clone().unwrap_or_default();
-        let decision_text = resume.as_ref().map_or("", |r| r.prompt.as_str());
-        let vars = [
-            ("prompt", task.prompt.as_str()),
-            ("task_id", task_id.as_str()),
-            ("team", task.team.as_str()),
-            ("project", project.name.as_str()),
-            ("decision", decision_text),
-            ("claude_session_id", claude_session.as_str()),
-            ("party_session_id", party_session.as_str()),
-        ];
-        let argv = match agent::render_command(template, &vars) {
+        let budget = budget::for_task(&self.store, &self.config, task.id).await?;
+        let max_budget = self.max_budget_usd(&budget, &project).await?;
+        let decision = resume.as_ref().map_or("", |r| r.prompt.as_str());
+        let argv = match budget::command_line(template, &task, &project, decision, &max_budget) {
             Ok(argv) => argv,
             Err(e) => {
                 let reason = format!("cannot build the agent command: {e}");
@@ -239,7 +233,14 @@ impl Engine {
             }
         };
         let spec = match self
-            .agent_spec(&task, &project, &worktree, argv, &secrets, &redactor)
+            .agent_spec(
+                &task,
+                &project,
+                &worktree,
+                (argv, budget),
+                &secrets,
+                &redactor,
+            )
             .await?
         {
             Ok(spec) => spec,
@@ -263,12 +264,11 @@ impl Engine {
         task: &TaskExec,
         project: &Project,
         worktree: &Path,
-        argv: Vec<String>,
+        (argv, budget): (Vec<String>, agent::Budget),
         secrets: &[(String, String, String)],
         redactor: &Redactor,
     ) -> Result<std::result::Result<AgentSpec, (TaskStatus, String)>> {
         let timeout = project.timeout_secs.map(|s| s as u64);
-        let budget = budget::for_task(&self.store, &self.config, task.id).await?;
         if let Some(why) = budget.exceeded(agent::Spent {
             cost_usd: 0.0,
             turns: 0,
@@ -459,6 +459,13 @@ impl Engine {
         });
         let event = NewEvent::platform(task.id, project.id, "run_finished", finished);
         store.insert_events(&[event]).await?;
+        let costs = &self.config.costs;
+        match budgets::after_run(store, costs, project, task.id).await {
+            Ok(notices) => self.announce(task.id, &notices).await,
+            Err(e) => {
+                tracing::warn!(task = task.id, error = %e, "could not check the monthly budgets")
+            }
+        }
         self.conclude(
             &task,
             project,

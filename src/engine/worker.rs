@@ -60,7 +60,8 @@ pub async fn run_workers(engine: Arc<Engine>, shutdown: CancellationToken) {
 }
 
 /// Wakes the slot waiters that fit, every `engine.slot_wait_secs`: slots whose holder died
-/// expire, and a limit may have been raised, without a release anyone would see.
+/// expire, and a limit may have been raised, without a release anyone would see; and the
+/// budget waiters whose budget has room again (the month turned).
 async fn sweep_slot_waiters(engine: Arc<Engine>, shutdown: CancellationToken) {
     let every = Duration::from_secs(engine.config.engine.slot_wait_secs.max(1));
     let limit = engine.config.engine.max_concurrent_tasks;
@@ -73,6 +74,11 @@ async fn sweep_slot_waiters(engine: Arc<Engine>, shutdown: CancellationToken) {
             Ok(0) => {}
             Ok(woken) => tracing::debug!(woken, "slot waiters woken by the sweep"),
             Err(e) => tracing::warn!(error = %e, "could not wake the tasks waiting for a slot"),
+        }
+        match crate::budgets::wake(&engine.store, &engine.config.costs).await {
+            Ok(0) => {}
+            Ok(woken) => tracing::info!(woken, "tasks waiting for budget started"),
+            Err(e) => tracing::warn!(error = %e, "could not wake the tasks waiting for budget"),
         }
     }
 }

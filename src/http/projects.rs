@@ -10,6 +10,7 @@ use super::AppState;
 use super::auth::{Access, AuditTarget};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
+use crate::budgets::{self, BudgetChange, BudgetStatus};
 use crate::error::Result;
 use crate::projects::{self, NewProject, Project, ProjectPatch};
 
@@ -17,6 +18,42 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(get_budget, set_budget))
+}
+
+/// How the project's monthly budget stands: spent this month, the limit and its source.
+#[utoipa::path(get, path = "/projects/{name}/budget", tag = "projects",
+    responses((status = 200, body = BudgetStatus), (status = 404, body = ErrorBody)))]
+async fn get_budget(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<BudgetStatus>> {
+    access.on_project_named(&state.store, &name).await?;
+    let project = state.store.project(&name).await?;
+    let costs = &state.config.costs;
+    Ok(Json(
+        budgets::project_status(&state.store, costs, &project).await?,
+    ))
+}
+
+/// Set (raise) the project's monthly budget; its tasks waiting for money start if it has
+/// room now.
+#[utoipa::path(put, path = "/projects/{name}/budget", tag = "projects", request_body = BudgetChange,
+    responses((status = 200, body = BudgetStatus), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_budget(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(change): ApiJson<BudgetChange>,
+) -> Result<(Extension<AuditTarget>, Json<BudgetStatus>)> {
+    access.on_project_named(&state.store, &name).await?;
+    let project = state.store.project(&name).await?;
+    let costs = &state.config.costs;
+    let by = &access.principal.name;
+    let status = budgets::set(&state.store, costs, &project, change, by).await?;
+    let target = AuditTarget(format!("projects/{name}/budget"));
+    Ok((Extension(target), Json(status)))
 }
 
 /// Register a project.

@@ -12,6 +12,11 @@ text_enum! {
         ApprovalRequested = "approval_requested",
         TaskFailed = "task_failed",
         TaskDone = "task_done",
+        /// A monthly budget passed `costs.warn_percent` (sent once per month and budget, to
+        /// every enabled channel of the project, whatever its events).
+        BudgetWarning = "budget_warning",
+        /// A monthly budget is spent: new tasks wait or are refused (sent the same way).
+        BudgetSpent = "budget_spent",
     }
 }
 
@@ -32,6 +37,13 @@ text_enum! {
         Sent = "sent",
         /// Refused, or out of attempts: a dead letter.
         Dead = "dead",
+    }
+}
+
+impl NoticeKind {
+    /// A budget notice, which every enabled channel of the project gets.
+    pub fn is_budget(self) -> bool {
+        matches!(self, NoticeKind::BudgetWarning | NoticeKind::BudgetSpent)
     }
 }
 

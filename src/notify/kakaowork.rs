@@ -15,7 +15,8 @@ pub fn body(message: &Message, conversation_id: &str) -> Value {
     let style = match message.kind {
         NoticeKind::ApprovalRequested => "yellow",
         NoticeKind::TaskDone => "blue",
-        NoticeKind::TaskFailed => "red",
+        NoticeKind::TaskFailed | NoticeKind::BudgetSpent => "red",
+        NoticeKind::BudgetWarning => "yellow",
     };
     let facts = message
         .facts()

@@ -2,6 +2,7 @@
 //! out by each channel (`slack`, `kakaowork`, `webhook`) in its own format.
 
 use crate::approvals::{self, LinkSigner};
+use crate::budgets::{self, BudgetStatus};
 use crate::config::Config;
 use crate::error::Result;
 use crate::model::Task;
@@ -26,6 +27,8 @@ pub struct Message {
     pub link: String,
     /// The signed token of the approval link, which Slack's buttons carry back.
     pub token: Option<String>,
+    /// The project's and the global monthly budget (budget notices).
+    pub budgets: Vec<BudgetStatus>,
 }
 
 /// Size of a change.
@@ -84,6 +87,15 @@ impl Message {
                 None,
             ),
         };
+        let budgets = if kind.is_budget() {
+            let project = store.project(&task.project).await?;
+            vec![
+                budgets::project_status(store, &config.costs, &project).await?,
+                budgets::global_status(store, &config.costs).await?,
+            ]
+        } else {
+            Vec::new()
+        };
         Ok(Message {
             kind,
             task,
@@ -91,6 +103,7 @@ impl Message {
             diff,
             link,
             token,
+            budgets,
         })
     }
 
@@ -100,12 +113,21 @@ impl Message {
             NoticeKind::ApprovalRequested => "Approval needed",
             NoticeKind::TaskDone => "Done",
             NoticeKind::TaskFailed => "Failed",
+            NoticeKind::BudgetWarning => {
+                return format!("Budget warning: project {}", self.task.project);
+            }
+            NoticeKind::BudgetSpent => {
+                return format!("Budget spent: project {}", self.task.project);
+            }
         };
         format!("{what}: {} on {}", self.task.team, self.task.project)
     }
 
     /// What the approval asks or the task was about, cut to a readable length.
     pub fn summary(&self) -> String {
+        if self.kind.is_budget() {
+            return self.budget_summary();
+        }
         let prompt_line = self.task.prompt.lines().next().unwrap_or("").trim();
         let text = match &self.approval {
             Some(approval) if approval.kind == ApprovalKind::Tool => format!(
@@ -124,8 +146,52 @@ impl Message {
         }
     }
 
+    /// What a budget notice says: the budgets past their warning share, and what happens.
+    fn budget_summary(&self) -> String {
+        let mut lines: Vec<String> = self
+            .budgets
+            .iter()
+            .filter(|b| b.state == "warning" || b.state == "spent")
+            .map(|b| {
+                let whose = if b.scope == "global" {
+                    "All projects together have".to_owned()
+                } else {
+                    format!("Project {} has", b.scope)
+                };
+                format!(
+                    "{whose} spent ${:.2} of the ${:.2} monthly budget for {}.",
+                    b.spent_usd,
+                    b.limit_usd.unwrap_or(0.0),
+                    b.month
+                )
+            })
+            .collect();
+        if self.kind == NoticeKind::BudgetSpent {
+            lines.push("New tasks wait until the budget is raised or the month turns.".into());
+        }
+        lines.join(" ")
+    }
+
     /// The facts shown beside the summary, as (label, value).
     pub fn facts(&self) -> Vec<(&'static str, String)> {
+        if self.kind.is_budget() {
+            return self
+                .budgets
+                .iter()
+                .filter_map(|b| {
+                    let limit = b.limit_usd?;
+                    let label = if b.scope == "global" {
+                        "Global budget"
+                    } else {
+                        "Project budget"
+                    };
+                    Some((
+                        label,
+                        format!("${:.2} of ${limit:.2} ({})", b.spent_usd, b.month),
+                    ))
+                })
+                .collect();
+        }
         let mut facts = vec![
             ("Project", self.task.project.clone()),
             ("Task", format!("#{}", self.task.id)),
@@ -168,7 +234,10 @@ impl Message {
     pub fn link_label(&self) -> &'static str {
         match self.kind {
             NoticeKind::ApprovalRequested => "Review / Revise",
-            NoticeKind::TaskDone | NoticeKind::TaskFailed => "Open task",
+            NoticeKind::TaskDone
+            | NoticeKind::TaskFailed
+            | NoticeKind::BudgetWarning
+            | NoticeKind::BudgetSpent => "Open task",
         }
     }
 }
@@ -229,6 +298,7 @@ pub(crate) mod tests {
         });
         Message {
             kind,
+            budgets: Vec::new(),
             token: approval.as_ref().map(|_| "3.1999999999.abcdef".to_string()),
             link: "https://aiops.example/approvals/3.1999999999.abcdef".into(),
             diff: approval.as_ref().map(|_| DiffStat {

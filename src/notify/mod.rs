@@ -50,7 +50,7 @@ pub async fn enqueue(store: &Store, notice: &Notice) -> Result<()> {
     for (channel_id, events) in
         store::notifications::channels_of_task(&mut tx, notice.task_id).await?
     {
-        if events.contains(&notice.kind) {
+        if events.contains(&notice.kind) || notice.kind.is_budget() {
             let id = store::notifications::insert_queued(&mut tx, channel_id, notice).await?;
             store::queue::push(&mut tx, &NewJob::notify(id, Duration::ZERO)).await?;
             queued.push(id);

@@ -33,6 +33,7 @@ pub fn body(message: &Message, notification_id: i64) -> Value {
             "tool_name": approval.tool_name, "risk_level": approval.risk_level,
             "expires_at": approval.expires_at, "changes": message.changes(), "diff": message.diff,
         })),
+        "budgets": (!message.budgets.is_empty()).then_some(&message.budgets),
     })
 }
 

@@ -50,6 +50,7 @@ macro_rules! with_tx {
 pub mod analytics;
 pub mod approvals;
 pub mod audit;
+pub mod budgets;
 pub mod credentials;
 pub mod dashboard;
 pub mod deliveries;
