@@ -131,6 +131,7 @@ async fn whole_path(backend: &str, url: &str, workers: usize, tasks: usize) {
         ..Default::default()
     };
     config.engine.workers = workers;
+    config.engine.shim_program = common::shim_program();
     config.engine.max_concurrent_tasks = workers as i64;
     config.engine.command = "true".into();
     config.engine.queue_poll_ms = 200;

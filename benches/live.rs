@@ -53,6 +53,7 @@ async fn start(url: &str, adjust: impl FnOnce(&mut Config)) -> App {
         ..Default::default()
     };
     config.engine.workers = 24;
+    config.engine.shim_program = common::shim_program();
     config.engine.max_concurrent_tasks = 24;
     config.engine.queue_poll_ms = 1000;
     config.inputs.local_roots = vec![repo.path().to_path_buf()];
@@ -113,13 +114,22 @@ impl App {
         id
     }
 
-    /// The events file of a running task, once ingestion found its session.
+    /// The events file of a running task, once ingestion found its session; panics with
+    /// the task's status if that takes more than a minute (its agent did not start).
     async fn events_file(&self, id: i64) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let exec = self.store.task_exec(id).await.unwrap();
             if let (Some(worktree), Some(_)) = (exec.worktree_path, exec.party_session_id) {
                 return PathBuf::from(worktree)
                     .join(format!(".party/sessions/{SESSION}/events.ndjson"));
+            }
+            if Instant::now() > deadline || exec.status.has_ended() {
+                let task = self.store.task(id).await.unwrap();
+                panic!(
+                    "task {id} never showed its party session: {} ({:?})",
+                    task.status, task.status_reason
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -61,3 +61,8 @@ pub async fn scratch_pg(admin_url: &str, name: &str) -> String {
     url.set_path(&format!("/{name}"));
     url.to_string()
 }
+
+/// The aiops binary, which every agent starts through (`aiops agent-shim`, the sandbox).
+pub fn shim_program() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_aiops"))
+}
