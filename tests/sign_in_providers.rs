@@ -172,9 +172,10 @@ async fn whoami(app: &TestApp, secret: &str) -> (String, String) {
 async fn sign_in_audit(app: &TestApp) -> Vec<(String, String, String)> {
     let audit = app.get_json("/api/v1/audit?limit=200").await;
     let text = audit.to_string();
-    for secret in [CLIENT_SECRET] {
-        assert!(!text.contains(secret), "a secret in the audit log: {text}");
-    }
+    assert!(
+        !text.contains(CLIENT_SECRET),
+        "a secret in the audit log: {text}"
+    );
     let mut entries: Vec<(String, String, String)> = audit["items"]
         .as_array()
         .unwrap()
