@@ -75,6 +75,7 @@ async fn app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
 fn ann() -> Person {
     Person {
         id: "Ann-Lee".into(),
+        github_id: 583_231,
         name: "Ann Lee".into(),
         email: "ann@example.com".into(),
         email_verified: true,
@@ -281,7 +282,8 @@ async fn github_sign_in_creates_the_user_then_finds_it(db: Db) {
 }
 
 /// With `create_users = false` an unknown GitHub account is refused with a page saying what
-/// to do; a user an admin added with that `github_login` signs in; a disabled one does not.
+/// to do; a user an admin added with that `github_login` signs in (and is bound to GitHub's
+/// numeric id: the same login on another GitHub account is refused); a disabled one does not.
 async fn github_without_create_users_matches_existing_users_only(db: Db) {
     let github = ProviderStandIn::github(ann()).await;
     let app = app_with(db, |c| {
@@ -311,13 +313,30 @@ async fn github_without_create_users_matches_existing_users_only(db: Db) {
         "matched ignoring case"
     );
 
+    let again = session_of(&sign_in_through(&app, "github").await);
+    assert_eq!(
+        whoami(&app, &again).await.0,
+        "ann",
+        "now by GitHub's numeric id"
+    );
+    github.set_person(Person {
+        github_id: 999_999,
+        ..ann()
+    });
+    let response = sign_in_through(&app, "github").await;
+    refused_page(response, StatusCode::FORBIDDEN, "another GitHub account").await;
+    github.set_person(ann());
+
     users::set_status(&app.store, "ann", UserStatus::Disabled)
         .await
         .unwrap();
     let response = sign_in_through(&app, "github").await;
     refused_page(response, StatusCode::FORBIDDEN, "disabled").await;
     let reasons: Vec<String> = sign_in_audit(&app).await.into_iter().map(|e| e.1).collect();
-    assert_eq!(reasons, ["no_account", "", "disabled"]);
+    assert_eq!(
+        reasons,
+        ["no_account", "", "", "github_account_changed", "disabled"]
+    );
 }
 
 /// `allowed_orgs` and `allowed_teams` are checked against GitHub's API: outside them the

@@ -12,8 +12,9 @@ CREATE TABLE sign_in_flows (
     expires_at     TIMESTAMPTZ NOT NULL
 );
 
--- Which aiops user an OpenID Connect account is: the issuer and its `sub` claim (stable,
--- unlike an email address). GitHub accounts are matched by `principals.github_login`.
+-- Which aiops user a provider's account is: for OpenID Connect the issuer and the `sub`
+-- claim (stable, unlike an email address); for GitHub its web URL and numeric user id
+-- (stable, unlike a login, which GitHub may give to someone else later).
 CREATE TABLE external_identities (
     issuer        TEXT    NOT NULL,
     subject       TEXT    NOT NULL,

@@ -18,19 +18,49 @@ fn internal(error: impl Into<Error>) -> Refusal {
     Refusal::internal(&error.into())
 }
 
-/// The user linked to GitHub account `account` (by `github_login`, ignoring case), or a new
-/// member with that login when `create_users` is on.
+/// The user GitHub account `account` is: the one linked to its numeric id, else the one whose
+/// `github_login` it is (ignoring case; linked to the id from then on, so a login GitHub gives
+/// to someone else later matches nobody), else a new member with that login when
+/// `create_users` is on.
 pub(super) async fn github_user(
     deps: Deps<'_>,
     config: &GithubSignIn,
     account: &GithubAccount,
 ) -> Outcome<i64> {
-    if let Some(id) = deps
-        .store
+    let issuer = config.web_url.trim_end_matches('/');
+    let subject = account.id.to_string();
+    let store = deps.store;
+    if let Some(id) = store
+        .principal_by_external_identity(issuer, &subject)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(id);
+    }
+    if let Some(id) = store
         .user_by_github_login(&account.login)
         .await
         .map_err(internal)?
     {
+        if store
+            .external_subject_of(issuer, id)
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(Refusal::new(
+                "github_account_changed",
+                format!(
+                    "The GitHub login {} now belongs to another GitHub account than the one this aiops user signed in with; an admin must check and link it again.",
+                    account.login
+                ),
+            ));
+        }
+        let mut tx = store.begin().await.map_err(internal)?;
+        crate::store::sign_in_flows::link_external_identity(&mut tx, issuer, &subject, id)
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
         return Ok(id);
     }
     if !config.create_users {
@@ -49,7 +79,7 @@ pub(super) async fn github_user(
         global_role: GlobalRole::Member,
         password_hash: None,
     };
-    create(deps, &new, None).await
+    create(deps, &new, Some((issuer, &subject))).await
 }
 
 /// The user linked to the OpenID Connect account (issuer + subject), else the one user whose

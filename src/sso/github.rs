@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 /// Who signed in, as GitHub's API says.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GithubAccount {
+    /// GitHub's numeric user id: stable, unlike the login.
+    pub id: i64,
     pub login: String,
     #[serde(default)]
     pub name: Option<String>,

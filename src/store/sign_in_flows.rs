@@ -65,6 +65,20 @@ impl Store {
             .await)?)
     }
 
+    /// The account of `issuer` linked to principal `principal_id`, if any.
+    pub async fn external_subject_of(
+        &self,
+        issuer: &str,
+        principal_id: i64,
+    ) -> Result<Option<String>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT subject FROM external_identities WHERE issuer = $1 AND principal_id = $2 LIMIT 1")
+            .bind(issuer)
+            .bind(principal_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
     /// The user (not a service account) whose email is `email`, ignoring case, when exactly
     /// one has it.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<i64>> {

@@ -42,6 +42,8 @@ static KEYS: LazyLock<(RsaPrivateKey, RsaPrivateKey)> = LazyLock::new(|| {
 pub struct Person {
     /// GitHub login, or the OpenID Connect `sub`.
     pub id: String,
+    /// GitHub's numeric user id.
+    pub github_id: i64,
     pub name: String,
     pub email: String,
     pub email_verified: bool,
@@ -403,7 +405,7 @@ async fn github_user(State(shared): State<Shared>, headers: HeaderMap) -> Respon
     };
     axum::Json(json!({
         "login": person.id,
-        "id": 4242,
+        "id": person.github_id,
         "name": person.name,
         "email": person.email,
     }))
