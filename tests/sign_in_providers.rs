@@ -658,6 +658,36 @@ async fn oidc_refuses_a_wrong_nonce_and_a_foreign_signature(db: Db) {
     assert_eq!(reasons, ["id_token_nonce", "id_token_signature", ""]);
 }
 
+/// Starting a sign-in stores a flow, so it counts against the address's sign-in rate: past
+/// `auth.sign_in_per_minute` the start is refused with 429 and sends nobody to the provider.
+async fn starting_sign_ins_is_rate_limited(db: Db) {
+    let github = ProviderStandIn::github(ann()).await;
+    let app = app_with(db, |c| {
+        c.auth.github = Some(github_config(&github));
+        c.auth.sign_in_per_minute = 3;
+    })
+    .await;
+    // Eight starts within a minute put at least four in one minute's window, whatever
+    // boundary falls between them.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = plain()
+            .get(app.url("/sign-in/github"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("location").is_none());
+        }
+        statuses.push(response.status());
+    }
+    assert_eq!(statuses[0], StatusCode::SEE_OTHER, "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
 /// A provider that is not configured has no button and no route.
 async fn an_unconfigured_provider_is_not_offered(db: Db) {
     let app = TestApp::spawn(db).await;
@@ -690,4 +720,5 @@ on_both_databases!(
     oidc_matches_a_verified_email_and_refuses_unknown_accounts,
     oidc_refuses_a_wrong_nonce_and_a_foreign_signature,
     an_unconfigured_provider_is_not_offered,
+    starting_sign_ins_is_rate_limited,
 );

@@ -114,6 +114,8 @@ pub struct Refusal {
 pub enum RefusalKind {
     /// The flow is broken or stale (state, expiry): start again.
     Flow,
+    /// Too many sign-ins started from one address this minute.
+    TooMany,
     /// The account may not sign in here (policy, disabled, no account).
     Policy,
     /// The provider failed or answered wrongly (including an ID token failing a check).
@@ -127,6 +129,7 @@ impl Refusal {
     pub fn kind(&self) -> RefusalKind {
         match self.reason {
             "state_mismatch" | "flow_expired" => RefusalKind::Flow,
+            "rate_limited" => RefusalKind::TooMany,
             "internal" | "not_configured" => RefusalKind::Internal,
             "provider_error" | "provider_unavailable" | "token_exchange_failed" => {
                 RefusalKind::Provider
@@ -167,8 +170,22 @@ pub async fn begin(
     provider: Provider,
     base_url: &str,
     next: &str,
+    client: Client<'_>,
 ) -> std::result::Result<Started, Refusal> {
     let internal = |e: Error| Refusal::internal(&e);
+    // Each start stores a flow: it counts as a sign-in attempt of the address, like a password.
+    let now = Utc::now().timestamp();
+    let attempts = deps
+        .store
+        .count_sign_in_attempt(client.addr, now.div_euclid(60))
+        .await
+        .map_err(internal)?;
+    if attempts > i64::from(deps.config.auth.sign_in_per_minute) {
+        return Err(Refusal::new(
+            "rate_limited",
+            "Too many sign-in attempts from this address; please try again in a minute.",
+        ));
+    }
     let redirect = callback_url(base_url, provider);
     let authorize = match provider {
         Provider::Github => {

@@ -107,6 +107,7 @@ struct StartQuery {
 async fn start(
     State(state): State<WebState>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<StartQuery>,
 ) -> Response {
@@ -119,7 +120,12 @@ async fn start(
     };
     let next = safe_next(&query.next).unwrap_or("");
     let base = base_url(&state, &headers);
-    match sso::begin(deps(&state), provider, &base, next).await {
+    let addr = peer.ip().to_string();
+    let client = Client {
+        addr: &addr,
+        user_agent: None,
+    };
+    match sso::begin(deps(&state), provider, &base, next, client).await {
         Ok(started) => {
             let cookie = state_cookie(&state, &started.state, 600);
             see_other(&started.authorize_url, vec![cookie])
@@ -194,11 +200,12 @@ fn state_cookie(state: &WebState, value: &str, max_age: u32) -> String {
     )
 }
 
-/// The page of a refused sign-in: 400 for a broken or stale flow, 403 for a policy refusal,
-/// 502 when the provider failed, 500 for our own failure.
+/// The page of a refused sign-in: 400 for a broken or stale flow, 429 past the address's
+/// rate, 403 for a policy refusal, 502 when the provider failed, 500 for our own failure.
 fn refusal_page(headers: &HeaderMap, refusal: &Refusal) -> Response {
     let status = match refusal.kind() {
         RefusalKind::Flow => StatusCode::BAD_REQUEST,
+        RefusalKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
         RefusalKind::Policy => StatusCode::FORBIDDEN,
         RefusalKind::Provider => StatusCode::BAD_GATEWAY,
         RefusalKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
