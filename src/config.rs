@@ -15,7 +15,7 @@ mod checks;
 mod costs;
 mod errors;
 mod limits;
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, ClaimRole, ClientSecretSource, GithubSignIn, OidcSignIn};
 pub use costs::{CostsConfig, ModelPrice, OverBudget};
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig, SandboxMode};
 

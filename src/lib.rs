@@ -30,6 +30,7 @@ pub mod schedules;
 pub mod server;
 pub mod sessions;
 pub mod signing;
+pub mod sso;
 pub mod store;
 pub mod tasks;
 pub mod teams;

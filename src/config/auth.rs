@@ -1,5 +1,5 @@
-//! How people sign in (`[auth]`): how long a session lasts, and what slows down guessing
-//! passwords.
+//! How people sign in (`[auth]`): how long a session lasts, what slows down guessing
+//! passwords, and the sign-in providers (`[auth.github]`, `[auth.oidc]`).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,97 @@ pub struct AuthConfig {
     pub lockout_max_secs: u64,
     /// Sign-in attempts each client address may make per minute; past it: 429.
     pub sign_in_per_minute: u32,
+    /// Sign-in with a GitHub OAuth App; None: not offered.
+    pub github: Option<GithubSignIn>,
+    /// Sign-in with an OpenID Connect provider; None: not offered.
+    pub oidc: Option<OidcSignIn>,
+}
+
+/// Where a provider's client secret comes from: an environment variable, else a global
+/// credential in the vault. Never from this file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSecretSource {
+    /// The variable read first (unset or empty: the credential).
+    pub client_secret_env: String,
+    /// The global credential (`aiops secret set --name …`) holding the secret.
+    pub client_secret_credential: String,
+}
+
+/// `[auth.github]`: a GitHub OAuth App.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSignIn {
+    pub client_id: String,
+    #[serde(flatten)]
+    pub secret: ClientSecretSource,
+    /// Where people authorize the app (`https://github.com`, or a GitHub Enterprise host).
+    #[serde(default = "github_web_url")]
+    pub web_url: String,
+    /// GitHub's REST API (`https://api.github.com`).
+    #[serde(default = "github_api_url")]
+    pub api_url: String,
+    /// Only members of one of these organisations may sign in (empty: any GitHub user).
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    /// Only members of one of these teams (`org/team-slug`) may sign in (empty: no team check).
+    #[serde(default)]
+    pub allowed_teams: Vec<String>,
+    /// A GitHub user no aiops user is linked to (by `github_login`) becomes a new member;
+    /// false: refused until an admin adds them.
+    #[serde(default)]
+    pub create_users: bool,
+}
+
+/// `[auth.oidc]`: an OpenID Connect provider (Google Workspace, Okta, Keycloak, Entra…).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSignIn {
+    /// The name on the sign-in button ("Sign in with <name>").
+    pub name: String,
+    /// The issuer; its discovery document is `<issuer>/.well-known/openid-configuration`.
+    pub issuer_url: String,
+    pub client_id: String,
+    #[serde(flatten)]
+    pub secret: ClientSecretSource,
+    /// Scopes asked for besides `openid`.
+    #[serde(default = "oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// A first sign-in of someone no aiops user is linked to (nor has their verified email)
+    /// creates a member; false: refused until an admin adds them.
+    #[serde(default)]
+    pub create_users: bool,
+    /// Roles given at each sign-in when an ID-token claim holds a value.
+    #[serde(default)]
+    pub roles: Vec<ClaimRole>,
+}
+
+/// One claim → role rule: when claim `claim` (a string or a list of strings) holds `value`,
+/// the user becomes a global admin (`admin = true`) or gets `role` in `project` (absent:
+/// every project). Rules only add: a role is never lowered or taken away at sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRole {
+    pub claim: String,
+    pub value: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub role: Option<crate::model::ProjectRole>,
+}
+
+fn github_web_url() -> String {
+    "https://github.com".into()
+}
+
+fn github_api_url() -> String {
+    "https://api.github.com".into()
+}
+
+fn oidc_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
 }
 
 impl Default for AuthConfig {
@@ -31,6 +122,8 @@ impl Default for AuthConfig {
             lockout_base_secs: 60,
             lockout_max_secs: 3600,
             sign_in_per_minute: 20,
+            github: None,
+            oidc: None,
         }
     }
 }
@@ -56,6 +149,81 @@ impl AuthConfig {
         if self.sign_in_per_minute == 0 {
             return bad("auth.sign_in_per_minute", "must be at least 1".into());
         }
+        if let Some(github) = &self.github {
+            github.validate()?;
+        }
+        if let Some(oidc) = &self.oidc {
+            oidc.validate()?;
+        }
         Ok(())
+    }
+}
+
+impl GithubSignIn {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.client_id.trim().is_empty() {
+            return bad(
+                "auth.github.client_id",
+                "must be the OAuth App's client id (GitHub → Settings → Developer settings)".into(),
+            );
+        }
+        self.secret.validate("auth.github")?;
+        for (key, url) in [("web_url", &self.web_url), ("api_url", &self.api_url)] {
+            http_url(&format!("auth.github.{key}"), url)?;
+        }
+        if self.allowed_teams.iter().any(|t| t.split('/').count() != 2) {
+            return bad(
+                "auth.github.allowed_teams",
+                "each team is written `org/team-slug`".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl OidcSignIn {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() || self.client_id.trim().is_empty() {
+            return bad(
+                "auth.oidc.name / client_id",
+                "both are required: the button's name and the client id the provider gave".into(),
+            );
+        }
+        http_url("auth.oidc.issuer_url", &self.issuer_url)?;
+        self.secret.validate("auth.oidc")?;
+        for rule in &self.roles {
+            if rule.admin == rule.role.is_some() {
+                return bad(
+                    "auth.oidc.roles",
+                    format!(
+                        "the rule for {}={} must give either `admin = true` or a `role`",
+                        rule.claim, rule.value
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ClientSecretSource {
+    fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if self.client_secret_env.trim().is_empty()
+            && self.client_secret_credential.trim().is_empty()
+        {
+            return bad(
+                &format!("{section}.client_secret_env / client_secret_credential"),
+                "name the environment variable or the global credential holding the client secret"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => bad(key, format!("{value:?} must be an http(s) URL")),
     }
 }

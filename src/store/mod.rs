@@ -65,6 +65,7 @@ pub mod routing_rules;
 pub mod runs;
 pub mod schedules;
 pub mod sessions;
+pub mod sign_in_flows;
 pub mod slots;
 pub mod tasks;
 pub mod tokens;

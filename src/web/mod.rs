@@ -30,6 +30,7 @@ mod layout;
 mod live;
 mod overview;
 mod sign_in;
+mod sso;
 mod task_list;
 mod task_page;
 mod viewer;
@@ -75,4 +76,5 @@ pub fn router() -> Router<WebState> {
         .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())
         .merge(sign_in::router())
+        .merge(sso::router())
 }

@@ -36,7 +36,9 @@ h1{font-size:1.4rem;margin-top:0}label{display:block;margin:1rem 0 .3rem}\
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}\
 button{margin-top:1.4rem;width:100%;padding:.6rem;font-size:1rem;cursor:pointer}\
 .error{color:#a4161a;background:#fde8e8;padding:.5rem;border-radius:4px}\
-.notice{color:#14532d;background:#e7f6ec;padding:.5rem;border-radius:4px}";
+.notice{color:#14532d;background:#e7f6ec;padding:.5rem;border-radius:4px}\
+.or{text-align:center;margin:1.2rem 0 0;color:#5b6270}\
+a.provider{display:block;margin-top:.8rem;padding:.6rem;text-align:center;border:1px solid #1d2330;border-radius:4px;color:#1d2330;text-decoration:none}";
 
 pub fn router() -> axum::Router<WebState> {
     axum::Router::new()
@@ -46,7 +48,7 @@ pub fn router() -> axum::Router<WebState> {
 }
 
 /// Every text of the page, in one language.
-struct Texts {
+pub(super) struct Texts {
     lang: &'static str,
     title: &'static str,
     login: &'static str,
@@ -92,7 +94,7 @@ const KOREAN: Texts = Texts {
 };
 
 /// Korean when the most preferred language of `Accept-Language` is Korean, else English.
-fn texts_for(headers: &HeaderMap) -> &'static Texts {
+pub(super) fn texts_for(headers: &HeaderMap) -> &'static Texts {
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -129,6 +131,9 @@ struct View<'a> {
     next: &'a str,
     notice: Option<&'a str>,
     error: Option<String>,
+    /// "Sign in with …" links of the configured providers.
+    providers: Vec<super::sso::Button>,
+    or: String,
 }
 
 async fn show(
@@ -141,9 +146,12 @@ async fn show(
         let page = signed_in_page(texts, &principal.name, &session);
         return respond(StatusCode::OK, page, Vec::new());
     }
+    let next = safe_next(&query.next).unwrap_or("");
     let view = View {
-        next: safe_next(&query.next).unwrap_or(""),
+        next,
         notice: query.signed_out.is_some().then_some(texts.signed_out),
+        providers: super::sso::buttons(&state, &headers, next),
+        or: super::sso::or_label(&headers),
         ..View::default()
     };
     form_response(texts, StatusCode::OK, &view, Vec::new())
@@ -169,6 +177,8 @@ async fn sign_in(
     let mut view = View {
         login: &form.login,
         next,
+        providers: super::sso::buttons(&state, &headers, next),
+        or: super::sso::or_label(&headers),
         ..View::default()
     };
     let expected = cookie(&headers, FORM_COOKIE);
@@ -295,7 +305,7 @@ async fn current_session(
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let values = headers
         .get_all(header::COOKIE)
         .iter()
@@ -305,7 +315,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `next` when it is a path on this site: one leading `/`, no scheme or host, no
 /// backslash or control character; None otherwise.
-fn safe_next(next: &str) -> Option<&str> {
+pub(super) fn safe_next(next: &str) -> Option<&str> {
     let plain = next.len() <= MAX_NEXT_CHARS
         && next.starts_with('/')
         && !next.starts_with("//")
@@ -355,6 +365,12 @@ fn sign_in_page(t: &Texts, view: &View<'_>, csrf: &str) -> Markup {
                     autocomplete="current-password" required;
                 button id="sign-in" type="submit" { (t.submit) }
             }
+            @if !view.providers.is_empty() {
+                p class="or" { (view.or) }
+                @for provider in &view.providers {
+                    a class="provider" id=(provider.id) href=(provider.href) { (provider.label) }
+                }
+            }
         },
     )
 }
@@ -372,7 +388,7 @@ fn signed_in_page(t: &Texts, login: &str, session: &SessionInfo) -> Markup {
     )
 }
 
-fn layout(t: &Texts, content: Markup) -> Markup {
+pub(super) fn layout(t: &Texts, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(t.lang) {
@@ -392,13 +408,13 @@ fn layout(t: &Texts, content: Markup) -> Markup {
     }
 }
 
-fn respond(status: StatusCode, page: Markup, cookies: Vec<String>) -> Response {
+pub(super) fn respond(status: StatusCode, page: Markup, cookies: Vec<String>) -> Response {
     let mut response = (status, Html(page.into_string())).into_response();
     secure_headers(response.headers_mut(), cookies);
     response
 }
 
-fn see_other(location: &str, cookies: Vec<String>) -> Response {
+pub(super) fn see_other(location: &str, cookies: Vec<String>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);

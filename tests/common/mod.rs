@@ -14,6 +14,7 @@ pub mod chat;
 pub mod child;
 pub mod people;
 pub mod pipeline;
+pub mod providers;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
