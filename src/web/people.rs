@@ -93,10 +93,10 @@ fn user_table(viewer: &Viewer, users: &[User]) -> Markup {
                                     button type="submit" { (locale.t("users.enable")) }
                                 }
                             }
-                        }
-                        form.inline method="post" action={ "/users/" (user.login) "/sign-out" } {
-                            input type="hidden" name="csrf" value=(viewer.csrf());
-                            button type="submit" { (locale.t("users.end_sessions")) }
+                            form.inline method="post" action={ "/users/" (user.login) "/sign-out" } {
+                                input type="hidden" name="csrf" value=(viewer.csrf());
+                                button type="submit" { (locale.t("users.end_sessions")) }
+                            }
                         }
                     }
                 }

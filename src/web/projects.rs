@@ -174,14 +174,15 @@ impl SettingsForm {
     }
 
     /// The change this form asks for, or the field that does not parse.
-    fn patch(&self) -> Result<(ProjectPatch, ApprovalLinks)> {
+    fn patch(&self, locale: &Locale) -> Result<(ProjectPatch, ApprovalLinks)> {
+        let whole = locale.t("projects.whole_number");
         let number = |field: &str, text: &str| -> Result<Option<i64>> {
             match text.trim() {
                 "" => Ok(None),
                 text => text
                     .parse()
                     .map(Some)
-                    .map_err(|_| Error::invalid(field, "must be a whole number")),
+                    .map_err(|_| Error::invalid(field, whole.clone())),
             }
         };
         let decide_role = self
@@ -208,7 +209,7 @@ impl SettingsForm {
             github_repo: Some(self.github_repo.trim().to_string()),
             max_concurrency: Some(
                 number("max_concurrency", &self.max_concurrency)?
-                    .ok_or_else(|| Error::invalid("max_concurrency", "must be a whole number"))?,
+                    .ok_or_else(|| Error::invalid("max_concurrency", whole.clone()))?,
             ),
             timeout_secs: number("timeout_secs", &self.timeout_secs)?,
             approval_policy: Some(ApprovalPolicyPatch {
@@ -235,7 +236,7 @@ pub async fn save(
         viewer.check_form(&headers, form.csrf.as_deref())?;
         let project = state.store.project(&name).await?;
         viewer.require(Permission::Maintain, project.id)?;
-        let (patch, links) = form.patch()?;
+        let (patch, links) = form.patch(&locale)?;
         projects::update(&state.store, &state.config.inputs, &name, patch).await?;
         state.store.set_approval_links(project.id, links).await?;
         Ok::<_, Error>(project)
