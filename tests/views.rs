@@ -6,9 +6,11 @@
 
 mod common;
 
-use aiops::model::{NotificationStatus, ProjectRole};
+use aiops::model::{NotificationStatus, ProjectRole, TaskStatus};
+use aiops::tasks;
 use common::pages::{csrf_for, page, post_form, seed, seed_deliveries_and_dead_letters};
 use common::people::{member, session_of};
+use common::pipeline::create_task;
 use common::{Db, TestApp};
 use reqwest::StatusCode;
 
@@ -27,8 +29,29 @@ async fn projects_show_health_and_parts_and_maintainers_edit_settings(db: Db) {
     let app = views_app(db).await;
     let maya = member(&app, "maya", "shop", ProjectRole::Maintainer).await;
 
+    // One task done, then one failed: the last outcome is the failure, the success rate 50%.
+    let first = app.get_json("/api/v1/tasks?project=shop").await["items"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let second = create_task(&app, "shop", "Another shop fix", "normal").await;
+    for (task, status) in [(first, TaskStatus::Done), (second, TaskStatus::Failed)] {
+        tasks::set_status(&app.store, task, status, None, None)
+            .await
+            .unwrap();
+    }
     let (status, list) = page(&app, &maya, "/projects").await;
     assert_eq!(status, StatusCode::OK);
+    let shop_row = list
+        .split(r#"data-project="shop""#)
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        shop_row.contains("badge s-failed") && shop_row.contains("50%"),
+        "{shop_row}"
+    );
     assert!(list.contains(r#"data-project="shop""#), "{list}");
     assert!(
         !list.contains(r#"data-project="other""#),
