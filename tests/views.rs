@@ -539,6 +539,26 @@ async fn teams_list_presets_with_members_and_keywords(db: Db) {
         "members from the preset"
     );
     assert!(html.contains("크래시"), "Korean keywords too");
+
+    // With the Korean setting the new pages speak Korean.
+    let vera_id = app.store.user("vera").await.unwrap().id;
+    let korean = aiops::model::Preferences {
+        language: Some("ko".into()),
+        time_zone: None,
+    };
+    app.store.set_preferences(vera_id, &korean).await.unwrap();
+    for (path, words) in [
+        ("/teams", "기본 제공"),
+        ("/projects", "성공률(7일)"),
+        ("/projects/shop", "구성원과 역할"),
+        ("/schedules", "다음 실행"),
+        ("/deliveries", "웹훅 수신 기록이 없습니다"),
+        ("/notifications", "알림이 없습니다"),
+        ("/account", "내 세션"),
+    ] {
+        let (_, html) = page(&app, &vera, path).await;
+        assert!(html.contains(words), "{path} shows {words}");
+    }
 }
 
 on_both_databases!(
