@@ -203,6 +203,16 @@ pub async fn principal_of(
     })
 }
 
+/// Revokes token `name` for `by` (a principal id), which must own it unless `admin`; another's
+/// token is NotFound to anyone else, so names tell nothing. It stops working at once.
+pub async fn revoke_token(store: &Store, by: Option<i64>, admin: bool, name: &str) -> Result<()> {
+    let owner = store.token_owner(name).await?;
+    if owner.is_none() || (owner != by && !admin) {
+        return Err(Error::NotFound(format!("active token {name:?}")));
+    }
+    store.revoke_token(name).await
+}
+
 /// Refuses a password that is too weak to set, naming the rule.
 pub fn check_password_policy(password: &str, login: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_CHARS {

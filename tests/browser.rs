@@ -424,3 +424,129 @@ async fn task_page_follows_a_running_pipeline_in_chromium() {
     keep_screenshot(&browser, "task-live-later").await;
     browser.close().await.unwrap();
 }
+
+/// The horizontal overflow of the page: how far its content reaches past the window.
+async fn overflow(browser: &Client) -> i64 {
+    browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+/// Signed in as the admin, the project, schedule, delivery, notification, audit, people,
+/// team and account views open on seeded data and show it; the project settings form shows
+/// its error at the field; at 400 px the project page and the people page fit the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_and_admin_views_show_seeded_data_in_chromium() {
+    let driver = ChromeDriver::start().await;
+    let app = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.github.reply = false;
+        c.github.on_issue_opened = true;
+        c.notify.backoff_ms = 3_600_000;
+    })
+    .await;
+    common::pages::seed(&app).await;
+    common::pages::seed_deliveries_and_dead_letters(&app).await;
+    member(&app, "maya", "shop", ProjectRole::Maintainer).await;
+    let browser = driver.session().await;
+    let admin = session_of(&app, "admin").await;
+    sign_in(&browser, &app, &admin).await;
+
+    let views: [(&str, &str, &str, &str); 9] = [
+        (
+            "/projects",
+            "#projects tr[data-project=\"shop\"]",
+            "shop",
+            "views-projects",
+        ),
+        (
+            "/projects/shop",
+            "#schedules + .table-wrap",
+            "shop-nightly",
+            "views-project",
+        ),
+        (
+            "/schedules",
+            "tr[data-schedule=\"other-nightly\"]",
+            "other",
+            "views-schedules",
+        ),
+        (
+            "/deliveries",
+            "#delivery-list",
+            "task created",
+            "views-deliveries",
+        ),
+        (
+            "/notifications",
+            "#notification-list",
+            "HTTP 410 from shop",
+            "views-notifications",
+        ),
+        (
+            "/audit?actor=admin",
+            "#audit-list",
+            "POST /api/v1/projects",
+            "views-audit",
+        ),
+        (
+            "/users",
+            "#user-list tr[data-login=\"maya\"]",
+            "maya",
+            "views-users",
+        ),
+        ("/account", "#session-list", "this session", "views-account"),
+        (
+            "/teams",
+            "section[data-team=\"bugfix\"]",
+            "analyst",
+            "views-teams",
+        ),
+    ];
+    for (path, css, expected, shot) in views {
+        browser.goto(&app.url(path)).await.unwrap();
+        let text = text_of(&browser, css).await;
+        assert!(
+            text.contains(expected),
+            "{path}: {css} shows {expected}: {text}"
+        );
+        keep_screenshot(&browser, shot).await;
+    }
+
+    browser.goto(&app.url("/projects/shop")).await.unwrap();
+    let field = browser
+        .find(Locator::Css("#max_concurrency"))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("lots").await.unwrap();
+    click(&browser, "#project-settings button[type=submit]").await;
+    let error = text_of(&browser, "#max_concurrency-error").await;
+    assert!(error.contains("whole number"), "{error}");
+    let field = browser
+        .find(Locator::Css("#max_concurrency"))
+        .await
+        .unwrap();
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    keep_screenshot(&browser, "views-project-field-error").await;
+
+    browser.set_window_size(400, 1400).await.unwrap();
+    for (path, shot) in [
+        ("/projects/shop", "views-project-400px"),
+        ("/users", "views-users-400px"),
+    ] {
+        browser.goto(&app.url(path)).await.unwrap();
+        text_of(&browser, "h1").await;
+        assert!(overflow(&browser).await <= 0, "{path} fits 400 px");
+        keep_screenshot(&browser, shot).await;
+    }
+    browser.close().await.unwrap();
+}

@@ -8,56 +8,12 @@ mod common;
 
 use aiops::approvals::LinkSigner;
 use aiops::model::ProjectRole;
+use common::pages::{client, csrf_of, page, post_form};
 use common::people::{member, session_of};
 use common::pipeline::{WAIT, add_project, create_task, engine_app};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A client that does not follow redirects.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// GET `path` as the holder of `session`: status and body.
-async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
-    let response = client()
-        .get(app.url(path))
-        .header("cookie", format!("{}={session}", aiops::sessions::COOKIE))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
-}
-
-/// POST a form to `path` as the holder of `session`.
-async fn post_form(
-    app: &TestApp,
-    session: &str,
-    path: &str,
-    form: &[(&str, &str)],
-    origin: Option<&str>,
-) -> (StatusCode, String) {
-    let mut request = client()
-        .post(app.url(path))
-        .header("cookie", format!("{}={session}", aiops::sessions::COOKIE))
-        .form(form);
-    if let Some(origin) = origin {
-        request = request.header("origin", origin);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
-}
-
-/// The CSRF token in a page's forms (the sign-out form has one on every page).
-fn csrf_of(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
 
 /// The task's pending approval, once its snapshot is taken.
 async fn pending_approval(app: &TestApp, task: i64) -> i64 {

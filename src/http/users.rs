@@ -280,12 +280,8 @@ async fn revoke_token(
     Extension(access): Extension<Access>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode> {
-    let owner = state.store.token_owner(&name).await?;
-    if owner.is_none() || (owner != access.principal.id && !is_admin(&access)) {
-        // Another's token is not named to someone who may not see it.
-        return Err(Error::NotFound(format!("active token {name:?}")));
-    }
-    state.store.revoke_token(&name).await?;
+    let by = access.principal.id;
+    crate::auth::revoke_token(&state.store, by, is_admin(&access), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

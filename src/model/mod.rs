@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod session;
 pub mod target;
 pub mod task;
+pub mod views;
 
 pub use analytics::*;
 pub use approval::*;
@@ -41,6 +42,7 @@ pub use run::*;
 pub use schedule::*;
 pub use session::*;
 pub use task::*;
+pub use views::*;
 
 /// An enum stored as its text name: serde, OpenAPI, `as_str`, `ALL`, `FromStr` (an
 /// invalid value names the field and the choices), `Display`, and sqlx encoding as text

@@ -380,6 +380,22 @@ pub async fn delete(store: &Store, name: &str) -> Result<()> {
     store.delete_schedule(current.id).await
 }
 
+/// Runs schedule `name` once now, at the request of `by` (a person, `by_id`): one task as a
+/// tick at this moment would make, recorded as asked for by them. Its timing is unchanged.
+pub async fn run_now(
+    store: &Store,
+    name: &str,
+    by: &str,
+    by_id: Option<i64>,
+) -> Result<crate::model::Task> {
+    let schedule = store.schedule(name).await?;
+    let timing = schedule.timing()?;
+    let mut spec = schedule.task_for_tick(&timing, Utc::now().trunc_subsecs(0))?;
+    spec.created_by = by.to_string();
+    spec.requested_by = by_id;
+    crate::tasks::enqueue(store, &spec).await
+}
+
 fn ensure_api_managed(schedule: &Schedule) -> Result<()> {
     match schedule.origin {
         Origin::Api => Ok(()),

@@ -34,14 +34,10 @@ impl Store {
             select = super::tasks::TASK_SELECT,
             scope = super::scope_sql("t.project_id", scope)
         ));
-        let pattern = search.text.as_ref().map(|text| {
-            let escaped = text
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = search
+            .text
+            .as_ref()
+            .map(|text| format!("%{}%", super::views::like_escaped(&text.to_lowercase())));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(search.project_id)
             .bind(search.status)

@@ -70,6 +70,7 @@ pub mod slots;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod views;
 
 /// Name of aiops' own migrations table, apart from the queue library's.
 const MIGRATIONS_TABLE: &str = "aiops_migrations";

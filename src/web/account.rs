@@ -1,19 +1,23 @@
-//! `/account`: the reader's own settings: the language of the pages and their time zone.
-//! (Sessions and tokens of one's own are on the sign-in pages and the API.)
+//! `/account`: the reader's own settings (the language of the pages and their time zone),
+//! their live sign-in sessions (each ended here, `sessions::revoke`) and their API tokens
+//! (revoked here, `auth::revoke_token`; created with the API or `aiops token create`).
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
-use super::components::field_error;
+use super::action::{ButtonForm, Posted};
+use super::components::{badge, field_error};
 use super::layout::{Nav, Page, PageError};
+use super::people::token_table;
 use super::viewer::Viewer;
 use crate::error::Error;
 use crate::model::{Language, Preferences};
+use crate::sessions;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SettingsForm {
@@ -30,7 +34,75 @@ pub async fn show(State(state): State<WebState>, viewer: Viewer) -> Response {
         Some(id) => state.store.preferences(id).await.unwrap_or_default(),
         None => Preferences::default(),
     };
-    render(&viewer, &current, None, StatusCode::OK)
+    match own_sections(&state, &viewer).await {
+        Ok(own) => render(&viewer, &current, None, StatusCode::OK, own),
+        Err(e) => PageError(e).into_page(&viewer.locale),
+    }
+}
+
+/// The reader's sessions and tokens.
+async fn own_sections(state: &WebState, viewer: &Viewer) -> crate::Result<Markup> {
+    let locale = &viewer.locale;
+    let current = Some(viewer.session.id);
+    let sessions = sessions::list(&state.store, &state.config, &viewer.principal, current).await?;
+    let tokens = match viewer.principal.id {
+        Some(id) => state.store.list_tokens_of(Some(id)).await?,
+        None => Vec::new(),
+    };
+    let now = chrono::Utc::now();
+    Ok(html! {
+        h2 #sessions { (locale.t("own.sessions")) }
+        div.table-wrap { table.stack-small #session-list {
+            thead { tr {
+                th scope="col" { (locale.t("own.signed_in")) }
+                th scope="col" { (locale.t("own.from")) }
+                th scope="col" { (locale.t("users.last_seen")) }
+                th scope="col" { span.visually-hidden { (locale.t("views.actions")) } }
+            } }
+            tbody { @for session in &sessions {
+                tr data-session=(session.id) {
+                    td { (locale.time(session.created_at)) " " span.muted { (session.method.as_str()) } }
+                    td data-label=(locale.t("own.from")) { (session.client_addr) " " span.muted.wrap { (session.user_agent) } }
+                    td data-label=(locale.t("users.last_seen")) { (locale.ago(session.last_seen_at, now)) }
+                    td.actions {
+                        @if session.current { (badge("running", &locale.t("own.this_session"))) " " }
+                        form.inline method="post" action={ "/account/sessions/" (session.id) "/revoke" } {
+                            input type="hidden" name="csrf" value=(viewer.csrf());
+                            button.danger type="submit" { (locale.t("own.end_session")) }
+                        }
+                    }
+                }
+            } }
+        } }
+        h2 #tokens { (locale.t("users.tokens")) }
+        (token_table(viewer, &tokens, "/account"))
+    })
+}
+
+/// `POST /account/sessions/{id}/revoke`: ends one of the reader's sessions (this one too).
+pub async fn end_session(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<ButtonForm>,
+) -> Response {
+    let posted = Posted {
+        state: &state,
+        viewer: &viewer,
+        headers: &headers,
+        csrf: form.csrf.as_deref(),
+    };
+    let work = sessions::revoke(&state.store, &viewer.principal, id);
+    let target = format!("sessions/{id}");
+    posted
+        .act(
+            "POST /account/sessions/{id}/revoke",
+            &target,
+            "/account#sessions",
+            work,
+        )
+        .await
 }
 
 pub async fn save(
@@ -61,12 +133,16 @@ pub async fn save(
                 .await;
             Redirect::to("/account?saved=1").into_response()
         }
-        Err(Error::Invalid { field, message }) => render(
-            &viewer,
-            &wanted,
-            Some((field, message)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(Error::Invalid { field, message }) => match own_sections(&state, &viewer).await {
+            Ok(own) => render(
+                &viewer,
+                &wanted,
+                Some((field, message)),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                own,
+            ),
+            Err(e) => PageError(e).into_page(&viewer.locale),
+        },
         Err(e) => PageError(e).into_page(&viewer.locale),
     }
 }
@@ -91,6 +167,7 @@ fn render(
     current: &Preferences,
     error: Option<(String, String)>,
     status: StatusCode,
+    own: Markup,
 ) -> Response {
     let locale = &viewer.locale;
     let error_of = |field: &str| {
@@ -130,6 +207,7 @@ fn render(
             }
             div { button.primary type="submit" { (locale.t("account.save")) } }
         }
+        (own)
     };
     Page {
         title: locale.t("account.title"),

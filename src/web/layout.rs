@@ -52,16 +52,16 @@ impl Nav {
     fn key_and_href(self) -> (&'static str, &'static str) {
         match self {
             Nav::Overview => ("nav.overview", "/"),
-            Nav::Projects => ("nav.projects", "/later/projects"),
+            Nav::Projects => ("nav.projects", "/projects"),
             Nav::Tasks => ("nav.tasks", "/tasks"),
             Nav::Approvals => ("nav.approvals", "/inbox"),
-            Nav::Teams => ("nav.teams", "/later/teams"),
-            Nav::Deliveries => ("nav.deliveries", "/later/deliveries"),
-            Nav::Notifications => ("nav.notifications", "/later/notifications"),
-            Nav::Schedules => ("nav.schedules", "/later/schedules"),
-            Nav::Audit => ("nav.audit", "/later/audit"),
+            Nav::Teams => ("nav.teams", "/teams"),
+            Nav::Deliveries => ("nav.deliveries", "/deliveries"),
+            Nav::Notifications => ("nav.notifications", "/notifications"),
+            Nav::Schedules => ("nav.schedules", "/schedules"),
+            Nav::Audit => ("nav.audit", "/audit"),
             Nav::Analytics => ("nav.analytics", "/later/analytics"),
-            Nav::Users => ("nav.users", "/later/users"),
+            Nav::Users => ("nav.users", "/users"),
             Nav::Account => ("nav.account", "/account"),
             Nav::None => ("", "/"),
         }
@@ -127,7 +127,7 @@ fn header(current: Nav, locale: &Locale, viewer: Option<SignedIn<'_>>) -> Markup
                 nav.main aria-label=(locale.t("nav.label")) {
                     ul {
                         @for nav in Nav::ALL {
-                            @if nav != Nav::Users || viewer.admin {
+                            @if !matches!(nav, Nav::Users | Nav::Audit) || viewer.admin {
                                 li {
                                     a href=(nav.key_and_href().1)
                                         aria-current=[(nav == current).then_some("page")] {

@@ -19,20 +19,29 @@ use crate::teams::Teams;
 use crate::vault::Vault;
 
 mod account;
+mod action;
 mod approval_page;
 mod approval_view;
 mod assets;
+mod audit_log;
 mod components;
+mod deliveries;
 mod i18n;
 mod inbox;
 mod later;
 mod layout;
 mod live;
+mod notifications;
 mod overview;
+mod people;
+mod project_parts;
+mod projects;
+mod schedules;
 mod sign_in;
 mod sso;
 mod task_list;
 mod task_page;
+mod teams;
 mod viewer;
 
 /// What the pages can reach.
@@ -73,6 +82,22 @@ pub fn router() -> Router<WebState> {
         .route("/account", get(account::show).post(account::save))
         .route("/live", get(live::stream))
         .route("/later/{place}", get(later::show))
+        .route("/projects", get(projects::list))
+        .route("/projects/{name}", get(projects::show).post(projects::save))
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/{name}/enabled", post(schedules::set_enabled))
+        .route("/schedules/{name}/run", post(schedules::run_now))
+        .route("/audit", get(audit_log::list))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}/replay", post(deliveries::replay))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/{id}/retry", post(notifications::retry))
+        .route("/users", get(people::list))
+        .route("/users/{login}/status", post(people::set_status))
+        .route("/users/{login}/sign-out", post(people::end_sessions))
+        .route("/tokens/{name}/revoke", post(people::revoke_token))
+        .route("/account/sessions/{id}/revoke", post(account::end_session))
+        .route("/teams", get(teams::list))
         .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())
         .merge(sign_in::router())

@@ -12,6 +12,7 @@ use aiops::store::Store;
 pub mod browser;
 pub mod chat;
 pub mod child;
+pub mod pages;
 pub mod people;
 pub mod pipeline;
 pub mod providers;
