@@ -180,8 +180,10 @@ async fn event_latency(app: &App, samples: usize) -> Vec<f64> {
         drop(file);
         let wanted = format!("event: {kind}\n");
         while !buffer.contains(&wanted) {
-            let chunk = body.next().await.unwrap().unwrap();
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} on the stream within 30 s: {buffer}"));
+            buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
         }
         latencies.push(written.elapsed().as_secs_f64() * 1000.0);
         buffer.clear();
@@ -299,7 +301,9 @@ async fn main() {
             } else {
                 samples.min(40)
             };
+            eprintln!("{backend}, file notifications {notifications}: event latency");
             let latencies = event_latency(&app, count).await;
+            eprintln!("{backend}, file notifications {notifications}: idle CPU");
             let cpu = idle_cpu(&app, 20, idle_secs).await;
             rows.push(format!(
                 "| {backend} | {} | {count} | {:.1} | {:.1} | {cpu:.2} % |",
@@ -343,6 +347,7 @@ async fn main() {
             c.engine.slot_wait_secs = 600;
         })
         .await;
+        eprintln!("{backend}: slot release latency");
         let (gaps, idle) = release_latency(&app, 50).await;
         println!(
             "| {backend} | {:.1} | {:.1} | {:.1} | {:.1} |",

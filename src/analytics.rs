@@ -59,6 +59,14 @@ impl AnalyticsRequest {
         reader: &Principal,
         now: DateTime<Utc>,
     ) -> Result<AnalyticsQuery> {
+        if let Some(limit) = self.limit
+            && !(1..=MAX_EXPENSIVE_TASKS).contains(&limit)
+        {
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_EXPENSIVE_TASKS}"),
+            ));
+        }
         let size = parse_or(self.bucket.as_deref(), BucketSize::Day)?;
         let group_by = parse_or(self.group_by.as_deref(), GroupBy::Project)?;
         let to = self
@@ -360,16 +368,9 @@ pub async fn expensive_tasks(
     reader: &Principal,
     request: &AnalyticsRequest,
 ) -> Result<ExpensiveTasks> {
-    let limit = match request.limit.unwrap_or(10) {
-        n @ 1..=MAX_EXPENSIVE_TASKS => i64::from(n),
-        _ => {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_EXPENSIVE_TASKS}"),
-            ));
-        }
-    };
+    // `query` refuses a limit out of range.
     let query = request.query(store, reader, Utc::now()).await?;
+    let limit = i64::from(request.limit.unwrap_or(10));
     let items = store.most_expensive_tasks(&query, limit).await?;
     Ok(ExpensiveTasks {
         range: AnswerRange::of(&query),

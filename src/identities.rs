@@ -86,8 +86,9 @@ pub async fn unlink(store: &Store, login: &str, provider: ChatProvider) -> Resul
 }
 
 /// Offers chat user `external_id` a one-time link to their account; returns its URL (the
-/// dashboard's, which confirms it with `POST /api/v1/me/identity-links/{token}`). The token
-/// travels in the fragment, so no server or proxy log sees it.
+/// dashboard's `/account/link`, whose form confirms it, as `POST
+/// /api/v1/me/identity-links/{token}` does). The token travels in the fragment, so no server
+/// or proxy log sees it.
 pub async fn offer_link(
     store: &Store,
     signer: &LinkSigner,
@@ -103,7 +104,7 @@ pub async fn offer_link(
     let hash = auth::hash_token(&token);
     store::identities::offer_link(&mut tx, &hash, provider, external_id, expires_at).await?;
     tx.commit().await?;
-    Ok(format!("{}/#/link/{token}", config.public_base_url()))
+    Ok(format!("{}/account/link#{token}", config.public_base_url()))
 }
 
 /// A chat account just linked.

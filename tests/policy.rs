@@ -11,6 +11,8 @@ use aiops::model::{ApprovalKind, ApprovalRequestMirror, ProjectRole, Scopes};
 use aiops::signing::sign_sha256;
 use aiops::users::{self, UserSpec};
 use common::chat::{ChatStandIn, Received, Service, click_body, post_signed_click};
+use common::pages::{csrf_of, page, post_form};
+use common::people::session_of;
 use common::{Db, TestApp, fixture_json, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -309,20 +311,23 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert!(text.contains("not linked to an aiops user"), "{text}");
     let link = text
         .split_whitespace()
-        .find(|w| w.contains("/#/link/"))
+        .find(|w| w.contains("/account/link#"))
         .unwrap_or_else(|| panic!("no link in {text}"));
-    let link_token = link.rsplit('/').next().unwrap();
+    let link_token = link.rsplit('#').next().unwrap();
     let still = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
 
-    // Minji confirms the link while signed in: her Slack id is now hers. Once only.
+    // Minji opens the link signed in and confirms it on the page: her Slack id is now
+    // hers. Once only.
+    let session = session_of(&app, "minji-kim").await;
+    let (status, html) = page(&app, &session, "/account/link").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(r#"id="link-code""#), "{html}");
+    let form = [("csrf", csrf_of(&html)), ("code", link_token.to_string())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = post_form(&app, &session, "/account/link", &form, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     let confirm = format!("/api/v1/me/identity-links/{link_token}");
-    let (status, linked) = send(&app, &minji, &confirm, Value::Null).await;
-    assert_eq!(status, StatusCode::OK, "{linked}");
-    assert_eq!(
-        linked,
-        json!({"provider": "slack", "external_id": SLACK_USER, "login": "minji-kim"})
-    );
     let (status, used) = send(&app, &minji, &confirm, Value::Null).await;
     assert_eq!(status, StatusCode::CONFLICT, "{used}");
     let detail = app.get_json("/api/v1/users/minji-kim").await;

@@ -27,6 +27,7 @@ pub fn finish(openapi: utoipa::openapi::OpenApi) -> Value {
         .and_then(Value::as_object_mut)
     {
         inline_tagged_variants(schemas);
+        open_flattened_variants(schemas);
     }
     doc
 }
@@ -99,6 +100,39 @@ fn inline_tagged_variants(schemas: &mut Map<String, Value>) {
     }
 }
 
+/// A struct that flattens such an enum into its own fields (`allOf: [{$ref X}, {fields}]`,
+/// X a `oneOf` of closed objects) is documented as X with the closed objects opened: else
+/// the struct's own fields would be unknown properties of every branch.
+fn open_flattened_variants(schemas: &mut Map<String, Value>) {
+    let originals = schemas.clone();
+    for schema in schemas.values_mut() {
+        let Some(parts) = schema.get_mut("allOf").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for part in parts.iter_mut() {
+            let Some(name) = part
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            else {
+                continue;
+            };
+            let Some(mut target) = originals.get(name).cloned() else {
+                continue;
+            };
+            let Some(branches) = target.get_mut("oneOf").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for branch in branches.iter_mut() {
+                if let Some(branch) = branch.as_object_mut() {
+                    branch.remove("additionalProperties");
+                }
+            }
+            *part = target;
+        }
+    }
+}
+
 /// `allOf: [{$ref X}, {type: object, required: [tag], properties: {tag}}]` → X plus the tag.
 fn inline_branch(branch: &Value, schemas: &Map<String, Value>) -> Option<Value> {
     let [reference, tag] = branch.get("allOf")?.as_array()?.as_slice() else {
@@ -147,6 +181,25 @@ mod tests {
         assert_eq!(branch["properties"]["kind"]["enum"], json!(["a"]));
         assert_eq!(branch["required"], json!(["name", "kind"]));
         assert_eq!(branch["additionalProperties"], json!(false));
+    }
+
+    #[test]
+    fn a_struct_flattening_a_closed_variant_keeps_its_own_fields() {
+        let mut schemas = json!({
+            "Spec": {"oneOf": [{"type": "object", "additionalProperties": false,
+                                "properties": {"name": {"type": "string"}}}]},
+            "Rule": {"allOf": [{"$ref": "#/components/schemas/Spec"},
+                               {"type": "object", "properties": {"created_at": {"type": "string"}}}]}
+        });
+        open_flattened_variants(schemas.as_object_mut().unwrap());
+        let opened = &schemas["Rule"]["allOf"][0]["oneOf"][0];
+        assert!(opened.get("additionalProperties").is_none(), "{opened}");
+        assert_eq!(opened["properties"]["name"]["type"], "string");
+        // The request body keeps its closed variants.
+        assert_eq!(
+            schemas["Spec"]["oneOf"][0]["additionalProperties"],
+            json!(false)
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod i18n;
 mod inbox;
 mod later;
 mod layout;
+mod link_page;
 mod live;
 mod notifications;
 mod overview;
@@ -97,6 +98,10 @@ pub fn router() -> Router<WebState> {
         .route("/users/{login}/sign-out", post(people::end_sessions))
         .route("/tokens/{name}/revoke", post(people::revoke_token))
         .route("/account/sessions/{id}/revoke", post(account::end_session))
+        .route(
+            "/account/link",
+            get(link_page::show).post(link_page::confirm),
+        )
         .route("/teams", get(teams::list))
         .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())

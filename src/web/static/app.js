@@ -3,6 +3,13 @@
 // data-fragment="<url>" is fetched again from the server and replaced when an event arrives.
 (function () {
   "use strict";
+  // A chat account's link carries its one-time code in the fragment: into the form it goes,
+  // and out of the address bar.
+  var code = document.getElementById("link-code");
+  if (code && window.location.hash.length > 1) {
+    code.value = window.location.hash.slice(1);
+    window.history.replaceState(null, "", window.location.pathname);
+  }
   var stream = document.body.getAttribute("data-live-stream");
   if (!stream || !window.EventSource) { return; }
   var pending = null;
