@@ -142,8 +142,13 @@ impl App {
             let _ = tasks::request_cancel(&self.store, id).await;
             self.engine.cancel_local(id);
         }
-        if let Some(workers) = self.workers {
-            workers.stop().await;
+        if let Some(workers) = self.workers
+            && tokio::time::timeout(Duration::from_secs(20), workers.stop())
+                .await
+                .is_err()
+        {
+            eprintln!("the workers did not stop within 20 s; going on");
+            return;
         }
         self.store.close().await;
     }
