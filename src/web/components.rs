@@ -199,3 +199,8 @@ mod tests {
         assert!(html.contains(r#"<span class="hunk">"#));
     }
 }
+
+/// "yes" or "no" in the reader's language.
+pub fn yes_no(locale: &Locale, value: bool) -> String {
+    locale.t(if value { "views.yes" } else { "views.no" })
+}

@@ -6,7 +6,7 @@ use chrono::Utc;
 use maud::{Markup, html};
 
 use super::WebState;
-use super::components::{empty, task_status};
+use super::components::{empty, task_status, yes_no};
 use super::i18n::Locale;
 use super::overview::short;
 use super::schedules::schedule_table;
@@ -200,9 +200,4 @@ fn recent_tasks(locale: &Locale, tasks: &[crate::model::Task]) -> Markup {
             }
         } }
     }
-}
-
-/// "yes" or "no" in the reader's language.
-pub fn yes_no(locale: &Locale, value: bool) -> String {
-    locale.t(if value { "views.yes" } else { "views.no" })
 }

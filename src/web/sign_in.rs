@@ -17,9 +17,11 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
+use super::i18n::Locale;
 use crate::error::Error;
 use crate::sessions::{self, Client, SessionInfo};
 use crate::signing::tokens_equal;
+use crate::sso::Provider;
 
 /// The pre-session CSRF cookie of the sign-in form.
 const FORM_COOKIE: &str = "aiops_sign_in_csrf";
@@ -132,7 +134,7 @@ struct View<'a> {
     notice: Option<&'a str>,
     error: Option<String>,
     /// "Sign in with …" links of the configured providers.
-    providers: Vec<super::sso::Button>,
+    providers: Vec<Button>,
     or: String,
 }
 
@@ -150,8 +152,8 @@ async fn show(
     let view = View {
         next,
         notice: query.signed_out.is_some().then_some(texts.signed_out),
-        providers: super::sso::buttons(&state, &headers, next),
-        or: super::sso::or_label(&headers),
+        providers: buttons(&state, &headers, next),
+        or: or_label(&headers),
         ..View::default()
     };
     form_response(texts, StatusCode::OK, &view, Vec::new())
@@ -177,8 +179,8 @@ async fn sign_in(
     let mut view = View {
         login: &form.login,
         next,
-        providers: super::sso::buttons(&state, &headers, next),
-        or: super::sso::or_label(&headers),
+        providers: buttons(&state, &headers, next),
+        or: or_label(&headers),
         ..View::default()
     };
     let expected = cookie(&headers, FORM_COOKIE);
@@ -483,4 +485,45 @@ mod tests {
         );
         assert_eq!(texts_for(&headers).lang, "en");
     }
+}
+
+/// A "Sign in with …" link of the sign-in page.
+pub(super) struct Button {
+    pub id: &'static str,
+    pub href: String,
+    pub label: String,
+}
+
+/// The buttons of the configured providers, in the reader's language, keeping `next`.
+pub(super) fn buttons(state: &WebState, headers: &HeaderMap, next: &str) -> Vec<Button> {
+    let locale = Locale::choose(None, headers);
+    let query = if next.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?{}",
+            serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+        )
+    };
+    let mut buttons = Vec::new();
+    if Provider::Github.configured(&state.config) {
+        buttons.push(Button {
+            id: "sign-in-github",
+            href: format!("/sign-in/github{query}"),
+            label: locale.t("sign_in_providers.with_github"),
+        });
+    }
+    if let Some(oidc) = &state.config.auth.oidc {
+        buttons.push(Button {
+            id: "sign-in-oidc",
+            href: format!("/sign-in/oidc{query}"),
+            label: locale.tf("sign_in_providers.with_provider", &[("name", &oidc.name)]),
+        });
+    }
+    buttons
+}
+
+/// The label between the password form and the provider buttons.
+pub(super) fn or_label(headers: &HeaderMap) -> String {
+    Locale::choose(None, headers).t("sign_in_providers.or")
 }

@@ -26,47 +26,6 @@ pub fn router() -> axum::Router<WebState> {
         .route("/sign-in/{provider}/callback", get(callback))
 }
 
-/// A "Sign in with …" link of the sign-in page.
-pub(super) struct Button {
-    pub id: &'static str,
-    pub href: String,
-    pub label: String,
-}
-
-/// The buttons of the configured providers, in the reader's language, keeping `next`.
-pub(super) fn buttons(state: &WebState, headers: &HeaderMap, next: &str) -> Vec<Button> {
-    let locale = Locale::choose(None, headers);
-    let query = if next.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "?{}",
-            serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
-        )
-    };
-    let mut buttons = Vec::new();
-    if Provider::Github.configured(&state.config) {
-        buttons.push(Button {
-            id: "sign-in-github",
-            href: format!("/sign-in/github{query}"),
-            label: locale.t("sign_in_providers.with_github"),
-        });
-    }
-    if let Some(oidc) = &state.config.auth.oidc {
-        buttons.push(Button {
-            id: "sign-in-oidc",
-            href: format!("/sign-in/oidc{query}"),
-            label: locale.tf("sign_in_providers.with_provider", &[("name", &oidc.name)]),
-        });
-    }
-    buttons
-}
-
-/// The label between the password form and the provider buttons.
-pub(super) fn or_label(headers: &HeaderMap) -> String {
-    Locale::choose(None, headers).t("sign_in_providers.or")
-}
-
 fn provider(state: &WebState, name: &str) -> Option<Provider> {
     let provider = match name {
         "github" => Provider::Github,
