@@ -439,8 +439,9 @@ async fn overflow(browser: &Client) -> i64 {
 }
 
 /// Signed in as the admin, the project, schedule, delivery, notification, audit, people,
-/// team and account views open on seeded data and show it; the project settings form shows
-/// its error at the field; at 400 px the project page and the people page fit the screen.
+/// team, account and analytics views open on seeded data and show it; the project settings
+/// form shows its error at the field; at 400 px the project, people and analytics pages fit
+/// the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_and_admin_views_show_seeded_data_in_chromium() {
     let driver = ChromeDriver::start().await;
@@ -457,7 +458,7 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
     let admin = session_of(&app, "admin").await;
     sign_in(&browser, &app, &admin).await;
 
-    let views: [(&str, &str, &str, &str); 9] = [
+    let views: [(&str, &str, &str, &str); 10] = [
         (
             "/projects",
             "#projects tr[data-project=\"shop\"]",
@@ -507,6 +508,7 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
             "analyst",
             "views-teams",
         ),
+        ("/analytics", "#cost-table", "shop", "views-analytics"),
     ];
     for (path, css, expected, shot) in views {
         browser.goto(&app.url(path)).await.unwrap();
@@ -542,6 +544,7 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
     for (path, shot) in [
         ("/projects/shop", "views-project-400px"),
         ("/users", "views-users-400px"),
+        ("/analytics", "views-analytics-400px"),
     ] {
         browser.goto(&app.url(path)).await.unwrap();
         text_of(&browser, "h1").await;

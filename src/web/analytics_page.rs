@@ -303,29 +303,42 @@ fn dearest_table(locale: &Locale, dearest: &ExpensiveTasks) -> Markup {
 /// The three trend charts, each with its numbers in a table below.
 fn trends(locale: &Locale, answer: &TaskAnalytics) -> Markup {
     let rows = &answer.rows;
-    let buckets: Vec<DateTime<Utc>> = {
-        let mut starts: Vec<_> = rows.iter().map(|r| r.bucket_start).collect();
-        starts.dedup();
-        starts
-    };
+    let range = &answer.range;
+    // Every bucket of the range is a slot, so a quiet day shows as a gap, not as nothing.
+    let buckets: Vec<DateTime<Utc>> = analytics::buckets(range.from, range.to, range.bucket)
+        .map(|all| all.into_iter().map(|b| b.start).collect())
+        .unwrap_or_default();
     let slots: Vec<String> = buckets
         .iter()
-        .map(|b| slot_label(*b, answer.range.bucket))
+        .map(|b| slot_label(*b, range.bucket))
         .collect();
     let per_bucket = analytics::combine(rows, |r| (r.bucket_start, String::new()));
-    let count = |v: f64| format!("{v:.0}");
+    let count = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v}")
+        }
+    };
     let money = |v: f64| dollars(v);
     let seconds = |v: f64| locale.span((v / 1000.0).round() as i64);
     let tasks_label = locale.t("analytics_page.tasks_chart");
     let cost_label = locale.t("analytics_page.cost_chart");
     let duration_label = locale.t("analytics_page.duration_chart");
+    let in_bucket = |start: &DateTime<Utc>| per_bucket.iter().find(|r| r.bucket_start == *start);
     let tasks = Series {
         name: locale.t("analytics_page.tasks"),
-        values: per_bucket.iter().map(|r| Some(r.tasks as f64)).collect(),
+        values: buckets
+            .iter()
+            .map(|b| in_bucket(b).map(|r| r.tasks as f64))
+            .collect(),
     };
     let rate = Series {
         name: locale.t("analytics_page.success_rate"),
-        values: per_bucket.iter().map(|r| r.success_rate).collect(),
+        values: buckets
+            .iter()
+            .map(|b| in_bucket(b).and_then(|r| r.success_rate))
+            .collect(),
     };
     let cost = per_group(&buckets, rows, |r| Some(r.cost_usd));
     let p50 = per_group(&buckets, rows, |r| r.duration_p50_ms.map(|d| d as f64));
@@ -373,10 +386,10 @@ fn bucket_table(locale: &Locale, per_bucket: &[TaskFigures]) -> Markup {
             thead { tr {
                 th scope="col" { (locale.t("analytics_page.bucket_start")) }
                 th.num scope="col" { (locale.t("analytics_page.tasks")) }
-                th.num scope="col" { (locale.t("status.done")) }
-                th.num scope="col" { (locale.t("status.failed")) }
-                th.num scope="col" { (locale.t("status.cancelled")) }
-                th.num scope="col" { (locale.t("status.rolled_back")) }
+                th.num scope="col" { (locale.t("analytics_page.done")) }
+                th.num scope="col" { (locale.t("analytics_page.failed")) }
+                th.num scope="col" { (locale.t("analytics_page.cancelled")) }
+                th.num scope="col" { (locale.t("analytics_page.rolled_back")) }
                 th.num scope="col" { (locale.t("analytics_page.success_rate")) }
             } }
             tbody { @for row in per_bucket {
@@ -451,9 +464,9 @@ fn team_table(locale: &Locale, teams: &[TaskFigures]) -> Markup {
             thead { tr {
                 th scope="col" { (locale.t("field.team")) }
                 th.num scope="col" { (locale.t("analytics_page.tasks")) }
-                th.num scope="col" { (locale.t("status.done")) }
-                th.num scope="col" { (locale.t("status.failed")) }
-                th.num scope="col" { (locale.t("status.rolled_back")) }
+                th.num scope="col" { (locale.t("analytics_page.done")) }
+                th.num scope="col" { (locale.t("analytics_page.failed")) }
+                th.num scope="col" { (locale.t("analytics_page.rolled_back")) }
                 th.num scope="col" { (locale.t("analytics_page.success_rate")) }
                 th.num scope="col" { (locale.t("analytics_page.cost")) }
                 th.num scope="col" { (locale.t("analytics_page.cost_per_task")) }

@@ -12,6 +12,8 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 48.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
+/// The widest a bar gets, however few the slots.
+const MAX_BAR: f64 = 48.0;
 /// Most labels under the x axis; the others are skipped (their table has them all).
 const X_LABELS: usize = 8;
 /// Colours the stylesheet defines (`series-0` … `series-7`), reused past eight.
@@ -74,10 +76,30 @@ impl Frame<'_> {
     }
 }
 
-/// The largest of `values`, or 1 when there is nothing above zero (an empty axis still reads).
+/// The top of an axis holding `values`: twice a round step (1, 2 or 5 times a power of
+/// ten), so its middle line reads as a round number too; 1 when nothing is above zero.
 fn axis_max(values: impl Iterator<Item = f64>) -> f64 {
     let max = values.fold(0.0, f64::max);
-    if max > 0.0 { max } else { 1.0 }
+    if max <= 0.0 {
+        return 1.0;
+    }
+    let half = max / 2.0;
+    let power = 10f64.powf(half.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= half)
+        .unwrap_or(10.0 * power);
+    2.0 * step
+}
+
+/// Where a bar stands in its slot: its x and width (at most `MAX_BAR` wide, centred).
+fn bar(frame: &Frame, slot: usize) -> (f64, f64) {
+    let width = (frame.slot_width() * 0.7).min(MAX_BAR);
+    (
+        frame.slot_x(slot) + (frame.slot_width() - width) / 2.0,
+        width,
+    )
 }
 
 /// A bar per slot (`bars`, on the left axis) and a line of `rate` (0 to 1, on the right axis).
@@ -101,7 +123,8 @@ pub fn bars_with_rate(frame: &Frame, bars: &Series, rate: &Series) -> Markup {
         @for (slot, value) in bars.values.iter().enumerate() {
             @if let Some(value) = value {
                 @let top = Frame::y(*value, max);
-                rect.series-0 x=(frame.slot_x(slot) + width * 0.15) y=(top) width=(width * 0.7)
+                @let (x, bar_width) = bar(frame, slot);
+                rect.series-0 x=(x) y=(top) width=(bar_width)
                     height=(HEIGHT - BOTTOM - top) {
                     title { (frame.slots[slot]) ": " (bars.name) " " ((frame.format)(*value)) }
                 }
@@ -137,12 +160,12 @@ pub fn stacked_bars(frame: &Frame, series: &[Series]) -> Markup {
         }
     }
     let max = axis_max(parts.iter().map(|(_, _, base, value)| base + value));
-    let width = frame.slot_width();
     let marks = html! {
         @for (slot, index, base, value) in parts {
             @let (top, bottom) = (Frame::y(base + value, max), Frame::y(base, max));
-            rect class={ "series-" (index % COLOURS) } x=(frame.slot_x(slot) + width * 0.15)
-                y=(top) width=(width * 0.7) height=(bottom - top) {
+            @let (x, bar_width) = bar(frame, slot);
+            rect class={ "series-" (index % COLOURS) } x=(x)
+                y=(top) width=(bar_width) height=(bottom - top) {
                 title { (frame.slots[slot]) ", " (series[index].name) ": " ((frame.format)(value)) }
             }
         }
@@ -154,12 +177,14 @@ pub fn stacked_bars(frame: &Frame, series: &[Series]) -> Markup {
 /// with a mark at the low one; `low[i]` and `high[i]` are one group's.
 pub fn ranges(frame: &Frame, low: &[Series], high: &[Series]) -> Markup {
     let max = axis_max(high.iter().flat_map(|s| s.values.iter().flatten().copied()));
-    let width = frame.slot_width() * 0.7 / low.len().max(1) as f64;
+    let groups = low.len().max(1) as f64;
     let marks = html! {
         @for slot in 0..frame.slots.len() {
             @for (index, (low, high)) in low.iter().zip(high).enumerate() {
                 @if let (Some(p50), Some(p90)) = (low.values[slot], high.values[slot]) {
-                    @let x = frame.slot_x(slot) + frame.slot_width() * 0.15 + width * index as f64;
+                    @let (start, all) = bar(frame, slot);
+                    @let width = all / groups;
+                    @let x = start + width * index as f64;
                     @let (top, bottom) = (Frame::y(p90, max), Frame::y(p50, max));
                     rect class={ "series-" (index % COLOURS) } x=(x) y=(top) width=(width)
                         height=((bottom - top).max(1.0)) {
@@ -193,6 +218,16 @@ pub fn percent(share: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axes_end_on_twice_a_round_step() {
+        let top = |values: &[f64]| axis_max(values.iter().copied());
+        assert_eq!(top(&[3.0]), 4.0);
+        assert_eq!(top(&[0.5, 0.1]), 1.0);
+        assert_eq!(top(&[7.77]), 10.0);
+        assert_eq!(top(&[120_000.0]), 200_000.0);
+        assert_eq!(top(&[]), 1.0);
+    }
 
     #[test]
     fn stacked_bars_scale_to_the_tallest_stack_and_title_every_mark() {
