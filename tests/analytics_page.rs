@@ -154,6 +154,10 @@ async fn a_member_sees_only_their_projects_figures_in_the_page_and_the_csv(db: D
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("<svg") && html.contains(r#"viewBox="0 0 640 240""#));
     assert!(!html.contains("style="), "no inline style under the CSP");
+    assert!(
+        html.contains("From 2026-03-01 to 2026-03-03 (UTC"),
+        "the range names its last day, not the exclusive end"
+    );
     // Monday: 2 tasks, 1 done, 1 failed, 50 %; Tuesday: 1 done, 100 %.
     let monday = cells(&html, "tasks-table", r#"data-bucket="2026-03-02""#);
     assert_eq!(monday, ["2026-03-02", "2", "1", "1", "0", "0", "50%"]);

@@ -250,8 +250,8 @@ fn sections(locale: &Locale, form: &AnalyticsForm, figures: &Figures) -> Markup 
     html! {
         p #analytics-range {
             (locale.tf("analytics_page.range", &[
-                ("from", &range.from.format("%Y-%m-%d").to_string()),
-                ("to", &range.to.format("%Y-%m-%d").to_string()),
+                ("from", &day(range.from)),
+                ("to", &day(range.to - chrono::Duration::days(1))),
             ]))
             " · "
             a #analytics-csv href={ "/analytics.csv?" (form.query_string()) } download {
@@ -321,7 +321,13 @@ fn trends(locale: &Locale, answer: &TaskAnalytics) -> Markup {
         }
     };
     let money = |v: f64| dollars(v);
-    let seconds = |v: f64| locale.span((v / 1000.0).round() as i64);
+    let seconds = |ms: f64| {
+        if ms < 1000.0 && ms > 0.0 {
+            format!("{ms:.0} ms")
+        } else {
+            locale.span((ms / 1000.0).round() as i64)
+        }
+    };
     let tasks_label = locale.t("analytics_page.tasks_chart");
     let cost_label = locale.t("analytics_page.cost_chart");
     let duration_label = locale.t("analytics_page.duration_chart");
