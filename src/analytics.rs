@@ -256,6 +256,65 @@ impl From<TaskSums> for TaskFigures {
     }
 }
 
+impl TaskFigures {
+    /// The sums this row was worked out from.
+    fn sums(&self) -> TaskSums {
+        TaskSums {
+            bucket_start: self.bucket_start,
+            group: self.group.clone(),
+            tasks: self.tasks,
+            started: self.started,
+            done: self.done,
+            failed: self.failed,
+            cancelled: self.cancelled,
+            rolled_back: self.rolled_back,
+            duration_p50_ms: self.duration_p50_ms,
+            duration_p90_ms: self.duration_p90_ms,
+            input_tokens: self.tokens.input,
+            output_tokens: self.tokens.output,
+            cache_read_tokens: self.tokens.cache_read,
+            cache_write_tokens: self.tokens.cache_write,
+            cost_usd: self.cost_usd,
+        }
+    }
+}
+
+/// `rows` added up per `key` (bucket start, group), in key order: counts, tokens and cost
+/// summed and the ratios worked out again. Percentiles do not add up, so a row made of more
+/// than one keeps none.
+pub fn combine(
+    rows: &[TaskFigures],
+    key: impl Fn(&TaskFigures) -> (DateTime<Utc>, String),
+) -> Vec<TaskFigures> {
+    let mut sums: std::collections::BTreeMap<_, TaskSums> = std::collections::BTreeMap::new();
+    for row in rows {
+        let (bucket_start, group) = key(row);
+        let next = row.sums();
+        sums.entry((bucket_start, group.clone()))
+            .and_modify(|s| {
+                s.tasks += next.tasks;
+                s.started += next.started;
+                s.done += next.done;
+                s.failed += next.failed;
+                s.cancelled += next.cancelled;
+                s.rolled_back += next.rolled_back;
+                s.duration_p50_ms = None;
+                s.duration_p90_ms = None;
+                s.input_tokens += next.input_tokens;
+                s.output_tokens += next.output_tokens;
+                s.cache_read_tokens += next.cache_read_tokens;
+                s.cache_write_tokens += next.cache_write_tokens;
+                s.cost_usd += next.cost_usd;
+            })
+            .or_insert(TaskSums {
+                bucket_start,
+                group,
+                ..next
+            });
+    }
+    sums.into_values().map(TaskFigures::from).collect()
+}
+
 /// Task figures per bucket and group.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskAnalytics {
@@ -421,6 +480,52 @@ mod tests {
         assert!(matches!(err, Error::Invalid { ref field, .. } if field == "bucket"));
         assert!(
             matches!(parse_time("from", "yesterday"), Err(Error::Invalid { ref field, .. }) if field == "from")
+        );
+    }
+
+    #[test]
+    fn combined_rows_add_up_and_drop_percentiles() {
+        let row = |group: &str, done: i64, failed: i64, cost: f64| {
+            TaskFigures::from(TaskSums {
+                bucket_start: at("2026-03-02"),
+                group: group.into(),
+                tasks: done + failed,
+                started: done + failed,
+                done,
+                failed,
+                cancelled: 0,
+                rolled_back: 0,
+                duration_p50_ms: Some(1000),
+                duration_p90_ms: Some(2000),
+                input_tokens: 1,
+                output_tokens: 2,
+                cache_read_tokens: 3,
+                cache_write_tokens: 4,
+                cost_usd: cost,
+            })
+        };
+        let rows = [
+            row("shop", 3, 1, 0.5),
+            row("blog", 0, 2, 0.25),
+            row("shop", 1, 0, 0.25),
+        ];
+        let by_bucket = combine(&rows[..2], |r| (r.bucket_start, String::new()));
+        assert_eq!(by_bucket.len(), 1);
+        assert_eq!((by_bucket[0].tasks, by_bucket[0].done), (6, 3));
+        assert_eq!(by_bucket[0].success_rate, Some(0.5));
+        assert_eq!(by_bucket[0].cost_usd, 0.75);
+        assert_eq!(by_bucket[0].duration_p50_ms, None);
+        assert_eq!(by_bucket[0].tokens.cache_write, 8);
+        let by_group = combine(&rows, |r| (at("2026-03-01"), r.group.clone()));
+        let groups: Vec<_> = by_group
+            .iter()
+            .map(|r| (r.group.as_str(), r.tasks))
+            .collect();
+        assert_eq!(groups, vec![("blog", 2), ("shop", 5)]);
+        assert_eq!(
+            by_group[0].duration_p90_ms,
+            Some(2000),
+            "one row keeps its own"
         );
     }
 

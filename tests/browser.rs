@@ -7,7 +7,7 @@
 mod common;
 
 use aiops::approvals::LinkSigner;
-use aiops::model::{ApprovalLinks, ProjectRole};
+use aiops::model::{ApprovalLinks, ProjectRole, TaskStatus};
 use common::browser::{BROWSER_WAIT, ChromeDriver, click, keep_screenshot};
 use common::people::{member, session_of};
 use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
@@ -438,9 +438,35 @@ async fn overflow(browser: &Client) -> i64 {
         .unwrap()
 }
 
+/// `project`'s newest task done, with a run that cost `cost_usd` (figures for the analytics).
+async fn finish_with_a_run(app: &TestApp, project: &str, cost_usd: f64) {
+    let task = app
+        .get_json(&format!("/api/v1/tasks?project={project}"))
+        .await["items"][0]["id"]
+        .as_i64()
+        .unwrap();
+    aiops::tasks::set_status(&app.store, task, TaskStatus::Done, None, None)
+        .await
+        .unwrap();
+    let aiops::store::Pool::Sqlite(pool) = app.store.pool() else {
+        panic!("the browser tests run on SQLite");
+    };
+    sqlx::query(
+        "INSERT INTO runs (task_id, kind, status, input_tokens, output_tokens, cache_read_tokens,
+             cache_creation_tokens, cost_usd, started_at, finished_at)
+         VALUES ($1, 'start', 'succeeded', 100, 10, 0, 0, $2, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    .bind(task)
+    .bind(cost_usd)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// Signed in as the admin, the project, schedule, delivery, notification, audit, people,
-/// team and account views open on seeded data and show it; the project settings form shows
-/// its error at the field; at 400 px the project page and the people page fit the screen.
+/// team, account and analytics views open on seeded data and show it; the project settings
+/// form shows its error at the field; at 400 px the project, people and analytics pages fit
+/// the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_and_admin_views_show_seeded_data_in_chromium() {
     let driver = ChromeDriver::start().await;
@@ -453,11 +479,13 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
     common::pages::seed(&app).await;
     common::pages::seed_deliveries_and_dead_letters(&app).await;
     member(&app, "maya", "shop", ProjectRole::Maintainer).await;
+    finish_with_a_run(&app, "shop", 0.42).await;
+    finish_with_a_run(&app, "other", 0.17).await;
     let browser = driver.session().await;
     let admin = session_of(&app, "admin").await;
     sign_in(&browser, &app, &admin).await;
 
-    let views: [(&str, &str, &str, &str); 9] = [
+    let views: [(&str, &str, &str, &str); 10] = [
         (
             "/projects",
             "#projects tr[data-project=\"shop\"]",
@@ -507,6 +535,7 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
             "analyst",
             "views-teams",
         ),
+        ("/analytics", "#cost-table", "$0.42", "views-analytics"),
     ];
     for (path, css, expected, shot) in views {
         browser.goto(&app.url(path)).await.unwrap();
@@ -542,6 +571,7 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
     for (path, shot) in [
         ("/projects/shop", "views-project-400px"),
         ("/users", "views-users-400px"),
+        ("/analytics", "views-analytics-400px"),
     ] {
         browser.goto(&app.url(path)).await.unwrap();
         text_of(&browser, "h1").await;

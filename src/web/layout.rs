@@ -60,18 +60,11 @@ impl Nav {
             Nav::Notifications => ("nav.notifications", "/notifications"),
             Nav::Schedules => ("nav.schedules", "/schedules"),
             Nav::Audit => ("nav.audit", "/audit"),
-            Nav::Analytics => ("nav.analytics", "/later/analytics"),
+            Nav::Analytics => ("nav.analytics", "/analytics"),
             Nav::Users => ("nav.users", "/users"),
             Nav::Account => ("nav.account", "/account"),
             Nav::None => ("", "/"),
         }
-    }
-
-    /// The place a `/later/{name}` address stands for.
-    pub fn later(name: &str) -> Option<Nav> {
-        Nav::ALL
-            .into_iter()
-            .find(|nav| nav.key_and_href().1 == format!("/later/{name}"))
     }
 
     /// Its name in the reader's language.

@@ -3,7 +3,7 @@
 //! live events) and the approval page behind a signed link.
 //!
 //! Boundary: pages read through the store and act through the use cases (`tasks`,
-//! `approvals`), checking every permission with `permissions::authorize`, the check the API
+//! `approvals`, `analytics`), checking every permission with `permissions::authorize`, the check the API
 //! uses; they never import the JSON API (`http`), which mounts them. A page resolves its
 //! reader from the session cookie (`sessions`) and redirects to `/sign-in` without one;
 //! every state-changing form carries the session's CSRF token.
@@ -20,15 +20,16 @@ use crate::vault::Vault;
 
 mod account;
 mod action;
+mod analytics_page;
 mod approval_page;
 mod approval_view;
 mod assets;
 mod audit_log;
+mod charts;
 mod components;
 mod deliveries;
 mod i18n;
 mod inbox;
-mod later;
 mod layout;
 mod link_page;
 mod live;
@@ -82,7 +83,8 @@ pub fn router() -> Router<WebState> {
         .route("/inbox/{id}", post(inbox::decide))
         .route("/account", get(account::show).post(account::save))
         .route("/live", get(live::stream))
-        .route("/later/{place}", get(later::show))
+        .route("/analytics", get(analytics_page::show))
+        .route("/analytics.csv", get(analytics_page::csv))
         .route("/projects", get(projects::list))
         .route("/projects/{name}", get(projects::show).post(projects::save))
         .route("/schedules", get(schedules::list))
