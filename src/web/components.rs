@@ -175,6 +175,11 @@ pub fn dollars(amount: f64) -> String {
     format!("${amount:.2}")
 }
 
+/// "yes" or "no" in the reader's language.
+pub fn yes_no(locale: &Locale, value: bool) -> String {
+    locale.t(if value { "views.yes" } else { "views.no" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,9 +203,4 @@ mod tests {
         assert!(html.contains(r#"<span class="add">+new &amp; better</span>"#));
         assert!(html.contains(r#"<span class="hunk">"#));
     }
-}
-
-/// "yes" or "no" in the reader's language.
-pub fn yes_no(locale: &Locale, value: bool) -> String {
-    locale.t(if value { "views.yes" } else { "views.no" })
 }

@@ -447,46 +447,6 @@ fn secure_headers(headers: &mut HeaderMap, cookies: Vec<String>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_same_origin_paths_are_followed_after_sign_in() {
-        for good in ["/", "/tasks?id=3", "/approvals/abc#x"] {
-            assert_eq!(safe_next(good), Some(good), "{good}");
-        }
-        for bad in [
-            "https://evil.example/",
-            "//evil.example/x",
-            "/\\evil.example",
-            "\\\\evil.example",
-            "javascript:alert(1)",
-            "evil.example",
-            "/\t/evil.example",
-            "",
-        ] {
-            assert_eq!(safe_next(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn korean_is_chosen_by_accept_language() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(texts_for(&headers).lang, "en");
-        headers.insert(
-            header::ACCEPT_LANGUAGE,
-            HeaderValue::from_static("ko-KR,ko;q=0.9,en;q=0.8"),
-        );
-        assert_eq!(texts_for(&headers).lang, "ko");
-        headers.insert(
-            header::ACCEPT_LANGUAGE,
-            HeaderValue::from_static("en-US,ko;q=0.5"),
-        );
-        assert_eq!(texts_for(&headers).lang, "en");
-    }
-}
-
 /// A "Sign in with …" link of the sign-in page.
 pub(super) struct Button {
     pub id: &'static str,
@@ -526,4 +486,44 @@ pub(super) fn buttons(state: &WebState, headers: &HeaderMap, next: &str) -> Vec<
 /// The label between the password form and the provider buttons.
 pub(super) fn or_label(headers: &HeaderMap) -> String {
     Locale::choose(None, headers).t("sign_in_providers.or")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths_are_followed_after_sign_in() {
+        for good in ["/", "/tasks?id=3", "/approvals/abc#x"] {
+            assert_eq!(safe_next(good), Some(good), "{good}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\t/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn korean_is_chosen_by_accept_language() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(texts_for(&headers).lang, "en");
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("ko-KR,ko;q=0.9,en;q=0.8"),
+        );
+        assert_eq!(texts_for(&headers).lang, "ko");
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("en-US,ko;q=0.5"),
+        );
+        assert_eq!(texts_for(&headers).lang, "en");
+    }
 }
