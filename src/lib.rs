@@ -33,6 +33,7 @@ pub mod signing;
 pub mod sso;
 pub mod store;
 pub mod tasks;
+pub mod team_presets;
 pub mod teams;
 pub mod triggers;
 pub mod users;

@@ -151,6 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     let bootstrap = crate::users::bootstrap_admin(&store).await?;
     let (admin_token, admin_password) = bootstrap.map(|b| (b.token, b.password)).unzip();
     let teams = Arc::new(load_teams(&config)?);
+    crate::team_presets::refresh(&store, &teams).await?;
     crate::declarations::load_at_start(&store, &config, &teams).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());

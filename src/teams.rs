@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,6 +29,8 @@ pub struct TeamPreset {
     pub body: String,
     /// Built in (the plugin's), overriding a built-in, or user-defined.
     pub origin: PresetOrigin,
+    /// Stored in the database (made on the dashboard, changed there), not a file.
+    pub stored: bool,
 }
 
 impl TeamPreset {
@@ -71,12 +74,15 @@ pub enum TeamsError {
 }
 
 /// The front matter fields aiops reads; other fields the plugin may add are ignored.
-#[derive(Deserialize)]
-struct FrontMatter {
-    name: String,
-    description: String,
-    trigger_keywords: Vec<String>,
+#[derive(Deserialize, Serialize)]
+pub(crate) struct FrontMatter {
+    pub name: String,
+    pub description: String,
+    pub trigger_keywords: Vec<String>,
 }
+
+/// A front matter field and what is wrong with it.
+pub(crate) type FieldProblem = (&'static str, String);
 
 /// Loads every `*.md` file in `dir` as a team preset, sorted by name.
 pub fn load_presets(dir: &Path) -> Result<Vec<TeamPreset>, TeamsError> {
@@ -130,48 +136,73 @@ fn read_preset(path: &Path) -> Result<TeamPreset, TeamsError> {
 }
 
 /// Parses a preset's text; the error is the problem, for the caller to pair with the file name.
-fn parse_preset(text: &str) -> Result<TeamPreset, String> {
+pub(crate) fn parse_preset(text: &str) -> Result<TeamPreset, String> {
     let (yaml, body) = split_front_matter(text)?;
     let front: FrontMatter =
         yaml_serde::from_str(yaml).map_err(|e| format!("invalid front matter: {e}"))?;
 
+    let front = checked_front_matter(front).map_err(|(_, problem)| problem)?;
+    Ok(TeamPreset {
+        name: front.name,
+        description: front.description,
+        trigger_keywords: front.trigger_keywords,
+        body: body.trim_start_matches(['\r', '\n']).to_string(),
+        origin: PresetOrigin::UserDefined,
+        stored: false,
+    })
+}
+
+/// The preset rules every front matter obeys, a file's or a stored preset's: the field at
+/// fault and the problem, or the front matter with its text trimmed.
+pub(crate) fn checked_front_matter(front: FrontMatter) -> Result<FrontMatter, FieldProblem> {
     if !is_slug(&front.name) {
-        return Err(format!(
-            "name {:?} is not a slug; use lowercase letters, digits and '-'",
-            front.name
+        return Err((
+            "name",
+            format!(
+                "name {:?} is not a slug; use lowercase letters, digits and '-'",
+                front.name
+            ),
         ));
     }
     if front.description.trim().is_empty() {
-        return Err("description is empty; say in one line what the team does".into());
+        return Err((
+            "description",
+            "description is empty; say in one line what the team does".into(),
+        ));
     }
     if front.trigger_keywords.is_empty() {
-        return Err(
+        return Err((
+            "trigger_keywords",
             "trigger_keywords is empty; list the words that should route a task to this team"
                 .into(),
-        );
+        ));
     }
     let mut keywords: Vec<String> = Vec::with_capacity(front.trigger_keywords.len());
     for keyword in front.trigger_keywords {
         let keyword = keyword.trim();
         if keyword.is_empty() {
-            return Err("trigger_keywords has a blank entry".into());
+            return Err((
+                "trigger_keywords",
+                "trigger_keywords has a blank entry".into(),
+            ));
         }
         // A repeated keyword would silently count twice in `score`.
         if keywords
             .iter()
             .any(|k| k.to_lowercase() == keyword.to_lowercase())
         {
-            return Err(format!("trigger_keywords lists {keyword:?} twice"));
+            return Err((
+                "trigger_keywords",
+                format!("trigger_keywords lists {keyword:?} twice"),
+            ));
         }
         keywords.push(keyword.to_string());
     }
 
-    Ok(TeamPreset {
+    Ok(FrontMatter {
         name: front.name,
         description: front.description.trim().to_string(),
         trigger_keywords: keywords,
-        body: body.trim_start_matches(['\r', '\n']).to_string(),
-        origin: PresetOrigin::UserDefined,
     })
 }
 
@@ -292,18 +323,26 @@ pub enum PresetOrigin {
     UserDefined,
 }
 
-/// The loaded team presets, sorted by name. The default (no presets) checks no team name.
-#[derive(Debug, Clone, Default)]
+/// The team presets: those of the files (built in and `teams_dir`), loaded once, and those
+/// stored in the database, replaced whenever they change. The default (no presets) checks
+/// no team name.
+#[derive(Debug, Default)]
 pub struct Teams {
     presets: Vec<TeamPreset>,
+    stored: RwLock<Vec<TeamPreset>>,
 }
 
 impl Teams {
+    fn from_files(presets: Vec<TeamPreset>) -> Self {
+        Self {
+            presets,
+            stored: RwLock::default(),
+        }
+    }
+
     /// Loads every preset in `dir` and nothing else; see [`load_presets`].
     pub fn load(dir: &Path) -> Result<Self, TeamsError> {
-        Ok(Self {
-            presets: load_presets(dir)?,
-        })
+        Ok(Self::from_files(load_presets(dir)?))
     }
 
     /// The plugin's teams as built into aiops.
@@ -317,7 +356,7 @@ impl Teams {
                 preset
             })
             .collect();
-        Self { presets }
+        Self::from_files(presets)
     }
 
     /// The built-in teams, then every preset in `dir`: a file named like a built-in team
@@ -347,9 +386,26 @@ impl Teams {
         Ok(teams)
     }
 
+    /// Replaces the presets stored in the database with `stored` (a name a file declares
+    /// is the file's: such a stored preset is left out).
+    pub fn set_stored(&self, stored: Vec<TeamPreset>) {
+        let stored = stored
+            .into_iter()
+            .filter(|preset| !self.is_file_preset(&preset.name))
+            .collect();
+        *self.stored.write().unwrap_or_else(|e| e.into_inner()) = stored;
+    }
+
+    /// Whether a file (built in or in `teams_dir`) declares the team `name`.
+    pub fn is_file_preset(&self, name: &str) -> bool {
+        self.presets.iter().any(|preset| preset.name == name)
+    }
+
     /// The preset called `name`.
-    pub fn get(&self, name: &str) -> Option<&TeamPreset> {
-        self.presets.iter().find(|preset| preset.name == name)
+    pub fn get(&self, name: &str) -> Option<TeamPreset> {
+        self.presets()
+            .into_iter()
+            .find(|preset| preset.name == name)
     }
 
     /// Whether no preset is loaded (team names are then not checked).
@@ -359,22 +415,32 @@ impl Teams {
 
     /// Whether a preset called `name` exists.
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.is_file_preset(name) || self.read_stored().iter().any(|p| p.name == name)
     }
 
     /// The team names, in alphabetical order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.presets.iter().map(|preset| preset.name.as_str())
+    pub fn names(&self) -> Vec<String> {
+        self.presets()
+            .into_iter()
+            .map(|preset| preset.name)
+            .collect()
     }
 
-    /// All presets, in alphabetical order of name.
-    pub fn presets(&self) -> &[TeamPreset] {
-        &self.presets
+    /// All presets, files' and stored, in alphabetical order of name.
+    pub fn presets(&self) -> Vec<TeamPreset> {
+        let mut all = self.presets.clone();
+        all.extend(self.read_stored().iter().cloned());
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn read_stored(&self) -> std::sync::RwLockReadGuard<'_, Vec<TeamPreset>> {
+        self.stored.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The team for a task's text; see [`pick_team`].
-    pub fn pick<'a>(&'a self, text: &str, default: &'a str) -> &'a str {
-        pick_team(&self.presets, text, default)
+    pub fn pick(&self, text: &str, default: &str) -> String {
+        pick_team(&self.presets(), text, default).to_string()
     }
 
     /// Accepts `team` as the value of `field` when it is a team name and, with presets
@@ -387,10 +453,12 @@ impl Teams {
             ));
         }
         if !self.is_empty() && !self.contains(team) {
-            let known: Vec<&str> = self.names().collect();
             return Err(crate::error::Error::invalid(
                 field,
-                format!("unknown team {team:?}; known teams: {}", known.join(", ")),
+                format!(
+                    "unknown team {team:?}; known teams: {}",
+                    self.names().join(", ")
+                ),
             ));
         }
         Ok(())
@@ -423,10 +491,10 @@ mod tests {
     #[test]
     fn the_built_in_teams_are_the_plugins_and_the_shipped_directory_changes_nothing() {
         let built_in = Teams::built_in();
-        assert_eq!(built_in.names().collect::<Vec<_>>(), SHIPPED);
+        assert_eq!(built_in.names(), SHIPPED);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/teams");
         let with_shipped = Teams::built_in_with(&dir).unwrap();
-        assert_eq!(with_shipped.names().collect::<Vec<_>>(), SHIPPED);
+        assert_eq!(with_shipped.names(), SHIPPED);
         assert!(
             with_shipped
                 .presets()
@@ -463,6 +531,7 @@ mod tests {
             trigger_keywords: keywords.iter().map(|k| k.to_string()).collect(),
             body: String::new(),
             origin: PresetOrigin::UserDefined,
+            stored: false,
         }
     }
 
@@ -479,7 +548,7 @@ mod tests {
     #[test]
     fn shipped_presets_all_load_with_english_and_korean_keywords() {
         let teams = shipped();
-        assert_eq!(teams.names().collect::<Vec<_>>(), SHIPPED);
+        assert_eq!(teams.names(), SHIPPED);
         for preset in teams.presets() {
             let keywords = &preset.trigger_keywords;
             assert!(keywords.len() >= 5, "{}: {keywords:?}", preset.name);
@@ -503,7 +572,7 @@ mod tests {
                 "research" | "security" => report,
                 _ => full,
             };
-            let body = &teams.get(name).unwrap().body;
+            let body = teams.get(name).unwrap().body;
             assert!(
                 body.contains(&format!("Phase sequence: {expected}\n")),
                 "{name}"

@@ -30,6 +30,7 @@ pub(super) async fn run(config_file: &Option<PathBuf>, command: JobsCommand) -> 
     let dir = jobs_dir.unwrap_or_else(|| config.scheduler.jobs_dir.clone());
     let teams = server::load_teams(&config)?;
     let store = server::open_store(&config).await?;
+    crate::team_presets::refresh(&store, &teams).await?;
     let reloaded = audited(&store, "jobs reload", "jobs".into(), async {
         crate::declarations::reconcile(&store, &config, &teams, &dir)
             .await

@@ -130,6 +130,7 @@ async fn create(
     let config = super::load_config(config_file, store_args, None)?;
     let store = crate::server::open_store(&config).await?;
     let teams = crate::server::load_teams(&config)?;
+    crate::team_presets::refresh(&store, &teams).await?;
     let principal = Principal::cli();
     let target = format!("projects/{}", new.project);
     let task = audited(&store, "task create", target, async {

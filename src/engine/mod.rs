@@ -347,6 +347,9 @@ impl Engine {
             )
             .await
             .map_err(PrepareError::Store)?;
+        crate::team_presets::write_into_worktree(&self.store, &task.team, &path)
+            .await
+            .map_err(PrepareError::Store)?;
         Ok((path, task))
     }
 

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod session;
 pub mod target;
 pub mod task;
+pub mod team_preset;
 pub mod views;
 
 pub use analytics::*;
@@ -42,6 +43,7 @@ pub use run::*;
 pub use schedule::*;
 pub use session::*;
 pub use task::*;
+pub use team_preset::*;
 pub use views::*;
 
 /// An enum stored as its text name: serde, OpenAPI, `as_str`, `ALL`, `FromStr` (an

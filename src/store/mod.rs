@@ -68,6 +68,7 @@ pub mod sessions;
 pub mod sign_in_flows;
 pub mod slots;
 pub mod tasks;
+pub mod team_presets;
 pub mod tokens;
 pub mod users;
 pub mod views;

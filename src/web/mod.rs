@@ -104,7 +104,10 @@ pub fn router() -> Router<WebState> {
             "/account/link",
             get(link_page::show).post(link_page::confirm),
         )
-        .route("/teams", get(teams::list))
+        .route("/teams", get(teams::list).post(teams::create))
+        .route("/teams/{name}", post(teams::update))
+        .route("/teams/{name}/copy", post(teams::copy))
+        .route("/teams/{name}/delete", post(teams::delete))
         .route("/static/{version}/{file}", get(assets::serve))
         .merge(approval_page::router())
         .merge(sign_in::router())

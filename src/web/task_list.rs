@@ -423,11 +423,12 @@ fn filters(
             .collect()
     };
     let project_names = projects.iter().map(|p| p.name.as_str()).collect();
+    let team_names = state.teams.names();
     html! {
         form.filters method="get" action="/tasks" role="search" #task-filters {
             (select("project", &locale.t("field.project"), &any, &named(project_names, ""), &query.project, error_of("project")))
             (select("status", &locale.t("field.status"), &any, &named(TaskStatus::ALL.iter().map(|s| s.as_str()).collect(), "status"), &query.status, error_of("status")))
-            (select("team", &locale.t("field.team"), &any, &named(state.teams.names().collect(), ""), &query.team, error_of("team")))
+            (select("team", &locale.t("field.team"), &any, &named(team_names.iter().map(String::as_str).collect(), ""), &query.team, error_of("team")))
             (select("source", &locale.t("field.source"), &any, &named(Source::ALL.iter().map(|s| s.as_str()).collect(), "source"), &query.source, error_of("source")))
             (select("priority", &locale.t("field.priority"), &any, &named(Priority::ALL.iter().map(|s| s.as_str()).collect(), "priority"), &query.priority, error_of("priority")))
             label for="q" { (locale.t("tasks.search")) input #q type="search" name="q" value=(query.q); }
@@ -502,7 +503,8 @@ fn create_form(
     let teams: Vec<(String, String)> = state
         .teams
         .names()
-        .map(|n| (n.to_string(), n.to_string()))
+        .into_iter()
+        .map(|n| (n.clone(), n))
         .collect();
     let priorities: Vec<(String, String)> = Priority::ALL
         .iter()
