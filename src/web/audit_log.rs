@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
-use super::components::{empty, field_error, pager};
+use super::components::{empty, field_error, list_pager, list_url};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
@@ -62,10 +62,6 @@ pub async fn list(
     } else {
         StatusCode::OK
     };
-    let older = (entries.len() as i64 == PAGE_SIZE)
-        .then(|| entries.last().map(|e| page_url(&query, Some(e.id))))
-        .flatten();
-    let first = query.before.is_some().then(|| page_url(&query, None));
     let body = html! {
         h1 { (locale.t("nav.audit")) }
         (filters(locale, &query, error.as_ref()))
@@ -74,7 +70,7 @@ pub async fn list(
         } @else {
             (entry_table(locale, &entries))
         }
-        (pager(locale, first.as_deref(), older.as_deref()))
+        (list_pager(locale, entries.len(), entries.last().map(|e| e.id), query.before, PAGE_SIZE, |before| page_url(&query, before)))
     };
     Page {
         title: locale.t("nav.audit"),
@@ -125,22 +121,14 @@ async fn search_of(state: &WebState, query: &AuditQuery, locale: &Locale) -> Res
 }
 
 fn page_url(query: &AuditQuery, before: Option<i64>) -> String {
-    let mut url = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in [
-        ("project", &query.project),
+    let filters = [
+        ("project", query.project.as_str()),
         ("actor", &query.actor),
         ("action", &query.action),
         ("from", &query.from),
         ("to", &query.to),
-    ] {
-        if !value.is_empty() {
-            url.append_pair(name, value);
-        }
-    }
-    if let Some(before) = before {
-        url.append_pair("before", &before.to_string());
-    }
-    format!("/audit?{}", url.finish())
+    ];
+    list_url("/audit", &filters, before)
 }
 
 fn filters(locale: &Locale, query: &AuditQuery, error: Option<&(String, String)>) -> Markup {

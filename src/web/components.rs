@@ -112,6 +112,38 @@ pub fn phase_name(locale: &Locale, phase: &str) -> String {
     }
 }
 
+/// The address of a list page: `path` with the filters that are set and the cursor.
+pub fn list_url(path: &str, filters: &[(&str, &str)], before: Option<i64>) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in filters {
+        if !value.is_empty() {
+            url.append_pair(name, value);
+        }
+    }
+    if let Some(before) = before {
+        url.append_pair("before", &before.to_string());
+    }
+    format!("{path}?{}", url.finish())
+}
+
+/// The pager of a list page showing `shown` rows of at most `page_size`, cursor `before`:
+/// "older" from the last row's id when the page is full, "first" unless this is the first
+/// page; `url` makes a page's address from its cursor.
+pub fn list_pager(
+    locale: &Locale,
+    shown: usize,
+    last_id: Option<i64>,
+    before: Option<i64>,
+    page_size: i64,
+    url: impl Fn(Option<i64>) -> String,
+) -> Markup {
+    let older = last_id
+        .filter(|_| shown as i64 == page_size)
+        .map(|id| url(Some(id)));
+    let first = before.is_some().then(|| url(None));
+    pager(locale, first.as_deref(), older.as_deref())
+}
+
 /// Links to the newer and older pages of a list (cursor paging).
 pub fn pager(locale: &Locale, first: Option<&str>, older: Option<&str>) -> Markup {
     html! {
@@ -183,6 +215,24 @@ pub fn yes_no(locale: &Locale, value: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_pager_links_older_only_from_a_full_page_and_first_only_past_it() {
+        let locale = Locale::default();
+        let url = |before| list_url("/tasks", &[("q", "a&b"), ("team", "")], before);
+        let full = list_pager(&locale, 2, Some(7), None, 2, url).into_string();
+        assert!(
+            full.contains(r#"href="/tasks?q=a%26b&amp;before=7""#),
+            "{full}"
+        );
+        assert!(!full.contains("rel=\"first\""), "{full}");
+        let last = list_pager(&locale, 1, Some(7), Some(9), 2, url).into_string();
+        assert!(!last.contains("before=7"), "{last}");
+        assert!(
+            last.contains(r#"href="/tasks?q=a%26b" rel="first""#),
+            "{last}"
+        );
+    }
 
     #[test]
     fn findings_markdown_loses_scripts_and_handlers() {

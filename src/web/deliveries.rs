@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::components::{badge, empty, pager};
+use super::components::{badge, empty, list_pager, list_url};
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::error::Result;
@@ -54,17 +54,6 @@ pub async fn list(
         Ok(projects) => projects,
         Err(e) => return PageError(e).into_page(locale),
     };
-    let older = (deliveries.len() as i64 == PAGE_SIZE)
-        .then(|| {
-            deliveries
-                .last()
-                .map(|d| format!("/deliveries?source={}&before={}", query.source, d.id))
-        })
-        .flatten();
-    let first = query
-        .before
-        .is_some()
-        .then(|| format!("/deliveries?source={}", query.source));
     let body = html! {
         h1 { (locale.t("nav.deliveries")) }
         form.filters method="get" action="/deliveries" role="search" {
@@ -84,7 +73,8 @@ pub async fn list(
         } @else {
             (delivery_table(&viewer, &deliveries, &projects))
         }
-        (pager(locale, first.as_deref(), older.as_deref()))
+        (list_pager(locale, deliveries.len(), deliveries.last().map(|d| d.id), query.before, PAGE_SIZE,
+            |before| list_url("/deliveries", &[("source", &query.source)], before)))
     };
     Page {
         title: locale.t("nav.deliveries"),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::components::{badge, empty, field_error, pager};
+use super::components::{badge, empty, field_error, list_pager, list_url};
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::model::{Notification, NotificationStatus};
@@ -67,17 +67,6 @@ pub async fn list(
             .collect(),
         Err(e) => return PageError(e).into_page(locale),
     };
-    let older = (items.len() as i64 == PAGE_SIZE)
-        .then(|| {
-            items
-                .last()
-                .map(|n| format!("/notifications?status={}&before={}", query.status, n.id))
-        })
-        .flatten();
-    let first = query
-        .before
-        .is_some()
-        .then(|| format!("/notifications?status={}", query.status));
     let body = html! {
         h1 { (locale.t("nav.notifications")) }
         form.filters method="get" action="/notifications" role="search" {
@@ -98,7 +87,8 @@ pub async fn list(
         } @else {
             (notification_table(&viewer, &items, &project_ids))
         }
-        (pager(locale, first.as_deref(), older.as_deref()))
+        (list_pager(locale, items.len(), items.last().map(|n| n.id), query.before, PAGE_SIZE,
+            |before| list_url("/notifications", &[("status", &query.status)], before)))
     };
     Page {
         title: locale.t("nav.notifications"),

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
-use super::components::{empty, field_error, pager, task_status};
+use super::components::{empty, field_error, list_pager, list_url, task_status};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::overview::short;
@@ -314,10 +314,6 @@ async fn render(
         Ok(search) => (state.store.search_tasks(&search, &scope).await?, None),
         Err(error) => (Vec::new(), Some(error)),
     };
-    let older = (tasks.len() as i64 == PAGE_SIZE)
-        .then(|| tasks.last().map(|t| page_url(query, Some(t.id))))
-        .flatten();
-    let first = query.before.is_some().then(|| page_url(query, None));
     let body = html! {
         h1 { (locale.t("tasks.title")) }
         (filters(state, locale, query, &projects, filter_error.as_ref()))
@@ -326,7 +322,7 @@ async fn render(
         } @else {
             (task_table(viewer, &tasks))
         }
-        (pager(locale, first.as_deref(), older.as_deref()))
+        (list_pager(locale, tasks.len(), tasks.last().map(|t| t.id), query.before, PAGE_SIZE, |before| page_url(query, before)))
         (create_form(state, viewer, &projects, form, form_errors))
     };
     Ok(Page {
@@ -341,9 +337,8 @@ async fn render(
 
 /// This list's address with its filters and cursor `before`.
 fn page_url(query: &ListQuery, before: Option<i64>) -> String {
-    let mut url = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in [
-        ("project", &query.project),
+    let filters = [
+        ("project", query.project.as_str()),
         ("status", &query.status),
         ("team", &query.team),
         ("source", &query.source),
@@ -351,15 +346,8 @@ fn page_url(query: &ListQuery, before: Option<i64>) -> String {
         ("q", &query.q),
         ("from", &query.from),
         ("to", &query.to),
-    ] {
-        if !value.is_empty() {
-            url.append_pair(name, value);
-        }
-    }
-    if let Some(before) = before {
-        url.append_pair("before", &before.to_string());
-    }
-    format!("/tasks?{}", url.finish())
+    ];
+    list_url("/tasks", &filters, before)
 }
 
 /// A `<select>` of `choices` (value, label) with an "any" first, `selected` chosen.
