@@ -659,6 +659,8 @@ async fn bad_requests_name_the_field(db: Db) {
         ("from=yesterday", "from"),
         ("from=2026-03-02&to=2026-03-01", "to"),
         ("from=2020-01-01&to=2026-01-01&bucket=day", "bucket"),
+        // Every analytics query checks `limit`, not only the one that lists tasks.
+        ("limit=0", "limit"),
     ] {
         let response = app
             .get(&format!("/api/v1/analytics/tasks?{query}"))

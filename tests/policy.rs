@@ -323,6 +323,12 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
     let (status, html) = page(&app, &session, "/account/link").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains(r#"id="link-code""#), "{html}");
+    // A changed code links nothing: the page says so.
+    let changed = format!("{link_token}0");
+    let form = [("csrf", csrf_of(&html)), ("code", changed)];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = post_form(&app, &session, "/account/link", &form, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let form = [("csrf", csrf_of(&html)), ("code", link_token.to_string())];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, _) = post_form(&app, &session, "/account/link", &form, None).await;
