@@ -155,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     crate::declarations::load_at_start(&store, &config, &teams).await?;
     let config = Arc::new(config);
     let engine = Engine::new(store.clone(), vault.clone(), config.clone());
+    take_over_predecessor(&engine).await;
     let workers = (config.engine.workers > 0).then(|| Workers::start(engine.clone()));
     let notifier = Notifier::new(store.clone(), vault.clone(), config.clone());
     let notifications = (config.notify.workers > 0)
@@ -206,6 +207,15 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         retention,
         scheduler,
     })
+}
+
+/// Takes back what the process that ran on this data directory before held (see
+/// `Engine::take_over_predecessor`); if that fails, the queue's heartbeats still hand its
+/// work back, later.
+pub async fn take_over_predecessor(engine: &Engine) {
+    if let Err(e) = engine.take_over_predecessor().await {
+        tracing::warn!(error = %e, "could not take back the work of the previous process on this data directory; its tasks are recovered after its missed heartbeats");
+    }
 }
 
 /// The team presets: the plugin's teams built into aiops, plus what `teams_dir` adds or

@@ -718,6 +718,58 @@ async fn a_task_over_its_cost_limit_is_stopped(db: Db) {
     assert_eq!(detail["runs"].as_array().unwrap().len(), 1);
 }
 
+/// A process that starts on the data directory of a dead one takes back its running task at
+/// once: queued, saying it recovers, its slot free. (tests/lifecycle.rs does it with real
+/// processes and `kill -9`; here the queries run on both databases.) The predecessor is a
+/// second engine of this test process running the task, since no local worker does.
+async fn a_successor_takes_back_a_running_task_at_once(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| c.engine.workers = 0).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "outlive me", "normal").await;
+    let engine =
+        || aiops::engine::Engine::new(app.store.clone(), app.vault.clone(), app.config.clone());
+    let predecessor = engine();
+    let pipeline = tokio::spawn({
+        let predecessor = predecessor.clone();
+        async move {
+            let job = aiops::queue::RunJob {
+                task_id: id,
+                resume_approval_id: None,
+            };
+            predecessor.advance_task(&job).await
+        }
+    });
+    wait_for("the predecessor's agent", WAIT, || async {
+        app.store
+            .runs(id)
+            .await
+            .unwrap()
+            .first()
+            .and_then(|r| r.pid)
+    })
+    .await;
+    assert_eq!(
+        app.store.slots_held_by(predecessor.holder()).await.unwrap(),
+        1
+    );
+
+    let successor = engine();
+    assert_eq!(successor.take_over_predecessor().await.unwrap(), 1);
+    let detail = task_detail(&app, id).await;
+    assert_eq!(detail["status"], "queued", "{detail:#}");
+    assert_eq!(detail["status_reason"], aiops::engine::worker::RECOVERING);
+    assert_eq!(
+        app.store.slots_held_by(predecessor.holder()).await.unwrap(),
+        0
+    );
+    // Nothing is left to take back the second time.
+    assert_eq!(successor.take_over_predecessor().await.unwrap(), 0);
+
+    assert!(predecessor.cancel_local(id));
+    pipeline.await.unwrap().unwrap();
+}
+
 async fn retry(app: &TestApp, id: i64) -> reqwest::Response {
     app.post(&format!("/api/v1/tasks/{id}/retry"))
         .send()
@@ -741,4 +793,5 @@ on_both_databases!(
     events_stream_resumes_without_gap_or_duplicate,
     retry_runs_a_failed_task_again,
     retry_takes_only_failed_or_cancelled_tasks,
+    a_successor_takes_back_a_running_task_at_once,
 );

@@ -34,12 +34,19 @@ async fn api(served: &Served, method: reqwest::Method, path: &str, body: Option<
     body
 }
 
+/// `engine` lines go in `[engine]`; unless they set `heartbeat_secs`, the queue hands a dead
+/// process' jobs back after 3 s (heartbeat 1 s, slots expire after 2 s).
 fn write_config(data: &Path, engine: &str, extra: &str) -> std::path::PathBuf {
     let config = data.join("aiops.toml");
+    let timing = if engine.contains("heartbeat_secs") {
+        ""
+    } else {
+        "heartbeat_secs = 1\nslot_ttl_secs = 2\n"
+    };
     std::fs::write(
         &config,
         format!(
-            "[engine]\nworkers = 2\n{engine}\nheartbeat_secs = 1\nslot_ttl_secs = 2\nqueue_poll_ms = 100\ningest_interval_ms = 100\n[inputs]\nlocal_roots = [{:?}]\nallow_private_targets = true\n{extra}",
+            "[engine]\nworkers = 2\n{engine}\n{timing}queue_poll_ms = 100\ningest_interval_ms = 100\n[inputs]\nlocal_roots = [{:?}]\nallow_private_targets = true\n{extra}",
             std::env::temp_dir()
         ),
     )
@@ -108,6 +115,67 @@ async fn a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_task() {
     .await;
     let runs = detail["runs"].as_array().unwrap();
     assert_eq!(runs.last().unwrap()["kind"], "recover", "{runs:#?}");
+    second.signal(Signal::SIGKILL);
+    second.wait_exit(WAIT).await;
+}
+
+/// After `kill -9`, the next start on the data directory hands the dead process' running
+/// task back at once, saying it recovers, instead of showing it `running` until the queue
+/// notices the missed heartbeats: 3 × 60 s here, far beyond what the test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_recovers_the_running_task_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let engine = format!(
+        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-phase-delay-ms 400\"\nheartbeat_secs = 60\nslot_ttl_secs = 120",
+        common::simulator().display()
+    );
+    let config = write_config(data.path(), &engine, "");
+    let mut first = serve(&config, data.path());
+    let token = first.token.clone().expect("admin token on first start");
+    let project = json!({"name": "shop", "local_path": repo.path()});
+    api(&first, reqwest::Method::POST, "/projects", Some(project)).await;
+    let task = json!({"project": "shop", "prompt": "crash under me"});
+    let task = api(&first, reqwest::Method::POST, "/tasks", Some(task)).await;
+    let id = task["id"].as_i64().unwrap();
+    wait_for("the pipeline to run", WAIT, || async {
+        let detail = api(&first, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
+        (detail["status"] == "running" && detail["runs"][0]["pid"].is_i64()).then_some(())
+    })
+    .await;
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(WAIT).await;
+
+    let mut second = serve(&config, data.path());
+    second.token = Some(token);
+    // The first answer of the new process: the task is no longer `running` under the dead
+    // run; it is queued and says why, or already runs again as a `recover` run.
+    let detail = api(&second, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
+    let runs = detail["runs"].as_array().unwrap();
+    let recovering = detail["status"] == "queued"
+        && detail["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("recovering: the aiops process that ran it stopped"));
+    assert!(
+        recovering || runs.last().unwrap()["kind"] == "recover",
+        "{detail:#}"
+    );
+    let detail = wait_for(
+        "the recovered task to reach its approval, long before the heartbeats would hand it back",
+        Duration::from_secs(60),
+        || async {
+            let detail = api(&second, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
+            (detail["status"] == "awaiting_approval").then_some(detail)
+        },
+    )
+    .await;
+    let kinds: Vec<&str> = detail["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["start", "recover"], "{detail:#}");
     second.signal(Signal::SIGKILL);
     second.wait_exit(WAIT).await;
 }

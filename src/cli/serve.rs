@@ -140,6 +140,8 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     if config.engine.workers == 0 {
         bail!("engine.workers is 0; a worker process needs at least one (--workers N)");
     }
+    // One process per data directory: a worker's clones and worktrees are its own.
+    let _instance = server::InstanceLock::acquire(&config.data_dir, "worker")?;
     let metrics_listener = bind_metrics(&config).await?;
     warn_about_engine(&config);
     let store = server::open_store(&config).await?;
@@ -148,6 +150,7 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     serve_metrics(metrics_listener, store.clone());
     let config = std::sync::Arc::new(config);
     let engine = crate::engine::Engine::new(store.clone(), vault.clone(), config.clone());
+    server::take_over_predecessor(&engine).await;
     let workers = server::Workers::start(engine.clone());
     let notifier = crate::notify::Notifier::new(store.clone(), vault, config.clone());
     let notifications = (config.notify.workers > 0)

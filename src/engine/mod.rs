@@ -71,12 +71,7 @@ pub enum JobOutcome {
 impl Engine {
     /// An engine for this process.
     pub fn new(store: Store, vault: Vault, config: Arc<Config>) -> Arc<Self> {
-        let holder = format!(
-            "{}-{}-{}",
-            hostname(),
-            std::process::id(),
-            &ulid::Ulid::generate().to_string()[20..]
-        );
+        let holder = worker::new_holder(&config.data_dir);
         let party_watcher = config
             .engine
             .file_notifications
@@ -782,12 +777,4 @@ fn settle(
         log: outcome.log.clone(),
     };
     (status, reason, run)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into())
 }

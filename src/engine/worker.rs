@@ -5,14 +5,96 @@
 //! that finds no free slot waits without a job; the release of a slot pushes the jobs of
 //! the waiters that now fit, and a sweep every `engine.slot_wait_secs` is the safety net.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, JobOutcome};
+use crate::error::Result;
+use crate::model::TaskStatus;
 use crate::queue::{self, JobHandler, RunJob, WorkerSettings};
+use crate::tasks;
+
+/// The reason a dead predecessor's running task shows until it runs again.
+pub const RECOVERING: &str =
+    "recovering: the aiops process that ran it stopped; it runs again from where it was";
+
+/// The id of a new process in slots, runs and queue workers:
+/// `<host>-<data dir tag>-<pid>-<random>`. Its start (`node_prefix`) is the same for every
+/// process on this host and data directory.
+pub(super) fn new_holder(data_dir: &Path) -> String {
+    format!(
+        "{}{}-{}",
+        node_prefix(data_dir),
+        std::process::id(),
+        &ulid::Ulid::generate().to_string()[20..]
+    )
+}
+
+/// `<host>-<data dir tag>-`: what the holders of every process on this host and data
+/// directory start with. One process at a time runs there (the instance lock), so any other
+/// holder with this start is a dead predecessor.
+fn node_prefix(data_dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_bytes());
+    format!("{}-{}-", hostname(), &hex::encode(digest)[..8])
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+impl Engine {
+    /// Takes back at once what the dead predecessor of this process on the same host and
+    /// data directory held: its running tasks become `queued` and say they are recovering,
+    /// its slots free, its claimed jobs go back to the queue (a `recover` run picks each task
+    /// up from where it was). Without this they would wait for its missed heartbeats
+    /// (3 × `engine.heartbeat_secs`) and its slots' expiry. Other nodes' work is left alone:
+    /// their heartbeats say whether they live. Call before this process' workers start.
+    pub async fn take_over_predecessor(&self) -> Result<usize> {
+        let prefix = node_prefix(&self.config.data_dir);
+        let orphaned = self
+            .store
+            .tasks_run_by_predecessors(&prefix, &self.holder)
+            .await?;
+        for &task in &orphaned {
+            tasks::set_status(
+                &self.store,
+                task,
+                TaskStatus::Queued,
+                Some(RECOVERING),
+                None,
+            )
+            .await?;
+        }
+        let (slots, jobs) = self
+            .store
+            .release_predecessors(&prefix, &self.holder)
+            .await?;
+        if slots > 0 {
+            let limit = self.config.engine.max_concurrent_tasks;
+            self.store.wake_slot_waiters(limit).await?;
+        }
+        if !orphaned.is_empty() || jobs > 0 {
+            tracing::info!(
+                tasks = orphaned.len(),
+                slots,
+                jobs,
+                "took back the work of the aiops process that ran on this data directory before"
+            );
+        }
+        Ok(orphaned.len())
+    }
+}
 
 impl JobHandler<RunJob> for Engine {
     async fn handle(self: Arc<Self>, job: RunJob) -> Result<(), BoxDynError> {

@@ -60,6 +60,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod projects;
 pub mod queue;
+pub mod recovery;
 pub mod retention;
 pub mod routing_rules;
 pub mod runs;
