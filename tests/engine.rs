@@ -227,15 +227,7 @@ async fn cancel_stops_the_process_group(db: Db) {
     let app = engine_app(db, "--sim-hang", |_| {}).await;
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "hang", "normal").await;
-    let pid = wait_for("the agent process", WAIT, || async {
-        app.store
-            .runs(id)
-            .await
-            .unwrap()
-            .first()
-            .and_then(|r| r.pid)
-    })
-    .await as i32;
+    let pid = agent_pid(&app, id).await as i32;
     assert!(aiops::engine::agent::group_alive(pid));
     let response = app
         .post(&format!("/api/v1/tasks/{id}/cancel"))
@@ -721,7 +713,9 @@ async fn a_task_over_its_cost_limit_is_stopped(db: Db) {
 /// A process that starts on the data directory of a dead one takes back its running task at
 /// once: queued, saying it recovers, its slot free. (tests/lifecycle.rs does it with real
 /// processes and `kill -9`; here the queries run on both databases.) The predecessor is a
-/// second engine of this test process running the task, since no local worker does.
+/// second engine of this test process running the task, since no local worker does; it
+/// "dies" with its pipeline dropped where it is and its agent killed, so nothing of it writes
+/// after the take-over.
 async fn a_successor_takes_back_a_running_task_at_once(db: Db) {
     let repo = common::git_repo();
     let app = engine_app(db, "--sim-hang", |c| c.engine.workers = 0).await;
@@ -740,19 +734,18 @@ async fn a_successor_takes_back_a_running_task_at_once(db: Db) {
             predecessor.advance_task(&job).await
         }
     });
-    wait_for("the predecessor's agent", WAIT, || async {
-        app.store
-            .runs(id)
-            .await
-            .unwrap()
-            .first()
-            .and_then(|r| r.pid)
-    })
-    .await;
+    let pid = agent_pid(&app, id).await as i32;
     assert_eq!(
         app.store.slots_held_by(predecessor.holder()).await.unwrap(),
         1
     );
+    pipeline.abort();
+    assert!(pipeline.await.unwrap_err().is_cancelled());
+    aiops::engine::agent::kill_group(pid);
+    wait_for("the predecessor's agent to die", WAIT, || async {
+        (!aiops::engine::agent::group_alive(pid)).then_some(())
+    })
+    .await;
 
     let successor = engine();
     assert_eq!(successor.take_over_predecessor().await.unwrap(), 1);
@@ -765,9 +758,19 @@ async fn a_successor_takes_back_a_running_task_at_once(db: Db) {
     );
     // Nothing is left to take back the second time.
     assert_eq!(successor.take_over_predecessor().await.unwrap(), 0);
+}
 
-    assert!(predecessor.cancel_local(id));
-    pipeline.await.unwrap().unwrap();
+/// The pid of the first run's agent of task `id`, once it has one.
+async fn agent_pid(app: &TestApp, id: i64) -> i64 {
+    wait_for("the agent process", WAIT, || async {
+        app.store
+            .runs(id)
+            .await
+            .unwrap()
+            .first()
+            .and_then(|r| r.pid)
+    })
+    .await
 }
 
 async fn retry(app: &TestApp, id: i64) -> reqwest::Response {

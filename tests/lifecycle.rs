@@ -54,37 +54,39 @@ fn write_config(data: &Path, engine: &str, extra: &str) -> std::path::PathBuf {
     config
 }
 
+/// `[engine]` lines for the simulator with 400 ms phases (a pipeline that runs for a few
+/// seconds), then `extra`.
+fn slow_pipeline(extra: &str) -> String {
+    format!(
+        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-phase-delay-ms 400\"\n{extra}",
+        common::simulator().display()
+    )
+}
+
+/// Registers project `shop` at `repo` on `served`, creates a task and waits until its agent
+/// runs; the task's id.
+async fn running_task(served: &Served, repo: &Path, prompt: &str) -> i64 {
+    let project = json!({"name": "shop", "local_path": repo});
+    api(served, reqwest::Method::POST, "/projects", Some(project)).await;
+    let task = json!({"project": "shop", "prompt": prompt});
+    let task = api(served, reqwest::Method::POST, "/tasks", Some(task)).await;
+    let id = task["id"].as_i64().unwrap();
+    wait_for("the pipeline to run", WAIT, || async {
+        let detail = api(served, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
+        (detail["status"] == "running" && detail["runs"][0]["pid"].is_i64()).then_some(())
+    })
+    .await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_task() {
     let data = tempfile::tempdir().unwrap();
     let repo = common::git_repo();
-    let engine = format!(
-        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-phase-delay-ms 400\"",
-        common::simulator().display()
-    );
-    let config = write_config(data.path(), &engine, "");
+    let config = write_config(data.path(), &slow_pipeline(""), "");
     let mut first = serve(&config, data.path());
     let token = first.token.clone().expect("admin token on first start");
-    api(
-        &first,
-        reqwest::Method::POST,
-        "/projects",
-        Some(json!({"name": "shop", "local_path": repo.path()})),
-    )
-    .await;
-    let task = api(
-        &first,
-        reqwest::Method::POST,
-        "/tasks",
-        Some(json!({"project": "shop", "prompt": "stop me twice"})),
-    )
-    .await;
-    let id = task["id"].as_i64().unwrap();
-    wait_for("the pipeline to run", WAIT, || async {
-        let detail = api(&first, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
-        (detail["status"] == "running" && detail["runs"][0]["pid"].is_i64()).then_some(())
-    })
-    .await;
+    let id = running_task(&first, repo.path(), "stop me twice").await;
 
     first.signal(Signal::SIGINT);
     first
@@ -126,23 +128,11 @@ async fn a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_task() {
 async fn a_restart_after_kill_9_recovers_the_running_task_at_once() {
     let data = tempfile::tempdir().unwrap();
     let repo = common::git_repo();
-    let engine = format!(
-        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-phase-delay-ms 400\"\nheartbeat_secs = 60\nslot_ttl_secs = 120",
-        common::simulator().display()
-    );
+    let engine = slow_pipeline("heartbeat_secs = 60\nslot_ttl_secs = 120");
     let config = write_config(data.path(), &engine, "");
     let mut first = serve(&config, data.path());
     let token = first.token.clone().expect("admin token on first start");
-    let project = json!({"name": "shop", "local_path": repo.path()});
-    api(&first, reqwest::Method::POST, "/projects", Some(project)).await;
-    let task = json!({"project": "shop", "prompt": "crash under me"});
-    let task = api(&first, reqwest::Method::POST, "/tasks", Some(task)).await;
-    let id = task["id"].as_i64().unwrap();
-    wait_for("the pipeline to run", WAIT, || async {
-        let detail = api(&first, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
-        (detail["status"] == "running" && detail["runs"][0]["pid"].is_i64()).then_some(())
-    })
-    .await;
+    let id = running_task(&first, repo.path(), "crash under me").await;
     first.signal(Signal::SIGKILL);
     first.wait_exit(WAIT).await;
 
