@@ -15,7 +15,7 @@ mod checks;
 mod costs;
 mod errors;
 mod limits;
-pub use auth::{AuthConfig, ClaimRole, ClientSecretSource, GithubSignIn, OidcSignIn};
+pub use auth::{AuthConfig, ClaimRole, ClientSecretSource, GithubSignIn, McpConfig, OidcSignIn};
 pub use costs::{CostsConfig, ModelPrice, OverBudget};
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig, SandboxMode};
 
@@ -58,6 +58,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub costs: CostsConfig,
     pub auth: AuthConfig,
+    pub mcp: McpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -488,6 +489,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             costs: CostsConfig::default(),
             auth: AuthConfig::default(),
+            mcp: McpConfig::default(),
         }
     }
 }
@@ -585,6 +587,7 @@ impl Config {
         self.validate_tasks_and_engine()?;
         self.costs.validate().map_err(ConfigError)?;
         self.auth.validate()?;
+        self.mcp.validate()?;
         self.validate_approvals_and_notify()
     }
 

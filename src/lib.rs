@@ -21,6 +21,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod oauth;
 pub mod permissions;
 pub mod projects;
 pub mod queue;

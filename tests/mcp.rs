@@ -2,17 +2,25 @@
 //! HTTP against the real service on loopback, and stdio against the real `aiops mcp` child
 //! process bridged to it. A task runs on the simulator, is read and approved through MCP, and
 //! its pipeline resumes to DONE; the permission matrix walks the one table over every role.
-//! On SQLite and PostgreSQL.
+//! `oauth.rs`: aiops as the OAuth authorization server of `/mcp`. On SQLite and PostgreSQL.
 
 mod common;
+#[path = "mcp/oauth.rs"]
+mod oauth;
 
 use std::time::Duration;
 
 use aiops::auth::{self, Role};
 use aiops::mcp::Aiops;
 use aiops::mcp::permissions::PERMISSIONS;
+use aiops::model::{ProjectRole, Scope, Scopes};
+use aiops::users::{self, UserSpec};
 use common::pipeline::{engine_app, wait_status};
 use common::{Db, TestApp, wait_for};
+use oauth::{
+    an_expired_access_token_is_refused, every_oauth_refusal_answers_as_the_specs_say,
+    the_sdk_client_connects_through_oauth,
+};
 use reqwest::StatusCode;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams};
 use rmcp::service::RunningService;
@@ -216,19 +224,96 @@ async fn stdio_runs_a_task_to_done(db: Db) {
     client.cancel().await.unwrap();
 }
 
-/// Arguments each tool accepts, naming things that do not exist: an allowed call ends in a
-/// refusal of another kind (not found) or an answer, never in `forbidden`.
-fn probe_arguments(tool: &str) -> Value {
+/// Arguments that reach the permission check on project `shopping-md` and then end in a
+/// refusal of another kind (an unknown team, a revise without comment) or an answer, never
+/// in `forbidden` for someone allowed.
+fn probe_arguments(tool: &str, task: i64, spare: i64, approval: i64) -> Value {
     match tool {
-        "create_task" => json!({"project": "nowhere", "prompt": "x"}),
-        "decide_approval" => json!({"approval": 999, "decision": "approve"}),
-        "get_task" | "get_findings" | "cancel_task" | "get_diff" => json!({"task": 999}),
+        "create_task" => json!({"project": "shopping-md", "team": "no-such-team", "prompt": "x"}),
+        "decide_approval" => json!({"approval": approval, "decision": "revise"}),
+        "cancel_task" => json!({"task": spare}),
+        "get_task" | "get_findings" | "get_diff" => json!({"task": task}),
+        "list_tasks" | "list_pending_approvals" => json!({"project": "shopping-md"}),
         _ => json!({}),
     }
 }
 
+/// A user holding `role` in `project` and a token of theirs with `scopes`.
+async fn holder(
+    app: &TestApp,
+    login: &str,
+    project: &str,
+    role: ProjectRole,
+    scopes: &[Scope],
+) -> String {
+    let spec = UserSpec {
+        login: login.into(),
+        ..UserSpec::default()
+    };
+    users::add(&app.store, &spec).await.unwrap();
+    users::grant(&app.store, login, Some(project), role)
+        .await
+        .unwrap();
+    let id = app.store.user(login).await.unwrap().id;
+    let grant = auth::TokenGrant {
+        name: format!("{login}-mcp"),
+        scopes: Scopes::of(scopes),
+        project_id: None,
+        expires_at: None,
+        service: false,
+    };
+    auth::create_token_for(&app.store, id, &grant)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Every tool × {each project role, a maintainer of another project, an approver whose token
+/// only reads, an admin}, from the one table in the API's terms: allowed exactly when the
+/// role in the task's project and the token's scope give the declared permission; and the
+/// listings show nothing of a project the caller is not in.
 async fn permission_matrix_over_tools_and_roles(db: Db) {
-    let app = TestApp::spawn(db).await;
+    let (app, _repo) = app_with_project(db).await;
+    let other = common::git_repo();
+    common::pipeline::add_project(&app, "other", other.path(), json!({})).await;
+    let task = common::pipeline::create_task(&app, "shopping-md", "fix the NPE", "normal").await;
+    let spare = common::pipeline::create_task(&app, "shopping-md", "another", "low").await;
+    wait_status(&app, task, &["awaiting_approval"]).await;
+    let pending = app
+        .get_json(&format!("/api/v1/approvals?task={task}&status=pending"))
+        .await;
+    let approval = pending["items"][0]["id"]
+        .as_i64()
+        .expect("a pending approval");
+    let every = [Scope::Read, Scope::Write, Scope::Approve];
+    let mut callers: Vec<(String, String, Option<ProjectRole>, bool)> = Vec::new();
+    for role in [
+        ProjectRole::Viewer,
+        ProjectRole::Operator,
+        ProjectRole::Approver,
+        ProjectRole::Maintainer,
+    ] {
+        let token = holder(&app, &format!("p-{role}"), "shopping-md", role, &every).await;
+        callers.push((format!("p-{role}"), token, Some(role), true));
+    }
+    let elsewhere = holder(&app, "elsewhere", "other", ProjectRole::Maintainer, &every).await;
+    callers.push(("elsewhere".into(), elsewhere, None, true));
+    let reader = holder(
+        &app,
+        "reader",
+        "shopping-md",
+        ProjectRole::Approver,
+        &[Scope::Read],
+    )
+    .await;
+    callers.push(("reader".into(), reader, Some(ProjectRole::Approver), false));
+    callers.push((
+        "admin".into(),
+        app.token.clone(),
+        Some(ProjectRole::Maintainer),
+        true,
+    ));
+
     let tools = Aiops::tool_names();
     for tool in &tools {
         assert!(
@@ -236,50 +321,79 @@ async fn permission_matrix_over_tools_and_roles(db: Db) {
             "tool {tool} has no row in the permission table"
         );
     }
-    for role in Role::ALL {
-        let (token, _) = auth::create_token(&app.store, &format!("t-{role}"), *role)
-            .await
-            .unwrap();
-        let client = http_client(&app, &token).await;
-        for permission in PERMISSIONS
+    for (who, token, role_here, writes) in &callers {
+        let client = http_client(&app, token).await;
+        for declared in PERMISSIONS
             .iter()
             .filter(|p| tools.iter().any(|t| t == p.operation))
         {
+            let needed = declared
+                .permission
+                .project_role()
+                .expect("every MCP operation needs a project role");
+            let scoped = *writes || declared.permission.scope() == Scope::Read;
+            let lists_anywhere = declared.operation == "list_projects";
+            let allowed = scoped
+                && (role_here.is_some_and(|r| r >= needed)
+                    || (lists_anywhere && *who == "elsewhere"));
             let result = call(
                 &client,
-                permission.operation,
-                probe_arguments(permission.operation),
+                declared.operation,
+                probe_arguments(declared.operation, task, spare, approval),
             )
             .await;
             let code = result
                 .structured_content
                 .as_ref()
                 .and_then(|s| s["error"]["code"].as_str());
-            let allowed = *role >= permission.role;
             assert_eq!(
                 code != Some("forbidden"),
                 allowed,
-                "{} as {role}: {}",
-                permission.operation,
+                "{} as {who}: {}",
+                declared.operation,
                 text_of(&result)
             );
-            if !allowed {
-                assert_eq!(result.is_error, Some(true));
-                assert!(text_of(&result).contains(&format!("needs role {}", permission.role)));
-            }
         }
         client.cancel().await.unwrap();
     }
+
+    // What the maintainer of `other` lists holds nothing of `shopping-md`.
+    let client = http_client(&app, &callers[4].1).await;
+    let (projects, _) = ok(&client, "list_projects", json!({})).await;
+    assert_eq!(projects["items"].as_array().unwrap().len(), 1, "{projects}");
+    assert_eq!(projects["items"][0]["name"], "other");
+    let (tasks, _) = ok(&client, "list_tasks", json!({})).await;
+    assert_eq!(tasks["items"], json!([]), "{tasks}");
+    let (pending, _) = ok(&client, "list_pending_approvals", json!({})).await;
+    assert_eq!(pending["items"], json!([]), "{pending}");
+    let (guess, _) = ok(
+        &client,
+        "create_task",
+        json!({"prompt": "fix the NPE in shopping_md"}),
+    )
+    .await;
+    assert_eq!(
+        guess["candidates"],
+        json!([]),
+        "a project's name is not revealed: {guess}"
+    );
+    client.cancel().await.unwrap();
+
     let audit = app.get_json("/api/v1/audit?limit=200").await;
+    let refused = |who: &str, outcome: &str| {
+        audit["items"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "mcp tools/call decide_approval"
+                && e["outcome"] == outcome
+                && e["principal_name"] == who
+        })
+    };
     assert!(
-        audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "mcp tools/call decide_approval"
-                && e["outcome"] == "forbidden"
-                && e["principal_name"] == "t-viewer"),
+        refused("p-viewer", "forbidden"),
         "the viewer's refused decision is audited"
+    );
+    assert!(
+        refused("elsewhere", "error"),
+        "so is another project's maintainer's"
     );
 }
 
@@ -328,6 +442,11 @@ async fn tokens_are_checked_and_older_revisions_served(db: Db) {
             .await
             .unwrap();
         assert_eq!(metadata["resource"], format!("{}/mcp", app.base));
+        assert_eq!(
+            metadata["authorization_servers"],
+            json!([app.base]),
+            "aiops authorizes /mcp itself"
+        );
     }
     // The stdio bridge says why and stops; its client never gets a session.
     let refused = stdio_client(&app, &token).await.err().unwrap_or_default();
@@ -410,4 +529,7 @@ on_both_databases!(
     stdio_runs_a_task_to_done,
     permission_matrix_over_tools_and_roles,
     tokens_are_checked_and_older_revisions_served,
+    the_sdk_client_connects_through_oauth,
+    every_oauth_refusal_answers_as_the_specs_say,
+    an_expired_access_token_is_refused,
 );

@@ -177,6 +177,83 @@ async fn provider_sign_in_in_chromium(
     browser.close().await.expect("end the browser session");
 }
 
+/// An MCP client (a Claude connector) sends a signed-out person to `/oauth/authorize`: they
+/// sign in, see what the client asks for, allow it, and the browser arrives at the client's
+/// loopback redirect URI with a code and the state (the page's CSP lets the answer go there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_is_allowed_in_chromium() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let driver = ChromeDriver::start().await;
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let spec = aiops::users::UserSpec {
+        login: "ann".into(),
+        password: Some(PASSWORD.into()),
+        ..Default::default()
+    };
+    aiops::users::add(&app.store, &spec).await.unwrap();
+    // The client's own callback: records the query it is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/callback", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let record = seen.clone();
+    let router = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(move |uri: axum::http::Uri| async move {
+            *record.lock().unwrap() = uri.query().map(str::to_string);
+            "connected"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let registered: serde_json::Value = reqwest::Client::new()
+        .post(app.url("/oauth/register"))
+        .json(
+            &serde_json::json!({"client_name": "Claude", "redirect_uris": [callback],
+                                  "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verifier = "a-verifier-that-is-long-enough-for-pkce-0123456789";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let mut authorize = url::Url::parse(&app.url("/oauth/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", registered["client_id"].as_str().unwrap())
+        .append_pair("redirect_uri", &callback)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "from-claude");
+    let browser = driver.session().await;
+    browser.goto(authorize.as_str()).await.unwrap();
+    fill_and_submit(&browser, "ann", PASSWORD).await;
+    browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css("#consent-allow"))
+        .await
+        .expect("signed in, the consent page");
+    let asked = body_text(&browser).await;
+    assert!(asked.contains("Claude asks to act as you"), "{asked}");
+    keep_screenshot(&browser, "oauth-consent").await;
+    click(&browser, "#consent-allow").await;
+    let query = common::wait_for("the client's callback", BROWSER_WAIT, || async {
+        seen.lock().unwrap().clone()
+    })
+    .await;
+    assert!(
+        query.contains("code=") && query.contains("state=from-claude"),
+        "{query}"
+    );
+    assert!(body_text(&browser).await.contains("connected"));
+    browser.close().await.expect("end the browser session");
+}
+
 fn secret_source() -> aiops::config::ClientSecretSource {
     aiops::config::ClientSecretSource {
         client_secret_env: String::new(),

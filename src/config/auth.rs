@@ -227,3 +227,64 @@ fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
         _ => bad(key, format!("{value:?} must be an http(s) URL")),
     }
 }
+
+/// `[mcp]`: aiops as the OAuth 2.1 authorization server of `/mcp`, for Claude's custom
+/// connectors and other remote MCP clients (a bearer token of a user works without it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// How long an access token lasts; a client refreshes it with its refresh token.
+    pub access_token_secs: u64,
+    /// How long a refresh token lasts unused (each use rotates it).
+    pub refresh_token_days: u64,
+    /// The hosts an `https` redirect URI of a registering client may name (exactly).
+    pub redirect_hosts: Vec<String>,
+    /// Whether `http://127.0.0.1`, `http://[::1]` and `http://localhost` (any port) may be
+    /// redirect URIs, for a client on the person's own machine.
+    pub loopback_redirects: bool,
+    /// Registered clients kept at most; past it a registration answers 503. A client that
+    /// never got a grant is deleted a day after it registered.
+    pub max_clients: u32,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            access_token_secs: 3600,
+            refresh_token_days: 30,
+            redirect_hosts: vec!["claude.ai".into(), "claude.com".into()],
+            loopback_redirects: true,
+            max_clients: 1000,
+        }
+    }
+}
+
+impl McpConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=86_400).contains(&self.access_token_secs) {
+            return bad(
+                "mcp.access_token_secs",
+                "must be 1 to 86400 (a day); an hour is usual".into(),
+            );
+        }
+        if !(1..=365).contains(&self.refresh_token_days) || self.max_clients == 0 {
+            return bad(
+                "mcp.refresh_token_days / max_clients",
+                "refresh tokens last 1 to 365 days, and at least one client must fit".into(),
+            );
+        }
+        for host in &self.redirect_hosts {
+            let plain = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !plain {
+                return bad(
+                    "mcp.redirect_hosts",
+                    format!("{host:?} must be a host name alone, like \"claude.ai\""),
+                );
+            }
+        }
+        Ok(())
+    }
+}

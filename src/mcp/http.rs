@@ -1,5 +1,6 @@
-//! `/mcp` on the service: the Streamable HTTP transport behind a bearer check, and the OAuth
-//! protected-resource metadata (RFC 9728) a client discovers from a 401.
+//! `/mcp` on the service: the Streamable HTTP transport behind a bearer check (a user's API
+//! token, or an OAuth access token issued for this resource by `authorization.rs`), and the
+//! OAuth protected-resource metadata (RFC 9728) a client discovers from a 401.
 //!
 //! The transport is stateless (no `Mcp-Session-Id`): each request is answered on its own,
 //! by whichever node receives it, and carries its own token. Host checking is off because
@@ -20,8 +21,12 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
+use super::authorization::site;
 use super::{Aiops, Caller, McpState};
 use crate::auth;
+use crate::error::Result;
+use crate::model::Principal;
+use crate::oauth;
 
 /// Where the protected-resource metadata of `/mcp` is (RFC 9728 §3.1: the resource's path
 /// after the well-known prefix).
@@ -50,33 +55,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: McpState) -> Router<S> {
     Router::new()
         .route("/.well-known/oauth-protected-resource", get(metadata))
         .route(METADATA_PATH, get(metadata))
+        .merge(super::authorization::router())
         .merge(mcp)
         .with_state(state)
 }
 
-/// The address clients reach the service at: `public_url`, else the request's `Host`.
-fn base_url(state: &McpState, headers: &HeaderMap) -> String {
-    if !state.config.public_url.is_empty() {
-        return state.config.public_base_url();
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map_or_else(
-            || state.config.public_base_url(),
-            |host| format!("http://{host}"),
-        )
-}
-
-/// RFC 9728 protected-resource metadata of `/mcp`. No `authorization_servers` yet: tokens
-/// come from `aiops token create` until aiops signs people in (issue 12) and issues them.
+/// RFC 9728 protected-resource metadata of `/mcp`: aiops is its own authorization server.
 async fn metadata(State(state): State<McpState>, headers: HeaderMap) -> Response {
-    let base = base_url(&state, &headers);
+    let site = site(&state, &headers);
     axum::Json(json!({
-        "resource": format!("{base}/mcp"),
+        "resource": site.resource,
+        "authorization_servers": [site.issuer],
+        "scopes_supported": ["read", "write", "approve"],
         "bearer_methods_supported": ["header"],
         "resource_name": "aiops",
-        "resource_documentation": format!("{base}/"),
+        "resource_documentation": format!("{}/", site.issuer),
     }))
     .into_response()
 }
@@ -95,11 +88,12 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
+    let site = site(&state, request.headers());
     let refusal = match &token {
         None => {
             "send Authorization: Bearer <token>; create one with `aiops token create`".to_string()
         }
-        Some(token) => match auth::authenticate(&state.store, token).await {
+        Some(token) => match bearer(&state, &site, token).await {
             Ok(principal) => {
                 request.extensions_mut().insert(Caller {
                     principal,
@@ -110,11 +104,13 @@ async fn authenticate(
             Err(e) => e.to_string(),
         },
     };
-    let base = base_url(&state, request.headers());
-    let mut challenge = format!("Bearer resource_metadata=\"{base}{METADATA_PATH}\"");
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}{METADATA_PATH}\", scope=\"read write approve\"",
+        site.issuer
+    );
     if token.is_some() {
         challenge.push_str(
-            ", error=\"invalid_token\", error_description=\"the token is unknown or revoked\"",
+            ", error=\"invalid_token\", error_description=\"the token is unknown, expired, revoked or for another resource\"",
         );
     }
     let mut response = (
@@ -128,4 +124,14 @@ async fn authenticate(
             .insert(header::WWW_AUTHENTICATE, value);
     }
     response
+}
+
+/// The principal of a bearer token: an OAuth access token must have been issued for this
+/// site's `/mcp`; anything else is a user's API token.
+async fn bearer(state: &McpState, site: &oauth::Site, token: &str) -> Result<Principal> {
+    if token.starts_with(oauth::ACCESS_PREFIX) {
+        oauth::authenticate(&state.store, token, &site.resource).await
+    } else {
+        auth::authenticate(&state.store, token).await
+    }
 }

@@ -7,12 +7,14 @@
 //! every message unchanged to a running service with the user's token, so the tools, the
 //! permissions and the audit trail exist once, in the service.
 //!
-//! Boundary: every tool checks `permissions::PERMISSIONS` (the one table) before it runs,
-//! calls the same use case as every other channel (a decision is `approvals::decide`,
+//! Boundary: every tool checks `permissions::PERMISSIONS` (the one table, in the API's
+//! terms) before it runs and again on the project it touches, lists only the caller's
+//! projects, calls the same use case as every other channel (a decision is `approvals::decide`,
 //! recorded as channel `mcp`) and leaves one audit entry as its caller. No rule and no SQL
 //! lives here.
 
 pub mod answer;
+mod authorization;
 pub mod bridge;
 mod http;
 pub mod permissions;
@@ -232,7 +234,8 @@ impl ServerHandler for Aiops {
         let caller = caller(&context)?;
         permissions::check(&caller.principal, "resources/list").map_err(protocol_error)?;
         let cursor = request.and_then(|r| r.cursor);
-        resources::list(&self.state.store, cursor.as_deref())
+        let scope = crate::permissions::visible_projects(&caller.principal);
+        resources::list(&self.state.store, &scope, cursor.as_deref())
             .await
             .map_err(protocol_error)
     }
@@ -255,7 +258,7 @@ impl ServerHandler for Aiops {
         let caller = caller(&context)?;
         let target = request.uri.chars().take(256).collect::<String>();
         let outcome = match permissions::check(&caller.principal, "resources/read") {
-            Ok(()) => resources::read(&self.state.store, &request.uri).await,
+            Ok(()) => resources::read(&self.state.store, &caller.principal, &request.uri).await,
             Err(refused) => Err(refused),
         };
         let (label, detail) = match &outcome {

@@ -1,97 +1,85 @@
-//! Which role each MCP operation needs: the one table, checked in one place
-//! (`Aiops::call_tool` and the resource handlers) and walked by the permission-matrix test.
+//! What each MCP operation needs, in the terms of the API's declarations
+//! (`permissions::Permission`: read, operate, decide, …), checked twice as on the API: in
+//! some project before the tool runs (`check`, in `Aiops::call_tool` and the resource
+//! handlers), then on the one project the call touches (`on_project`, in the tool), so a
+//! member of one project reads, runs and decides nothing of another. Listings are filtered to
+//! the projects the caller may read (`permissions::visible_projects`).
 //!
-//! An operation missing here is refused, so a new tool is closed until it is declared. When
-//! the per-project permission declarations of issue 12 land, these rows become theirs.
+//! An operation missing here is refused, so a new tool is closed until it is declared.
 
 use crate::error::{Error, Result};
-use crate::model::{Principal, Role};
+use crate::model::Principal;
+pub use crate::permissions::Permission;
+use crate::permissions::{self, On};
 
-/// One MCP operation (a tool's name, or `resources/…`) and the least role that may call it.
+/// One MCP operation (a tool's name, or `resources/…`) and the permission it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permission {
+pub struct Declared {
     pub operation: &'static str,
-    pub role: Role,
+    pub permission: Permission,
 }
 
-const fn needs(operation: &'static str, role: Role) -> Permission {
-    Permission { operation, role }
+const fn needs(operation: &'static str, permission: Permission) -> Declared {
+    Declared {
+        operation,
+        permission,
+    }
 }
 
-/// Every MCP operation and the role it needs; reads are for viewers, changes for operators,
-/// as on the JSON API.
-pub const PERMISSIONS: &[Permission] = &[
-    needs("list_projects", Role::Viewer),
-    needs("create_task", Role::Operator),
-    needs("get_task", Role::Viewer),
-    needs("list_tasks", Role::Viewer),
-    needs("get_findings", Role::Viewer),
-    needs("list_pending_approvals", Role::Viewer),
-    needs("decide_approval", Role::Operator),
-    needs("cancel_task", Role::Operator),
-    needs("get_diff", Role::Viewer),
-    needs("resources/list", Role::Viewer),
-    needs("resources/read", Role::Viewer),
+/// Every MCP operation and what it needs, as the JSON API's twins declare it: reads are
+/// `read`, tasks are `operate`, decisions are `decide`.
+pub const PERMISSIONS: &[Declared] = &[
+    needs("list_projects", Permission::Read),
+    needs("create_task", Permission::Operate),
+    needs("get_task", Permission::Read),
+    needs("list_tasks", Permission::Read),
+    needs("get_findings", Permission::Read),
+    needs("list_pending_approvals", Permission::Read),
+    needs("decide_approval", Permission::Decide),
+    needs("cancel_task", Permission::Operate),
+    needs("get_diff", Permission::Read),
+    needs("resources/list", Permission::Read),
+    needs("resources/read", Permission::Read),
 ];
 
-/// The role `operation` needs; None for an operation nobody declared.
-pub fn required_role(operation: &str) -> Option<Role> {
+/// The permission `operation` needs; None for an operation nobody declared.
+pub fn declared(operation: &str) -> Option<Permission> {
     PERMISSIONS
         .iter()
         .find(|p| p.operation == operation)
-        .map(|p| p.role)
+        .map(|p| p.permission)
 }
 
-/// Whether `principal` may call `operation`: Forbidden, naming the role it needs and how to
-/// get it, unless its role is at least the declared one.
+fn undeclared(operation: &str) -> Error {
+    Error::Forbidden(format!(
+        "{operation} is not declared in the MCP permission table, so nobody may call it"
+    ))
+}
+
+/// Whether `principal` may call `operation` at all: its declared permission in some project
+/// (and the token's scope for it).
 pub fn check(principal: &Principal, operation: &str) -> Result<()> {
-    let Some(role) = required_role(operation) else {
-        return Err(Error::Forbidden(format!(
-            "{operation} is not declared in the MCP permission table, so nobody may call it"
-        )));
-    };
-    if principal.role >= role {
-        return Ok(());
-    }
-    Err(Error::Forbidden(format!(
-        "{operation} needs role {role}; {} has role {}. Ask an admin for a token with role \
-         {role} (`aiops token create --role {role}`)",
-        principal.name, principal.role
-    )))
+    let permission = declared(operation).ok_or_else(|| undeclared(operation))?;
+    permissions::authorize(principal, permission, On::AnyProject)
+}
+
+/// Whether `principal` may call `operation` on project `project_id`.
+pub fn on_project(principal: &Principal, operation: &str, project_id: i64) -> Result<()> {
+    let permission = declared(operation).ok_or_else(|| undeclared(operation))?;
+    permissions::authorize(principal, permission, On::Project(project_id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn principal(role: Role) -> Principal {
-        Principal {
-            id: Some(1),
-            name: "t".into(),
-            role,
-            ..Principal::cli()
-        }
-    }
-
     #[test]
-    fn roles_at_or_above_the_declared_one_pass_and_others_are_told_what_they_need() {
-        for permission in PERMISSIONS {
-            for role in Role::ALL {
-                let outcome = check(&principal(*role), permission.operation);
-                assert_eq!(outcome.is_ok(), *role >= permission.role, "{permission:?}");
-                if let Err(e) = outcome {
-                    assert!(e.to_string().contains("aiops token create"), "{e}");
-                }
-            }
-        }
-        assert!(check(&principal(Role::Admin), "format_disk").is_err());
-    }
-
-    #[test]
-    fn each_operation_is_declared_once() {
+    fn each_operation_is_declared_once_and_nothing_else_passes() {
         let mut names: Vec<_> = PERMISSIONS.iter().map(|p| p.operation).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PERMISSIONS.len());
+        assert!(check(&Principal::cli(), "format_disk").is_err());
+        assert!(check(&Principal::cli(), "decide_approval").is_ok());
     }
 }

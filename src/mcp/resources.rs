@@ -8,9 +8,9 @@ use rmcp::model::{
 };
 
 use super::answer::{PAGE_ITEMS, id_cursor, next_id_cursor};
-use super::render;
+use super::{permissions, render};
 use crate::error::{Error, Result};
-use crate::model::{ApprovalRecord, TaskFilter};
+use crate::model::{ApprovalRecord, Principal, ProjectScope, TaskFilter};
 use crate::store::Store;
 use crate::tasks::TaskStatus;
 
@@ -47,15 +47,20 @@ pub fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
-/// The findings and diff of the tasks waiting for a decision, newest first, paged.
-pub async fn list(store: &Store, cursor: Option<&str>) -> Result<ListResourcesResult> {
+/// The findings and diff of the tasks waiting for a decision in the projects of `scope`,
+/// newest first, paged.
+pub async fn list(
+    store: &Store,
+    scope: &ProjectScope,
+    cursor: Option<&str>,
+) -> Result<ListResourcesResult> {
     let filter = TaskFilter {
         project_id: None,
         status: Some(TaskStatus::AwaitingApproval),
         before_id: id_cursor(cursor)?,
         limit: PAGE_ITEMS,
     };
-    let tasks = store.list_tasks(&filter).await?;
+    let tasks = store.list_tasks_in(&filter, scope).await?;
     let mut resources = Vec::new();
     for t in &tasks {
         resources.push(
@@ -119,11 +124,15 @@ pub async fn latest_shown(store: &Store, task: i64) -> Result<Option<ApprovalRec
         .max_by_key(|a| a.id))
 }
 
-/// The text of one resource.
-pub async fn read(store: &Store, uri: &str) -> Result<ReadResourceResult> {
-    let (text, mime) = match parse(uri)? {
+/// The text of one resource, when `principal` may read the task's project.
+pub async fn read(store: &Store, principal: &Principal, uri: &str) -> Result<ReadResourceResult> {
+    let named = parse(uri)?;
+    let (Named::Findings(task, _) | Named::Diff(task)) = named;
+    let project = store.task(task).await?.project;
+    let project_id = store.project(&project).await?.id;
+    permissions::on_project(principal, "resources/read", project_id)?;
+    let (text, mime) = match named {
         Named::Findings(task, name) => {
-            store.task(task).await?;
             let mut findings = store.findings(task).await?;
             if let Some(name) = name {
                 findings.retain(|f| f.name == name);

@@ -17,7 +17,7 @@ use super::answer::{
 use super::{Aiops, Caller, permissions, render};
 use crate::approvals::{self, Channel, Decider, Decision, DecisionRequest};
 use crate::error::{Error, Result};
-use crate::model::{ApprovalFilter, ApprovalStatus, Priority};
+use crate::model::{ApprovalFilter, ApprovalStatus, Priority, ProjectScope};
 use crate::tasks::{self, NewTask, Source, TaskFilter, TaskStatus};
 
 /// How urgent a task is.
@@ -150,8 +150,12 @@ impl Aiops {
         description = "List the projects (repositories) aiops runs teams on: name, GitHub repository, default branch, tech stack.",
         annotations(read_only_hint = true)
     )]
-    async fn tool_list_projects(&self, Parameters(args): Parameters<CursorArgs>) -> CallToolResult {
-        tool_result(self.list_projects(args).await)
+    async fn tool_list_projects(
+        &self,
+        Extension(caller): Extension<Caller>,
+        Parameters(args): Parameters<CursorArgs>,
+    ) -> CallToolResult {
+        tool_result(self.list_projects(&caller, args).await)
     }
 
     #[tool(
@@ -172,12 +176,16 @@ impl Aiops {
         description = "One task: status, pipeline phase, agents, findings (names and sizes), pending approvals, runs with tokens and cost so far, and its pull request.",
         annotations(read_only_hint = true)
     )]
-    async fn tool_get_task(&self, Parameters(args): Parameters<TaskArgs>) -> CallToolResult {
-        tool_result(
-            tasks::detail(&self.state.store, args.task)
-                .await
-                .map(|d| render::task(&d)),
-        )
+    async fn tool_get_task(
+        &self,
+        Extension(caller): Extension<Caller>,
+        Parameters(args): Parameters<TaskArgs>,
+    ) -> CallToolResult {
+        let detail = async {
+            self.on_task(&caller, "get_task", args.task).await?;
+            tasks::detail(&self.state.store, args.task).await
+        };
+        tool_result(detail.await.map(|d| render::task(&d)))
     }
 
     #[tool(
@@ -185,8 +193,12 @@ impl Aiops {
         description = "Tasks, newest first, optionally of one project or in one status; paged with `cursor`.",
         annotations(read_only_hint = true)
     )]
-    async fn tool_list_tasks(&self, Parameters(args): Parameters<ListTasksArgs>) -> CallToolResult {
-        tool_result(self.list_tasks(args).await)
+    async fn tool_list_tasks(
+        &self,
+        Extension(caller): Extension<Caller>,
+        Parameters(args): Parameters<ListTasksArgs>,
+    ) -> CallToolResult {
+        tool_result(self.list_tasks(&caller, args).await)
     }
 
     #[tool(
@@ -196,9 +208,10 @@ impl Aiops {
     )]
     async fn tool_get_findings(
         &self,
+        Extension(caller): Extension<Caller>,
         Parameters(args): Parameters<FindingsArgs>,
     ) -> CallToolResult {
-        tool_result(self.findings(args).await)
+        tool_result(self.findings(&caller, args).await)
     }
 
     #[tool(
@@ -232,8 +245,12 @@ impl Aiops {
         description = "Cancel a task: a queued or waiting task ends at once; a running pipeline is stopped.",
         annotations(read_only_hint = false, destructive_hint = true)
     )]
-    async fn tool_cancel_task(&self, Parameters(args): Parameters<TaskArgs>) -> CallToolResult {
-        tool_result(self.cancel(args.task).await)
+    async fn tool_cancel_task(
+        &self,
+        Extension(caller): Extension<Caller>,
+        Parameters(args): Parameters<TaskArgs>,
+    ) -> CallToolResult {
+        tool_result(self.cancel(&caller, args.task).await)
     }
 
     #[tool(
@@ -241,15 +258,48 @@ impl Aiops {
         description = "The change a task's pipeline made, as shown with its latest approval request: changed files and the unified diff; long diffs are paged with `cursor`.",
         annotations(read_only_hint = true)
     )]
-    async fn tool_get_diff(&self, Parameters(args): Parameters<PagedTaskArgs>) -> CallToolResult {
-        tool_result(self.diff(args).await)
+    async fn tool_get_diff(
+        &self,
+        Extension(caller): Extension<Caller>,
+        Parameters(args): Parameters<PagedTaskArgs>,
+    ) -> CallToolResult {
+        tool_result(self.diff(&caller, args).await)
     }
 }
 
 impl Aiops {
-    async fn list_projects(&self, args: CursorArgs) -> Result<Answer> {
+    /// The operation's declared permission on the project of task `task`.
+    async fn on_task(&self, caller: &Caller, operation: &str, task: i64) -> Result<()> {
+        let store = &self.state.store;
+        let project = store.task(task).await?.project;
+        let id = store.project(&project).await?.id;
+        permissions::on_project(&caller.principal, operation, id)
+    }
+
+    /// The id of project `name` (None: no project named), once the operation's declared
+    /// permission on it is checked.
+    async fn on_project_named(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        name: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let Some(name) = name else { return Ok(None) };
+        let id = self.state.store.project(name).await?.id;
+        permissions::on_project(&caller.principal, operation, id)?;
+        Ok(Some(id))
+    }
+
+    /// The projects the caller may read.
+    fn visible(caller: &Caller) -> ProjectScope {
+        crate::permissions::visible_projects(&caller.principal)
+    }
+
+    async fn list_projects(&self, caller: &Caller, args: CursorArgs) -> Result<Answer> {
         let offset = id_cursor(args.cursor.as_deref())?.unwrap_or(0) as usize;
-        let all = self.state.store.list_projects().await?;
+        let scope = Self::visible(caller);
+        let mut all = self.state.store.list_projects().await?;
+        all.retain(|p| crate::permissions::sees(&scope, p.id));
         let page: Vec<_> = all.iter().skip(offset).take(PAGE_ITEMS as usize).collect();
         let end = offset + page.len();
         let next_cursor = (end < all.len()).then(|| end.to_string());
@@ -259,9 +309,13 @@ impl Aiops {
     async fn create_task(&self, caller: &Caller, args: CreateTaskArgs) -> Result<Answer> {
         let state = &self.state;
         let Some(project) = args.project else {
-            let named = crate::projects::mentioned_in(&state.store, &args.prompt).await?;
+            let scope = Self::visible(caller);
+            let mut named = crate::projects::mentioned_in(&state.store, &args.prompt).await?;
+            named.retain(|p| crate::permissions::sees(&scope, p.id));
             return Ok(render::project_needed(&named));
         };
+        self.on_project_named(caller, "create_task", Some(&project))
+            .await?;
         let new = NewTask {
             project,
             team: args.team,
@@ -284,7 +338,7 @@ impl Aiops {
         Ok(render::created(&task))
     }
 
-    async fn list_tasks(&self, args: ListTasksArgs) -> Result<Answer> {
+    async fn list_tasks(&self, caller: &Caller, args: ListTasksArgs) -> Result<Answer> {
         let store = &self.state.store;
         let status = args
             .status
@@ -292,12 +346,14 @@ impl Aiops {
             .map(str::parse::<TaskStatus>)
             .transpose()?;
         let filter = TaskFilter {
-            project_id: crate::projects::filter_id(store, args.project.as_deref()).await?,
+            project_id: self
+                .on_project_named(caller, "list_tasks", args.project.as_deref())
+                .await?,
             status,
             before_id: id_cursor(args.cursor.as_deref())?,
             limit: PAGE_ITEMS,
         };
-        let items = store.list_tasks(&filter).await?;
+        let items = store.list_tasks_in(&filter, &Self::visible(caller)).await?;
         let next_cursor = next_id_cursor(&items, |t| t.id);
         let mut text = render::task_lines(&items);
         text.push_str(&more_note("list_tasks", &next_cursor));
@@ -307,9 +363,9 @@ impl Aiops {
         ))
     }
 
-    async fn findings(&self, args: FindingsArgs) -> Result<Answer> {
+    async fn findings(&self, caller: &Caller, args: FindingsArgs) -> Result<Answer> {
         let store = &self.state.store;
-        store.task(args.task).await?;
+        self.on_task(caller, "get_findings", args.task).await?;
         let mut findings = store.findings(args.task).await?;
         if let Some(name) = &args.name {
             let names: Vec<_> = findings.iter().map(|f| f.name.clone()).collect();
@@ -338,18 +394,24 @@ impl Aiops {
         let store = &self.state.store;
         let filter = ApprovalFilter {
             status: Some(ApprovalStatus::Pending),
-            project_id: crate::projects::filter_id(store, args.project.as_deref()).await?,
+            project_id: self
+                .on_project_named(caller, "list_pending_approvals", args.project.as_deref())
+                .await?,
             task_id: None,
             before_id: id_cursor(args.cursor.as_deref())?,
             limit: PAGE_ITEMS,
         };
-        let items = store.list_approvals(&filter).await?;
+        let items = store
+            .list_approvals_in(&filter, &Self::visible(caller))
+            .await?;
         let next_cursor = next_id_cursor(&items, |a| a.id);
         let may_decide = permissions::check(&caller.principal, "decide_approval").is_ok();
         Ok(render::pending(&items, may_decide, next_cursor))
     }
 
     async fn decide(&self, caller: &Caller, args: DecideArgs) -> Result<Answer> {
+        let task = self.state.store.approval(args.approval).await?.task_id;
+        self.on_task(caller, "decide_approval", task).await?;
         let decider = Decider {
             name: caller.principal.name.clone(),
             principal_id: caller.principal.id,
@@ -365,7 +427,8 @@ impl Aiops {
         Ok(render::decided(&decided))
     }
 
-    async fn cancel(&self, task: i64) -> Result<Answer> {
+    async fn cancel(&self, caller: &Caller, task: i64) -> Result<Answer> {
+        self.on_task(caller, "cancel_task", task).await?;
         let status = tasks::request_cancel(&self.state.store, task).await?;
         self.state.engine.cancel_local(task);
         let text = if status == TaskStatus::Cancelled {
@@ -376,8 +439,9 @@ impl Aiops {
         Ok(Answer::new(text, json!({ "id": task, "status": status })))
     }
 
-    async fn diff(&self, args: PagedTaskArgs) -> Result<Answer> {
+    async fn diff(&self, caller: &Caller, args: PagedTaskArgs) -> Result<Answer> {
         let store = &self.state.store;
+        self.on_task(caller, "get_diff", args.task).await?;
         let Some(approval) = super::resources::latest_shown(store, args.task).await? else {
             return Ok(Answer::new(
                 format!(

@@ -217,6 +217,9 @@ pub enum Via {
         provider: ChatProvider,
         user_id: String,
     },
+    /// An OAuth access token an MCP client got through the person's consent: the grant's
+    /// id and the client's name.
+    OAuth { grant: i64, client: String },
 }
 
 impl std::fmt::Display for Via {
@@ -226,6 +229,7 @@ impl std::fmt::Display for Via {
             Via::Token { name, .. } => write!(f, "token:{name}"),
             Via::Session { id } => write!(f, "session:{id}"),
             Via::Chat { provider, user_id } => write!(f, "{provider}:{user_id}"),
+            Via::OAuth { grant, .. } => write!(f, "oauth:{grant}"),
         }
     }
 }

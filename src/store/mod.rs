@@ -57,6 +57,7 @@ pub mod deliveries;
 pub mod events;
 pub mod identities;
 pub mod notifications;
+pub mod oauth;
 pub mod pipeline;
 pub mod projects;
 pub mod queue;

@@ -1,6 +1,8 @@
 //! `/account`: the reader's own settings (the language of the pages and their time zone),
 //! their live sign-in sessions (each ended here, `sessions::revoke`) and their API tokens
-//! (revoked here, `auth::revoke_token`; created with the API or `aiops token create`).
+//! (revoked here, `auth::revoke_token`; created with the API or `aiops token create`), and
+//! the applications they let act as them through OAuth (Claude's connectors; revoked here,
+//! `oauth::revoke_own_grant`).
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -17,6 +19,7 @@ use super::people::token_table;
 use super::viewer::Viewer;
 use crate::error::Error;
 use crate::model::{Language, Preferences};
+use crate::oauth;
 use crate::sessions;
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +52,7 @@ async fn own_sections(state: &WebState, viewer: &Viewer) -> crate::Result<Markup
         Some(id) => state.store.list_tokens_of(Some(id)).await?,
         None => Vec::new(),
     };
+    let apps = oauth::grants_of(&state.store, &viewer.principal).await?;
     let now = chrono::Utc::now();
     Ok(html! {
         h2 #sessions { (locale.t("own.sessions")) }
@@ -76,7 +80,59 @@ async fn own_sections(state: &WebState, viewer: &Viewer) -> crate::Result<Markup
         } }
         h2 #tokens { (locale.t("users.tokens")) }
         (token_table(viewer, &tokens, "/account"))
+        h2 #apps { (locale.t("oauth.apps")) }
+        @if apps.is_empty() {
+            p.muted { (locale.t("oauth.no_apps")) }
+        } @else {
+            div.table-wrap { table.stack-small #app-list {
+                thead { tr {
+                    th scope="col" { (locale.t("oauth.app")) }
+                    th scope="col" { (locale.t("oauth.scopes")) }
+                    th scope="col" { (locale.t("users.last_seen")) }
+                    th scope="col" { span.visually-hidden { (locale.t("views.actions")) } }
+                } }
+                tbody { @for app in &apps {
+                    tr data-grant=(app.id) {
+                        td { (app.client_name) " " span.muted { (locale.time(app.created_at)) } }
+                        td data-label=(locale.t("oauth.scopes")) { (app.scopes) }
+                        td data-label=(locale.t("users.last_seen")) { (locale.ago(app.last_used_at, now)) }
+                        td.actions {
+                            form.inline method="post" action={ "/account/apps/" (app.id) "/revoke" } {
+                                input type="hidden" name="csrf" value=(viewer.csrf());
+                                button.danger type="submit" { (locale.t("oauth.revoke")) }
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
     })
+}
+
+/// `POST /account/apps/{id}/revoke`: ends an application's access (every token of the grant).
+pub async fn revoke_app(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<ButtonForm>,
+) -> Response {
+    let posted = Posted {
+        state: &state,
+        viewer: &viewer,
+        headers: &headers,
+        csrf: form.csrf.as_deref(),
+    };
+    let work = oauth::revoke_own_grant(&state.store, &viewer.principal, id);
+    let target = format!("oauth/grants/{id}");
+    posted
+        .act(
+            "POST /account/apps/{id}/revoke",
+            &target,
+            "/account#apps",
+            work,
+        )
+        .await
 }
 
 /// `POST /account/sessions/{id}/revoke`: ends one of the reader's sessions (this one too).

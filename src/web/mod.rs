@@ -34,6 +34,7 @@ mod layout;
 mod link_page;
 mod live;
 mod notifications;
+mod oauth_consent;
 mod overview;
 mod people;
 mod project_parts;
@@ -100,6 +101,11 @@ pub fn router() -> Router<WebState> {
         .route("/users/{login}/sign-out", post(people::end_sessions))
         .route("/tokens/{name}/revoke", post(people::revoke_token))
         .route("/account/sessions/{id}/revoke", post(account::end_session))
+        .route("/account/apps/{id}/revoke", post(account::revoke_app))
+        .route(
+            "/oauth/authorize",
+            get(oauth_consent::show).post(oauth_consent::decide),
+        )
         .route(
             "/account/link",
             get(link_page::show).post(link_page::confirm),

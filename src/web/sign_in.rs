@@ -30,7 +30,7 @@ const FORM_COOKIE: &str = "aiops_sign_in_csrf";
 const CSP: &str = "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Longest `next` path followed after sign-in.
-const MAX_NEXT_CHARS: usize = 512;
+const MAX_NEXT_CHARS: usize = 2048;
 
 const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}\
 main{max-width:22rem;margin:10vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}\
