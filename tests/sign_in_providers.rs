@@ -686,6 +686,24 @@ async fn starting_sign_ins_is_rate_limited(db: Db) {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+    // The refusals are audited once per address and minute, not once each.
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let audited = sign_in_audit(&app)
+        .await
+        .into_iter()
+        .filter(|(outcome, reason, _)| outcome == "refused" && reason == "rate_limited")
+        .count();
+    assert!(
+        (1..=2).contains(&audited),
+        "{audited} rows for {refused} refusals"
+    );
+    assert!(
+        refused <= 2 || audited < refused,
+        "{audited} rows for {refused} refusals"
+    );
 }
 
 /// A provider that is not configured has no button and no route.

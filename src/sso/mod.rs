@@ -172,20 +172,50 @@ pub async fn begin(
     next: &str,
     client: Client<'_>,
 ) -> std::result::Result<Started, Refusal> {
-    let internal = |e: Error| Refusal::internal(&e);
     // Each start stores a flow: it counts as a sign-in attempt of the address, like a password.
     let now = Utc::now().timestamp();
     let attempts = deps
         .store
         .count_sign_in_attempt(client.addr, now.div_euclid(60))
         .await
-        .map_err(internal)?;
-    if attempts > i64::from(deps.config.auth.sign_in_per_minute) {
-        return Err(Refusal::new(
+        .map_err(|e| Refusal::internal(&e))?;
+    let limit = i64::from(deps.config.auth.sign_in_per_minute);
+    let outcome = if attempts > limit {
+        Err(Refusal::new(
             "rate_limited",
             "Too many sign-in attempts from this address; please try again in a minute.",
-        ));
+        ))
+    } else {
+        start_flow(deps, provider, base_url, next).await
+    };
+    // A refused start is audited; past the rate only once per address and minute, so a
+    // flood of starts writes one row.
+    if let Err(refusal) = &outcome
+        && (refusal.reason != "rate_limited" || attempts == limit + 1)
+    {
+        let detail =
+            json!({ "method": provider.as_str(), "stage": "start", "reason": refusal.reason });
+        audit(
+            deps.store,
+            None,
+            "sign_in/start".into(),
+            client,
+            "refused",
+            detail,
+        )
+        .await;
     }
+    outcome
+}
+
+/// The provider's authorization URL for a new flow, stored under its state's hash.
+async fn start_flow(
+    deps: Deps<'_>,
+    provider: Provider,
+    base_url: &str,
+    next: &str,
+) -> std::result::Result<Started, Refusal> {
+    let internal = |e: Error| Refusal::internal(&e);
     let redirect = callback_url(base_url, provider);
     let authorize = match provider {
         Provider::Github => {
