@@ -194,6 +194,19 @@ pub async fn copy(
 
 /// Deletes the stored preset `name`; tasks that ran with it keep their history.
 pub async fn delete(store: &Store, teams: &Teams, name: &str) -> Result<()> {
+    if store.team_preset(name).await?.is_none() {
+        return Err(Error::NotFound(format!("team preset {name:?}")));
+    }
+    // A task that has not ended writes its preset into its worktree when it (re)starts.
+    let open = store.open_tasks_of_team(name).await?;
+    if !open.is_empty() {
+        let ids: Vec<String> = open.iter().map(|id| format!("#{id}")).collect();
+        return Err(Error::Conflict(format!(
+            "team preset {name:?} is used by tasks that have not ended ({}); delete it when they \
+             are done or cancelled",
+            ids.join(", ")
+        )));
+    }
     store.delete_team_preset(name).await?;
     refresh(store, teams).await
 }

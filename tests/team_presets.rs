@@ -284,6 +284,24 @@ async fn a_task_with_a_stored_preset_finds_it_in_its_worktree(db: Db) {
     let preset = loaded.get("docs").unwrap();
     assert_eq!(preset.description, "Writes and checks documentation");
     assert_eq!(preset.trigger_keywords, ["docs", "문서"]);
+
+    // While the task has not ended, its preset stays: it is written again if the task runs
+    // again. Once the task is over, the preset can go.
+    let delete = [("csrf", csrf.as_str())];
+    let (status, page) = post_form(&app, &maya, "/teams/docs/delete", &delete, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains(&format!("#{id}")), "{page}");
+    assert!(listed_team(&app, "docs").await.is_some());
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success(), "{cancelled:?}");
+    wait_status(&app, id, &["cancelled"]).await;
+    let (status, _) = post_form(&app, &maya, "/teams/docs/delete", &delete, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(listed_team(&app, "docs").await.is_none());
 }
 
 on_both_databases!(

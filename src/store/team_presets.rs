@@ -67,6 +67,18 @@ impl Store {
     }
 
     /// Deletes the preset `name`.
+    /// Up to five tasks naming team `team` that are not over yet (queued, running or
+    /// awaiting approval), oldest first.
+    pub async fn open_tasks_of_team(&self, team: &str) -> Result<Vec<i64>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE team = $1
+               AND status IN ('queued', 'running', 'awaiting_approval')
+             ORDER BY id LIMIT 5")
+            .bind(team)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     pub async fn delete_team_preset(&self, name: &str) -> Result<()> {
         let done = with_pool!(self, pool => sqlx::query("DELETE FROM team_presets WHERE name = $1")
             .bind(name)
