@@ -41,6 +41,8 @@ pub struct Started {
     pub approval_deadlines: CancellationToken,
     /// Stops the pruning of old events, run logs and deliveries.
     pub retention: CancellationToken,
+    /// Stops reading the stored team presets again (`team_presets::run_refresh`).
+    pub presets: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
 }
@@ -182,6 +184,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         config.retention.clone(),
         retention.clone(),
     ));
+    let presets = CancellationToken::new();
+    tokio::spawn(crate::team_presets::run_refresh(
+        store.clone(),
+        teams.clone(),
+        presets.clone(),
+    ));
     let scheduler = config
         .scheduler
         .enabled
@@ -205,6 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         replies,
         approval_deadlines,
         retention,
+        presets,
         scheduler,
     })
 }

@@ -133,7 +133,8 @@ pub async fn push_job(store: &Store, job: &NewJob) -> Result<()> {
 }
 
 /// Moves a task to `status` (and `phase` when given). A real change records a
-/// `status_changed` event in the same transaction. Returns whether the status changed.
+/// `status_changed` event in the same transaction. Returns whether the status changed: false
+/// too for a task that already ended in another status, which it keeps.
 pub async fn set_status(
     store: &Store,
     task_id: i64,
@@ -147,7 +148,12 @@ pub async fn set_status(
         return Err(Error::NotFound(format!("task {task_id}")));
     };
     let phase = phase.map(str::to_string).or(old_phase);
-    store::tasks::update_status(&mut tx, task_id, status, reason, phase.as_deref()).await?;
+    // An ended task stays ended: a cancel is not undone by the run it stopped when that run
+    // reports its own end (only `retry` starts an ended task again).
+    if !store::tasks::update_status(&mut tx, task_id, status, reason, phase.as_deref()).await? {
+        tracing::debug!(task = task_id, from = %old, to = %status, "an ended task keeps its status");
+        return Ok(false);
+    }
     let changed = old != status;
     if changed {
         let data = serde_json::json!({

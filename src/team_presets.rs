@@ -145,6 +145,27 @@ pub async fn refresh(store: &Store, teams: &Teams) -> Result<()> {
     Ok(())
 }
 
+/// How often every node reads the stored presets again, so one made or deleted through
+/// another node is known here (for task creation, routing and schedules) within this time.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the stored presets into `teams` every [`REFRESH_EVERY`] until `stop`.
+pub async fn run_refresh(
+    store: Store,
+    teams: std::sync::Arc<Teams>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(REFRESH_EVERY) => {}
+        }
+        if let Err(e) = refresh(&store, &teams).await {
+            tracing::warn!(error = %e, "could not read the stored team presets again");
+        }
+    }
+}
+
 /// Stores a new preset made by `created_by`; a name a file or another preset holds is refused.
 pub async fn create(
     store: &Store,

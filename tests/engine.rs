@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use aiops::model::TaskStatus;
 use common::pipeline::{WAIT, add_project, create_task, engine_app, task_detail, wait_status};
 use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
@@ -267,6 +268,30 @@ async fn queued_task_cancels_at_once(db: Db) {
         "cancelled"
     );
     assert_eq!(task_detail(&app, id).await["status"], "cancelled");
+    // A run the cancel stopped reports its own end later (failed, awaiting approval): the
+    // task keeps `cancelled`, and no status change is recorded.
+    let before = app.store.task_exec(id).await.unwrap();
+    for late in [
+        TaskStatus::Failed,
+        TaskStatus::AwaitingApproval,
+        TaskStatus::Running,
+    ] {
+        let changed = aiops::tasks::set_status(&app.store, id, late, Some("the run ended"), None)
+            .await
+            .unwrap();
+        assert!(!changed, "{late} does not replace cancelled");
+    }
+    let after = app.store.task_exec(id).await.unwrap();
+    assert_eq!(after.status, TaskStatus::Cancelled);
+    assert_eq!(after.status, before.status);
+    // Only a retry starts it again.
+    let retried = app
+        .post(&format!("/api/v1/tasks/{id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert!(retried.status().is_success(), "{retried:?}");
+    assert_eq!(task_detail(&app, id).await["status"], "queued");
 }
 
 async fn hang_times_out(db: Db) {

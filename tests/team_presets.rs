@@ -11,7 +11,7 @@ use aiops::model::ProjectRole;
 use common::pages::{created, csrf_for, page, post_form, seed};
 use common::people::member;
 use common::pipeline::{add_project, engine_app, wait_status};
-use common::{Db, TestApp};
+use common::{Db, TestApp, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -304,7 +304,63 @@ async fn a_task_with_a_stored_preset_finds_it_in_its_worktree(db: Db) {
     assert!(listed_team(&app, "docs").await.is_none());
 }
 
+/// Another node on the same store (its own `Teams`, as `aiops serve` on another machine has)
+/// makes a preset; this node knows it within `REFRESH_EVERY` without a restart: it lists it
+/// and takes a task naming it. Deleted there, it is gone here too.
+async fn a_preset_made_on_another_node_is_known_here(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let repo = common::git_repo();
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let other_node = aiops::server::load_teams(&app.config).unwrap();
+    let member = |name: &str, phase: &str| aiops::model::PresetMember {
+        name: name.into(),
+        phase: phase.into(),
+        instructions: format!("{name} does the {phase} work"),
+    };
+    let draft = aiops::model::PresetDraft {
+        name: "remote".into(),
+        description: "Made on another node".into(),
+        members: vec![
+            member("leader", "contextualizing"),
+            member("scribe", "executing"),
+        ],
+        trigger_keywords: vec!["remote".into()],
+    };
+    aiops::team_presets::create(&app.store, &other_node, draft, "someone")
+        .await
+        .unwrap();
+    assert!(
+        !app.teams.contains("remote"),
+        "not known here until the refresh"
+    );
+    let deadline = aiops::team_presets::REFRESH_EVERY * 4;
+    wait_for("the other node's preset", deadline, || async {
+        listed_team(&app, "remote").await
+    })
+    .await;
+    let task = created(
+        &app,
+        "/api/v1/tasks",
+        json!({"project": "shop", "team": "remote", "prompt": "Write it down"}),
+    )
+    .await;
+    assert_eq!(task["team"], "remote");
+    app.post(&format!("/api/v1/tasks/{}/cancel", task["id"]))
+        .send()
+        .await
+        .unwrap();
+    wait_status(&app, task["id"].as_i64().unwrap(), &["cancelled"]).await;
+    aiops::team_presets::delete(&app.store, &other_node, "remote")
+        .await
+        .unwrap();
+    wait_for("the preset gone here too", deadline, || async {
+        listed_team(&app, "remote").await.is_none().then_some(())
+    })
+    .await;
+}
+
 on_both_databases!(
+    a_preset_made_on_another_node_is_known_here,
     maintainers_create_edit_copy_and_delete_team_presets,
     a_viewer_sees_no_preset_form_and_gets_403_posting_one,
     a_task_with_a_stored_preset_finds_it_in_its_worktree,

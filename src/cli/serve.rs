@@ -119,6 +119,7 @@ async fn server_loop(
     }
     started.approval_deadlines.cancel();
     started.retention.cancel();
+    started.presets.cancel();
     if let Some(replies) = started.replies {
         replies.cancel();
     }

@@ -382,8 +382,9 @@ impl Engine {
 
     /// Ends a task that did not run (or cannot run again) in `status`, saying why.
     async fn end(&self, task_id: i64, status: TaskStatus, reason: &str) -> Result<JobOutcome> {
-        tasks::set_status(&self.store, task_id, status, Some(reason), None).await?;
-        self.announce_end(task_id, status).await;
+        if tasks::set_status(&self.store, task_id, status, Some(reason), None).await? {
+            self.announce_end(task_id, status).await;
+        }
         Ok(JobOutcome::Ran(status))
     }
 
@@ -566,8 +567,11 @@ impl Engine {
             self.clean_up(task, status).await;
         }
         let phase = final_state.phase.as_deref();
-        tasks::set_status(&self.store, task.id, status, reason.as_deref(), phase).await?;
-        self.announce_end(task.id, status).await;
+        // A task cancelled while this run went on keeps `cancelled`, and nobody hears of an end
+        // it did not have.
+        if tasks::set_status(&self.store, task.id, status, reason.as_deref(), phase).await? {
+            self.announce_end(task.id, status).await;
+        }
         Ok(JobOutcome::Ran(status))
     }
 

@@ -207,19 +207,24 @@ pub async fn status_of(
 }
 
 /// Writes a task's status, reason and phase inside `tx`: `running` sets `started_at` the
-/// first time; an ended status sets `completed_at`, any other clears it.
+/// first time; an ended status sets `completed_at`, any other clears it. An ended task keeps
+/// its status (only `requeue` starts it again): false, and nothing written, when it has one
+/// other than `status`.
 pub async fn update_status(
     tx: &mut Tx,
     task_id: i64,
     status: TaskStatus,
     reason: Option<&str>,
     phase: Option<&str>,
-) -> Result<()> {
-    with_tx!(tx, conn => sqlx::query(
+) -> Result<bool> {
+    let sql = sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET status = $2, status_reason = $3, phase = $4, updated_at = $5,
             started_at = CASE WHEN $2 = $7 AND started_at IS NULL THEN $5 ELSE started_at END,
             completed_at = CASE WHEN $6 THEN $5 ELSE NULL END
-         WHERE id = $1")
+         WHERE id = $1 AND (status = $2 OR status NOT IN ({}))",
+        crate::model::sql_list(TaskStatus::ENDED, TaskStatus::as_str)
+    ));
+    let updated = with_tx!(tx, conn => sqlx::query(sql)
         .bind(task_id)
         .bind(status)
         .bind(reason)
@@ -230,7 +235,7 @@ pub async fn update_status(
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(updated == 1)
 }
 
 /// The task of a project with this dedup key, read inside `tx`.
