@@ -435,9 +435,11 @@ fn secure_headers(headers: &mut HeaderMap, cookies: Vec<String>) {
         HeaderValue::from_static(CSP),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing reaches another site, and the sign-out form still names this site as its
+    // `Origin` (under `no-referrer` a browser sends `Origin: null`, which sign-out refuses).
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
