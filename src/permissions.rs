@@ -4,7 +4,8 @@
 //! middleware refuses an operation that is not declared, checks the permission for some
 //! project before the handler runs, and hands the handler the declared permission, which
 //! it checks again on the one project the request touches (`authorize` with
-//! `On::Project`). The web pages, the CLI and the chat actions call the same `authorize`.
+//! `On::Project`). The web pages, the CLI and the chat actions call the same `authorize`;
+//! every dashboard form is declared in `FORMS` with its `FormGuard` the same way.
 //! A permission needs a scope of the token (sessions and the CLI carry all of them) and a
 //! role: the global admin role, or a role in the project.
 
@@ -148,6 +149,100 @@ pub const OPERATIONS: &[(&str, &str, Permission)] = &[
     ("POST", "/me/identity-links/{token}", Permission::SignedIn),
 ];
 
+/// What a dashboard form needs before its handler may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormGuard {
+    /// A signed-in user with this permission on the form's project (or globally, for the
+    /// admin's forms and those of every project), with the session's CSRF token.
+    Session(Permission),
+    /// The reader's own things (settings, sessions, tokens, chat links, signing out): any
+    /// signed-in user, with the session's CSRF token.
+    OwnSession,
+    /// A signed approval link: the signature is the right, and the project's link mode says
+    /// whether a signed-in decider is needed as well.
+    SignedLink,
+    /// Anyone: the sign-in form itself (its own pre-session double-submit token).
+    Public,
+}
+
+/// Every dashboard form (a `POST` route of the pages) and its guard. The pages refuse a
+/// `POST` to a route missing here, so a new form cannot ship without a declaration.
+pub const FORMS: &[(&str, FormGuard)] = &[
+    ("/tasks", FormGuard::Session(Permission::Operate)),
+    (
+        "/tasks/{id}/cancel",
+        FormGuard::Session(Permission::Operate),
+    ),
+    ("/tasks/{id}/retry", FormGuard::Session(Permission::Operate)),
+    ("/inbox/{id}", FormGuard::Session(Permission::Decide)),
+    ("/projects/{name}", FormGuard::Session(Permission::Maintain)),
+    (
+        "/schedules/{name}/enabled",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
+        "/schedules/{name}/run",
+        FormGuard::Session(Permission::Operate),
+    ),
+    (
+        "/deliveries/{id}/replay",
+        FormGuard::Session(Permission::Operate),
+    ),
+    (
+        "/notifications/{id}/retry",
+        FormGuard::Session(Permission::Operate),
+    ),
+    (
+        "/users/{login}/status",
+        FormGuard::Session(Permission::Admin),
+    ),
+    (
+        "/users/{login}/sign-out",
+        FormGuard::Session(Permission::Admin),
+    ),
+    ("/teams", FormGuard::Session(Permission::Maintain)),
+    ("/teams/{name}", FormGuard::Session(Permission::Maintain)),
+    (
+        "/teams/{name}/copy",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
+        "/teams/{name}/delete",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    ("/account", FormGuard::OwnSession),
+    ("/account/sessions/{id}/revoke", FormGuard::OwnSession),
+    ("/account/link", FormGuard::OwnSession),
+    ("/account/apps/{id}/revoke", FormGuard::OwnSession),
+    ("/oauth/authorize", FormGuard::OwnSession),
+    ("/tokens/{name}/revoke", FormGuard::OwnSession),
+    ("/sign-out", FormGuard::OwnSession),
+    ("/approvals/{token}", FormGuard::SignedLink),
+    ("/sign-in", FormGuard::Public),
+];
+
+/// The guard declared for the dashboard form posted to `route` (a route template).
+pub fn declared_form(route: &str) -> Option<FormGuard> {
+    FORMS
+        .iter()
+        .find(|(path, _)| *path == route)
+        .map(|(_, guard)| *guard)
+}
+
+/// Ok when `principal` (None: nobody is signed in) may post a form guarded by `guard` `on`
+/// the given project(s); Unauthorized without a session, Forbidden without the permission.
+/// A signed link's signature and the sign-in form's token are their handlers' to check.
+pub fn admit_form(guard: FormGuard, principal: Option<&Principal>, on: On) -> Result<()> {
+    let permission = match guard {
+        FormGuard::SignedLink | FormGuard::Public => return Ok(()),
+        FormGuard::OwnSession => Permission::SignedIn,
+        FormGuard::Session(permission) => permission,
+    };
+    let principal =
+        principal.ok_or_else(|| Error::Unauthorized("sign in to send this form".into()))?;
+    authorize(principal, permission, on)
+}
+
 /// The permission declared for `method` `path` (a route template under `/api/v1`).
 pub fn declared(method: &str, path: &str) -> Option<Permission> {
     OPERATIONS
@@ -272,6 +367,22 @@ mod tests {
         let every = member(vec![of(None, ProjectRole::Viewer)], Scopes::ALL);
         assert!(authorize(&every, Permission::Read, On::Project(9)).is_ok());
         assert_eq!(visible_projects(&every), ProjectScope::All);
+    }
+
+    #[test]
+    fn every_form_is_declared_once_and_guarded_as_declared() {
+        let mut seen = std::collections::HashSet::new();
+        for (route, _) in FORMS {
+            assert!(seen.insert(route), "{route} twice");
+        }
+        let ann = member(vec![of(Some(1), ProjectRole::Operator)], Scopes::ALL);
+        let guard = declared_form("/tasks/{id}/cancel").unwrap();
+        assert!(admit_form(guard, Some(&ann), On::Project(1)).is_ok());
+        assert!(admit_form(guard, Some(&ann), On::Project(2)).is_err());
+        assert!(admit_form(guard, None, On::Project(1)).is_err());
+        assert!(admit_form(FormGuard::OwnSession, Some(&ann), On::AnyProject).is_ok());
+        assert!(admit_form(FormGuard::Public, None, On::AnyProject).is_ok());
+        assert_eq!(declared_form("/tasks/{id}"), None);
     }
 
     #[test]

@@ -1,19 +1,52 @@
-//! A posted button or form that changes one thing: the session's CSRF token and this site's
-//! `Origin` are checked, then the work (which checks its own permission with
-//! `permissions::authorize`), then one audit entry with channel `dashboard`; the answer is
-//! the page it came from, or the error page with the refusal's status.
+//! A posted button or form that changes one thing. Every form is declared in
+//! `permissions::FORMS` ([`admit_declared_forms`] refuses one that is not, and hands the
+//! handler its guard); the session's CSRF token and this site's `Origin` are checked, then
+//! the work (which checks the declared guard on its project with `Viewer::require_form`),
+//! then one audit entry with channel `dashboard`; the answer is the page it came from, or
+//! the error page with the refusal's status.
 
 use std::future::Future;
 
-use axum::http::HeaderMap;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::WebState;
+use super::i18n::Locale;
 use super::layout::PageError;
 use super::task_list::status_of;
 use super::viewer::Viewer;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::permissions::{self, On};
+
+/// Refuses (403, in the reader's language) a request that changes something on a route
+/// `permissions::FORMS` does not declare; a declared one goes on with its `FormGuard` in
+/// the request's extensions, for [`Viewer::require_form`].
+pub async fn admit_declared_forms(mut request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    match route.as_deref().and_then(permissions::declared_form) {
+        Some(guard) => {
+            request.extensions_mut().insert(guard);
+            next.run(request).await
+        }
+        None => {
+            tracing::error!(route = ?route, "a dashboard form is not declared in permissions::FORMS");
+            let locale = Locale::choose(None, request.headers());
+            PageError(Error::Forbidden(locale.t("error.undeclared_form"))).into_page(&locale)
+        }
+    }
+}
 
 /// A form that is only a button: its CSRF token.
 #[derive(Debug, Default, Deserialize)]
@@ -31,8 +64,9 @@ pub struct Posted<'a> {
 }
 
 impl Posted<'_> {
-    /// Runs `work` once the form is checked, audits it as `action` on `target` and answers
-    /// with a redirect to `back`, or the error page.
+    /// Runs `work` once the form is checked (its token, its origin, and its declared guard in
+    /// some project; `work` checks the guard on the project it touches), audits it as
+    /// `action` on `target` and answers with a redirect to `back`, or the error page.
     pub async fn act(
         self,
         action: &str,
@@ -40,7 +74,11 @@ impl Posted<'_> {
         back: &str,
         work: impl Future<Output = Result<()>>,
     ) -> Response {
-        let outcome = match self.viewer.check_form(self.headers, self.csrf) {
+        let checked = self
+            .viewer
+            .check_form(self.headers, self.csrf)
+            .and_then(|()| self.viewer.require_form(On::AnyProject));
+        let outcome = match checked {
             Ok(()) => work.await,
             Err(e) => Err(e),
         };

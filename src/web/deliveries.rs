@@ -20,7 +20,7 @@ use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::error::Result;
 use crate::model::Delivery;
-use crate::permissions::{On, Permission, authorize, visible_projects};
+use crate::permissions::{On, visible_projects};
 use crate::triggers::intake::{self, Intake};
 
 /// Deliveries on one page.
@@ -121,7 +121,7 @@ fn delivery_table(
                         @if let Some(task) = delivery.task_id { a href={ "/tasks/" (task) } { "#" (task) } }
                     }
                     td.actions {
-                        @if delivery.source == "github" && replay_permission(viewer, delivery.task_id.and_then(|t| projects.get(&t).copied())).is_ok() {
+                        @if delivery.source == "github" && viewer.may_post("/deliveries/{id}/replay", replay_scope(delivery.task_id.and_then(|t| projects.get(&t).copied()))) {
                             form.inline method="post" action={ "/deliveries/" (delivery.id) "/replay" } {
                                 input type="hidden" name="csrf" value=(viewer.csrf());
                                 button.replay type="submit" { (locale.t("deliveries.replay")) }
@@ -134,11 +134,10 @@ fn delivery_table(
     }
 }
 
-/// What the API asks of a replay: operating the project of the delivery's task, or every
-/// project for a delivery that made none.
-fn replay_permission(viewer: &Viewer, project_id: Option<i64>) -> Result<()> {
-    let on = project_id.map_or(On::EveryProject, On::Project);
-    authorize(&viewer.principal, Permission::Operate, on)
+/// Where a replay needs its declared permission, as on the API: the project of the
+/// delivery's task, or every project for a delivery that made none.
+fn replay_scope(project_id: Option<i64>) -> On {
+    project_id.map_or(On::EveryProject, On::Project)
 }
 
 /// The project of each delivery's task, by task id.
@@ -185,7 +184,7 @@ pub async fn replay(
             ),
             None => None,
         };
-        replay_permission(&viewer, project_id)?;
+        viewer.require_form(replay_scope(project_id))?;
         let intake = Intake {
             store: &state.store,
             vault: &state.vault,

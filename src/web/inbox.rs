@@ -20,7 +20,7 @@ use super::viewer::Viewer;
 use crate::approvals::{self, DecisionRequest};
 use crate::error::Error;
 use crate::model::{ApprovalFilter, ApprovalStatus, Channel, Decider, Decision, InboxItem};
-use crate::permissions::{Permission, sees, visible_projects};
+use crate::permissions::{On, sees, visible_projects};
 
 /// Most pending approvals and history rows shown.
 const SHOWN: i64 = 100;
@@ -124,7 +124,7 @@ async fn decide_as_viewer(
     let approval = state.store.approval(id).await?;
     let task = state.store.task(approval.task_id).await?;
     let project = state.store.project(&task.project).await?;
-    viewer.require(Permission::Decide, project.id)?;
+    viewer.require_form(On::Project(project.id))?;
     let decision = form.decision.parse::<Decision>()?;
     let request = DecisionRequest {
         decision,
@@ -161,7 +161,7 @@ async fn render(
         .pending_inbox(&scope, SHOWN)
         .await?
         .into_iter()
-        .filter(|item| viewer.may(Permission::Decide, item.project_id))
+        .filter(|item| viewer.may_post("/inbox/{id}", On::Project(item.project_id)))
         .collect();
     let project_id = match query.project.as_str() {
         "" => None,

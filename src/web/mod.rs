@@ -6,7 +6,8 @@
 //! `approvals`, `analytics`), checking every permission with `permissions::authorize`, the check the API
 //! uses; they never import the JSON API (`http`), which mounts them. A page resolves its
 //! reader from the session cookie (`sessions`) and redirects to `/sign-in` without one;
-//! every state-changing form carries the session's CSRF token.
+//! every state-changing form carries the session's CSRF token and is declared with its
+//! guard in `permissions::FORMS` (a `POST` to a route not declared there is refused).
 
 use std::sync::Arc;
 
@@ -118,4 +119,5 @@ pub fn router() -> Router<WebState> {
         .merge(approval_page::router())
         .merge(sign_in::router())
         .merge(sso::router())
+        .route_layer(axum::middleware::from_fn(action::admit_declared_forms))
 }

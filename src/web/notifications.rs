@@ -19,7 +19,7 @@ use super::components::{badge, empty, field_error, list_pager, list_url};
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::model::{Notification, NotificationStatus};
-use crate::permissions::{Permission, sees, visible_projects};
+use crate::permissions::{On, sees, visible_projects};
 use crate::store::notifications::NotificationFilter;
 
 /// Notifications on one page.
@@ -132,7 +132,7 @@ fn notification_table(
                     td data-label=(locale.t("notifications.last_error")) { span.wrap { (item.last_error.as_deref().unwrap_or("")) } }
                     td.actions {
                         @if item.status == NotificationStatus::Dead
-                            && project_ids.get(&item.project).is_some_and(|id| viewer.may(Permission::Operate, *id)) {
+                            && project_ids.get(&item.project).is_some_and(|id| viewer.may_post("/notifications/{id}/retry", On::Project(*id))) {
                             form.inline method="post" action={ "/notifications/" (item.id) "/retry" } {
                                 input type="hidden" name="csrf" value=(viewer.csrf());
                                 button.retry type="submit" { (locale.t("notifications.retry")) }
@@ -160,7 +160,7 @@ pub async fn retry(
     };
     let work = async {
         let project = state.store.notification(id).await?.project;
-        viewer.require(Permission::Operate, state.store.project(&project).await?.id)?;
+        viewer.require_form(On::Project(state.store.project(&project).await?.id))?;
         crate::notify::requeue_dead(&state.store, id)
             .await
             .map(|_| ())

@@ -18,6 +18,7 @@ use super::viewer::Viewer;
 use crate::error::Error;
 use crate::model::Scope;
 use crate::oauth::{self, AuthorizeError, AuthorizeRequest, Consent, OAuthError, Site};
+use crate::permissions::On;
 
 /// The consent form: the request again, the CSRF token and the choice.
 #[derive(Debug, Deserialize)]
@@ -59,7 +60,10 @@ pub async fn decide(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     let site = site(&state, &headers);
-    if let Err(e) = viewer.check_form(&headers, form.csrf.as_deref()) {
+    let checked = viewer
+        .check_form(&headers, form.csrf.as_deref())
+        .and_then(|()| viewer.require_form(On::AnyProject));
+    if let Err(e) = checked {
         viewer.audit(&state, "oauth consent", "oauth", "403").await;
         return PageError(e).into_page(&viewer.locale);
     }

@@ -22,7 +22,7 @@ use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::error::{Error, Result};
 use crate::model::{ApprovalLinks, Project, ProjectHealth, ProjectRole};
-use crate::permissions::{Permission, visible_projects};
+use crate::permissions::{On, Permission, visible_projects};
 use crate::projects::{self, ApprovalPolicyPatch, ProjectPatch};
 
 /// A form's errors by field name.
@@ -235,7 +235,7 @@ pub async fn save(
     let outcome = async {
         viewer.check_form(&headers, form.csrf.as_deref())?;
         let project = state.store.project(&name).await?;
-        viewer.require(Permission::Maintain, project.id)?;
+        viewer.require_form(On::Project(project.id))?;
         let (patch, links) = form.patch(&locale)?;
         projects::update(&state.store, &state.config.inputs, &name, patch).await?;
         state.store.set_approval_links(project.id, links).await?;
@@ -275,7 +275,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<Response> {
     let locale = &viewer.locale;
-    let maintains = viewer.may(Permission::Maintain, project.id);
+    let maintains = viewer.may_post("/projects/{name}", On::Project(project.id));
     let parts = project_parts::sections(state, viewer, project).await?;
     let body = html! {
         h1 { (locale.t("projects.project")) " " (project.name) }

@@ -18,7 +18,7 @@ use super::components::yes_no;
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::model::{Origin, Schedule};
-use crate::permissions::{Permission, sees, visible_projects};
+use crate::permissions::{On, sees, visible_projects};
 use crate::schedules::{self, SchedulePatch};
 
 pub async fn list(State(state): State<WebState>, viewer: Viewer) -> Response {
@@ -92,9 +92,11 @@ pub fn schedule_table(viewer: &Viewer, schedules: &[Schedule], with_project: boo
 
 fn buttons(viewer: &Viewer, schedule: &Schedule) -> Markup {
     let locale = &viewer.locale;
-    let maintain =
-        viewer.may(Permission::Maintain, schedule.project_id) && schedule.origin == Origin::Api;
-    let operate = viewer.may(Permission::Operate, schedule.project_id);
+    let maintain = viewer.may_post(
+        "/schedules/{name}/enabled",
+        On::Project(schedule.project_id),
+    ) && schedule.origin == Origin::Api;
+    let operate = viewer.may_post("/schedules/{name}/run", On::Project(schedule.project_id));
     html! {
         @if maintain {
             form.inline method="post" action={ "/schedules/" (schedule.name) "/enabled" } {
@@ -135,7 +137,7 @@ pub async fn set_enabled(
     };
     let work = async {
         let schedule = state.store.schedule(&name).await?;
-        viewer.require(Permission::Maintain, schedule.project_id)?;
+        viewer.require_form(On::Project(schedule.project_id))?;
         let patch = SchedulePatch {
             enabled: Some(form.enabled),
             ..SchedulePatch::default()
@@ -170,7 +172,7 @@ pub async fn run_now(
     };
     let work = async {
         let schedule = state.store.schedule(&name).await?;
-        viewer.require(Permission::Operate, schedule.project_id)?;
+        viewer.require_form(On::Project(schedule.project_id))?;
         let by = &viewer.principal;
         schedules::run_now(&state.store, &name, &by.name, by.id)
             .await

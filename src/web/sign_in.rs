@@ -2,9 +2,10 @@
 //!
 //! The form is protected against login CSRF by a pre-session double-submit token (an
 //! HttpOnly, SameSite=Strict cookie scoped to `/sign-in` and the same value in a hidden
-//! field); sign-out needs the session's own CSRF token. After sign-in the browser goes to
-//! `next` only when it is a path on this site, never an absolute URL. Rendered with maud
-//! (escaped by default); no script, and a CSP that allows none.
+//! field); sign-out needs the session's own CSRF token and, when the browser names one,
+//! this site's `Origin`. After sign-in the browser goes to `next` only when it is a path on
+//! this site, never an absolute URL. Rendered with maud (escaped by default); no script, and
+//! a CSP that allows none.
 
 use std::net::SocketAddr;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::i18n::Locale;
+use super::viewer::same_origin;
 use crate::error::Error;
 use crate::sessions::{self, Client, SessionInfo};
 use crate::signing::tokens_equal;
@@ -264,7 +266,9 @@ async fn sign_out(
     let Some((principal, session)) = current_session(&state, &headers).await else {
         return see_other("/sign-in?signed_out=1", clear);
     };
-    if sessions::check_csrf(&session, Some(&form.csrf)).is_err() {
+    let checked =
+        same_origin(&headers).and_then(|()| sessions::check_csrf(&session, Some(&form.csrf)));
+    if checked.is_err() {
         let texts = texts_for(&headers);
         let page = signed_in_page(texts, &principal.name, &session);
         return respond(StatusCode::FORBIDDEN, page, Vec::new());
@@ -431,9 +435,11 @@ fn secure_headers(headers: &mut HeaderMap, cookies: Vec<String>) {
         HeaderValue::from_static(CSP),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing reaches another site, and the sign-out form still names this site as its
+    // `Origin` (under `no-referrer` a browser sends `Origin: null`, which sign-out refuses).
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -20,7 +20,7 @@ use super::overview::short;
 use super::viewer::Viewer;
 use crate::error::Error;
 use crate::model::{Priority, Project, Source, Task, TaskSearch, TaskStatus};
-use crate::permissions::{Permission, sees, visible_projects};
+use crate::permissions::{On, sees, visible_projects};
 use crate::tasks::{self, NewTask};
 
 /// Tasks on one page.
@@ -130,7 +130,7 @@ async fn create_task(state: &WebState, viewer: &Viewer, form: &CreateForm) -> cr
         .find_project(&form.project)
         .await?
         .ok_or_else(|| Error::invalid("project", viewer.locale.t("tasks.pick_project")))?;
-    viewer.require(Permission::Operate, project.id)?;
+    viewer.require_form(On::Project(project.id))?;
     let priority = match form.priority.as_str() {
         "" => None,
         text => Some(text.parse::<Priority>()?),
@@ -202,7 +202,7 @@ async fn task_action(
         viewer.check_form(headers, csrf)?;
         let task = state.store.task(id).await?;
         let project = state.store.project(&task.project).await?;
-        viewer.require(Permission::Operate, project.id)?;
+        viewer.require_form(On::Project(project.id))?;
         match action {
             "cancel" => tasks::request_cancel(&state.store, id).await.map(|_| ()),
             _ => tasks::retry(&state.store, id, &viewer.principal.name)
@@ -481,7 +481,7 @@ fn create_form(
     let locale = &viewer.locale;
     let allowed: Vec<(String, String)> = projects
         .iter()
-        .filter(|p| viewer.may(Permission::Operate, p.id))
+        .filter(|p| viewer.may_post("/tasks", On::Project(p.id)))
         .map(|p| (p.name.clone(), p.name.clone()))
         .collect();
     if allowed.is_empty() {

@@ -20,7 +20,7 @@ use super::layout::{Nav, Page, PageError, secure};
 use super::overview::short;
 use super::viewer::{Viewer, urlencode};
 use crate::model::{ApprovalSnapshot, ApprovalStatus, Event, TicketRecord};
-use crate::permissions::Permission;
+use crate::permissions::{On, Permission};
 use crate::tasks::{self, TaskDetail};
 
 /// Events shown at once.
@@ -128,7 +128,7 @@ pub async fn part(
 /// Cancel and Retry, for those who may operate the project.
 fn actions(viewer: &Viewer, view: &TaskView) -> Markup {
     let task = &view.detail.task;
-    if !viewer.may(Permission::Operate, view.project_id) {
+    if !viewer.may_post("/tasks/{id}/cancel", On::Project(view.project_id)) {
         return html! {};
     }
     let locale = &viewer.locale;
@@ -363,7 +363,7 @@ fn short_json(value: &serde_json::Value) -> String {
 fn approvals_part(viewer: &Viewer, view: &TaskView) -> Markup {
     let locale = &viewer.locale;
     let task = &view.detail.task;
-    let may_decide = viewer.may(Permission::Decide, view.project_id);
+    let may_decide = viewer.may_post("/inbox/{id}", On::Project(view.project_id));
     let pending: Vec<_> = view
         .detail
         .approvals

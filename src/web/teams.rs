@@ -22,7 +22,7 @@ use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::error::{Error, Result};
 use crate::model::{PresetDraft, PresetMember};
-use crate::permissions::{self, On, Permission};
+use crate::permissions::On;
 use crate::team_presets;
 use crate::teams::{PresetOrigin, TeamPreset};
 
@@ -110,7 +110,7 @@ struct Rejected {
 }
 
 fn may_edit(viewer: &Viewer) -> bool {
-    permissions::authorize(&viewer.principal, Permission::Maintain, On::AnyProject).is_ok()
+    viewer.may_post("/teams", On::AnyProject)
 }
 
 pub async fn list(State(state): State<WebState>, viewer: Viewer) -> Response {
@@ -349,10 +349,7 @@ pub async fn delete(
         headers: &headers,
         csrf: form.csrf.as_deref(),
     };
-    let work = async {
-        require_editor(&viewer)?;
-        team_presets::delete(&state.store, &state.teams, &name).await
-    };
+    let work = team_presets::delete(&state.store, &state.teams, &name);
     posted
         .act(
             "POST /teams/{name}/delete",
@@ -361,10 +358,6 @@ pub async fn delete(
             work,
         )
         .await
-}
-
-fn require_editor(viewer: &Viewer) -> Result<()> {
-    permissions::authorize(&viewer.principal, Permission::Maintain, On::AnyProject)
 }
 
 /// Checks the form and the editor, runs `work`, audits `(action, target)`; a field error
@@ -380,7 +373,7 @@ async fn save(
 ) -> Response {
     let outcome = async {
         viewer.check_form(headers, form.csrf.as_deref())?;
-        require_editor(viewer)?;
+        viewer.require_form(On::AnyProject)?;
         work.await
     }
     .await;

@@ -1,7 +1,8 @@
 //! Who reads a page: the signed-in person from the session cookie (a page without one
 //! redirects to `/sign-in`), their CSRF token for the forms, and their language and clock.
 //! Every state-changing form is checked with [`Viewer::check_form`]: the session's CSRF
-//! token and, when the browser sends one, an `Origin` of this site.
+//! token and, when the browser sends one, an `Origin` of this site; and with
+//! [`Viewer::require_form`]: the guard `permissions::FORMS` declares for it.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,7 +14,7 @@ use super::i18n::Locale;
 use super::layout::{PageError, SignedIn};
 use crate::error::{Error, Result};
 use crate::model::{Actor, NewAuditEntry, Principal};
-use crate::permissions::{self, On, Permission};
+use crate::permissions::{self, FormGuard, On, Permission};
 use crate::sessions::{self, SessionInfo};
 
 /// The signed-in reader of a page.
@@ -24,6 +25,9 @@ pub struct Viewer {
     pub locale: Locale,
     /// The client's address, for the audit log.
     pub source: String,
+    /// The guard `permissions::FORMS` declares for the form this request posts, if it posts
+    /// one (set by `action::admit_declared_forms`).
+    pub form: Option<FormGuard>,
 }
 
 impl Viewer {
@@ -35,6 +39,22 @@ impl Viewer {
     /// Ok when the reader has `permission` on project `project_id`; Forbidden otherwise.
     pub fn require(&self, permission: Permission, project_id: i64) -> Result<()> {
         permissions::authorize(&self.principal, permission, On::Project(project_id))
+    }
+
+    /// Ok when the reader may post this request's form `on` the project(s) it touches, as
+    /// its declaration in `permissions::FORMS` says; Forbidden for a form declared nowhere.
+    pub fn require_form(&self, on: On) -> Result<()> {
+        let guard = self.form.ok_or_else(|| {
+            Error::Forbidden("this form is not declared, so it is refused".into())
+        })?;
+        permissions::admit_form(guard, Some(&self.principal), on)
+    }
+
+    /// Whether the reader may post the form declared for `route` `on` the project(s) it
+    /// touches: whether the page shows its control.
+    pub fn may_post(&self, route: &str, on: On) -> bool {
+        permissions::declared_form(route)
+            .is_some_and(|guard| permissions::admit_form(guard, Some(&self.principal), on).is_ok())
     }
 
     /// The session's CSRF token, for the hidden field of every form.
@@ -163,6 +183,7 @@ impl FromRequestParts<WebState> for Viewer {
             session,
             locale,
             source: client_address(parts),
+            form: parts.extensions.get::<FormGuard>().copied(),
         })
     }
 }
@@ -181,11 +202,13 @@ impl FromRequestParts<WebState> for MaybeViewer {
         let resolved = resolve(state, parts).await.ok().flatten();
         let principal = resolved.as_ref().map(|(p, _)| p);
         let locale = locale_of(state, principal, &parts.headers).await;
+        let form = parts.extensions.get::<FormGuard>().copied();
         let viewer = resolved.map(|(principal, session)| Viewer {
             principal,
             session,
             locale,
             source: client_address(parts),
+            form,
         });
         Ok(MaybeViewer(viewer, locale))
     }
