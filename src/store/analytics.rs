@@ -2,9 +2,9 @@
 //! project, team and source, maintained by triggers on tasks, runs and approvals) added up
 //! per time bucket and group, never the raw rows; and the live counts `/metrics` reports.
 //!
-//! The buckets arrive as bound values (`WITH buckets(b_start, d_start, d_end) AS (VALUES …)`,
-//! each bucket's start and its first and past-the-last day), so one SQL text serves both
-//! databases. Buckets are whole UTC days (a day, an ISO week, a month), as
+//! The buckets arrive as bound values (`buckets(b, b_start, d_start, d_end)`: each bucket's
+//! number, start, first and past-the-last day, expanded to `days(day, b)` so a rollup row
+//! finds its bucket by equality), so one SQL text serves both databases. Buckets are whole UTC days (a day, an ISO week, a month), as
 //! `analytics::buckets` cuts them. Percentiles come from the duration histograms of the
 //! rollups: the nearest-rank value (rank ⌈p·n/100⌉ of the n values) is read as the lower
 //! bound of the histogram bucket holding it, so it is never above the true value and less
@@ -83,7 +83,8 @@ fn scope_filter(alias: &str, list: &str) -> String {
 
 /// The SQL pieces of a rollup query that depend on its values.
 struct RollupRange {
-    /// `WITH buckets(b_start, d_start, d_end) AS (VALUES ($1, $2, $3), …)`.
+    /// `WITH RECURSIVE buckets(b, b_start, d_start, d_end) AS (VALUES (0, $1, $2, $3), …)`
+    /// and `days(day, b, d_end)`, each day of the range with its bucket's number `b`.
     buckets: String,
     /// The placeholders of the first day and the day after the last.
     first: String,
@@ -100,11 +101,12 @@ fn rollup_range(query: &AnalyticsQuery) -> Option<RollupRange> {
     let values: Vec<String> = query
         .buckets
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(n, b)| {
             let start = binds.push(Bind::Time(b.start));
             let from = binds.push(Bind::Number(day_number(b.start)));
             let to = binds.push(Bind::Number(day_number(b.end)));
-            format!("({start}, {from}, {to})")
+            format!("({n}, {start}, {from}, {to})")
         })
         .collect();
     let first = binds.push(Bind::Number(day_number(first.start)));
@@ -112,7 +114,11 @@ fn rollup_range(query: &AnalyticsQuery) -> Option<RollupRange> {
     let scope = scope_list(&query.scope, &mut binds)?;
     Some(RollupRange {
         buckets: format!(
-            "WITH buckets(b_start, d_start, d_end) AS (VALUES {})",
+            "WITH RECURSIVE buckets(b, b_start, d_start, d_end) AS (VALUES {}),
+             days(day, b, d_end) AS (
+                SELECT d_start, b, d_end FROM buckets
+                UNION ALL SELECT day + 1, b, d_end FROM days WHERE day + 1 < d_end
+             )",
             values.join(", ")
         ),
         first,
@@ -131,11 +137,12 @@ fn group_sql(group_by: GroupBy, alias: &str) -> String {
     }
 }
 
-/// `FROM {table} {alias}` joined to its buckets and project, within the range and scope.
+/// `FROM {table} {alias}` joined to its day `d` (with its bucket `d.b`) and project `p`,
+/// within the range and scope.
 fn rollup_from(table: &str, alias: &str, range: &RollupRange) -> String {
     format!(
         "FROM {table} {alias}
-         JOIN buckets b ON {alias}.day >= b.d_start AND {alias}.day < b.d_end
+         JOIN days d ON d.day = {alias}.day
          JOIN projects p ON p.id = {alias}.project_id
          WHERE {alias}.day >= {first} AND {alias}.day < {last}{scope}",
         first = range.first,
@@ -144,7 +151,7 @@ fn rollup_from(table: &str, alias: &str, range: &RollupRange) -> String {
     )
 }
 
-/// The CTEs ending in `percentiles(bucket_start, grp, p50, p90)`: the 50th and 90th
+/// The CTEs ending in `percentiles(b, grp, p50, p90)`: the 50th and 90th
 /// nearest-rank percentiles per bucket and group of the histogram `table` (its counts in
 /// column `count`), each as the lower bound of the histogram bucket holding that rank.
 fn histogram_percentiles(
@@ -155,24 +162,23 @@ fn histogram_percentiles(
 ) -> String {
     format!(
         "histogram AS (
-            SELECT b.b_start AS bucket_start, {group} AS grp, h.lower_ms,
-                CAST(SUM(h.{count}) AS BIGINT) AS c
+            SELECT d.b, {group} AS grp, h.lower_ms, CAST(SUM(h.{count}) AS INTEGER) AS c
             {from}
-            GROUP BY b.b_start, {group}, h.lower_ms
+            GROUP BY d.b, {group}, h.lower_ms
             HAVING SUM(h.{count}) > 0
          ),
          reached AS (
-            SELECT bucket_start, grp, lower_ms,
-                CAST(SUM(c) OVER (PARTITION BY bucket_start, grp ORDER BY lower_ms) AS BIGINT)
-                    AS up_to,
-                CAST(SUM(c) OVER (PARTITION BY bucket_start, grp) AS BIGINT) AS n
+            SELECT b, grp, lower_ms, SUM(c) OVER running AS up_to,
+                SUM(c) OVER (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                    AS n
             FROM histogram
+            WINDOW running AS (PARTITION BY b, grp ORDER BY lower_ms)
          ),
          percentiles AS (
-            SELECT bucket_start, grp,
+            SELECT b, grp,
                 MIN(CASE WHEN up_to >= (n * 50 + 99) / 100 THEN lower_ms END) AS p50,
                 MIN(CASE WHEN up_to >= (n * 90 + 99) / 100 THEN lower_ms END) AS p90
-            FROM reached GROUP BY bucket_start, grp
+            FROM reached GROUP BY b, grp
          )",
         group = group_sql(query.group_by, "h"),
         from = rollup_from(table, "h", range),
@@ -189,7 +195,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "{buckets},
              sums AS (
-                SELECT b.b_start AS bucket_start, {group} AS grp,
+                SELECT d.b, {group} AS grp,
                     SUM(r.tasks) AS tasks, SUM(r.started) AS started, SUM(r.done) AS done,
                     SUM(r.failed) AS failed, SUM(r.cancelled) AS cancelled,
                     SUM(r.rolled_back) AS rolled_back, SUM(r.input_tokens) AS input_tokens,
@@ -197,11 +203,11 @@ impl Store {
                     SUM(r.cache_read_tokens) AS cache_read_tokens,
                     SUM(r.cache_write_tokens) AS cache_write_tokens, SUM(r.cost_usd) AS cost_usd
                 {from}
-                GROUP BY b.b_start, {group}
+                GROUP BY d.b, {group}
                 HAVING SUM(r.tasks) > 0
              ),
              {percentiles}
-             SELECT s.bucket_start, s.grp AS \"group\", CAST(s.tasks AS BIGINT) AS tasks,
+             SELECT bk.b_start AS bucket_start, s.grp AS \"group\", CAST(s.tasks AS BIGINT) AS tasks,
                 CAST(s.started AS BIGINT) AS started, CAST(s.done AS BIGINT) AS done,
                 CAST(s.failed AS BIGINT) AS failed, CAST(s.cancelled AS BIGINT) AS cancelled,
                 CAST(s.rolled_back AS BIGINT) AS rolled_back,
@@ -213,8 +219,9 @@ impl Store {
                 CAST(s.cache_write_tokens AS BIGINT) AS cache_write_tokens,
                 CAST(s.cost_usd AS DOUBLE PRECISION) AS cost_usd
              FROM sums s
-             LEFT JOIN percentiles pc ON pc.bucket_start = s.bucket_start AND pc.grp = s.grp
-             ORDER BY s.bucket_start, s.grp",
+             JOIN buckets bk ON bk.b = s.b
+             LEFT JOIN percentiles pc ON pc.b = s.b AND pc.grp = s.grp
+             ORDER BY s.b, s.grp",
             buckets = range.buckets,
             group = group_sql(query.group_by, "r"),
             from = rollup_from("task_rollups", "r", &range),
@@ -237,25 +244,26 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "{buckets},
              sums AS (
-                SELECT b.b_start AS bucket_start, {group} AS grp,
+                SELECT d.b, {group} AS grp,
                     SUM(r.requested) AS requested, SUM(r.decided) AS decided,
                     SUM(r.approved) AS approved, SUM(r.rejected) AS rejected,
                     SUM(r.revised) AS revised, SUM(r.expired) AS expired,
                     SUM(r.pending) AS pending
                 {from}
-                GROUP BY b.b_start, {group}
+                GROUP BY d.b, {group}
                 HAVING SUM(r.requested) > 0
              ),
              {percentiles}
-             SELECT s.bucket_start, s.grp AS \"group\", CAST(s.requested AS BIGINT) AS requested,
+             SELECT bk.b_start AS bucket_start, s.grp AS \"group\", CAST(s.requested AS BIGINT) AS requested,
                 CAST(s.decided AS BIGINT) AS decided, CAST(s.approved AS BIGINT) AS approved,
                 CAST(s.rejected AS BIGINT) AS rejected, CAST(s.revised AS BIGINT) AS revised,
                 CAST(s.expired AS BIGINT) AS expired, CAST(s.pending AS BIGINT) AS pending,
                 CAST(pc.p50 AS BIGINT) AS decision_p50_ms,
                 CAST(pc.p90 AS BIGINT) AS decision_p90_ms
              FROM sums s
-             LEFT JOIN percentiles pc ON pc.bucket_start = s.bucket_start AND pc.grp = s.grp
-             ORDER BY s.bucket_start, s.grp",
+             JOIN buckets bk ON bk.b = s.b
+             LEFT JOIN percentiles pc ON pc.b = s.b AND pc.grp = s.grp
+             ORDER BY s.b, s.grp",
             buckets = range.buckets,
             group = group_sql(query.group_by, "r"),
             from = rollup_from("approval_rollups", "r", &range),
