@@ -322,6 +322,8 @@ pub struct RetentionConfig {
     pub run_logs_days: u32,
     pub deliveries_days: u32,
     pub batch_size: u32,
+    /// Milliseconds between two batches (API statements go first); 0 only yields.
+    pub pause_ms: u64,
     pub interval_secs: u64,
 }
 
@@ -332,6 +334,7 @@ impl Default for RetentionConfig {
             run_logs_days: 0,
             deliveries_days: 0,
             batch_size: 500,
+            pause_ms: 10,
             interval_secs: 3600,
         }
     }
@@ -696,6 +699,9 @@ impl Config {
                 "retention.batch_size / interval_secs",
                 "must be at least 1".into(),
             );
+        }
+        if self.retention.pause_ms > 10_000 {
+            return bad("retention.pause_ms", "must be at most 10000".into());
         }
         if self.scheduler.max_sleep_ms < 100 {
             return bad("scheduler.max_sleep_ms", "must be at least 100".into());

@@ -26,29 +26,31 @@ fn cutoff(now: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
     (days > 0).then(|| now - chrono::Duration::days(i64::from(days)))
 }
 
-/// Removes, batch by batch, whatever is older than its age at `now`; yields between
-/// batches so other work goes first.
+/// Removes, batch by batch, whatever is older than its age at `now`; waits
+/// `retention.pause_ms` (or at least yields) between batches so other work goes first.
 pub async fn prune_once(
     store: &Store,
     config: &RetentionConfig,
     now: DateTime<Utc>,
 ) -> Result<Pruned> {
     let batch = i64::from(config.batch_size);
+    let pause = Duration::from_millis(config.pause_ms);
     let mut pruned = Pruned::default();
     if let Some(before) = cutoff(now, config.events_days) {
-        pruned.events = in_batches(batch, || store.prune_events(before, batch)).await?;
+        pruned.events = in_batches(batch, pause, || store.prune_events(before, batch)).await?;
     }
     if let Some(before) = cutoff(now, config.run_logs_days) {
-        pruned.run_logs = in_batches(batch, || store.prune_run_logs(before, batch)).await?;
+        pruned.run_logs = in_batches(batch, pause, || store.prune_run_logs(before, batch)).await?;
     }
     if let Some(before) = cutoff(now, config.deliveries_days) {
-        pruned.deliveries = in_batches(batch, || store.prune_deliveries(before, batch)).await?;
+        pruned.deliveries =
+            in_batches(batch, pause, || store.prune_deliveries(before, batch)).await?;
     }
     Ok(pruned)
 }
 
-/// Runs `step` until a batch comes back short; returns the rows it removed.
-async fn in_batches<F, Fut>(batch: i64, mut step: F) -> Result<u64>
+/// Runs `step` until a batch comes back short, `pause` apart; returns the rows it removed.
+async fn in_batches<F, Fut>(batch: i64, pause: Duration, mut step: F) -> Result<u64>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<u64>>,
@@ -60,7 +62,11 @@ where
         if removed < batch as u64 {
             return Ok(total);
         }
-        tokio::task::yield_now().await;
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 

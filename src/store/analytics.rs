@@ -1,196 +1,234 @@
-//! Queries for analytics: tasks, runs and approvals added up per time bucket and group in
-//! SQL, never by loading rows; and the live counts `/metrics` reports.
+//! Queries for analytics: the rollups the database keeps (migration 0022: per UTC day,
+//! project, team and source, maintained by triggers on tasks, runs and approvals) added up
+//! per time bucket and group, never the raw rows; and the live counts `/metrics` reports.
 //!
-//! The buckets arrive as bound values (`WITH buckets(b_start, b_end) AS (VALUES …)`), so
-//! one SQL text serves both databases; only the difference of two timestamps in
-//! milliseconds is spelled per database. Percentiles are nearest-rank, from window
-//! functions: in each bucket and group the value whose rank is ⌈p·n/100⌉ among the n
-//! values (SQLite has no percentile function). Every query is limited to the projects in
-//! the caller's scope.
+//! The buckets arrive as bound values (`buckets(b, b_start, d_start, d_end)`: each bucket's
+//! number, start, first and past-the-last day, expanded to `days(day, b)` so a rollup row
+//! finds its bucket by equality), so one SQL text serves both databases. Buckets are whole UTC days (a day, an ISO week, a month), as
+//! `analytics::buckets` cuts them. Percentiles come from the duration histograms of the
+//! rollups: the nearest-rank value (rank ⌈p·n/100⌉ of the n values) is read as the lower
+//! bound of the histogram bucket holding it, so it is never above the true value and less
+//! than 9.1 % below it (exact under 10 ms and for values that are bounds: 30 s, 45 s, 2 min,
+//! …; see `duration_buckets` in the migration). Every query is limited to the projects in the
+//! caller's scope.
 
 use chrono::{DateTime, Utc};
 
-use super::{Backend, Store};
+use super::Store;
 use crate::error::Result;
 use crate::model::{
-    AnalyticsQuery, ApprovalStatus, ApprovalSums, Channel, Decision, GroupBy, Priority,
-    ProjectScope, TaskCost, TaskStatus, TaskSums, sql_list,
+    AnalyticsQuery, ApprovalSums, GroupBy, Priority, ProjectScope, TaskCost, TaskStatus, TaskSums,
 };
 
-/// The values a range query binds, in the order its SQL numbers them: each bucket's start
-/// and end, then the first start and last end, then the project ids of the scope.
-struct RangeBinds {
-    times: Vec<DateTime<Utc>>,
-    project_ids: Vec<i64>,
+/// One value a query binds.
+enum Bind {
+    Time(DateTime<Utc>),
+    Number(i64),
 }
 
-/// Binds a [`RangeBinds`] to a query, in order.
-macro_rules! bind_range {
+/// The values a query binds, in the order its SQL numbers them (`$1`, `$2`, …).
+#[derive(Default)]
+struct Binds(Vec<Bind>);
+
+impl Binds {
+    /// Adds `value` and returns its placeholder.
+    fn push(&mut self, value: Bind) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+}
+
+/// Binds a [`Binds`] to a query, in order.
+macro_rules! bind_all {
     ($query:expr, $binds:expr) => {{
         let mut query = $query;
-        for time in &$binds.times {
-            query = query.bind(*time);
-        }
-        for id in &$binds.project_ids {
-            query = query.bind(*id);
+        for value in &$binds.0 {
+            query = match value {
+                Bind::Time(time) => query.bind(*time),
+                Bind::Number(number) => query.bind(*number),
+            };
         }
         query
     }};
 }
 
-/// The SQL pieces of a range query that depend on its values.
-struct RangeSql {
-    /// `WITH buckets(b_start, b_end) AS (VALUES ($1, $2), …)`.
-    buckets: String,
-    /// The placeholders of the first start and the last end.
-    first: String,
-    last: String,
-    /// ` AND t.project_id IN (…)`, or nothing for every project.
-    scope: String,
-    binds: RangeBinds,
+/// The day `time` falls on, as the rollups number days: since 1970-01-01 in UTC.
+fn day_number(time: DateTime<Utc>) -> i64 {
+    time.timestamp().div_euclid(86_400)
 }
 
-/// The SQL and values of `query`'s scope, its whole range and, `with_buckets`, each of its
-/// buckets; None when the scope is empty.
-fn range_sql(query: &AnalyticsQuery, with_buckets: bool) -> Option<RangeSql> {
+/// The placeholders of the scope's project ids (`$4, $5`), bound into `binds`; an empty
+/// string for every project, None for none at all.
+fn scope_list(scope: &ProjectScope, binds: &mut Binds) -> Option<String> {
+    match scope {
+        ProjectScope::All => Some(String::new()),
+        ProjectScope::Only(ids) if ids.is_empty() => None,
+        ProjectScope::Only(ids) => Some(
+            ids.iter()
+                .map(|id| binds.push(Bind::Number(*id)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
+/// ` AND {alias}.project_id IN (…)` for a scope list, or nothing for every project.
+fn scope_filter(alias: &str, list: &str) -> String {
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {alias}.project_id IN ({list})")
+    }
+}
+
+/// The SQL pieces of a rollup query that depend on its values.
+struct RollupRange {
+    /// `WITH RECURSIVE buckets(b, b_start, d_start, d_end) AS (VALUES (0, $1, $2, $3), …)`
+    /// and `days(day, b, d_end)`, each day of the range with its bucket's number `b`.
+    buckets: String,
+    /// The placeholders of the first day and the day after the last.
+    first: String,
+    last: String,
+    /// The scope's placeholders (see [`scope_list`]).
+    scope: String,
+    binds: Binds,
+}
+
+/// The buckets, range and scope of `query` as rollup days; None when the scope is empty.
+fn rollup_range(query: &AnalyticsQuery) -> Option<RollupRange> {
     let (first, last) = (query.buckets.first()?, query.buckets.last()?);
-    let mut times = Vec::with_capacity(query.buckets.len() * 2 + 2);
+    let mut binds = Binds::default();
     let values: Vec<String> = query
         .buckets
         .iter()
-        .filter(|_| with_buckets)
-        .map(|b| {
-            times.extend([b.start, b.end]);
-            format!("(${}, ${})", times.len() - 1, times.len())
+        .enumerate()
+        .map(|(n, b)| {
+            let start = binds.push(Bind::Time(b.start));
+            let from = binds.push(Bind::Number(day_number(b.start)));
+            let to = binds.push(Bind::Number(day_number(b.end)));
+            format!("({n}, {start}, {from}, {to})")
         })
         .collect();
-    times.extend([first.start, last.end]);
-    let n = times.len();
-    let project_ids = match &query.scope {
-        ProjectScope::All => Vec::new(),
-        ProjectScope::Only(ids) if ids.is_empty() => return None,
-        ProjectScope::Only(ids) => ids.clone(),
-    };
-    let scope = if project_ids.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = (1..=project_ids.len())
-            .map(|i| format!("${}", n + i))
-            .collect();
-        format!(" AND t.project_id IN ({})", list.join(", "))
-    };
-    Some(RangeSql {
+    let first = binds.push(Bind::Number(day_number(first.start)));
+    let last = binds.push(Bind::Number(day_number(last.end)));
+    let scope = scope_list(&query.scope, &mut binds)?;
+    Some(RollupRange {
         buckets: format!(
-            "WITH buckets(b_start, b_end) AS (VALUES {})",
+            "WITH RECURSIVE buckets(b, b_start, d_start, d_end) AS (VALUES {}),
+             days(day, b, d_end) AS (
+                SELECT d_start, b, d_end FROM buckets
+                UNION ALL SELECT day + 1, b, d_end FROM days WHERE day + 1 < d_end
+             )",
             values.join(", ")
         ),
-        first: format!("${}", n - 1),
-        last: format!("${n}"),
+        first,
+        last,
         scope,
-        binds: RangeBinds { times, project_ids },
+        binds,
     })
 }
 
-/// The SQL expression naming a row's group (`t` is the task, `p` its project).
-fn group_sql(group_by: GroupBy) -> &'static str {
+/// The SQL expression naming a rollup row's group (`alias` is the rollup, `p` its project).
+fn group_sql(group_by: GroupBy, alias: &str) -> String {
     match group_by {
-        GroupBy::Project => "p.name",
-        GroupBy::Team => "t.team",
-        GroupBy::Source => "t.source",
+        GroupBy::Project => "p.name".to_owned(),
+        GroupBy::Team => format!("{alias}.team"),
+        GroupBy::Source => format!("{alias}.source"),
     }
 }
 
-/// Milliseconds from timestamp `from` to timestamp `to`: the one expression that differs
-/// between the databases (SQLite stores RFC 3339 text, PostgreSQL `timestamptz`).
-fn millis_between(backend: Backend, from: &str, to: &str) -> String {
-    match backend {
-        Backend::Sqlite => {
-            format!("CAST(ROUND((julianday({to}) - julianday({from})) * 86400000.0) AS INTEGER)")
-        }
-        Backend::Postgres => {
-            format!("CAST(ROUND(EXTRACT(EPOCH FROM ({to} - {from})) * 1000) AS BIGINT)")
-        }
-    }
-}
-
-/// The nearest-rank `percent`th percentile of `value` over a `ranked` row set whose `rn`
-/// numbers the non-null values 1..=`n` in order.
-fn nearest_rank(value: &str, percent: u32) -> String {
+/// `FROM {table} {alias}` joined to its day `d` (with its bucket `d.b`) and project `p`,
+/// within the range and scope.
+fn rollup_from(table: &str, alias: &str, range: &RollupRange) -> String {
     format!(
-        "MIN(CASE WHEN {value} IS NOT NULL AND rn = (n * {percent} + 99) / 100 THEN {value} END)"
+        "FROM {table} {alias}
+         JOIN days d ON d.day = {alias}.day
+         JOIN projects p ON p.id = {alias}.project_id
+         WHERE {alias}.day >= {first} AND {alias}.day < {last}{scope}",
+        first = range.first,
+        last = range.last,
+        scope = scope_filter(alias, &range.scope),
     )
 }
 
-/// `SUM(CASE WHEN {column} IN ({list}) THEN 1 ELSE 0 END)`: how many rows have one of `list`.
-fn count_in(column: &str, list: &str) -> String {
-    format!("SUM(CASE WHEN {column} IN ({list}) THEN 1 ELSE 0 END)")
+/// The CTEs ending in `percentiles(b, grp, p50, p90)`: the 50th and 90th
+/// nearest-rank percentiles per bucket and group of the histogram `table` (its counts in
+/// column `count`), each as the lower bound of the histogram bucket holding that rank.
+fn histogram_percentiles(
+    table: &str,
+    count: &str,
+    query: &AnalyticsQuery,
+    range: &RollupRange,
+) -> String {
+    format!(
+        "histogram AS (
+            SELECT d.b, {group} AS grp, h.lower_ms, CAST(SUM(h.{count}) AS INTEGER) AS c
+            {from}
+            GROUP BY d.b, {group}, h.lower_ms
+            HAVING SUM(h.{count}) > 0
+         ),
+         reached AS (
+            SELECT b, grp, lower_ms, SUM(c) OVER running AS up_to,
+                SUM(c) OVER (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                    AS n
+            FROM histogram
+            WINDOW running AS (PARTITION BY b, grp ORDER BY lower_ms)
+         ),
+         percentiles AS (
+            SELECT b, grp,
+                MIN(CASE WHEN up_to >= (n * 50 + 99) / 100 THEN lower_ms END) AS p50,
+                MIN(CASE WHEN up_to >= (n * 90 + 99) / 100 THEN lower_ms END) AS p90
+            FROM reached GROUP BY b, grp
+         )",
+        group = group_sql(query.group_by, "h"),
+        from = rollup_from(table, "h", range),
+    )
 }
 
 impl Store {
     /// Tasks created in each bucket, per group: outcomes, end-to-end duration percentiles of
     /// the done ones (creation to completion), and their runs' tokens and cost.
     pub async fn task_sums(&self, query: &AnalyticsQuery) -> Result<Vec<TaskSums>> {
-        let Some(range) = range_sql(query, true) else {
+        let Some(range) = rollup_range(query) else {
             return Ok(Vec::new());
         };
-        let done = sql_list(&[TaskStatus::Done], TaskStatus::as_str);
-        let duration = millis_between(self.backend(), "t.created_at", "t.completed_at");
-        let count =
-            |status: TaskStatus| count_in("status", &sql_list(&[status], TaskStatus::as_str));
         let sql = sqlx::AssertSqlSafe(format!(
             "{buckets},
-             per_task AS (
-                SELECT b.b_start AS bucket_start, {group} AS grp, t.status,
-                    CASE WHEN t.started_at IS NULL THEN 0 ELSE 1 END AS started,
-                    CASE WHEN t.status IN ({done}) THEN {duration} END AS duration_ms,
-                    COALESCE(SUM(r.input_tokens), 0) AS input_tokens,
-                    COALESCE(SUM(r.output_tokens), 0) AS output_tokens,
-                    COALESCE(SUM(r.cache_read_tokens), 0) AS cache_read_tokens,
-                    COALESCE(SUM(r.cache_creation_tokens), 0) AS cache_write_tokens,
-                    COALESCE(SUM(r.cost_usd), 0.0) AS cost_usd
-                FROM tasks t
-                JOIN buckets b ON t.created_at >= b.b_start AND t.created_at < b.b_end
-                JOIN projects p ON p.id = t.project_id
-                LEFT JOIN runs r ON r.task_id = t.id
-                WHERE t.created_at >= {first} AND t.created_at < {last}{scope}
-                GROUP BY t.id, b.b_start, {group}, t.status, t.started_at, t.created_at,
-                    t.completed_at
+             sums AS (
+                SELECT d.b, {group} AS grp,
+                    SUM(r.tasks) AS tasks, SUM(r.started) AS started, SUM(r.done) AS done,
+                    SUM(r.failed) AS failed, SUM(r.cancelled) AS cancelled,
+                    SUM(r.rolled_back) AS rolled_back, SUM(r.input_tokens) AS input_tokens,
+                    SUM(r.output_tokens) AS output_tokens,
+                    SUM(r.cache_read_tokens) AS cache_read_tokens,
+                    SUM(r.cache_write_tokens) AS cache_write_tokens, SUM(r.cost_usd) AS cost_usd
+                {from}
+                GROUP BY d.b, {group}
+                HAVING SUM(r.tasks) > 0
              ),
-             ranked AS (
-                SELECT per_task.*,
-                    ROW_NUMBER() OVER (PARTITION BY bucket_start, grp, duration_ms IS NULL
-                                       ORDER BY duration_ms) AS rn,
-                    COUNT(duration_ms) OVER (PARTITION BY bucket_start, grp) AS n
-                FROM per_task
-             )
-             SELECT bucket_start, grp AS \"group\", COUNT(*) AS tasks,
-                CAST(SUM(started) AS BIGINT) AS started,
-                CAST({done_count} AS BIGINT) AS done,
-                CAST({failed} AS BIGINT) AS failed,
-                CAST({cancelled} AS BIGINT) AS cancelled,
-                CAST({rolled_back} AS BIGINT) AS rolled_back,
-                CAST({p50} AS BIGINT) AS duration_p50_ms,
-                CAST({p90} AS BIGINT) AS duration_p90_ms,
-                CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
-                CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
-                CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens,
-                CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
-                CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS cost_usd
-             FROM ranked GROUP BY bucket_start, grp ORDER BY bucket_start, grp",
+             {percentiles}
+             SELECT bk.b_start AS bucket_start, s.grp AS \"group\", CAST(s.tasks AS BIGINT) AS tasks,
+                CAST(s.started AS BIGINT) AS started, CAST(s.done AS BIGINT) AS done,
+                CAST(s.failed AS BIGINT) AS failed, CAST(s.cancelled AS BIGINT) AS cancelled,
+                CAST(s.rolled_back AS BIGINT) AS rolled_back,
+                CAST(pc.p50 AS BIGINT) AS duration_p50_ms,
+                CAST(pc.p90 AS BIGINT) AS duration_p90_ms,
+                CAST(s.input_tokens AS BIGINT) AS input_tokens,
+                CAST(s.output_tokens AS BIGINT) AS output_tokens,
+                CAST(s.cache_read_tokens AS BIGINT) AS cache_read_tokens,
+                CAST(s.cache_write_tokens AS BIGINT) AS cache_write_tokens,
+                CAST(s.cost_usd AS DOUBLE PRECISION) AS cost_usd
+             FROM sums s
+             JOIN buckets bk ON bk.b = s.b
+             LEFT JOIN percentiles pc ON pc.b = s.b AND pc.grp = s.grp
+             ORDER BY s.b, s.grp",
             buckets = range.buckets,
-            group = group_sql(query.group_by),
-            first = range.first,
-            last = range.last,
-            scope = range.scope,
-            done_count = count(TaskStatus::Done),
-            failed = count(TaskStatus::Failed),
-            cancelled = count(TaskStatus::Cancelled),
-            rolled_back = count(TaskStatus::RolledBack),
-            p50 = nearest_rank("duration_ms", 50),
-            p90 = nearest_rank("duration_ms", 90),
+            group = group_sql(query.group_by, "r"),
+            from = rollup_from("task_rollups", "r", &range),
+            percentiles = histogram_percentiles("task_duration_counts", "tasks", query, &range),
         ));
         Ok(
-            with_pool!(self, pool => bind_range!(sqlx::query_as(sql), range.binds)
+            with_pool!(self, pool => bind_all!(sqlx::query_as(sql), range.binds)
             .fetch_all(pool)
             .await)?,
         )
@@ -200,102 +238,75 @@ impl Store {
     /// and their shares, expired ones (rejected by the deadline, or marked expired), those
     /// still pending, and time-to-decision percentiles of the human decisions.
     pub async fn approval_sums(&self, query: &AnalyticsQuery) -> Result<Vec<ApprovalSums>> {
-        let Some(range) = range_sql(query, true) else {
+        let Some(range) = rollup_range(query) else {
             return Ok(Vec::new());
         };
-        let machine = sql_list(&[Channel::System, Channel::Pipeline], Channel::as_str);
-        let decided = sql_list(&[ApprovalStatus::Decided], ApprovalStatus::as_str);
-        let expired = sql_list(&[ApprovalStatus::Expired], ApprovalStatus::as_str);
-        let deadline = sql_list(&[Channel::System], Channel::as_str);
-        let wait = millis_between(self.backend(), "a.requested_at", "a.decided_at");
-        let decision = |d: Decision| count_in("decision", &sql_list(&[d], Decision::as_str));
         let sql = sqlx::AssertSqlSafe(format!(
             "{buckets},
-             per_approval AS (
-                SELECT b.b_start AS bucket_start, {group} AS grp, a.status,
-                    CASE WHEN a.status IN ({decided}) AND a.channel NOT IN ({machine})
-                         THEN a.decision END AS decision,
-                    CASE WHEN a.status IN ({decided}) AND a.channel NOT IN ({machine})
-                         THEN {wait} END AS wait_ms,
-                    CASE WHEN a.status IN ({expired}) OR a.channel IN ({deadline})
-                         THEN 1 ELSE 0 END AS expired
-                FROM approvals a
-                JOIN tasks t ON t.id = a.task_id
-                JOIN projects p ON p.id = t.project_id
-                JOIN buckets b ON a.requested_at >= b.b_start AND a.requested_at < b.b_end
-                WHERE a.requested_at >= {first} AND a.requested_at < {last}{scope}
+             sums AS (
+                SELECT d.b, {group} AS grp,
+                    SUM(r.requested) AS requested, SUM(r.decided) AS decided,
+                    SUM(r.approved) AS approved, SUM(r.rejected) AS rejected,
+                    SUM(r.revised) AS revised, SUM(r.expired) AS expired,
+                    SUM(r.pending) AS pending
+                {from}
+                GROUP BY d.b, {group}
+                HAVING SUM(r.requested) > 0
              ),
-             ranked AS (
-                SELECT per_approval.*,
-                    ROW_NUMBER() OVER (PARTITION BY bucket_start, grp, wait_ms IS NULL
-                                       ORDER BY wait_ms) AS rn,
-                    COUNT(wait_ms) OVER (PARTITION BY bucket_start, grp) AS n
-                FROM per_approval
-             )
-             SELECT bucket_start, grp AS \"group\", COUNT(*) AS requested,
-                COUNT(decision) AS decided,
-                CAST({approved} AS BIGINT) AS approved,
-                CAST({rejected} AS BIGINT) AS rejected,
-                CAST({revised} AS BIGINT) AS revised,
-                CAST(SUM(expired) AS BIGINT) AS expired,
-                CAST({pending} AS BIGINT) AS pending,
-                CAST({p50} AS BIGINT) AS decision_p50_ms,
-                CAST({p90} AS BIGINT) AS decision_p90_ms
-             FROM ranked GROUP BY bucket_start, grp ORDER BY bucket_start, grp",
+             {percentiles}
+             SELECT bk.b_start AS bucket_start, s.grp AS \"group\", CAST(s.requested AS BIGINT) AS requested,
+                CAST(s.decided AS BIGINT) AS decided, CAST(s.approved AS BIGINT) AS approved,
+                CAST(s.rejected AS BIGINT) AS rejected, CAST(s.revised AS BIGINT) AS revised,
+                CAST(s.expired AS BIGINT) AS expired, CAST(s.pending AS BIGINT) AS pending,
+                CAST(pc.p50 AS BIGINT) AS decision_p50_ms,
+                CAST(pc.p90 AS BIGINT) AS decision_p90_ms
+             FROM sums s
+             JOIN buckets bk ON bk.b = s.b
+             LEFT JOIN percentiles pc ON pc.b = s.b AND pc.grp = s.grp
+             ORDER BY s.b, s.grp",
             buckets = range.buckets,
-            group = group_sql(query.group_by),
-            first = range.first,
-            last = range.last,
-            scope = range.scope,
-            approved = decision(Decision::Approve),
-            rejected = decision(Decision::Reject),
-            revised = decision(Decision::Revise),
-            pending = count_in(
-                "status",
-                &sql_list(&[ApprovalStatus::Pending], ApprovalStatus::as_str)
-            ),
-            p50 = nearest_rank("wait_ms", 50),
-            p90 = nearest_rank("wait_ms", 90),
+            group = group_sql(query.group_by, "r"),
+            from = rollup_from("approval_rollups", "r", &range),
+            percentiles = histogram_percentiles("approval_wait_counts", "approvals", query, &range),
         ));
         Ok(
-            with_pool!(self, pool => bind_range!(sqlx::query_as(sql), range.binds)
+            with_pool!(self, pool => bind_all!(sqlx::query_as(sql), range.binds)
             .fetch_all(pool)
             .await)?,
         )
     }
 
     /// The `limit` tasks created in the range whose runs cost the most, dearest first (ties
-    /// by id, newest first).
+    /// by id, newest first); read from `task_costs` down its cost index.
     pub async fn most_expensive_tasks(
         &self,
         query: &AnalyticsQuery,
         limit: i64,
     ) -> Result<Vec<TaskCost>> {
-        let Some(range) = range_sql(query, false) else {
+        let (Some(first), Some(last)) = (query.buckets.first(), query.buckets.last()) else {
             return Ok(Vec::new());
         };
-        let limit_param = range.binds.times.len() + range.binds.project_ids.len() + 1;
+        let mut binds = Binds::default();
+        let from = binds.push(Bind::Time(first.start));
+        let to = binds.push(Bind::Time(last.end));
+        let Some(scope) = scope_list(&query.scope, &mut binds) else {
+            return Ok(Vec::new());
+        };
+        let limit_param = binds.push(Bind::Number(limit));
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT t.id AS task_id, p.name AS project, t.team, t.source, t.status, t.created_at,
-                COUNT(r.id) AS runs,
-                CAST(COALESCE(SUM(r.input_tokens), 0) AS BIGINT) AS input_tokens,
-                CAST(COALESCE(SUM(r.output_tokens), 0) AS BIGINT) AS output_tokens,
-                CAST(COALESCE(SUM(r.cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens,
-                CAST(COALESCE(SUM(r.cache_creation_tokens), 0) AS BIGINT) AS cache_write_tokens,
-                CAST(COALESCE(SUM(r.cost_usd), 0.0) AS DOUBLE PRECISION) AS cost_usd
-             FROM tasks t
-             JOIN projects p ON p.id = t.project_id
-             JOIN runs r ON r.task_id = t.id
-             WHERE t.created_at >= {first} AND t.created_at < {last}{scope}
-             GROUP BY t.id, p.name, t.team, t.source, t.status, t.created_at
-             ORDER BY cost_usd DESC, t.id DESC LIMIT ${limit_param}",
-            first = range.first,
-            last = range.last,
-            scope = range.scope,
+            "SELECT c.task_id, p.name AS project, t.team, t.source, t.status, t.created_at,
+                c.runs, c.input_tokens, c.output_tokens, c.cache_read_tokens,
+                c.cache_write_tokens, c.cost_usd
+             FROM (SELECT * FROM task_costs c
+                   WHERE c.created_at >= {from} AND c.created_at < {to}{scope}
+                   ORDER BY c.cost_usd DESC, c.task_id DESC LIMIT {limit_param}) AS c
+             JOIN tasks t ON t.id = c.task_id
+             JOIN projects p ON p.id = c.project_id
+             ORDER BY c.cost_usd DESC, c.task_id DESC",
+            scope = scope_filter("c", &scope),
         ));
         Ok(
-            with_pool!(self, pool => bind_range!(sqlx::query_as(sql), range.binds)
-            .bind(limit)
+            with_pool!(self, pool => bind_all!(sqlx::query_as(sql), binds)
             .fetch_all(pool)
             .await)?,
         )
