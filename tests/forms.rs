@@ -322,6 +322,15 @@ fn posting_for(route: &str, fx: &Fixtures, n: usize) -> Option<Posting> {
             session("/account/sessions/999999/revoke".into(), &[], Target::Any)
         }
         "/account/link" => session("/account/link".into(), &[("code", "0.0.00")], Target::Any),
+        // An unknown grant (404) and a consent for an unknown client (400), past the guard.
+        "/account/apps/{id}/revoke" => {
+            session("/account/apps/999999/revoke".into(), &[], Target::Any)
+        }
+        "/oauth/authorize" => session(
+            "/oauth/authorize".into(),
+            &[("client_id", "aiops-client-unknown"), ("decision", "allow")],
+            Target::Any,
+        ),
         "/tokens/{name}/revoke" => session(
             "/tokens/no-such-token/revoke".into(),
             &[("back", "/account")],

@@ -139,6 +139,14 @@ async fn task_to_done_through(client: &Client, app: &TestApp) {
     let approval = wait_for("a pending approval with its snapshot", WAIT, || async {
         let (page, _) = ok(client, "list_pending_approvals", json!({})).await;
         assert_eq!(page["may_decide"], true);
+        assert!(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["may_decide"] == true),
+            "{page}"
+        );
         page["items"]
             .as_array()
             .unwrap()
@@ -378,6 +386,25 @@ async fn permission_matrix_over_tools_and_roles(db: Db) {
         "a project's name is not revealed: {guess}"
     );
     client.cancel().await.unwrap();
+
+    // Each pending approval says whether this caller may decide it.
+    for (index, may) in [(0, false), (2, true)] {
+        let client = http_client(&app, &callers[index].1).await;
+        let (page, text) = ok(&client, "list_pending_approvals", json!({})).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(!items.is_empty(), "{page}");
+        assert!(
+            items.iter().all(|a| a["may_decide"] == may),
+            "{} {page}",
+            callers[index].0
+        );
+        assert_eq!(
+            text.contains("you may read it, not decide it"),
+            !may,
+            "{text}"
+        );
+        client.cancel().await.unwrap();
+    }
 
     let audit = app.get_json("/api/v1/audit?limit=200").await;
     let refused = |who: &str, outcome: &str| {

@@ -227,19 +227,37 @@ fn approval_line(a: &ApprovalRecord) -> String {
     )
 }
 
-pub fn pending(items: &[ApprovalRecord], may_decide: bool, next_cursor: Option<String>) -> Answer {
+/// Pending approvals, each with whether the caller may decide it (their role in its project).
+pub fn pending(items: &[ApprovalRecord], may: &[bool], next_cursor: Option<String>) -> Answer {
     let mut text = if items.is_empty() {
         "Nothing waits for a decision.\n".to_string()
     } else {
-        items.iter().map(approval_line).collect()
+        items
+            .iter()
+            .zip(may)
+            .map(|(a, may)| {
+                let line = approval_line(a);
+                if *may {
+                    line
+                } else {
+                    line.replacen('\n', " (you may read it, not decide it)\n", 1)
+                }
+            })
+            .collect()
     };
-    if !may_decide && !items.is_empty() {
-        text.push_str("\nYour role may read these but not decide them.\n");
-    }
     text.push_str(&more_note("list_pending_approvals", &next_cursor));
+    let listed: Vec<serde_json::Value> = items
+        .iter()
+        .zip(may)
+        .map(|(a, may)| {
+            let mut item = json!(a);
+            item["may_decide"] = json!(may);
+            item
+        })
+        .collect();
     Answer::new(
         text,
-        json!({ "items": items, "may_decide": may_decide, "next_cursor": next_cursor }),
+        json!({ "items": listed, "may_decide": may.iter().any(|m| *m), "next_cursor": next_cursor }),
     )
 }
 

@@ -216,7 +216,7 @@ impl Aiops {
 
     #[tool(
         name = "list_pending_approvals",
-        description = "Approval requests waiting for a human, newest first, and whether you may decide them; paged with `cursor`.",
+        description = "Approval requests waiting for a human in your projects, newest first, each with whether you may decide it (`may_decide`); paged with `cursor`.",
         annotations(read_only_hint = true)
     )]
     async fn tool_list_pending_approvals(
@@ -405,8 +405,15 @@ impl Aiops {
             .list_approvals_in(&filter, &Self::visible(caller))
             .await?;
         let next_cursor = next_id_cursor(&items, |a| a.id);
-        let may_decide = permissions::check(&caller.principal, "decide_approval").is_ok();
-        Ok(render::pending(&items, may_decide, next_cursor))
+        let mut may = Vec::with_capacity(items.len());
+        for approval in &items {
+            may.push(
+                self.on_task(caller, "decide_approval", approval.task_id)
+                    .await
+                    .is_ok(),
+            );
+        }
+        Ok(render::pending(&items, &may, next_cursor))
     }
 
     async fn decide(&self, caller: &Caller, args: DecideArgs) -> Result<Answer> {
