@@ -580,3 +580,91 @@ async fn project_and_admin_views_show_seeded_data_in_chromium() {
     }
     browser.close().await.unwrap();
 }
+
+/// A maintainer makes a team preset on `/teams` and runs a task with it from the task form;
+/// the pipeline receives it: the simulator runs with `--team docs` and finds the preset file
+/// in its worktree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preset_made_on_the_page_runs_a_task_in_chromium() {
+    let driver = ChromeDriver::start().await;
+    let repo = common::git_repo();
+    let app = engine_app(Db::Sqlite, "", |_| {}).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let maya = member(&app, "maya", "shop", ProjectRole::Maintainer).await;
+    let browser = driver.session().await;
+    sign_in(&browser, &app, &maya).await;
+
+    browser.goto(&app.url("/teams")).await.unwrap();
+    click(&browser, "#new-preset summary").await;
+    let fields = [
+        ("#new-name", "docs"),
+        ("#new-description", "Writes and checks documentation"),
+        ("#new-keywords", "docs"),
+        (
+            "#new-members",
+            "leader | contextualizing | Gather the context and drive the phases\n\
+             scribe | executing | Write the docs the task asks for",
+        ),
+    ];
+    for (css, value) in fields {
+        let input = browser
+            .wait()
+            .at_most(BROWSER_WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        input.send_keys(value).await.unwrap();
+    }
+    keep_screenshot(&browser, "preset-new").await;
+    click(&browser, "form[data-form=\"new\"] button[type=\"submit\"]").await;
+    wait_for("the new preset on the page", BROWSER_WAIT, || async {
+        let text = browser
+            .find(Locator::Css("main"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("Writes and checks documentation")
+            .then_some(())
+    })
+    .await;
+
+    browser.goto(&app.url("/tasks")).await.unwrap();
+    let project = browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::Css("#new-project"))
+        .await
+        .unwrap();
+    project.select_by_value("shop").await.unwrap();
+    let team = browser.find(Locator::Css("#new-team")).await.unwrap();
+    team.select_by_value("docs")
+        .await
+        .expect("the new preset is offered");
+    let prompt = browser.find(Locator::Css("#prompt")).await.unwrap();
+    prompt
+        .send_keys("Document the checkout flow")
+        .await
+        .unwrap();
+    click(&browser, "#create-task button[type=\"submit\"]").await;
+    let id = wait_for("the new task's page", BROWSER_WAIT, || async {
+        let url = browser.current_url().await.ok()?;
+        url.path().strip_prefix("/tasks/")?.parse::<i64>().ok()
+    })
+    .await;
+    let detail = wait_status(&app, id, &["awaiting_approval"]).await;
+    assert_eq!(detail["team"], "docs");
+    assert_eq!(
+        detail["team_ran"], "docs",
+        "the pipeline ran with --team docs"
+    );
+    let exec = app.store.task_exec(id).await.unwrap();
+    let preset = std::path::PathBuf::from(exec.worktree_path.unwrap()).join(".party/teams/docs.md");
+    let text = std::fs::read_to_string(&preset).expect("the preset file in the worktree");
+    assert!(text.contains("### scribe"), "{text}");
+    browser.refresh().await.unwrap();
+    text_of(&browser, "#task-state").await;
+    keep_screenshot(&browser, "preset-task").await;
+    browser.close().await.unwrap();
+}
