@@ -128,8 +128,7 @@ pub async fn latest_shown(store: &Store, task: i64) -> Result<Option<ApprovalRec
 pub async fn read(store: &Store, principal: &Principal, uri: &str) -> Result<ReadResourceResult> {
     let named = parse(uri)?;
     let (Named::Findings(task, _) | Named::Diff(task)) = named;
-    let project = store.task(task).await?.project;
-    let project_id = store.project(&project).await?.id;
+    let project_id = store.task_exec(task).await?.project_id;
     permissions::on_project(principal, "resources/read", project_id)?;
     let (text, mime) = match named {
         Named::Findings(task, name) => {

@@ -270,10 +270,8 @@ impl Aiops {
 impl Aiops {
     /// The operation's declared permission on the project of task `task`.
     async fn on_task(&self, caller: &Caller, operation: &str, task: i64) -> Result<()> {
-        let store = &self.state.store;
-        let project = store.task(task).await?.project;
-        let id = store.project(&project).await?.id;
-        permissions::on_project(&caller.principal, operation, id)
+        let project_id = self.state.store.task_exec(task).await?.project_id;
+        permissions::on_project(&caller.principal, operation, project_id)
     }
 
     /// The id of project `name` (None: no project named), once the operation's declared

@@ -102,6 +102,11 @@ impl Site {
         }
     }
 
+    /// Whether `resource`, as a client names it (a trailing slash aside), is this site's.
+    pub fn is_resource(&self, resource: &str) -> bool {
+        resource.trim_end_matches('/') == self.resource
+    }
+
     pub fn new(base_url: &str) -> Self {
         let issuer = base_url.trim_end_matches('/').to_string();
         Site {
@@ -203,7 +208,7 @@ pub async fn check_authorize(
         return Err(back("invalid_request", "PKCE is required: code_challenge (43 base64url characters) with code_challenge_method=S256".into()));
     }
     let scopes = parse_scopes(&request.scope).map_err(|d| back("invalid_scope", d))?;
-    if !request.resource.is_empty() && request.resource.trim_end_matches('/') != site.resource {
+    if !request.resource.is_empty() && !site.is_resource(&request.resource) {
         return Err(back(
             "invalid_target",
             format!("this service issues tokens only for {}", site.resource),
@@ -336,7 +341,9 @@ pub async fn authenticate(store: &Store, token: &str, resource: &str) -> Result<
     if user.status == UserStatus::Disabled {
         return Err(refused("the token's user is disabled"));
     }
-    store.touch_oauth_grant(found.grant_id).await?;
+    if Utc::now() - found.grant_used_at > Duration::minutes(1) {
+        store.touch_oauth_grant(found.grant_id).await?;
+    }
     let scopes = Scopes::of(
         &found
             .scopes

@@ -135,27 +135,12 @@ async fn exchange_code(
             "redirect_uri is not the one the code was issued for",
         ));
     }
-    if request
-        .resource
-        .as_deref()
-        .is_some_and(|r| r.trim_end_matches('/') != code.resource)
-    {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!("the code is for {}", code.resource),
-        ));
-    }
+    check_target(site, &code.resource, request.resource.as_deref(), "code")?;
     let verifier = request.code_verifier.as_deref().unwrap_or_default();
     if !is_pkce_value(verifier)
         || URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != code.code_challenge
     {
         return Err(invalid("code_verifier does not match the code_challenge"));
-    }
-    if code.resource != site.resource {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!("the code is for {}", code.resource),
-        ));
     }
     let mut tx = store.begin().await.map_err(Error::from)?;
     let grant_id = crate::store::oauth::insert_oauth_grant(&mut tx, &code).await?;
@@ -199,17 +184,7 @@ async fn refresh(
     if token.expires_at < Utc::now() {
         return Err(invalid("the refresh token has expired; authorize again"));
     }
-    if token.resource != site.resource
-        || request
-            .resource
-            .as_deref()
-            .is_some_and(|r| r.trim_end_matches('/') != token.resource)
-    {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!("the grant is for {}", token.resource),
-        ));
-    }
+    check_target(site, &token.resource, request.resource.as_deref(), "grant")?;
     let scopes = match request.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         None => token.scopes.clone(),
         Some(asked) => narrower(asked, &token.scopes)?,
@@ -229,6 +204,19 @@ async fn refresh(
     let tokens = new_tokens(&mut tx, config, token.grant_id, &scopes).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(tokens)
+}
+
+/// Ok when `bound`, the resource a code or grant (`what`) is for, is this site's and, when
+/// the client named a resource (RFC 8707), that one; else `invalid_target`.
+fn check_target(site: &Site, bound: &str, asked: Option<&str>, what: &str) -> OAuthResult<()> {
+    if bound == site.resource && asked.is_none_or(|r| site.is_resource(r)) {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            "invalid_target",
+            format!("the {what} is for {bound}"),
+        ))
+    }
 }
 
 /// `asked` when it is within `granted` (a refresh may narrow the grant, never widen it).

@@ -56,6 +56,8 @@ pub struct OAuthTokenGrant {
     pub client_id: String,
     pub client_name: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the grant was last used (kept to the minute).
+    pub grant_used_at: DateTime<Utc>,
 }
 
 /// A grant as "my account" lists it.
@@ -164,7 +166,8 @@ impl Store {
     pub async fn oauth_token(&self, token_hash: &str) -> Result<Option<OAuthTokenGrant>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
             "SELECT t.grant_id, t.kind, t.expires_at, t.used_at, g.principal_id, g.scopes,
-                    g.resource, g.client_id, c.name AS client_name, g.revoked_at
+                    g.resource, g.client_id, c.name AS client_name, g.revoked_at,
+                    g.last_used_at AS grant_used_at
              FROM oauth_tokens t
              JOIN oauth_grants g ON g.id = t.grant_id
              JOIN oauth_clients c ON c.client_id = g.client_id
@@ -187,7 +190,8 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Records that grant `id` was used now (at most once a minute).
+    /// Records that grant `id` was used now (at most once a minute; callers that read the
+    /// grant's last use skip the call within the minute, sparing a write per request).
     pub async fn touch_oauth_grant(&self, id: i64) -> Result<()> {
         let now = Utc::now();
         with_pool!(self, pool => sqlx::query(

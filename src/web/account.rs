@@ -20,7 +20,6 @@ use super::viewer::Viewer;
 use crate::error::Error;
 use crate::model::{Language, Preferences};
 use crate::oauth;
-use crate::permissions::On;
 use crate::sessions;
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,10 +167,7 @@ pub async fn save(
     headers: HeaderMap,
     Form(form): Form<SettingsForm>,
 ) -> Response {
-    let checked = viewer
-        .check_form(&headers, form.csrf.as_deref())
-        .and_then(|()| viewer.require_form(On::AnyProject));
-    if let Err(e) = checked {
+    if let Err(e) = viewer.check_declared_form(&headers, form.csrf.as_deref()) {
         return PageError(e).into_page(&viewer.locale);
     }
     let wanted = Preferences {

@@ -19,7 +19,7 @@ use super::layout::PageError;
 use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::error::{Error, Result};
-use crate::permissions::{self, On};
+use crate::permissions;
 
 /// Refuses (403, in the reader's language) a request that changes something on a route
 /// `permissions::FORMS` does not declare; a declared one goes on with its `FormGuard` in
@@ -74,10 +74,7 @@ impl Posted<'_> {
         back: &str,
         work: impl Future<Output = Result<()>>,
     ) -> Response {
-        let checked = self
-            .viewer
-            .check_form(self.headers, self.csrf)
-            .and_then(|()| self.viewer.require_form(On::AnyProject));
+        let checked = self.viewer.check_declared_form(self.headers, self.csrf);
         let outcome = match checked {
             Ok(()) => work.await,
             Err(e) => Err(e),

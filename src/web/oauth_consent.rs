@@ -14,11 +14,10 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::layout::{Nav, Page, PageError};
-use super::viewer::Viewer;
+use super::viewer::{Viewer, site_of};
 use crate::error::Error;
 use crate::model::Scope;
 use crate::oauth::{self, AuthorizeError, AuthorizeRequest, Consent, OAuthError, Site};
-use crate::permissions::On;
 
 /// The consent form: the request again, the CSRF token and the choice.
 #[derive(Debug, Deserialize)]
@@ -31,11 +30,6 @@ pub struct ConsentForm {
     request: AuthorizeRequest,
 }
 
-fn site(state: &WebState, headers: &HeaderMap) -> Site {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    Site::for_host(&state.config, host)
-}
-
 /// `GET /oauth/authorize`: the consent page, or the answer sent back to the client when the
 /// request is wrong in a way it may hear of.
 pub async fn show(
@@ -44,7 +38,7 @@ pub async fn show(
     headers: HeaderMap,
     Query(request): Query<AuthorizeRequest>,
 ) -> Response {
-    let site = site(&state, &headers);
+    let site = site_of(&state, &headers);
     match oauth::check_authorize(&state.store, &site, &request).await {
         Ok(consent) => page(&viewer, &request, &consent),
         Err(refused) => refusal(&viewer, &site, &request, refused),
@@ -59,11 +53,8 @@ pub async fn decide(
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let site = site(&state, &headers);
-    let checked = viewer
-        .check_form(&headers, form.csrf.as_deref())
-        .and_then(|()| viewer.require_form(On::AnyProject));
-    if let Err(e) = checked {
+    let site = site_of(&state, &headers);
+    if let Err(e) = viewer.check_declared_form(&headers, form.csrf.as_deref()) {
         viewer.audit(&state, "oauth consent", "oauth", "403").await;
         return PageError(e).into_page(&viewer.locale);
     }

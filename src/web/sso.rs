@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::WebState;
 use super::i18n::Locale;
 use super::sign_in::{cookie, layout, respond, safe_next, see_other, texts_for};
+use super::viewer::site_of;
 use crate::sessions::{self, Client};
 use crate::sso::{self, Callback, Deps, Provider, Refusal, RefusalKind, STATE_COOKIE};
 
@@ -43,20 +44,6 @@ fn deps(state: &WebState) -> Deps<'_> {
     }
 }
 
-/// The address the browser reaches this service at: `public_url`, else the request's `Host`.
-fn base_url(state: &WebState, headers: &HeaderMap) -> String {
-    if !state.config.public_url.is_empty() {
-        return state.config.public_base_url();
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map_or_else(
-            || state.config.public_base_url(),
-            |host| format!("http://{host}"),
-        )
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct StartQuery {
@@ -78,7 +65,7 @@ async fn start(
         );
     };
     let next = safe_next(&query.next).unwrap_or("");
-    let base = base_url(&state, &headers);
+    let base = site_of(&state, &headers).issuer;
     let addr = peer.ip().to_string();
     let client = Client {
         addr: &addr,
@@ -128,7 +115,7 @@ async fn callback(
         error: query.error.as_deref(),
         cookie_state: cookie(&headers, STATE_COOKIE),
     };
-    let base = base_url(&state, &headers);
+    let base = site_of(&state, &headers).issuer;
     match sso::finish(deps(&state), provider, &base, callback, client).await {
         Ok(finished) => {
             let cookies = vec![

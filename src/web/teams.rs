@@ -372,8 +372,7 @@ async fn save(
     work: impl Future<Output = Result<()>>,
 ) -> Response {
     let outcome = async {
-        viewer.check_form(headers, form.csrf.as_deref())?;
-        viewer.require_form(On::AnyProject)?;
+        viewer.check_declared_form(headers, form.csrf.as_deref())?;
         work.await
     }
     .await;

@@ -41,6 +41,13 @@ impl Viewer {
         permissions::authorize(&self.principal, permission, On::Project(project_id))
     }
 
+    /// A posted form's checks before its work: [`Viewer::check_form`], then its declared
+    /// guard in some project (the work checks it again on the project it touches).
+    pub fn check_declared_form(&self, headers: &HeaderMap, presented: Option<&str>) -> Result<()> {
+        self.check_form(headers, presented)?;
+        self.require_form(On::AnyProject)
+    }
+
     /// Ok when the reader may post this request's form `on` the project(s) it touches, as
     /// its declaration in `permissions::FORMS` says; Forbidden for a form declared nowhere.
     pub fn require_form(&self, on: On) -> Result<()> {
@@ -217,4 +224,11 @@ impl FromRequestParts<WebState> for MaybeViewer {
 /// `text` as a URL query value.
 pub fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The address the reader reached this service at, and its OAuth issuer and resource:
+/// `public_url`, else the request's `Host` (the provider callbacks' base, the consent page's).
+pub fn site_of(state: &WebState, headers: &HeaderMap) -> crate::oauth::Site {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    crate::oauth::Site::for_host(&state.config, host)
 }
