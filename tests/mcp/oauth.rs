@@ -386,6 +386,26 @@ pub async fn every_oauth_refusal_answers_as_the_specs_say(db: Db) {
             "{bad}: {body}"
         );
     }
+    // Malformed bodies: registration wants JSON, the token endpoint a form.
+    let response = reqwest::Client::new()
+        .post(app.url("/oauth/register"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata", "{body}");
+    let response = reqwest::Client::new()
+        .post(app.url("/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
     let (status, _) = register(&app, "https://claude.ai/api/mcp/auth_callback").await;
     assert_eq!(status, StatusCode::CREATED);
 
