@@ -47,6 +47,7 @@
 //!   forever (dies on SIGTERM/SIGKILL).
 //! * `--sim-garbage` — interleave a non-JSON line and a truncated JSON line between valid lines.
 //! * `--sim-huge-finding BYTES` — write `findings/huge.md` of exactly BYTES bytes (in ANALYZING).
+//! * `--sim-huge-findings N` — with `--sim-huge-finding`, also `findings/huge-2.md` … `huge-N.md`.
 //! * `--sim-leak-env VAR` — print `$VAR`'s value in an assistant text, in `findings/leak.md`
 //!   and in the `data.excerpt` of that finding's `findings_submitted` event (in CONTEXTUALIZING).
 //! * `--sim-symlink TARGET` — create `findings/escape.md` and `tickets/PRT-ESCAPE.json` as
@@ -181,6 +182,7 @@ struct Opts {
     hang: bool,
     garbage: bool,
     huge_finding: Option<u64>,
+    huge_findings: u64,
     leak_env: Option<String>,
     symlink: Option<PathBuf>,
     exit_code: Option<i32>,
@@ -292,6 +294,11 @@ fn parse_args(args: &[String]) -> Res<Opts> {
                         .parse()
                         .ctx("--sim-huge-finding expects a byte count")?,
                 )
+            }
+            "--sim-huge-findings" => {
+                o.huge_findings = value(&flag)?
+                    .parse()
+                    .ctx("--sim-huge-findings expects a count")?
             }
             "--sim-leak-env" => o.leak_env = Some(value(&flag)?),
             "--sim-symlink" => o.symlink = Some(PathBuf::from(value(&flag)?)),
@@ -1333,12 +1340,12 @@ impl Sim {
         Ok(())
     }
 
-    fn huge_finding(&self, bytes: u64) -> Res<()> {
-        let path = self.dir().join("findings").join("huge.md");
+    fn huge_finding(&self, name: &str, bytes: u64) -> Res<()> {
+        let path = self.dir().join("findings").join(name);
         let tmp = self
             .dir()
             .join("findings")
-            .join(format!(".huge.md.tmp-{}", std::process::id()));
+            .join(format!(".{name}.tmp-{}", std::process::id()));
         {
             let f = fs::File::create(&tmp).ctx("creating huge.md")?;
             let mut w = io::BufWriter::new(f);
@@ -1731,7 +1738,10 @@ impl Sim {
             None,
         )?;
         if let Some(bytes) = self.opts.huge_finding {
-            self.huge_finding(bytes)?;
+            self.huge_finding("huge.md", bytes)?;
+            for i in 2..=self.opts.huge_findings {
+                self.huge_finding(&format!("huge-{i}.md"), bytes)?;
+            }
         }
         self.ticket_status(&t1, "DONE", Some("root cause found"))?;
         self.ticket_status(&t2, "DONE", None)?;

@@ -102,6 +102,7 @@ pub const OPERATIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/tasks", Permission::Read),
     ("POST", "/tasks", Permission::Operate),
     ("GET", "/tasks/{id}", Permission::Read),
+    ("GET", "/tasks/{id}/findings/{name}", Permission::Read),
     ("POST", "/tasks/{id}/cancel", Permission::Operate),
     ("POST", "/tasks/{id}/retry", Permission::Operate),
     ("POST", "/tasks/{id}/deliver", Permission::Operate),

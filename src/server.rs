@@ -37,12 +37,10 @@ pub struct Started {
     pub notifications: Option<Workers>,
     /// Stops the GitHub comment updater, if it runs.
     pub replies: Option<CancellationToken>,
-    /// Stops the check of approval deadlines.
-    pub approval_deadlines: CancellationToken,
-    /// Stops the pruning of old events, run logs and deliveries.
-    pub retention: CancellationToken,
-    /// Stops reading the stored team presets again (`team_presets::run_refresh`).
-    pub presets: CancellationToken,
+    /// Stops this process' background loops: the check of approval deadlines, the pruning
+    /// of old data, reading the stored team presets again, and (PostgreSQL) listening for
+    /// other nodes' events.
+    pub background: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
 }
@@ -172,24 +170,23 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         ));
         shutdown
     });
-    let approval_deadlines = CancellationToken::new();
+    let background = CancellationToken::new();
     tokio::spawn(crate::approvals::run_expiry(
         store.clone(),
         config.clone(),
-        approval_deadlines.clone(),
+        background.clone(),
     ));
-    let retention = CancellationToken::new();
     tokio::spawn(crate::retention::run_retention(
         store.clone(),
         config.retention.clone(),
-        retention.clone(),
+        background.clone(),
     ));
-    let presets = CancellationToken::new();
     tokio::spawn(crate::team_presets::run_refresh(
         store.clone(),
         teams.clone(),
-        presets.clone(),
+        background.clone(),
     ));
+    tokio::spawn(store.clone().follow_other_nodes(background.clone()));
     let scheduler = config
         .scheduler
         .enabled
@@ -211,9 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         workers,
         notifications,
         replies,
-        approval_deadlines,
-        retention,
-        presets,
+        background,
         scheduler,
     })
 }

@@ -225,13 +225,17 @@ pub struct TaskDetail {
     pub runs: Vec<Run>,
 }
 
-/// A task with its findings, tickets, approval requests and runs.
+/// How much of each finding a task's detail carries, in characters: a pipeline may write
+/// findings up to `ingest.max_findings_bytes` in all, which no page should load whole.
+pub const FINDING_PREVIEW_CHARS: i32 = 16 * 1024;
+
+/// A task with its findings (each one's beginning), tickets, approval requests and runs.
 pub async fn detail(store: &Store, id: i64) -> Result<TaskDetail> {
     let task = store.task(id).await?;
     let approvals = store.approvals(id).await?;
     Ok(TaskDetail {
         task,
-        findings: store.findings(id).await?,
+        findings: store.finding_previews(id, FINDING_PREVIEW_CHARS).await?,
         tickets: store.tickets(id).await?,
         pending_approvals: approvals
             .iter()

@@ -171,6 +171,69 @@ async fn a_user_sees_only_their_projects(db: Db) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// A finding of a megabyte: the task's detail (API and page) carries its first
+/// `FINDING_PREVIEW_CHARS` characters, counted as characters (Korean text included), with
+/// its size and a link; the whole one is one request away, for its project's members only.
+async fn a_huge_finding_shows_its_beginning_and_whole_on_its_own_page(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let repo = common::git_repo();
+    let other_repo = common::git_repo();
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    add_project(&app, "other", other_repo.path(), json!({})).await;
+    let task = create_task(&app, "shop", "Write a lot", "normal").await;
+    let huge = format!("# 분석\n{}\nTHE-END", "가나다라 findings ".repeat(60_000));
+    let size = huge.chars().count() as i64;
+    let now = chrono::Utc::now();
+    for (name, content) in [("huge.md", huge.as_str()), ("small.md", "short and whole")] {
+        app.store
+            .upsert_finding(task, name, content, &format!("{}", content.len()), now)
+            .await
+            .unwrap();
+    }
+
+    let detail = app.get_json(&format!("/api/v1/tasks/{task}")).await;
+    let findings = detail["findings"].as_array().unwrap();
+    let huge_one = findings.iter().find(|f| f["name"] == "huge.md").unwrap();
+    let preview = huge_one["content"].as_str().unwrap();
+    let preview_chars = aiops::tasks::FINDING_PREVIEW_CHARS as usize;
+    assert_eq!(preview.chars().count(), preview_chars);
+    assert!(huge.starts_with(preview));
+    assert_eq!(huge_one["size"], size);
+    assert_eq!(huge_one["truncated"], true);
+    let small = findings.iter().find(|f| f["name"] == "small.md").unwrap();
+    assert_eq!(small["content"], "short and whole");
+    assert_eq!(small["truncated"], false);
+
+    let whole = app
+        .get_json(&format!("/api/v1/tasks/{task}/findings/huge.md"))
+        .await;
+    assert_eq!(whole["content"].as_str().unwrap(), huge);
+    let missing = app
+        .get(&format!("/api/v1/tasks/{task}/findings/nothing.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let maya = member(&app, "maya", "shop", ProjectRole::Viewer).await;
+    let (status, task_page) = page(&app, &maya, &format!("/tasks/{task}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !task_page.contains("THE-END"),
+        "the page holds the beginning only"
+    );
+    assert!(task_page.contains(&format!("href=\"/tasks/{task}/findings/huge.md\"")));
+    let (status, finding_page) =
+        page(&app, &maya, &format!("/tasks/{task}/findings/huge.md")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(finding_page.contains("THE-END"));
+
+    let olga = member(&app, "olga", "other", ProjectRole::Maintainer).await;
+    let (status, page_text) = page(&app, &olga, &format!("/tasks/{task}/findings/huge.md")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!page_text.contains("THE-END"));
+}
+
 async fn pages_need_a_session_speak_korean_and_carry_a_strict_csp(db: Db) {
     let app = TestApp::spawn(db).await;
     let admin = session_of(&app, "admin").await;
@@ -355,6 +418,7 @@ async fn an_approval_link_needs_a_signed_in_approver_by_default(db: Db) {
 on_both_databases!(
     a_viewer_sees_no_control_and_is_refused_when_posting,
     a_user_sees_only_their_projects,
+    a_huge_finding_shows_its_beginning_and_whole_on_its_own_page,
     pages_need_a_session_speak_korean_and_carry_a_strict_csp,
     an_approval_link_needs_a_signed_in_approver_by_default,
 );

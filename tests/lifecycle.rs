@@ -121,6 +121,150 @@ async fn a_second_ctrl_c_stops_at_once_and_the_next_start_finishes_the_task() {
     second.wait_exit(WAIT).await;
 }
 
+/// Twenty hung pipelines cancelled at once, then Ctrl-C: the cancelled runs end (their
+/// agents' groups stopped), so the first Ctrl-C's wait for running tasks is short and the
+/// process exits cleanly on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_after_twenty_cancelled_pipelines_returns() {
+    const PIPELINES: usize = 20;
+    let data = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let engine = format!(
+        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-hang\"\nmax_concurrent_tasks = {PIPELINES}\n",
+        common::simulator().display()
+    );
+    let config = write_config(data.path(), &engine, "");
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 2", &format!("workers = {PIPELINES}"));
+    std::fs::write(&config, config_text).unwrap();
+    let served = serve(&config, data.path());
+    let project = json!({"name": "shop", "local_path": repo.path(), "max_concurrency": PIPELINES});
+    api(&served, reqwest::Method::POST, "/projects", Some(project)).await;
+    let mut ids = Vec::new();
+    for i in 0..PIPELINES {
+        let task = json!({"project": "shop", "prompt": format!("hang {i}")});
+        let task = api(&served, reqwest::Method::POST, "/tasks", Some(task)).await;
+        ids.push(task["id"].as_i64().unwrap());
+    }
+    wait_for("every pipeline to run", WAIT, || async {
+        let page = api(
+            &served,
+            reqwest::Method::GET,
+            "/tasks?status=running&limit=100",
+            None,
+        )
+        .await;
+        (page["items"].as_array().unwrap().len() == PIPELINES).then_some(())
+    })
+    .await;
+    for id in &ids {
+        api(
+            &served,
+            reqwest::Method::POST,
+            &format!("/tasks/{id}/cancel"),
+            None,
+        )
+        .await;
+    }
+    wait_for("every run to end", WAIT, || async {
+        for id in &ids {
+            let detail = api(&served, reqwest::Method::GET, &format!("/tasks/{id}"), None).await;
+            if detail["status"] != "cancelled" || detail["runs"][0]["finished_at"].is_null() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let mut served = served;
+    served.signal(Signal::SIGINT);
+    let status = served.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "a clean stop exits by itself");
+}
+
+/// A resident-set figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MB.
+fn memory_mb(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    kb / 1024.0
+}
+
+/// The SQLite store's size on disk (database and WAL), in MB.
+fn store_mb(data: &Path) -> f64 {
+    ["aiops.db", "aiops.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+        .map(|m| m.len() as f64 / 1e6)
+        .sum()
+}
+
+/// A pipeline that writes 400 findings of 1 MB each: the ingestion caps keep what the
+/// service stores small, the service's memory stays under 150 MB, and the task's detail
+/// carries each finding's beginning only. Prints the figures BENCHMARKS.md quotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_flooding_findings_stays_within_its_bounds() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = common::git_repo();
+    let engine = format!(
+        "command = \"{} -p '/ai-party:party --team {{team}} {{prompt}}' --sim-huge-finding 1000000 --sim-huge-findings 400\"\n",
+        common::simulator().display()
+    );
+    let config = write_config(data.path(), &engine, "");
+    let served = serve(&config, data.path());
+    let pid = served.child.id();
+    let project = json!({"name": "shop", "local_path": repo.path()});
+    api(&served, reqwest::Method::POST, "/projects", Some(project)).await;
+    let (rss_before, store_before) = (memory_mb(pid, "VmRSS"), store_mb(data.path()));
+    let task = json!({"project": "shop", "prompt": "flood the findings"});
+    let id = api(&served, reqwest::Method::POST, "/tasks", Some(task)).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/tasks/{id}");
+    let detail = wait_for("the flooding task to wait for approval", WAIT, || async {
+        let detail = api(&served, reqwest::Method::GET, &path, None).await;
+        (detail["status"] == "awaiting_approval").then_some(detail)
+    })
+    .await;
+    let findings = detail["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["truncated"] == true),
+        "{}",
+        findings.len()
+    );
+    let preview = aiops::tasks::FINDING_PREVIEW_CHARS as usize;
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["content"].as_str().unwrap().chars().count() <= preview)
+    );
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        api(&served, reqwest::Method::GET, &path, None).await;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let (rss, peak) = (memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM"));
+    let grown = store_mb(data.path()) - store_before;
+    println!(
+        "400 x 1 MB findings: {} stored; RSS {rss_before:.1} -> {rss:.1} MB (peak {peak:.1}); store +{grown:.1} MB; GET /tasks/{{id}} p50 {:.1} ms, max {:.1} ms",
+        findings.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert!(rss < 150.0, "the service holds {rss:.1} MB");
+    assert!(grown < 60.0, "the store grew {grown:.1} MB");
+    let mut served = served;
+    served.signal(Signal::SIGKILL);
+    served.wait_exit(WAIT).await;
+}
+
 /// After `kill -9`, the next start on the data directory hands the dead process' running
 /// task back at once, saying it recovers, instead of showing it `running` until the queue
 /// notices the missed heartbeats: 3 × 60 s here, far beyond what the test waits.

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aiops::model::NewEvent;
 use common::pipeline::{WAIT, add_project, create_task, engine_app, wait_status};
 use common::{Db, TestApp, wait_for};
 use futures::StreamExt;
@@ -246,6 +247,36 @@ async fn a_released_slot_starts_the_next_task_at_once(db: Db) {
         assert!(gap < Duration::from_secs(5), "the next task waited {gap:?}");
     }
     assert_eq!(app.store.slot_waiters().await.unwrap(), 0);
+}
+
+/// Events another node commits wake this node's live streams through PostgreSQL's
+/// notification, not at the streams' next poll: this node's newest-event watch, which only
+/// this process' own commits and the notification move, reaches the other node's event.
+#[tokio::test]
+async fn another_nodes_events_wake_this_nodes_streams() {
+    let repo = common::git_repo();
+    let app = TestApp::spawn(Db::Postgres).await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let task = create_task(&app, "shop", "stays queued", "normal").await;
+    let project = app.store.task_exec(task).await.unwrap().project_id;
+    // Another node: its own pool on the same database.
+    let other = app.db.store().await;
+    let mut wake = app.store.subscribe_events();
+    // Sent again until heard: the listener may not be listening yet when the first is stored.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let event = NewEvent::platform(task, project, "from_another_node", json!({}));
+        other.insert_events(&[event]).await.unwrap();
+        let id = other.max_event_id().await.unwrap();
+        let heard = wake.wait_for(|newest| *newest >= id);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(250), heard).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "this node never heard of another node's event"
+        );
+    }
 }
 
 on_both_databases!(

@@ -117,9 +117,7 @@ async fn server_loop(
     if let Some(notifications) = started.notifications {
         notifications.stop().await;
     }
-    started.approval_deadlines.cancel();
-    started.retention.cancel();
-    started.presets.cancel();
+    started.background.cancel();
     if let Some(replies) = started.replies {
         replies.cancel();
     }

@@ -271,7 +271,7 @@ impl Engine {
                 .unwrap_or_default(),
             None => String::new(),
         };
-        let findings = self.store.findings(task.id).await?;
+        let findings = self.store.finding_previews(task.id, 0).await?;
         let names: Vec<&str> = findings.iter().map(|f| f.name.as_str()).collect();
         let summary = format!(
             "{} team stopped in AWAITING_APPROVAL without filing a result approval; aiops filed it. Findings: {}.",
@@ -320,12 +320,13 @@ impl Engine {
         };
         let findings: Vec<FindingText> = self
             .store
-            .findings(task.id)
+            .finding_previews(task.id, crate::tasks::FINDING_PREVIEW_CHARS)
             .await?
             .into_iter()
             .map(|f| FindingText {
                 name: f.name,
                 content: f.content,
+                truncated: f.truncated,
             })
             .collect();
         let snapshot = ApprovalSnapshot {
@@ -542,7 +543,10 @@ impl Engine {
     }
 
     async fn pull_request_body(&self, task: &TaskExec, issue: Option<i64>) -> Result<String> {
-        let findings = self.store.findings(task.id).await?;
+        let findings = self
+            .store
+            .finding_previews(task.id, crate::tasks::FINDING_PREVIEW_CHARS)
+            .await?;
         let mut body = format!(
             "Work of the **{}** team, approved by a human in aiops: [task {}]({}/api/v1/tasks/{}).\n",
             task.team,

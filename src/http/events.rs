@@ -1,8 +1,9 @@
 //! `/api/v1/events/stream`: Server-Sent Events of the event log, resumable with
 //! `Last-Event-ID` without gaps or duplicates.
 //!
-//! The stream reads the log by id (`id > last sent`), woken by this process' new events
-//! and, for events written by other nodes, by a one-second poll.
+//! The stream reads the log by id (`id > last sent`), woken by new events: this process'
+//! own, and on PostgreSQL other nodes' through the store's notification; a one-second poll
+//! is the safety net for a notification lost with its connection.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -28,7 +29,7 @@ use crate::store::Store;
 
 /// Events fetched per read of the log.
 const PAGE: i64 = 200;
-/// How often the log is read when nothing woke the stream (events from other nodes).
+/// How often the log is read when nothing woke the stream (a lost notification).
 const POLL: Duration = Duration::from_secs(1);
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -21,10 +21,23 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_task, list_tasks))
         .routes(routes!(get_task))
+        .routes(routes!(get_finding))
         .routes(routes!(cancel_task))
         .routes(routes!(retry_task))
         .routes(routes!(deliver_task))
         .routes(routes!(run_log))
+}
+
+/// One finding of a task, whole (a task's detail carries each finding's beginning).
+#[utoipa::path(get, path = "/tasks/{id}/findings/{name}", tag = "tasks",
+    responses((status = 200, body = crate::model::FindingRecord), (status = 404, body = ErrorBody)))]
+async fn get_finding(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    ApiPath((id, name)): ApiPath<(i64, String)>,
+) -> Result<Json<crate::model::FindingRecord>> {
+    access.on_task(&state.store, id).await?;
+    Ok(Json(state.store.finding(id, &name).await?))
 }
 
 /// Create a task.

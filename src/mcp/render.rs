@@ -162,7 +162,7 @@ pub fn task(detail: &TaskDetail) -> Answer {
     let findings: Vec<Value> = detail
         .findings
         .iter()
-        .map(|f| json!({"name": f.name, "bytes": f.content.len(), "changed_at": f.changed_at}))
+        .map(|f| json!({"name": f.name, "characters": f.size, "changed_at": f.changed_at}))
         .collect();
     let structured = json!({
         "task": t,
@@ -188,9 +188,9 @@ fn findings_summary(findings: &[FindingRecord]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             text,
-            "- **{}** ({} bytes): {}",
+            "- **{}** ({} characters): {}",
             f.name,
-            f.content.len(),
+            f.size,
             gist(first.trim_start_matches('#').trim(), 100)
         );
     }

@@ -152,11 +152,15 @@ pub struct ChangedFile {
     pub status: String,
 }
 
-/// A finding as it read when an approval was requested (redacted).
+/// A finding as it read when an approval was requested (redacted): its beginning, as much
+/// as a task's detail shows.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FindingText {
     pub name: String,
     pub content: String,
+    /// `content` is only the beginning; the task's page has the whole finding.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Filters of an approval listing.

@@ -4,11 +4,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A hand-off document of the pipeline, latest content (a row of `findings`).
+/// A hand-off document of the pipeline, latest content (a row of `findings`). In a task's
+/// detail `content` is the finding's beginning (`truncated` says so); the whole one is at
+/// `/tasks/{id}/findings/{name}`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct FindingRecord {
     pub name: String,
     pub content: String,
+    /// Length of the whole finding, in characters.
+    pub size: i64,
+    /// `content` is only the beginning of the finding.
+    pub truncated: bool,
     pub changed_at: DateTime<Utc>,
 }
 

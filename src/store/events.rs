@@ -1,8 +1,17 @@
-//! Queries on `events`: the ordered log every live view reads.
+//! Queries on `events`: the ordered log every live view reads, and on PostgreSQL the
+//! notification that tells every node's live views that another node stored events.
 
-use super::{Backend, Store, Tx};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backend, Pool, Store, Tx};
 use crate::error::Result;
 use crate::model::{Event, EventOrigin, NewEvent};
+
+/// The PostgreSQL notification channel whose payload is the newest event id a commit stored.
+const EVENTS_CHANNEL: &str = "aiops_events";
 
 /// Key of the PostgreSQL advisory lock that serialises event inserts, so ids become
 /// visible in commit order and a reader following `id > last` never skips one.
@@ -46,7 +55,60 @@ pub async fn append(tx: &mut Tx, event: &NewEvent) -> Result<Option<i64>> {
     Ok(id)
 }
 
+/// Sends the newest event id of a transaction on [`EVENTS_CHANNEL`]; PostgreSQL delivers it
+/// to every listening node when (and only if) the transaction commits.
+pub(super) async fn notify_other_nodes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    newest: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(EVENTS_CHANNEL)
+        .bind(newest.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Announces every event id another node (or this one) notifies, until the connection fails.
+async fn listen_for_events(
+    pool: &sqlx::PgPool,
+    latest: &tokio::sync::watch::Sender<i64>,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(EVENTS_CHANNEL).await?;
+    loop {
+        let notification = listener.recv().await?;
+        if let Ok(id) = notification.payload().parse::<i64>() {
+            super::announce(latest, id);
+        }
+    }
+}
+
 impl Store {
+    /// On PostgreSQL, moves this process' newest-event watch when any node commits events,
+    /// so live streams wake at once instead of at their next poll; returns when `stop` is
+    /// cancelled or the pool closes (its connection would hold `close` up). The listener
+    /// reconnects by itself; the streams' slow poll covers what a lost connection missed. On
+    /// SQLite (one process) there is nothing to follow.
+    pub async fn follow_other_nodes(self, stop: CancellationToken) {
+        let Pool::Postgres(pool) = &self.pool else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = pool.close_event() => return,
+                Err(e) = listen_for_events(pool, &self.latest_event) => {
+                    tracing::warn!(error = %e, "listening for other nodes' events failed; trying again in 5 s");
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
     /// Stores events in one transaction and announces the newest; returns how many were
     /// new (party events already stored are skipped).
     pub async fn insert_events(&self, events: &[NewEvent]) -> Result<usize> {

@@ -274,11 +274,17 @@ impl Tx {
         }
     }
 
-    /// Commits, then tells this process's live streams about the events it appended.
+    /// Commits, then tells this process's live streams about the events it appended; on
+    /// PostgreSQL the other nodes hear of them too, through a notification the commit sends.
     pub async fn commit(self) -> Result<(), DbError> {
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
-            TxConn::Postgres(tx) => tx.commit().await?,
+            TxConn::Postgres(mut tx) => {
+                if let Some(id) = self.newest_event {
+                    events::notify_other_nodes(&mut tx, id).await?;
+                }
+                tx.commit().await?
+            }
         }
         if let Some(id) = self.newest_event {
             announce(&self.latest_event, id);
@@ -303,7 +309,7 @@ impl Tx {
 }
 
 /// Moves the newest-event watch forward (never back).
-fn announce(latest: &watch::Sender<i64>, id: i64) {
+pub(crate) fn announce(latest: &watch::Sender<i64>, id: i64) {
     latest.send_if_modified(|latest| {
         let newer = id > *latest;
         if newer {

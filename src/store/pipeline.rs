@@ -37,13 +37,41 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// A task's findings by name.
+    /// A task's findings, whole, oldest change first.
     pub async fn findings(&self, task_id: i64) -> Result<Vec<FindingRecord>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT name, content, changed_at FROM findings WHERE task_id = $1 ORDER BY changed_at, name")
+            "SELECT name, content, CAST(length(content) AS BIGINT) AS size, false AS truncated, changed_at
+             FROM findings WHERE task_id = $1 ORDER BY changed_at, name")
             .bind(task_id)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// A task's findings with only their first `chars` characters read from the database,
+    /// oldest change first: what a page shows of findings a pipeline may have made huge.
+    pub async fn finding_previews(&self, task_id: i64, chars: i32) -> Result<Vec<FindingRecord>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT name, substr(content, 1, $2) AS content, CAST(length(content) AS BIGINT) AS size,
+                length(content) > $2 AS truncated, changed_at
+             FROM findings WHERE task_id = $1 ORDER BY changed_at, name")
+            .bind(task_id)
+            .bind(chars)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// One finding of a task, whole.
+    pub async fn finding(&self, task_id: i64, name: &str) -> Result<FindingRecord> {
+        let found: Option<FindingRecord> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT name, content, CAST(length(content) AS BIGINT) AS size, false AS truncated, changed_at
+             FROM findings WHERE task_id = $1 AND name = $2")
+            .bind(task_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await)?;
+        found.ok_or_else(|| {
+            crate::error::Error::NotFound(format!("task {task_id} has no finding named {name:?}"))
+        })
     }
 
     /// Stores a ticket's latest state.

@@ -96,7 +96,11 @@ fn snapshot_findings(locale: &Locale, snapshot: &ApprovalSnapshot) -> Markup {
             @match &snapshot.findings {
                 Some(findings) if !findings.is_empty() => {
                     @for finding in findings {
-                        section.markdown { h5 { (finding.name) } (markdown(&finding.content)) }
+                        section.markdown {
+                            h5 { (finding.name) }
+                            (markdown(&finding.content))
+                            @if finding.truncated { p.muted { (locale.t("approval.finding_beginning")) } }
+                        }
                     }
                 }
                 _ => { (empty(&locale.t("approval.no_findings"))) }

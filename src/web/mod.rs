@@ -79,6 +79,7 @@ pub fn router() -> Router<WebState> {
         .route("/tasks", get(task_list::list).post(task_list::create))
         .route("/tasks/{id}", get(task_page::show))
         .route("/tasks/{id}/part/{part}", get(task_page::part))
+        .route("/tasks/{id}/findings/{name}", get(task_page::finding))
         .route("/tasks/{id}/cancel", post(task_list::cancel))
         .route("/tasks/{id}/retry", post(task_list::retry))
         .route("/inbox", get(inbox::show))

@@ -174,6 +174,11 @@ fn state_part(viewer: &Viewer, view: &TaskView, kind: &str) -> Markup {
                     section.markdown.finding data-name=(finding.name) {
                         p.muted { code { (finding.name) } " · " (locale.ago(finding.changed_at, now)) }
                         (markdown(&finding.content))
+                        @if finding.truncated {
+                            p { a href=(finding_href(task.id, &finding.name)) {
+                                (locale.tf("task.whole_finding", &[("size", &finding.size.to_string())]))
+                            } }
+                        }
                     }
                 }
             }
@@ -183,6 +188,45 @@ fn state_part(viewer: &Viewer, view: &TaskView, kind: &str) -> Markup {
             (events(locale, view, kind))
         }
     }
+}
+
+/// Where the dashboard shows one finding whole.
+pub(super) fn finding_href(task: i64, name: &str) -> String {
+    format!("/tasks/{task}/findings/{}", urlencode(name))
+}
+
+/// `GET /tasks/{id}/findings/{name}`: one finding, whole.
+pub async fn finding(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path((id, name)): Path<(i64, String)>,
+) -> Response {
+    let found = async {
+        let exec = state.store.task_exec(id).await?;
+        viewer.require(Permission::Read, exec.project_id)?;
+        state.store.finding(id, &name).await
+    };
+    let finding = match found.await {
+        Ok(finding) => finding,
+        Err(e) => return PageError(e).into_page(&viewer.locale),
+    };
+    let locale = &viewer.locale;
+    let body = html! {
+        h1 { code { (finding.name) } }
+        p.muted {
+            a href=(format!("/tasks/{id}")) { "#" (id) }
+            " · " (locale.ago(finding.changed_at, Utc::now()))
+        }
+        section.markdown.finding { (markdown(&finding.content)) }
+    };
+    Page {
+        title: format!("#{id} {}", finding.name),
+        nav: Nav::Tasks,
+        locale,
+        viewer: Some(viewer.signed_in()),
+        live: None,
+    }
+    .render(body)
 }
 
 fn header(locale: &Locale, view: &TaskView) -> Markup {
