@@ -483,7 +483,8 @@ async fn an_injected_code_fails_the_pkce_check(db: Db) {
 
 /// OpenID Connect: discovery, client authentication, PKCE and a nonce; the first sign-in
 /// creates the user from the verified claims, `roles` rules give a global admin and a project
-/// role (never lowering one), and the next sign-in finds the same user by issuer + subject.
+/// role (never lowering one an admin granted), the next sign-in finds the same user by issuer
+/// + subject, and a sign-in whose claims no longer give a role takes back what claims gave.
 async fn oidc_sign_in_creates_the_user_and_maps_claims_to_roles(db: Db) {
     let person = Person {
         id: "00u1a2b3".into(),
@@ -509,6 +510,13 @@ async fn oidc_sign_in_creates_the_user_and_maps_claims_to_roles(db: Db) {
                     project: None,
                     role: None,
                 },
+                ClaimRole {
+                    claim: "groups".into(),
+                    value: "docs-writers".into(),
+                    admin: false,
+                    project: Some("docs".into()),
+                    role: Some(ProjectRole::Operator),
+                },
             ],
             ..oidc_config(&oidc)
         })
@@ -517,6 +525,14 @@ async fn oidc_sign_in_creates_the_user_and_maps_claims_to_roles(db: Db) {
     let created = app
         .post("/api/v1/projects")
         .json(&json!({"name": "shop", "repo_url": "https://github.com/acme/shop.git"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let docs = json!({"name": "docs", "repo_url": "https://github.com/acme/docs.git"});
+    let created = app
+        .post("/api/v1/projects")
+        .json(&docs)
         .send()
         .await
         .unwrap();
@@ -578,9 +594,13 @@ async fn oidc_sign_in_creates_the_user_and_maps_claims_to_roles(db: Db) {
     .await
     .unwrap();
     oidc.set_person(Person {
-        groups: vec!["shop-approvers".into(), "aiops-admins".into()],
+        groups: vec![
+            "shop-approvers".into(),
+            "aiops-admins".into(),
+            "docs-writers".into(),
+        ],
         preferred_username: Some("renamed".into()),
-        ..person
+        ..person.clone()
     });
     let again = session_of(&sign_in_through(&app, "oidc").await);
     assert_eq!(
@@ -591,10 +611,37 @@ async fn oidc_sign_in_creates_the_user_and_maps_claims_to_roles(db: Db) {
     let detail = users::detail(&app.store, "kim-minji").await.unwrap();
     assert_eq!(detail.user.global_role, aiops::model::GlobalRole::Admin);
     assert_eq!(
-        detail.memberships[0].role,
-        ProjectRole::Maintainer,
-        "never lowered"
+        roles_of(&detail),
+        [
+            (Some("docs".into()), ProjectRole::Operator),
+            (Some("shop".into()), ProjectRole::Maintainer)
+        ],
+        "an admin's grant is never lowered by a claim"
     );
+
+    // The claims no longer give anything: what they gave is taken back, the admin's grant stays.
+    oidc.set_person(Person {
+        groups: Vec::new(),
+        ..person
+    });
+    session_of(&sign_in_through(&app, "oidc").await);
+    let detail = users::detail(&app.store, "kim-minji").await.unwrap();
+    assert_eq!(detail.user.global_role, aiops::model::GlobalRole::Member);
+    assert_eq!(
+        roles_of(&detail),
+        [(Some("shop".into()), ProjectRole::Maintainer)]
+    );
+}
+
+/// A user's memberships as (project, role), by project name.
+fn roles_of(detail: &users::UserDetail) -> Vec<(Option<String>, ProjectRole)> {
+    let mut roles: Vec<_> = detail
+        .memberships
+        .iter()
+        .map(|m| (m.project.clone(), m.role))
+        .collect();
+    roles.sort();
+    roles
 }
 
 /// An existing user is found by the provider's verified email (and linked); without

@@ -2,10 +2,13 @@
 //! `create_users` allows; the roles an OpenID Connect provider's claims give; and the
 //! session, for an active user only.
 
+use std::collections::BTreeMap;
+
 use crate::config::{ClaimRole, GithubSignIn, OidcSignIn};
 use crate::error::Error;
-use crate::model::{GlobalRole, PrincipalKind, UserStatus};
+use crate::model::{GlobalRole, PrincipalKind, ProjectRole, UserStatus};
 use crate::sessions::{self, Client, SignedIn};
+use crate::store::sign_in_flows as flows;
 use crate::store::users::NewUser;
 
 use super::github::GithubAccount;
@@ -203,23 +206,52 @@ async fn create(deps: Deps<'_>, new: &NewUser<'_>, link: Option<(&str, &str)>) -
     Ok(id)
 }
 
-/// Gives user `id` every role a rule grants for `claims`, never lowering one it holds.
+/// Gives user `id` the roles the rules grant for `claims` and takes back what an earlier
+/// claim gave and these claims no longer give. A role an admin granted is never lowered or
+/// taken (a claim may raise it, and then owns it); an admin made otherwise stays one.
 async fn give_claim_roles(
     deps: Deps<'_>,
     id: i64,
     rules: &[ClaimRole],
     claims: &serde_json::Value,
 ) -> crate::error::Result<()> {
-    let held = deps.store.memberships(id).await?;
+    let (admin, wanted) = claimed_roles(deps, rules, claims).await?;
     let mut tx = deps.store.begin().await?;
+    let held = flows::memberships_by_origin(&mut tx, id).await?;
+    for (&project_id, &role) in &wanted {
+        let current = held.iter().find(|(p, ..)| *p == project_id);
+        let replace = match current {
+            None => true,
+            Some((_, held, true)) => *held != role,
+            Some((_, held, false)) => *held < role,
+        };
+        if replace {
+            crate::store::users::grant_as(&mut tx, id, project_id, role, true).await?;
+        }
+    }
+    for (project_id, _, from_claim) in &held {
+        if *from_claim && !wanted.contains_key(project_id) {
+            flows::revoke_claim_membership(&mut tx, id, *project_id).await?;
+        }
+    }
+    flows::set_claim_admin(&mut tx, id, admin).await?;
+    Ok(tx.commit().await?)
+}
+
+/// What the rules give for `claims`: the global admin role, and the highest role per project
+/// (None: every project). A rule naming a project that does not exist gives nothing.
+async fn claimed_roles(
+    deps: Deps<'_>,
+    rules: &[ClaimRole],
+    claims: &serde_json::Value,
+) -> crate::error::Result<(bool, BTreeMap<Option<i64>, ProjectRole>)> {
+    let mut admin = false;
+    let mut wanted = BTreeMap::new();
     for rule in rules
         .iter()
         .filter(|r| claim_holds(claims, &r.claim, &r.value))
     {
-        if rule.admin {
-            crate::store::sign_in_flows::set_global_role(&mut tx, id, GlobalRole::Admin).await?;
-            continue;
-        }
+        admin |= rule.admin;
         let Some(role) = rule.role else { continue };
         let project_id = match &rule.project {
             Some(name) => match deps.store.project(name).await {
@@ -232,15 +264,10 @@ async fn give_claim_roles(
             },
             None => None,
         };
-        let current = held
-            .iter()
-            .find(|m| m.project_id == project_id)
-            .map(|m| m.role);
-        if current.is_none_or(|held| held < role) {
-            crate::store::users::grant(&mut tx, id, project_id, role).await?;
-        }
+        let best = wanted.entry(project_id).or_insert(role);
+        *best = (*best).max(role);
     }
-    Ok(tx.commit().await?)
+    Ok((admin, wanted))
 }
 
 /// Whether claim `name` is `value`, or a list holding it.

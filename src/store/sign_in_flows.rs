@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, Tx};
 use crate::error::Result;
-use crate::model::GlobalRole;
+use crate::model::ProjectRole;
 
 /// A provider sign-in under way, keyed by its state's hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -116,11 +116,45 @@ pub async fn link_external_identity(
     Ok(())
 }
 
-/// Sets principal `id`'s global role inside `tx`.
-pub async fn set_global_role(tx: &mut Tx, id: i64, role: GlobalRole) -> Result<()> {
-    with_tx!(tx, conn => sqlx::query("UPDATE principals SET global_role = $2 WHERE id = $1")
+/// Makes principal `id` an admin because a claim says so (`admin`), or takes back an admin
+/// role that only a claim gave (not `admin`); an admin made otherwise stays one.
+pub async fn set_claim_admin(tx: &mut Tx, id: i64, admin: bool) -> Result<()> {
+    let sql = if admin {
+        "UPDATE principals SET global_role = 'admin',
+            admin_from_claim = CASE WHEN global_role = 'admin' THEN admin_from_claim ELSE true END
+         WHERE id = $1"
+    } else {
+        "UPDATE principals SET global_role = 'member', admin_from_claim = false
+         WHERE id = $1 AND admin_from_claim"
+    };
+    with_tx!(tx, conn => sqlx::query(sql)
         .bind(id)
-        .bind(role)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Principal `id`'s memberships inside `tx`: project (None: every project), role, and
+/// whether a claim gave it.
+pub async fn memberships_by_origin(
+    tx: &mut Tx,
+    id: i64,
+) -> Result<Vec<(Option<i64>, ProjectRole, bool)>> {
+    Ok(with_tx!(tx, conn => sqlx::query_as(
+        "SELECT project_id, role, from_claim FROM memberships WHERE principal_id = $1")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await)?)
+}
+
+/// Takes away the membership a claim gave principal `id` in `project_id`.
+pub async fn revoke_claim_membership(tx: &mut Tx, id: i64, project_id: Option<i64>) -> Result<()> {
+    with_tx!(tx, conn => sqlx::query(
+        "DELETE FROM memberships
+         WHERE principal_id = $1 AND COALESCE(project_id, 0) = COALESCE($2, 0) AND from_claim")
+        .bind(id)
+        .bind(project_id)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -47,12 +47,25 @@ pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<i64> {
 }
 
 /// Gives principal `principal_id` `role` in project `project_id` (None: every project)
-/// inside `tx`, replacing the role it had there.
+/// inside `tx`, replacing the role it had there; an admin's grant, which a claim never takes
+/// away.
 pub async fn grant(
     tx: &mut Tx,
     principal_id: i64,
     project_id: Option<i64>,
     role: ProjectRole,
+) -> Result<()> {
+    grant_as(tx, principal_id, project_id, role, false).await
+}
+
+/// [`grant`], saying whether a provider's claim gave it (`from_claim`: taken away again when
+/// the claim no longer gives it).
+pub async fn grant_as(
+    tx: &mut Tx,
+    principal_id: i64,
+    project_id: Option<i64>,
+    role: ProjectRole,
+    from_claim: bool,
 ) -> Result<()> {
     with_tx!(tx, conn => sqlx::query(
         "DELETE FROM memberships WHERE principal_id = $1 AND COALESCE(project_id, 0) = COALESCE($2, 0)")
@@ -62,11 +75,13 @@ pub async fn grant(
         .await
         .map(|r| r.rows_affected()))?;
     with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO memberships (principal_id, project_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        "INSERT INTO memberships (principal_id, project_id, role, created_at, from_claim)
+         VALUES ($1, $2, $3, $4, $5)")
         .bind(principal_id)
         .bind(project_id)
         .bind(role)
         .bind(Utc::now())
+        .bind(from_claim)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
