@@ -178,6 +178,22 @@ pub const FORMS: &[(&str, FormGuard)] = &[
     ("/inbox/{id}", FormGuard::Session(Permission::Decide)),
     ("/projects/{name}", FormGuard::Session(Permission::Maintain)),
     (
+        "/projects/{name}/credentials",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
+        "/projects/{name}/credentials/{id}/delete",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
+        "/projects/{name}/channels",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
+        "/projects/{name}/channels/{id}/delete",
+        FormGuard::Session(Permission::Maintain),
+    ),
+    (
         "/schedules/{name}/enabled",
         FormGuard::Session(Permission::Maintain),
     ),

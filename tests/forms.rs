@@ -278,6 +278,29 @@ fn posting_for(route: &str, fx: &Fixtures, n: usize) -> Option<Posting> {
         ),
         // Empty settings are refused at their field (422), past the guard.
         "/projects/{name}" => session("/projects/shop".into(), &[], Target::Shop),
+        // A credential and a channel made by those allowed; unknown ones deleted (404), past
+        // the guard.
+        "/projects/{name}/credentials" => session(
+            "/projects/shop/credentials".into(),
+            &[("name", &name), ("kind", "token"), ("value", "not-shown")],
+            Target::Shop,
+        ),
+        "/projects/{name}/channels" => session(
+            "/projects/shop/channels".into(),
+            &[
+                ("kind", "slack"),
+                ("credential", &name),
+                ("event_task_failed", "on"),
+            ],
+            Target::Shop,
+        ),
+        "/projects/{name}/credentials/{id}/delete" | "/projects/{name}/channels/{id}/delete" => {
+            session(
+                route.replace("{name}", "shop").replace("{id}", "999999"),
+                &[],
+                Target::Shop,
+            )
+        }
         "/schedules/{name}/enabled" => session(
             "/schedules/shop-nightly/enabled".into(),
             &[("enabled", "true")],

@@ -528,6 +528,133 @@ async fn admins_read_the_audit_log_and_manage_people_and_tokens(db: Db) {
     assert_eq!(status, StatusCode::SEE_OTHER, "her sessions were ended");
 }
 
+/// A maintainer adds a credential (its value never shown again) and a channel on the project
+/// page, sees a refused field's error at the field, and deletes both; a viewer gets no form
+/// and a 403 that changes nothing. Each change is audited.
+async fn maintainers_manage_credentials_and_channels_on_the_project_page(db: Db) {
+    let app = views_app(db).await;
+    let maya = member(&app, "maya", "shop", ProjectRole::Maintainer).await;
+    let vic = member(&app, "vic", "shop", ProjectRole::Viewer).await;
+    let csrf = csrf_for(&app, &maya).await;
+    let origin = Some(app.base.as_str());
+    let (_, html) = page(&app, &maya, "/projects/shop").await;
+    assert!(html.contains(r#"id="credential-form""#) && html.contains(r#"id="channel-form""#));
+
+    let secret = "s3cr3t-VALUE-never-shown";
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "pager-token"),
+        ("kind", "token"),
+        ("value", secret),
+    ];
+    let (status, _) = post_form(&app, &maya, "/projects/shop/credentials", &form, origin).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &maya, "/projects/shop").await;
+    assert!(html.contains(r#"data-name="pager-token""#), "listed");
+    assert!(!html.contains(secret), "the value is never shown");
+    let listed = app.get_json("/api/v1/credentials?project=shop").await;
+    let pager = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pager-token")
+        .cloned();
+    let pager_id = pager.expect("stored")["id"].as_i64().unwrap();
+
+    // A loader hook as the variable: refused at its field, the value not sent back.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "sneaky"),
+        ("kind", "token"),
+        ("env_var", "LD_PRELOAD"),
+        ("value", "another-secret-value"),
+    ];
+    let (status, html) = post_form(&app, &maya, "/projects/shop/credentials", &form, origin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="credential_env_var-error""#), "{html}");
+    assert!(!html.contains("another-secret-value"));
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "webhook"),
+        ("target", "ftp://hooks.example.test/x"),
+        ("credential", "pager-token"),
+        ("event_task_failed", "on"),
+    ];
+    let (status, html) = post_form(&app, &maya, "/projects/shop/channels", &form, origin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="channel_target-error""#), "{html}");
+    assert!(
+        html.contains("ftp://hooks.example.test/x"),
+        "what was typed stays in the form"
+    );
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "slack"),
+        ("credential", "pager-token"),
+    ];
+    let (status, html) = post_form(&app, &maya, "/projects/shop/channels", &form, origin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no event chosen");
+    assert!(html.contains(r#"id="channel_events-error""#), "{html}");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "slack"),
+        ("credential", "pager-token"),
+        ("event_task_failed", "on"),
+    ];
+    let (status, _) = post_form(&app, &maya, "/projects/shop/channels", &form, origin).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let project = app.store.project("shop").await.unwrap().id;
+    let channels = app.store.channels(project).await.unwrap();
+    let made = channels
+        .iter()
+        .find(|c| c.credential == "pager-token")
+        .expect("made");
+    assert_eq!(made.events, [aiops::model::NoticeKind::TaskFailed]);
+
+    // A viewer: no form, and posting anyway changes nothing.
+    let (_, html) = page(&app, &vic, "/projects/shop").await;
+    assert!(!html.contains(r#"id="credential-form""#) && !html.contains("/delete"));
+    let vic_csrf = csrf_for(&app, &vic).await;
+    let form = [
+        ("csrf", vic_csrf.as_str()),
+        ("name", "vic-token"),
+        ("kind", "token"),
+        ("value", "x"),
+    ];
+    let (status, _) = post_form(&app, &vic, "/projects/shop/credentials", &form, origin).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let delete = format!("/projects/shop/channels/{}/delete", made.id);
+    let (status, _) = post_form(&app, &vic, &delete, &[("csrf", vic_csrf.as_str())], origin).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.store.channels(project).await.unwrap().len(),
+        channels.len()
+    );
+
+    let (status, _) = post_form(&app, &maya, &delete, &[("csrf", csrf.as_str())], origin).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let delete = format!("/projects/shop/credentials/{pager_id}/delete");
+    let (status, _) = post_form(&app, &maya, &delete, &[("csrf", csrf.as_str())], origin).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.store.channels(project).await.unwrap().len(),
+        channels.len() - 1
+    );
+    let listed = app.get_json("/api/v1/credentials?project=shop").await;
+    assert!(!listed.to_string().contains("pager-token"), "{listed}");
+    let audit = app.get_json("/api/v1/audit?limit=200").await.to_string();
+    for action in [
+        "POST /projects/{name}/credentials",
+        "POST /projects/{name}/channels/{id}/delete",
+    ] {
+        assert!(
+            audit.contains(&format!("dashboard {action}")),
+            "{action} audited"
+        );
+    }
+}
+
 async fn teams_list_presets_with_members_and_keywords(db: Db) {
     let app = views_app(db).await;
     let vera = member(&app, "vera", "shop", ProjectRole::Viewer).await;
@@ -562,6 +689,7 @@ async fn teams_list_presets_with_members_and_keywords(db: Db) {
 }
 
 on_both_databases!(
+    maintainers_manage_credentials_and_channels_on_the_project_page,
     projects_show_health_and_parts_and_maintainers_edit_settings,
     a_viewer_gets_no_control_and_403_and_other_projects_stay_hidden,
     deliveries_and_notifications_show_their_project_and_replay_and_retry,

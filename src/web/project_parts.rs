@@ -9,19 +9,27 @@ use super::WebState;
 use super::components::{empty, task_status, yes_no};
 use super::i18n::Locale;
 use super::overview::short;
+use super::project_secrets;
+use super::projects::Forms;
 use super::schedules::schedule_table;
 use super::viewer::Viewer;
 use crate::error::Result;
 use crate::model::{
     Credential, NotificationChannel, Project, ProjectMember, Role, RoutingRule, TaskSearch,
 };
-use crate::permissions::{Permission, visible_projects};
+use crate::permissions::{On, Permission, visible_projects};
 
 /// Recent tasks shown on a project's page.
 const RECENT: i64 = 10;
 
-/// Every section below the settings, read for `viewer`.
-pub async fn sections(state: &WebState, viewer: &Viewer, project: &Project) -> Result<Markup> {
+/// Every section below the settings, read for `viewer`; those who maintain the project also
+/// get the credential and channel forms (`forms`) and delete buttons.
+pub async fn sections(
+    state: &WebState,
+    viewer: &Viewer,
+    project: &Project,
+    forms: &Forms,
+) -> Result<Markup> {
     let store = &state.store;
     let members = store.project_members(project.id).await?;
     let credentials = store.list_credentials(Some(project.id)).await?;
@@ -57,13 +65,20 @@ pub async fn sections(state: &WebState, viewer: &Viewer, project: &Project) -> R
         .search_tasks(&search, &visible_projects(&viewer.principal))
         .await?;
     let locale = &viewer.locale;
+    let edits = viewer
+        .may_post("/projects/{name}/credentials", On::Project(project.id))
+        .then_some(project);
     Ok(html! {
         h2 #members { (locale.t("projects.members")) }
         (member_table(locale, &members))
         h2 #credentials { (locale.t("projects.credentials")) }
-        (credential_table(locale, &credentials))
+        (credential_table(viewer, edits, &credentials))
+        @if let Some(project) = edits { (project_secrets::credential_form(viewer, project, forms)) }
         h2 #channels { (locale.t("projects.channels")) }
-        (channel_table(locale, &channels))
+        (channel_table(viewer, edits, &channels))
+        @if let Some(project) = edits {
+            (project_secrets::channel_form(viewer, project, forms, &credentials))
+        }
         h2 #schedules { (locale.t("nav.schedules")) }
         (schedule_table(viewer, &schedules, false))
         h2 #rules { (locale.t("projects.rules")) }
@@ -97,7 +112,12 @@ fn member_table(locale: &Locale, members: &[ProjectMember]) -> Markup {
     }
 }
 
-fn credential_table(locale: &Locale, credentials: &[Credential]) -> Markup {
+fn credential_table(
+    viewer: &Viewer,
+    edits: Option<&Project>,
+    credentials: &[Credential],
+) -> Markup {
+    let locale = &viewer.locale;
     if credentials.is_empty() {
         return empty(&locale.t("projects.no_credentials"));
     }
@@ -110,6 +130,7 @@ fn credential_table(locale: &Locale, credentials: &[Credential]) -> Markup {
                 th scope="col" { (locale.t("projects.env_var")) }
                 th scope="col" { (locale.t("projects.updated")) }
                 th scope="col" { (locale.t("projects.last_used")) }
+                @if edits.is_some() { th scope="col" { span.visually-hidden { (locale.t("projects.actions")) } } }
             } }
             tbody { @for credential in credentials {
                 tr data-name=(credential.name) {
@@ -123,13 +144,23 @@ fn credential_table(locale: &Locale, credentials: &[Credential]) -> Markup {
                             None => span.muted { (locale.t("projects.never")) },
                         }
                     }
+                    @if let Some(project) = edits {
+                        td.actions { (project_secrets::delete_button(viewer,
+                            format!("/projects/{}/credentials/{}/delete", project.name, credential.id),
+                            &locale.t("projects.delete"))) }
+                    }
                 }
             } }
         } }
     }
 }
 
-fn channel_table(locale: &Locale, channels: &[NotificationChannel]) -> Markup {
+fn channel_table(
+    viewer: &Viewer,
+    edits: Option<&Project>,
+    channels: &[NotificationChannel],
+) -> Markup {
+    let locale = &viewer.locale;
     if channels.is_empty() {
         return empty(&locale.t("projects.no_channels"));
     }
@@ -141,6 +172,7 @@ fn channel_table(locale: &Locale, channels: &[NotificationChannel]) -> Markup {
                 th scope="col" { (locale.t("projects.credential")) }
                 th scope="col" { (locale.t("projects.events")) }
                 th scope="col" { (locale.t("projects.enabled")) }
+                @if edits.is_some() { th scope="col" { span.visually-hidden { (locale.t("projects.actions")) } } }
             } }
             tbody { @for channel in channels {
                 tr data-id=(channel.id) {
@@ -151,6 +183,11 @@ fn channel_table(locale: &Locale, channels: &[NotificationChannel]) -> Markup {
                         @for event in &channel.events { span.tag { (event.as_str()) } " " }
                     }
                     td data-label=(locale.t("projects.enabled")) { (yes_no(locale, channel.enabled)) }
+                    @if let Some(project) = edits {
+                        td.actions { (project_secrets::delete_button(viewer,
+                            format!("/projects/{}/channels/{}/delete", project.name, channel.id),
+                            &locale.t("projects.delete"))) }
+                    }
                 }
             } }
         } }

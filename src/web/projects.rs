@@ -18,6 +18,7 @@ use super::components::{empty, field_error, task_status};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::project_parts;
+use super::project_secrets::{self, ChannelForm, CredentialForm};
 use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::error::{Error, Result};
@@ -27,6 +28,26 @@ use crate::projects::{self, ApprovalPolicyPatch, ProjectPatch};
 
 /// A form's errors by field name.
 pub type FieldErrors = HashMap<String, String>;
+
+/// What a project's page shows in its forms: what was posted (else the stored settings and
+/// blank forms) and the refused field's error.
+pub struct Forms {
+    pub settings: Option<SettingsForm>,
+    pub credential: CredentialForm,
+    pub channel: ChannelForm,
+    pub errors: FieldErrors,
+}
+
+impl Default for Forms {
+    fn default() -> Self {
+        Forms {
+            settings: None,
+            credential: CredentialForm::default(),
+            channel: project_secrets::blank_channel(),
+            errors: FieldErrors::new(),
+        }
+    }
+}
 
 pub async fn list(State(state): State<WebState>, viewer: Viewer) -> Response {
     let locale = &viewer.locale;
@@ -94,16 +115,7 @@ pub async fn show(
 ) -> Response {
     let outcome = async {
         let project = readable(&state, &viewer, &name).await?;
-        let form = SettingsForm::of(&project, state.store.approval_links(project.id).await?);
-        render(
-            &state,
-            &viewer,
-            &project,
-            &form,
-            &FieldErrors::new(),
-            StatusCode::OK,
-        )
-        .await
+        render_with(&state, &viewer, &project, Forms::default()).await
     }
     .await;
     outcome.unwrap_or_else(|e| PageError(e).into_page(&viewer.locale))
@@ -250,11 +262,14 @@ pub async fn save(
         Err(Error::Invalid { field, message }) => {
             viewer.audit(&state, action, &target, "422").await;
             let field = field.trim_start_matches("approval_policy.").to_string();
-            let errors = FieldErrors::from([(field, message)]);
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            let forms = Forms {
+                settings: Some(form),
+                errors: FieldErrors::from([(field, message)]),
+                ..Forms::default()
+            };
             let page = async {
                 let project = readable(&state, &viewer, &name).await?;
-                render(&state, &viewer, &project, &form, &errors, status).await
+                render_with(&state, &viewer, &project, forms).await
             };
             page.await
                 .unwrap_or_else(|e| PageError(e).into_page(&locale))
@@ -266,17 +281,26 @@ pub async fn save(
     }
 }
 
-async fn render(
+/// The project's page with `forms`; 422 when one of them carries an error.
+pub async fn render_with(
     state: &WebState,
     viewer: &Viewer,
     project: &Project,
-    form: &SettingsForm,
-    errors: &FieldErrors,
-    status: StatusCode,
+    forms: Forms,
 ) -> Result<Response> {
     let locale = &viewer.locale;
     let maintains = viewer.may_post("/projects/{name}", On::Project(project.id));
-    let parts = project_parts::sections(state, viewer, project).await?;
+    let parts = project_parts::sections(state, viewer, project, &forms).await?;
+    let form = match &forms.settings {
+        Some(form) => form.clone(),
+        None => SettingsForm::of(project, state.store.approval_links(project.id).await?),
+    };
+    let (form, errors) = (&form, &forms.errors);
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let body = html! {
         h1 { (locale.t("projects.project")) " " (project.name) }
         nav.sections aria-label=(locale.t("projects.sections")) {
