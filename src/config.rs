@@ -15,9 +15,11 @@ mod checks;
 mod costs;
 mod errors;
 mod limits;
+mod notify;
 pub use auth::{AuthConfig, ClaimRole, ClientSecretSource, GithubSignIn, McpConfig, OidcSignIn};
 pub use costs::{CostsConfig, ModelPrice, OverBudget};
 pub use limits::{IngestConfig, InputsConfig, IntakeConfig, SandboxMode};
+pub use notify::NotifyConfig;
 
 /// Variables with the `AIOPS_` prefix that are not configuration keys.
 const NON_CONFIG_VARS: &[&str] = &[
@@ -261,33 +263,6 @@ impl Default for PullRequestsConfig {
             author_name: "aiops".into(),
             author_email: "aiops@localhost".into(),
             push_credential: "github-token".into(),
-        }
-    }
-}
-
-/// How notifications reach Slack, KakaoWork and webhooks (`src/notify/`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    pub workers: usize,
-    pub slack_api_url: String,
-    pub kakaowork_api_url: String,
-    pub slack_signing_secret_credential: String,
-    pub max_attempts: i64,
-    pub backoff_ms: u64,
-    pub request_timeout_secs: u64,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        Self {
-            workers: 2,
-            slack_api_url: "https://slack.com/api".into(),
-            kakaowork_api_url: "https://api.kakaowork.com".into(),
-            slack_signing_secret_credential: "slack-signing-secret".into(),
-            max_attempts: 8,
-            backoff_ms: 10_000,
-            request_timeout_secs: 10,
         }
     }
 }
@@ -723,25 +698,7 @@ impl Config {
                 "need a name and an e-mail address for the commits of approved work".into(),
             );
         }
-        let notify = &self.notify;
-        for (key, value) in [
-            ("notify.slack_api_url", &notify.slack_api_url),
-            ("notify.kakaowork_api_url", &notify.kakaowork_api_url),
-        ] {
-            if !matches!(url::Url::parse(value), Ok(u) if ["http", "https"].contains(&u.scheme())) {
-                return bad(
-                    key,
-                    format!("{value:?} is not an http(s) URL; use e.g. the service's default"),
-                );
-            }
-        }
-        if notify.max_attempts < 1 || notify.request_timeout_secs == 0 || notify.backoff_ms == 0 {
-            return bad(
-                "notify.max_attempts / request_timeout_secs / backoff_ms",
-                "must be at least 1".into(),
-            );
-        }
-        Ok(())
+        self.notify.validate()
     }
 
     /// The store URL to connect to: the configured one, or the SQLite file in the data dir.

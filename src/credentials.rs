@@ -107,6 +107,7 @@ pub fn permission_to_manage(
 ) -> Permission {
     let signing_names = [
         config.notify.slack_signing_secret_credential.as_str(),
+        config.notify.kakaowork_callback_secret_credential.as_str(),
         config.github.app_secret_credential.as_str(),
         config.github.app_credential.as_str(),
     ];
@@ -341,6 +342,10 @@ mod tests {
         let role = |project, kind, name| permission_to_manage(&config, project, kind, name);
         assert_eq!(
             role(None, CredentialKind::Token, "slack-signing-secret"),
+            Permission::Admin
+        );
+        assert_eq!(
+            role(None, CredentialKind::Token, "kakaowork-callback-secret"),
             Permission::Admin
         );
         assert_eq!(

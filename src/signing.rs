@@ -145,15 +145,65 @@ impl LinkSigner {
         self.mac(id, expires)
             .verify_slice(&signature)
             .map_err(|_| LinkError::Tampered)?;
-        let expires_at = DateTime::from_timestamp(expires, 0).ok_or(LinkError::Tampered)?;
-        if expires_at <= now {
-            return Err(LinkError::Expired {
-                approval_id: id,
-                at: expires_at,
-            });
-        }
+        unexpired(id, expires, now)?;
         Ok(id)
     }
+
+    fn decision_mac(&self, approval_id: i64, decision: &str, expires: i64) -> HmacSha256 {
+        mac(
+            &self.key,
+            &[format!("decision:{approval_id}:{decision}:{expires}").as_bytes()],
+        )
+    }
+
+    /// The value of a chat button that takes `decision` on `approval_id` until `expires`:
+    /// the three and their signature, so neither the approval, the decision nor the expiry
+    /// can be changed (a chat service that signs no request, such as KakaoWork, carries it).
+    pub fn decision_token(
+        &self,
+        approval_id: i64,
+        decision: &str,
+        expires: DateTime<Utc>,
+    ) -> String {
+        let expires = expires.timestamp();
+        let signature = self.decision_mac(approval_id, decision, expires).finalize();
+        format!(
+            "{approval_id}.{decision}.{expires}.{}",
+            hex::encode(signature.into_bytes())
+        )
+    }
+
+    /// The approval id and decision a button value takes, if its signature holds and it has
+    /// not expired.
+    pub fn verify_decision_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, String), LinkError> {
+        let parts: Vec<&str> = token.splitn(4, '.').collect();
+        let [id, decision, expires, signature] = parts[..] else {
+            return Err(LinkError::Tampered);
+        };
+        let (Ok(id), Ok(expires), Ok(signature)) =
+            (id.parse(), expires.parse(), hex::decode(signature))
+        else {
+            return Err(LinkError::Tampered);
+        };
+        self.decision_mac(id, decision, expires)
+            .verify_slice(&signature)
+            .map_err(|_| LinkError::Tampered)?;
+        unexpired(id, expires, now)?;
+        Ok((id, decision.to_string()))
+    }
+}
+
+/// Refuses a signed approval token past its expiry (a Unix time).
+fn unexpired(approval_id: i64, expires: i64, now: DateTime<Utc>) -> Result<(), LinkError> {
+    let at = DateTime::from_timestamp(expires, 0).ok_or(LinkError::Tampered)?;
+    if at <= now {
+        return Err(LinkError::Expired { approval_id, at });
+    }
+    Ok(())
 }
 
 /// Why an identity link token was refused before the store was asked.
@@ -270,6 +320,43 @@ mod tests {
         let other_key = LinkSigner { key: [8; 32] };
         assert_eq!(other_key.verify(&token, now), Err(LinkError::Tampered));
         assert_eq!(signer.verify("garbage", now), Err(LinkError::Tampered));
+    }
+
+    #[test]
+    fn decision_values_take_one_decision_on_one_approval_until_they_expire() {
+        let signer = LinkSigner { key: [7; 32] };
+        let now = Utc::now();
+        let value = signer.decision_token(42, "approve", now + Duration::hours(1));
+        assert_eq!(
+            signer.verify_decision_token(&value, now),
+            Ok((42, "approve".to_string()))
+        );
+        assert!(matches!(
+            signer.verify_decision_token(&value, now + Duration::hours(2)),
+            Err(LinkError::Expired {
+                approval_id: 42,
+                ..
+            })
+        ));
+        for changed in [
+            value.replacen("approve", "reject", 1),
+            value.replacen("42.", "43.", 1),
+            format!("{value}0"),
+            "garbage".to_string(),
+        ] {
+            assert_eq!(
+                signer.verify_decision_token(&changed, now),
+                Err(LinkError::Tampered),
+                "{changed}"
+            );
+        }
+        // A link's token is not a button's value, nor the other way round.
+        let link = signer.token(42, now + Duration::hours(1));
+        assert_eq!(
+            signer.verify_decision_token(&link, now),
+            Err(LinkError::Tampered)
+        );
+        assert_eq!(signer.verify(&value, now), Err(LinkError::Tampered));
     }
 
     #[test]

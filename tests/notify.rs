@@ -6,9 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use aiops::signing::sign_sha256;
+use aiops::signing::{LinkSigner, sign_sha256};
 use common::chat::{
-    ChatStandIn, Received, Service, button, click_body, link_slack_approver, slack_signature,
+    ChatStandIn, Received, Service, button, click_body, kakaowork_button, link_slack_approver,
+    slack_signature,
 };
 use common::pipeline::{add_project, create_task, wait_status};
 use common::{Db, TestApp, wait_for};
@@ -254,9 +255,26 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
     let blocks = kakao["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert!(blocks.iter().any(|b| b["type"] == "text"));
+    assert_eq!(blocks[0]["text"], "승인 필요: shop 프로젝트의 bugfix");
     let kakao_button = blocks.iter().find(|b| b["type"] == "button").unwrap();
     assert_eq!(kakao_button["action_type"], "open_system_browser");
     assert_eq!(kakao_button["value"], link);
+    // Beside it, Approve and Reject buttons whose values aiops signed for this approval.
+    let signer = LinkSigner::new(&app.vault);
+    for (action, decision, label) in [
+        ("aiops_approve", "approve", "승인"),
+        ("aiops_reject", "reject", "반려"),
+    ] {
+        let button = kakaowork_button(&kakao, action);
+        assert_eq!(button["action_type"], "submit_action");
+        assert_eq!(button["text"], label);
+        let value = button["value"].as_str().unwrap();
+        let now = chrono::Utc::now();
+        assert_eq!(
+            signer.verify_decision_token(value, now),
+            Ok((approval, decision.to_string()))
+        );
+    }
 
     // The webhook: JSON signed with the channel's key.
     let delivered = wait_received(&chats.hooks, "/aiops", 1).await;
@@ -310,7 +328,10 @@ async fn approval_request_reaches_every_channel_and_a_slack_click_decides_it(db:
         "Done: bugfix on shop"
     );
     let kakao = wait_received(&chats.kakaowork, "/v1/messages.send", 2).await;
-    assert_eq!(kakao[1].json()["blocks"][0]["text"], "Done: bugfix on shop");
+    assert_eq!(
+        kakao[1].json()["blocks"][0]["text"],
+        "완료: shop 프로젝트의 bugfix"
+    );
     let delivered = wait_received(&chats.hooks, "/aiops", 2).await;
     assert_eq!(delivered[1].json()["event"], "task_done");
     assert_eq!(delivered[1].header("x-aiops-event"), Some("task_done"));

@@ -1,16 +1,23 @@
 //! The approval policy and verified deciders, over real HTTP on both databases: who asked for
 //! a task, self-approval, several distinct approvers (with 50 concurrent approvals by one
-//! person counting once), signed Slack clicks deciding only as a linked user allowed to, the
-//! link flow offered in chat, and GitHub senders mapped to users.
+//! person counting once), signed Slack clicks and KakaoWork clicks (a secret callback URL, signed
+//! button values) deciding only as a linked user allowed to, the link flow offered in chat, and
+//! GitHub senders mapped to users.
 
 mod common;
 
 use aiops::approvals::LinkSigner;
 use aiops::auth::{self, TokenGrant};
 use aiops::model::{ApprovalKind, ApprovalRequestMirror, ProjectRole, Scopes};
+use aiops::notify::NoticeKind;
+use aiops::notify::kakaowork;
+use aiops::notify::message::Message;
 use aiops::signing::sign_sha256;
 use aiops::users::{self, UserSpec};
-use common::chat::{ChatStandIn, Received, Service, click_body, post_signed_click};
+use common::chat::{
+    ChatStandIn, Received, Service, click_body, kakaowork_button, kakaowork_callback,
+    post_kakaowork_callback, post_signed_click,
+};
 use common::pages::{csrf_of, page, post_form};
 use common::people::session_of;
 use common::{Db, TestApp, fixture_json, wait_for};
@@ -21,6 +28,9 @@ const SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
 const SLACK_USER: &str = "U04ABCD1234";
 const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const CALLBACK_SECRET: &str = "kakaowork-callback-path-secret-0123456789";
+const KAKAOWORK_KEY: &str = "kakaowork-app-key-for-tests";
+const KAKAOWORK_USER: i64 = 2603;
 
 async fn send(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
     let response = app
@@ -380,6 +390,189 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert_eq!(decision["source"], format!("slack:{SLACK_USER}"));
 }
 
+/// The app with a KakaoWork stand-in, the callback secret and the bot's app key stored,
+/// project `shop` with a KakaoWork channel to conversation 12345, and one pending result
+/// approval: the stand-in, the approval and the message aiops sends KakaoWork for it.
+async fn kakaowork_app(db: Db) -> (TestApp, ChatStandIn, i64, Value) {
+    let kakaowork = ChatStandIn::start(Service::Kakaowork).await;
+    let api = kakaowork.url.clone();
+    let app = TestApp::spawn_with(db, |c| c.notify.kakaowork_api_url = api).await;
+    shop(&app, json!({})).await;
+    for (name, kind, value) in [
+        (
+            "kakaowork-callback-secret",
+            "webhook_secret",
+            CALLBACK_SECRET,
+        ),
+        ("kakaowork-bot", "api_key", KAKAOWORK_KEY),
+    ] {
+        let credential = json!({"name": name, "kind": kind, "value": value});
+        admin(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/credentials",
+            credential,
+        )
+        .await;
+    }
+    let channel = json!({"kind": "kakaowork", "target": "12345", "credential": "kakaowork-bot"});
+    let path = "/api/v1/projects/shop/channels";
+    admin(&app, reqwest::Method::POST, path, channel).await;
+    let (task, approval) = waiting(&app, &app.token.clone(), ApprovalKind::Result, "").await;
+    let signer = LinkSigner::new(&app.vault);
+    let kind = NoticeKind::ApprovalRequested;
+    let message = Message::render(&app.store, &signer, &app.config, kind, task, Some(approval))
+        .await
+        .unwrap()
+        .in_language(app.config.notify.kakaowork_language);
+    (app, kakaowork, approval, kakaowork::body(&message, "12345"))
+}
+
+/// KakaoWork user `user` clicks `action` on `message`, the button's value being `value`, as
+/// KakaoWork posts it; returns the `count`th message the bot then sent.
+async fn kakao_click(
+    app: &TestApp,
+    kakaowork: &ChatStandIn,
+    message: &Value,
+    (action, value): (&str, &str),
+    user: i64,
+    count: usize,
+) -> Value {
+    let callback = kakaowork_callback(message, action, value, user);
+    let response = post_kakaowork_callback(app, CALLBACK_SECRET, &callback).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent = wait_for(&format!("the bot's message {count}"), WAIT, || async {
+        let sent = kakaowork.received("/v1/messages.send");
+        (sent.len() >= count).then_some(sent)
+    })
+    .await;
+    let answer = &sent[count - 1];
+    assert_eq!(
+        answer.header("authorization"),
+        Some(format!("Bearer {KAKAOWORK_KEY}").as_str())
+    );
+    answer.json()
+}
+
+/// A KakaoWork click from an unlinked user, then from a linked viewer, decides nothing and is
+/// told why in a direct message; as an approver, a tampered or expired button value and a
+/// wrong callback secret decide nothing either; the approver's click on the real button
+/// decides, the conversation is told who decided, and the audit log names the user and
+/// channel kakaowork.
+async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
+    let (app, kakaowork, approval, message) = kakaowork_app(db).await;
+    let approve = kakaowork_button(&message, "aiops_approve");
+    assert_eq!(approve["action_type"], "submit_action");
+    let value = approve["value"].as_str().unwrap().to_string();
+    let click = ("aiops_approve", value.as_str());
+    let status = || async {
+        let record = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
+        record["status"].as_str().unwrap().to_string()
+    };
+
+    let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 1).await;
+    let opened = kakaowork.received("/v1/conversations.open");
+    assert_eq!(opened[0].json()["user_id"], KAKAOWORK_USER);
+    assert_eq!(told["conversation_id"], 92603, "a direct message: {told}");
+    let text = told["text"].as_str().unwrap();
+    assert!(text.starts_with("결정되지 않았습니다"), "{text}");
+    assert!(text.contains("not linked to an aiops user"), "{text}");
+    assert!(text.contains("/account/link#"), "{text}");
+    assert_eq!(status().await, "pending");
+
+    member(&app, "minji-kim", ProjectRole::Viewer).await;
+    let link = json!({"kakaowork_user_id": KAKAOWORK_USER.to_string()});
+    admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/v1/users/minji-kim",
+        link,
+    )
+    .await;
+    let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 2).await;
+    assert_eq!(told["conversation_id"], 92603);
+    assert!(
+        told["text"].as_str().unwrap().contains("approver role"),
+        "{told}"
+    );
+    assert_eq!(status().await, "pending");
+
+    // As an approver: a value changed in any way, or past its expiry, decides nothing.
+    users::grant(&app.store, "minji-kim", Some("shop"), ProjectRole::Approver)
+        .await
+        .unwrap();
+    let (head, last) = value.split_at(value.len() - 1);
+    let flipped = format!("{head}{}", if last == "0" { "1" } else { "0" });
+    let expired = LinkSigner::new(&app.vault).decision_token(
+        approval,
+        "approve",
+        chrono::Utc::now() - chrono::Duration::minutes(1),
+    );
+    let refused = [
+        (value.replacen("approve", "reject", 1), "not valid"),
+        (flipped, "not valid"),
+        (expired, "expired"),
+    ];
+    for (n, (bad, why)) in refused.iter().enumerate() {
+        let told = kakao_click(
+            &app,
+            &kakaowork,
+            &message,
+            ("aiops_reject", bad),
+            KAKAOWORK_USER,
+            3 + n,
+        )
+        .await;
+        assert!(
+            told["text"].as_str().unwrap().contains(why),
+            "{bad}: {told}"
+        );
+        assert_eq!(status().await, "pending", "{bad}");
+    }
+    // Without the callback secret, nothing is read at all.
+    let callback = kakaowork_callback(&message, click.0, click.1, KAKAOWORK_USER);
+    let wrong = post_kakaowork_callback(&app, "not-the-secret", &callback).await;
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    assert_eq!(status().await, "pending");
+
+    let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 6).await;
+    assert_eq!(
+        told["conversation_id"], 12345,
+        "the conversation is told: {told}"
+    );
+    let text = told["text"].as_str().unwrap();
+    assert!(text.starts_with("minji-kim 님이 승인했습니다"), "{text}");
+    let record = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
+    assert_eq!(record["status"], "decided");
+    assert_eq!(record["channel"], "kakaowork");
+    assert_eq!(record["decided_by"], "minji-kim");
+
+    let audit = audit_of(&app, approval).await;
+    let refused: Vec<&Value> = audit.iter().filter(|e| e["outcome"] == "refused").collect();
+    assert_eq!(refused.len(), 2, "{audit:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["detail"]["channel"] == "kakaowork")
+    );
+    assert!(refused.iter().any(|e| e["principal_name"] == "anonymous"));
+    assert!(refused.iter().any(|e| e["principal_name"] == "minji-kim"));
+    let decision = audit
+        .iter()
+        .find(|e| e["action"] == "decide approval: approve" && e["outcome"] == "ok")
+        .unwrap_or_else(|| panic!("no decision entry in {audit:?}"));
+    assert_eq!(decision["principal_name"], "minji-kim");
+    assert_eq!(decision["detail"]["channel"], "kakaowork");
+    assert_eq!(decision["source"], format!("kakaowork:{KAKAOWORK_USER}"));
+    // The refused callback left one bounded line, without what it presented.
+    let all = app.get_json("/api/v1/audit?limit=200").await.to_string();
+    assert!(all.contains("kakaowork callback"), "{all}");
+    assert!(
+        !all.contains("not-the-secret") && !all.contains(CALLBACK_SECRET),
+        "{all}"
+    );
+}
+
 /// Admin mapping through the API, the disabled user refused in chat, and a link that expired
 /// or was changed refused.
 async fn chat_accounts_are_mapped_by_admins_and_links_expire(db: Db) {
@@ -497,6 +690,7 @@ on_both_databases!(
     self_approval_is_refused_unless_the_project_allows_it,
     two_distinct_approvers_decide_and_one_reject_ends_it,
     slack_clicks_decide_only_as_a_linked_approver,
+    kakaowork_clicks_decide_only_as_a_linked_approver,
     chat_accounts_are_mapped_by_admins_and_links_expire,
     a_party_comment_from_a_linked_sender_records_who_asked,
 );

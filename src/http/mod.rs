@@ -30,6 +30,7 @@ mod events;
 mod extract;
 mod guard;
 mod health;
+mod kakaowork;
 pub mod metrics;
 mod notifications;
 mod page;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .merge(
             webhooks::router(state.config.github.max_body_bytes)
                 .merge(slack::router())
+                .merge(kakaowork::router())
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     guard::limit_webhooks,

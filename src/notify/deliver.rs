@@ -100,7 +100,8 @@ pub fn backoff(config: &Config, attempt: i64) -> Duration {
 /// then keeps it from being sent twice).
 const RECORD_TRIES: usize = 6;
 
-/// Sends notifications and answers Slack's buttons; shared by the workers and the HTTP layer.
+/// Sends notifications and answers Slack's and KakaoWork's buttons; shared by the workers
+/// and the HTTP layer.
 pub struct Notifier {
     store: Store,
     vault: Vault,
@@ -268,6 +269,7 @@ impl Notifier {
                 .await
             }
             (ChannelKind::Kakaowork, Some(conversation)) => {
+                let message = message.in_language(notify.kakaowork_language);
                 kakaowork::send(
                     &self.http,
                     &notify.kakaowork_api_url,
@@ -294,6 +296,62 @@ impl Notifier {
                 tracing::warn!(error = %e.reason, "could not update the Slack message");
             }
         });
+    }
+}
+
+impl Notifier {
+    /// Tells a KakaoWork click's outcome in the background, so KakaoWork gets its 200 at
+    /// once: as the bot of the clicked conversation (its channel's app key, that of the
+    /// approval's project first), to the conversation or to the clicker alone. A failure is
+    /// logged, never the key.
+    pub fn answer_in_kakaowork(
+        self: &Arc<Self>,
+        click: kakaowork::Click,
+        answer: kakaowork::Answer,
+    ) {
+        let notifier = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = notifier.tell_in_kakaowork(&click, &answer).await {
+                tracing::warn!(error = %e.reason, "could not answer a KakaoWork click");
+            }
+        });
+    }
+
+    async fn tell_in_kakaowork(
+        &self,
+        click: &kakaowork::Click,
+        answer: &kakaowork::Answer,
+    ) -> Result<(), SendError> {
+        let unreadable = |e: Error| SendError::retry(format!("cannot read the store: {e}"));
+        let project_id = match answer.approval_id {
+            Some(id) => match self.store.approval(id).await {
+                Ok(approval) => Some(
+                    self.store
+                        .task_exec(approval.task_id)
+                        .await
+                        .map_err(unreadable)?
+                        .project_id,
+                ),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (project_id, credential) = self
+            .store
+            .kakaowork_bot(&click.conversation_id, project_id)
+            .await
+            .map_err(unreadable)?
+            .ok_or_else(|| {
+                SendError::permanent(
+                    "no enabled KakaoWork channel posts to the clicked conversation",
+                )
+            })?;
+        let app_key = credentials::reveal_named(&self.store, &self.vault, project_id, &credential)
+            .await
+            .map_err(unreadable)?
+            .ok_or_else(|| SendError::permanent(format!("no credential {credential:?}")))?;
+        let api_url = &self.config.notify.kakaowork_api_url;
+        kakaowork::send_text(&self.http, api_url, &app_key, &answer.to, &answer.text).await
     }
 }
 

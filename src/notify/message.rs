@@ -1,12 +1,12 @@
 //! What a notification says, rendered from the store when it is sent: one `Message`, laid
 //! out by each channel (`slack`, `kakaowork`, `webhook`) in its own format.
 
-use crate::approvals::{self, LinkSigner};
+use crate::approvals::{self, Decision, LinkSigner};
 use crate::budgets::{self, BudgetStatus};
 use crate::config::Config;
 use crate::error::Result;
 use crate::model::Task;
-use crate::model::{ApprovalKind, ApprovalRecord};
+use crate::model::{ApprovalKind, ApprovalRecord, Language};
 use crate::store::Store;
 
 use super::NoticeKind;
@@ -27,6 +27,11 @@ pub struct Message {
     pub link: String,
     /// The signed token of the approval link, which Slack's buttons carry back.
     pub token: Option<String>,
+    /// The signed values of the Approve and Reject buttons of chats that sign no request
+    /// (KakaoWork): each names its approval, decision and expiry (approval requests only).
+    pub decisions: Vec<(Decision, String)>,
+    /// The language of the message's own words (titles, labels); the task's text as written.
+    pub language: Language,
     /// The project's and the global monthly budget (budget notices).
     pub budgets: Vec<BudgetStatus>,
 }
@@ -77,14 +82,21 @@ impl Message {
             }
             None => (None, None),
         };
-        let (link, token) = match &approval {
-            Some(approval) => (
-                approvals::link_url(signer, config, approval),
-                Some(signer.token(approval.id, approvals::link_expiry(approval, config))),
-            ),
+        let (link, token, decisions) = match &approval {
+            Some(approval) => {
+                let expires = approvals::link_expiry(approval, config);
+                let decisions = [Decision::Approve, Decision::Reject]
+                    .map(|d| (d, signer.decision_token(approval.id, d.as_str(), expires)));
+                (
+                    approvals::link_url(signer, config, approval),
+                    Some(signer.token(approval.id, expires)),
+                    decisions.to_vec(),
+                )
+            }
             None => (
                 format!("{}/api/v1/tasks/{}", config.public_base_url(), task.id),
                 None,
+                Vec::new(),
             ),
         };
         let budgets = if kind.is_budget() {
@@ -103,8 +115,16 @@ impl Message {
             diff,
             link,
             token,
+            decisions,
+            language: Language::En,
             budgets,
         })
+    }
+
+    /// The same message with its own words in `language`.
+    pub fn in_language(mut self, language: Language) -> Message {
+        self.language = language;
+        self
     }
 
     /// One line saying what happened, e.g. "Approval needed: bugfix on shop".
@@ -113,14 +133,20 @@ impl Message {
             NoticeKind::ApprovalRequested => "Approval needed",
             NoticeKind::TaskDone => "Done",
             NoticeKind::TaskFailed => "Failed",
-            NoticeKind::BudgetWarning => {
-                return format!("Budget warning: project {}", self.task.project);
-            }
-            NoticeKind::BudgetSpent => {
-                return format!("Budget spent: project {}", self.task.project);
-            }
+            NoticeKind::BudgetWarning => "Budget warning",
+            NoticeKind::BudgetSpent => "Budget spent",
         };
-        format!("{what}: {} on {}", self.task.team, self.task.project)
+        let (what, project, team) = (
+            say(self.language, what),
+            &self.task.project,
+            &self.task.team,
+        );
+        match (self.kind.is_budget(), self.language) {
+            (true, Language::En) => format!("{what}: project {project}"),
+            (true, Language::Ko) => format!("{what}: 프로젝트 {project}"),
+            (false, Language::En) => format!("{what}: {team} on {project}"),
+            (false, Language::Ko) => format!("{what}: {project} 프로젝트의 {team}"),
+        }
     }
 
     /// What the approval asks or the task was about, cut to a readable length.
@@ -174,6 +200,14 @@ impl Message {
 
     /// The facts shown beside the summary, as (label, value).
     pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let language = self.language;
+        self.facts_in_english()
+            .into_iter()
+            .map(|(label, value)| (say(language, label), value))
+            .collect()
+    }
+
+    fn facts_in_english(&self) -> Vec<(&'static str, String)> {
         if self.kind.is_budget() {
             return self
                 .budgets
@@ -232,13 +266,58 @@ impl Message {
 
     /// The label of the button that opens `link`.
     pub fn link_label(&self) -> &'static str {
-        match self.kind {
+        let label = match self.kind {
             NoticeKind::ApprovalRequested => "Review / Revise",
             NoticeKind::TaskDone
             | NoticeKind::TaskFailed
             | NoticeKind::BudgetWarning
             | NoticeKind::BudgetSpent => "Open task",
-        }
+        };
+        say(self.language, label)
+    }
+}
+
+/// The label of a button taking `decision`.
+pub fn decision_label(decision: Decision, language: Language) -> &'static str {
+    let label = match decision {
+        Decision::Approve => "Approve",
+        Decision::Reject => "Reject",
+        Decision::Revise => "Revise",
+    };
+    say(language, label)
+}
+
+/// The Korean of each of a message's own words.
+const KOREAN: &[(&str, &str)] = &[
+    ("Approval needed", "승인 필요"),
+    ("Done", "완료"),
+    ("Failed", "실패"),
+    ("Budget warning", "예산 경고"),
+    ("Budget spent", "예산 소진"),
+    ("Project", "프로젝트"),
+    ("Task", "작업"),
+    ("Team", "팀"),
+    ("Changes", "변경"),
+    ("Reason", "사유"),
+    ("Pull request", "풀 리퀘스트"),
+    ("Change", "변경 내용"),
+    ("Global budget", "전체 예산"),
+    ("Project budget", "프로젝트 예산"),
+    ("Review / Revise", "검토 / 수정 요청"),
+    ("Open task", "작업 열기"),
+    ("Approve", "승인"),
+    ("Reject", "반려"),
+    ("Revise", "수정 요청"),
+];
+
+/// `english`, one of a message's own words, in `language`.
+fn say(language: Language, english: &'static str) -> &'static str {
+    match language {
+        Language::En => english,
+        Language::Ko => KOREAN
+            .iter()
+            .find(|(en, _)| *en == english)
+            .map_or(english, |(_, ko)| ko),
     }
 }
 
@@ -300,6 +379,14 @@ pub(crate) mod tests {
             kind,
             budgets: Vec::new(),
             token: approval.as_ref().map(|_| "3.1999999999.abcdef".to_string()),
+            decisions: match approval {
+                Some(_) => vec![
+                    (Decision::Approve, "3.approve.1999999999.abcdef".to_string()),
+                    (Decision::Reject, "3.reject.1999999999.abcdef".to_string()),
+                ],
+                None => Vec::new(),
+            },
+            language: Language::En,
             link: "https://aiops.example/approvals/3.1999999999.abcdef".into(),
             diff: approval.as_ref().map(|_| DiffStat {
                 files: 2,
@@ -329,5 +416,34 @@ pub(crate) mod tests {
                 .facts()
                 .contains(&("Reason", "the agent exited with code 1".into()))
         );
+    }
+
+    /// Every word a message of any kind shows on its own has its Korean.
+    #[test]
+    fn korean_messages_have_no_english_words_of_their_own() {
+        let kinds = [
+            NoticeKind::ApprovalRequested,
+            NoticeKind::TaskDone,
+            NoticeKind::TaskFailed,
+        ];
+        for kind in kinds {
+            let mut message = sample(kind).in_language(Language::Ko);
+            message.task.pr_url = Some("https://github.com/acme/shop/pull/1".into());
+            let mut words: Vec<&str> = message.facts().iter().map(|(label, _)| *label).collect();
+            words.push(message.link_label());
+            for word in words {
+                assert!(!word.is_ascii(), "{kind:?}: {word} has no Korean");
+            }
+            assert!(
+                !message.title().starts_with(|c: char| c.is_ascii()),
+                "{}",
+                message.title()
+            );
+        }
+        for decision in [Decision::Approve, Decision::Reject, Decision::Revise] {
+            assert!(!decision_label(decision, Language::Ko).is_ascii());
+        }
+        let approval = sample(NoticeKind::ApprovalRequested).in_language(Language::Ko);
+        assert_eq!(approval.title(), "승인 필요: shop 프로젝트의 bugfix");
     }
 }

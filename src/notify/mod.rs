@@ -33,6 +33,7 @@ use crate::model::{NewJob, Role};
 use crate::store::{self, Store};
 use std::time::Duration;
 
+pub mod chat;
 mod deliver;
 pub mod kakaowork;
 pub mod message;

@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::chat::{self, ClickOutcome};
 use super::message::Message;
 use super::post::{SendError, post};
-use crate::approvals::{ApprovalStatus, Decision, LinkSigner};
+use crate::approvals::{Decision, LinkSigner};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::identities::{self, ChatClick};
-use crate::model::ChatProvider;
+use crate::identities::ChatClick;
+use crate::model::{ChatProvider, Language};
 use crate::signing;
 use crate::store::Store;
 
@@ -234,10 +235,10 @@ pub fn parse_interaction(body: &[u8]) -> Result<Option<Click>> {
 }
 
 /// Decides the approval a click's token opens, as the aiops user the Slack account is linked
-/// to (`identities::decide_from_chat`: the same permission check as the API, the project's
-/// approval policy), and returns the answer for the click's `response_url`: the outcome
-/// replaces the message (so its buttons go), or, when nothing was decided, a note only the
-/// user sees saying why (an unknown account gets a link to link it).
+/// to (`chat::decide_click`, the step every chat's clicks share), and returns the answer for
+/// the click's `response_url`: the outcome replaces the message (so its buttons go), or,
+/// when nothing changed for the others, a note only the user sees saying why (an unknown
+/// account gets a link to link it).
 pub async fn decide_click(
     store: &Store,
     signer: &LinkSigner,
@@ -245,64 +246,24 @@ pub async fn decide_click(
     click: &Click,
     now: DateTime<Utc>,
 ) -> Value {
-    let not_decided = |why: String| {
-        json!({"response_type": "ephemeral", "replace_original": false,
-            "text": escape(&format!("Nothing was decided: {why}."))})
-    };
-    let approval_id = match signer.verify(&click.token, now) {
-        Ok(id) => id,
-        Err(e) => return not_decided(e.to_string()),
-    };
-    let chat_click = ChatClick {
-        provider: ChatProvider::Slack,
-        external_id: &click.user_id,
-        approval_id,
-        decision: click.decision,
-    };
-    let text = match identities::decide_from_chat(store, signer, config, &chat_click).await {
-        Ok(approval) if approval.status == ApprovalStatus::Pending => {
-            return json!({"response_type": "ephemeral", "replace_original": false,
-            "text": format!(
-                "Your approve is counted (approval {} of task {}); it needs more approvers before it is decided.",
-                approval.id, approval.task_id
-            )});
-        }
-        Ok(approval) => {
-            let verb = match click.decision {
-                Decision::Approve => "Approved",
-                Decision::Reject => "Rejected",
-                Decision::Revise => "Sent back for revision",
+    let outcome = match signer.verify(&click.token, now) {
+        Ok(approval_id) => {
+            let chat_click = ChatClick {
+                provider: ChatProvider::Slack,
+                external_id: &click.user_id,
+                approval_id,
+                decision: click.decision,
             };
-            format!(
-                "{verb} by {} (approval {} of task {}).",
-                approval.decided_by.as_deref().unwrap_or("?"),
-                approval.id,
-                approval.task_id
-            )
+            chat::decide_click(store, signer, config, &chat_click).await
         }
-        // Already decided (by whom, when) or the task ended: the message is stale either way.
-        Err(Error::Conflict(why)) if still_pending(store, approval_id).await == Some(false) => {
-            format!("Nothing was decided: {why}.")
-        }
-        Err(
-            e @ (Error::Conflict(_)
-            | Error::Forbidden(_)
-            | Error::NotFound(_)
-            | Error::Invalid { .. }),
-        ) => return not_decided(e.to_string()),
-        Err(e) => {
-            tracing::error!(approval = approval_id, error = %e, "could not record a decision from Slack");
-            return not_decided(
-                "aiops could not record the decision; try again or use the approval page".into(),
-            );
-        }
+        Err(e) => ClickOutcome::Refused(e.to_string()),
     };
-    json!({"replace_original": true, "text": escape(&text)})
-}
-
-async fn still_pending(store: &Store, approval_id: i64) -> Option<bool> {
-    let approval = store.approval(approval_id).await.ok()?;
-    Some(approval.status == ApprovalStatus::Pending)
+    let text = escape(&outcome.text(Language::En));
+    if outcome.for_clicker_only() {
+        json!({"response_type": "ephemeral", "replace_original": false, "text": text})
+    } else {
+        json!({"replace_original": true, "text": text})
+    }
 }
 
 /// Whether aiops may post to a click's `response_url`: https on Slack's hosts

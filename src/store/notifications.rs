@@ -81,6 +81,24 @@ impl Store {
         Ok(with_pool!(self, pool => sqlx::query_as(sql).bind(project_id).fetch_all(pool).await)?)
     }
 
+    /// The project and credential of an enabled KakaoWork channel posting to
+    /// `conversation_id` (that of `project_id` first): the bot whose message was clicked.
+    pub async fn kakaowork_bot(
+        &self,
+        conversation_id: &str,
+        project_id: Option<i64>,
+    ) -> Result<Option<(i64, String)>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT project_id, credential FROM notification_channels
+             WHERE kind = $1 AND target = $2 AND enabled
+             ORDER BY CASE WHEN project_id = $3 THEN 0 ELSE 1 END, id LIMIT 1")
+            .bind(ChannelKind::Kakaowork)
+            .bind(conversation_id)
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
     /// Removes a project's channel and its notifications, or NotFound.
     pub async fn delete_channel(&self, project_id: i64, id: i64) -> Result<()> {
         let deleted = with_pool!(self, pool => sqlx::query(

@@ -16,7 +16,8 @@ pub enum Service {
     /// `POST /api/chat.postMessage` (Web API), `POST /services/…` (incoming webhooks) and
     /// `POST /actions/…` (the `response_url` of a click).
     Slack,
-    /// `POST /v1/messages.send`.
+    /// `POST /v1/messages.send` and `POST /v1/conversations.open` (a bot's 1:1 conversation
+    /// with a user: id `9<user id>`).
     Kakaowork,
     /// Any path answers 200.
     Webhook,
@@ -159,6 +160,11 @@ fn service_answer(service: Service, path: &str, request: &Value) -> (StatusCode,
             "success": true,
             "message": {"id": "1", "conversation_id": request["conversation_id"], "text": request["text"]},
         })),
+        Service::Kakaowork if path == "/v1/conversations.open" => ok(json!({
+            "success": true,
+            "conversation": {"id": format!("9{}", request["user_id"]), "type": "dm",
+                "users_count": 2, "avatar_url": null, "name": "aiops"},
+        })),
         Service::Webhook => ok(json!({})),
         _ => (StatusCode::NOT_FOUND, "no such endpoint".into_response()),
     }
@@ -248,4 +254,51 @@ pub async fn link_slack_approver(app: &super::TestApp, project: &str) {
             response.status()
         );
     }
+}
+
+/// The KakaoWork button whose `action_name` is `action_name` in a sent message's blocks.
+pub fn kakaowork_button(message: &Value, action_name: &str) -> Value {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["elements"].as_array())
+        .flatten()
+        .find(|element| element["action_name"] == action_name)
+        .unwrap_or_else(|| panic!("no button {action_name} in {message:#}"))
+        .clone()
+}
+
+/// The `submit_action` callback KakaoWork posts when user `user_id` clicks the button
+/// `action_name` of `message` (as aiops sent it to messages.send), its value being `value`.
+pub fn kakaowork_callback(message: &Value, action_name: &str, value: &str, user_id: i64) -> Value {
+    json!({
+        "type": "submit_action",
+        "action_time": chrono::Utc::now().to_rfc3339(),
+        "message": {
+            "blocks": message["blocks"],
+            "conversation_id": message["conversation_id"],
+            "id": 757617552587034624_i64,
+            "text": message["text"],
+            "user_id": 2001,
+        },
+        "react_user_id": user_id,
+        "action_name": action_name,
+        "value": value,
+    })
+}
+
+/// Posts `callback` to the KakaoWork callback URL with `secret` as its last segment.
+pub async fn post_kakaowork_callback(
+    app: &super::TestApp,
+    secret: &str,
+    callback: &Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/webhooks/kakaowork/{secret}")))
+        .header("Content-Type", "application/json;charset=utf-8")
+        .json(callback)
+        .send()
+        .await
+        .unwrap()
 }
