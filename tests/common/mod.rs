@@ -16,6 +16,7 @@ pub mod pages;
 pub mod people;
 pub mod pipeline;
 pub mod providers;
+pub mod scale;
 pub mod stand_in;
 
 /// A file of ../shared/fixtures.
