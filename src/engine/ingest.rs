@@ -23,6 +23,7 @@ use crate::config::IngestConfig;
 use crate::error::Result;
 use crate::model::{
     ApprovalRequestMirror, ApprovalStatus, EventOrigin, NewEvent, TaskExec, TicketRecord,
+    TicketTimes,
 };
 use crate::store::Store;
 use crate::vault::Redactor;
@@ -280,7 +281,13 @@ impl Ingestor {
                 body: self.redactor.redact_json(&ticket.raw),
                 updated_at: chrono::Utc::now(),
             };
-            self.store.upsert_ticket(self.task_id, &upsert).await?;
+            let times = TicketTimes {
+                created_at: ticket.created_at,
+                completed_at: ticket.completed_at,
+            };
+            self.store
+                .upsert_ticket(self.task_id, &upsert, times)
+                .await?;
         }
         for approval in &snapshot.approvals {
             let upsert = ApprovalRequestMirror {
