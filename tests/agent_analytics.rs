@@ -461,7 +461,10 @@ async fn the_page_and_the_csv_compare_the_agents(db: Db) {
 
 /// Approval requests of shop's done task: (filed, decision, channel, seconds to decision),
 /// no decision while pending; and one of blog's, which shop's member never sees.
-const APPROVALS: &[(&str, Option<(&str, &str, i64)>)] = &[
+/// How a request was decided: decision, channel, seconds after it was filed.
+type Decided = Option<(&'static str, &'static str, i64)>;
+
+const APPROVALS: &[(&str, Decided)] = &[
     ("2026-03-02T10:00:00Z", Some(("approve", "api", 60))),
     ("2026-03-02T11:00:00Z", Some(("reject", "web", 120))),
     ("2026-03-02T12:00:00Z", Some(("revise", "slack", 600))),
@@ -474,13 +477,7 @@ const APPROVALS: &[(&str, Option<(&str, &str, i64)>)] = &[
     ("2026-03-03T10:00:00Z", None),
 ];
 
-async fn insert_approval(
-    app: &TestApp,
-    task_id: i64,
-    n: usize,
-    filed: &str,
-    decision: Option<(&str, &str, i64)>,
-) {
+async fn insert_approval(app: &TestApp, task_id: i64, n: usize, filed: &str, decision: Decided) {
     let requested = at(filed);
     let decided_at = decision.map(|(_, _, secs)| requested + chrono::Duration::seconds(secs));
     let status = if decision.is_some() {
