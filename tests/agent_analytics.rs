@@ -608,6 +608,91 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Measures `/api/v1/analytics/agents` over 100k agents' tickets (100 tasks, 8 agents, spread
+/// over 100 days, 80 % done, 5 % reopened): p50/p95 of 20 calls over a month and over the
+/// whole range. Run with
+/// `cargo test --test agent_analytics scale -- --ignored --nocapture --test-threads 1`.
+async fn agents_at_scale(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let shop = create_project(&app, "shop").await;
+    for _ in 0..100 {
+        insert_task(&app, shop, "done", "2026-03-01T00:00:00Z").await;
+    }
+    let (opened, done) = match db {
+        Db::Sqlite => (
+            "strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-03-01', '+' || (i * 86) || ' seconds')",
+            "strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-03-01', '+' || (i * 86 + i % 3600) || ' seconds')",
+        ),
+        Db::Postgres => (
+            "TIMESTAMPTZ '2026-03-01' + i * 86 * INTERVAL '1 second'",
+            "TIMESTAMPTZ '2026-03-01' + (i * 86 + i % 3600) * INTERVAL '1 second'",
+        ),
+    };
+    let tickets = format!(
+        "INSERT INTO tickets (task_id, ticket_id, kind, status, assignee, body, updated_at,
+             opened_at, done_at)
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         SELECT (SELECT MIN(id) FROM tasks) + i % 100, 'T' || i, 'task',
+             CASE WHEN i % 5 = 0 THEN 'IN_PROGRESS' ELSE 'DONE' END, 'agent-' || (i % 8), '{{}}',
+             {opened}, {opened}, CASE WHEN i % 5 = 0 THEN NULL ELSE {done} END
+         FROM n"
+    );
+    let reopens = "INSERT INTO ticket_reopens (task_id, ticket_id, reopened)
+         SELECT task_id, ticket_id, 1 FROM tickets WHERE CAST(SUBSTR(ticket_id, 2) AS INTEGER) % 20 = 1";
+    macro_rules! seed {
+        ($pool:ident) => {{
+            sqlx::query(sqlx::AssertSqlSafe(tickets.clone()))
+                .execute($pool)
+                .await
+                .unwrap();
+            sqlx::query(reopens).execute($pool).await.unwrap();
+        }};
+    }
+    match app.store.pool() {
+        Pool::Sqlite(pool) => seed!(pool),
+        Pool::Postgres(pool) => seed!(pool),
+    }
+    for (what, query) in [
+        ("a month", "from=2026-04-01&to=2026-05-01"),
+        ("100 days", "from=2026-03-01&to=2026-06-09"),
+    ] {
+        let mut took = Vec::new();
+        let mut answer = Value::Null;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            answer = app
+                .get_json(&format!("/api/v1/analytics/agents?{query}"))
+                .await;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let tickets: i64 = answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["tickets"].as_i64().unwrap())
+            .sum();
+        println!(
+            "{db:?} agents over {what} ({tickets} tickets): p50 {:?} p95 {:?}",
+            took[9], took[18]
+        );
+    }
+}
+
+mod scale {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run with --ignored --nocapture"]
+    async fn sqlite() {
+        super::agents_at_scale(super::Db::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run with --ignored --nocapture"]
+    async fn postgres() {
+        super::agents_at_scale(super::Db::Postgres).await
+    }
+}
+
 on_both_databases!(
     figures_per_agent_over_both_projects,
     a_member_sees_only_their_projects_agents,
