@@ -436,6 +436,22 @@ async fn the_page_and_the_csv_compare_the_agents(db: Db) {
     let href = format!("/analytics/agents.csv?{}", RANGE.replace('&', "&amp;"));
     assert!(html.contains(&href), "{html}");
 
+    let anonymous = common::pages::client()
+        .get(app.url(&format!("/analytics/agents.csv?{RANGE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::SEE_OTHER,
+        "no figures without signing in"
+    );
+    assert!(
+        anonymous.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/sign-in")
+    );
     let response = common::pages::client()
         .get(app.url(&format!("/analytics/agents.csv?{RANGE}")))
         .header("cookie", format!("{}={maya}", aiops::sessions::COOKIE))

@@ -230,6 +230,8 @@ async fn a_bad_filter_is_shown_at_its_field_and_the_page_speaks_korean(db: Db) {
         "묶음별 비용",
         "팀 비교",
         "비용이 가장 큰 작업",
+        "승인",
+        "에이전트 비교",
     ] {
         assert!(html.contains(korean), "the page shows {korean}");
     }
