@@ -1,5 +1,6 @@
 //! Analytics: the history of tasks, runs and approvals read back as figures per time bucket
-//! (day, ISO week, month; UTC) and group (project, team, source).
+//! (day, ISO week, month; UTC) and group (project, team, source), and the agents' tickets as
+//! figures per agent over a range.
 //!
 //! Owns the rules: which range a request means, how it is cut into calendar buckets, which
 //! projects a reader may see, and the ratios derived from the sums. The sums themselves
@@ -13,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{Error, Result};
 use crate::model::Principal;
 pub use crate::model::{
-    AnalyticsQuery, ApprovalSums, Bucket, BucketSize, GroupBy, ProjectScope, TaskCost, TaskSums,
+    AgentSums, AnalyticsQuery, ApprovalSums, Bucket, BucketSize, GroupBy, ProjectScope, TaskCost,
+    TaskSums,
 };
 use crate::store::Store;
 
@@ -388,6 +390,62 @@ pub struct ExpensiveTasks {
     pub items: Vec<TaskCost>,
 }
 
+/// One agent's tickets opened in the range, and what became of them.
+///
+/// An agent is a ticket's `assignee`: a member of the plugin's team (`session.json`'s
+/// `members[].name`), the one `ticket_created`/`ticket_updated` events name. Epics and
+/// stories have no assignee and do not count.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AgentFigures {
+    pub agent: String,
+    /// Tickets assigned to the agent opened in the range (the plugin's `createdAt`, else
+    /// when aiops first stored the ticket).
+    pub tickets: i64,
+    /// Of those, the ones whose status is DONE now.
+    pub done: i64,
+    /// Those whose status is BLOCKED now.
+    pub blocked: i64,
+    /// Those not DONE when their task ended failed, rolled back or over its budget.
+    pub failed: i64,
+    /// Those that went from DONE back to another status at least once (the plugin's
+    /// `ticket_updated` events with `prevStatus` DONE).
+    pub reopened: i64,
+    /// Those failed or reopened (each counted once).
+    pub failed_or_reopened: i64,
+    /// failed_or_reopened / tickets.
+    pub failed_or_reopened_share: Option<f64>,
+    /// Exact nearest-rank percentiles of the time from opened to done (the plugin's
+    /// `completedAt`, else when aiops first stored the ticket DONE), over the done ones.
+    pub time_p50_ms: Option<i64>,
+    pub time_p90_ms: Option<i64>,
+}
+
+impl From<AgentSums> for AgentFigures {
+    fn from(s: AgentSums) -> Self {
+        AgentFigures {
+            failed_or_reopened_share: ratio(s.failed_or_reopened, s.tickets),
+            agent: s.agent,
+            tickets: s.tickets,
+            done: s.done,
+            blocked: s.blocked,
+            failed: s.failed,
+            reopened: s.reopened,
+            failed_or_reopened: s.failed_or_reopened,
+            time_p50_ms: s.time_p50_ms,
+            time_p90_ms: s.time_p90_ms,
+        }
+    }
+}
+
+/// Per-agent figures over a whole range: one row per agent, by name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AgentAnalytics {
+    /// The range after rounding to whole buckets; `group_by` does not split these figures.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rows: Vec<AgentFigures>,
+}
+
 fn ratio(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -421,6 +479,22 @@ pub async fn approvals(
     Ok(ApprovalAnalytics {
         range: AnswerRange::of(&query),
         rows: rows.into_iter().map(ApprovalFigures::from).collect(),
+    })
+}
+
+/// Per-agent figures of the tickets opened in `request`'s range, as `reader` may see them.
+pub async fn agents(
+    store: &Store,
+    reader: &Principal,
+    request: &AnalyticsRequest,
+) -> Result<AgentAnalytics> {
+    let query = request.query(store, reader, Utc::now()).await?;
+    let rows = store.agent_sums(&query).await?;
+    let range = AnswerRange::of(&query);
+    Ok(AgentAnalytics {
+        from: range.from,
+        to: range.to,
+        rows: rows.into_iter().map(AgentFigures::from).collect(),
     })
 }
 

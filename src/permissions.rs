@@ -126,6 +126,7 @@ pub const OPERATIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/analytics/tasks", Permission::Read),
     ("GET", "/analytics/approvals", Permission::Read),
     ("GET", "/analytics/expensive-tasks", Permission::Read),
+    ("GET", "/analytics/agents", Permission::Read),
     ("GET", "/audit", Permission::Admin),
     ("GET", "/users", Permission::Admin),
     ("POST", "/users", Permission::Admin),

@@ -8,7 +8,7 @@ mod common;
 use aiops::model::ProjectRole;
 use aiops::store::Pool;
 use chrono::{DateTime, Duration, Utc};
-use common::pages::{csrf_for, page, post_form};
+use common::pages::{cells, csrf_for, page, post_form};
 use common::people::member;
 use common::{Db, TestApp};
 use reqwest::StatusCode;
@@ -122,29 +122,6 @@ async fn seeded(db: Db) -> TestApp {
     app
 }
 
-/// The cells of the table row whose opening tag holds `marker`, as text.
-fn cells(html: &str, table: &str, marker: &str) -> Vec<String> {
-    let table = html
-        .split(&format!(r#"id="{table}""#))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no table {table} in {html}"))
-        .split("</table>")
-        .next()
-        .unwrap();
-    let row = table
-        .split("<tr ")
-        .find(|row| row.split('>').next().unwrap().contains(marker))
-        .unwrap_or_else(|| panic!("no row {marker} in {table}"))
-        .split("</tr>")
-        .next()
-        .unwrap();
-    row.split("</t")
-        .filter_map(|cell| cell.rsplit('>').next())
-        .map(|text| text.trim().to_string())
-        .filter(|text| !text.is_empty())
-        .collect()
-}
-
 async fn a_member_sees_only_their_projects_figures_in_the_page_and_the_csv(db: Db) {
     let app = seeded(db).await;
     let maya = member(&app, "maya", "shop", ProjectRole::Viewer).await;
@@ -253,6 +230,8 @@ async fn a_bad_filter_is_shown_at_its_field_and_the_page_speaks_korean(db: Db) {
         "묶음별 비용",
         "팀 비교",
         "비용이 가장 큰 작업",
+        "승인",
+        "에이전트 비교",
     ] {
         assert!(html.contains(korean), "the page shows {korean}");
     }

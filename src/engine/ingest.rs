@@ -23,6 +23,7 @@ use crate::config::IngestConfig;
 use crate::error::Result;
 use crate::model::{
     ApprovalRequestMirror, ApprovalStatus, EventOrigin, NewEvent, TaskExec, TicketRecord,
+    TicketTimes,
 };
 use crate::store::Store;
 use crate::vault::Redactor;
@@ -230,6 +231,28 @@ impl Ingestor {
         }
     }
 
+    /// Stores a ticket's latest state (its texts redacted) with the times its file gives.
+    async fn store_ticket(&self, ticket: &party::Ticket) -> Result<()> {
+        let redact =
+            |v: &Option<String>| v.as_deref().map(|s| self.redactor.redact(s).into_owned());
+        let upsert = TicketRecord {
+            ticket_id: ticket.id.clone(),
+            kind: ticket.kind.clone(),
+            title: redact(&ticket.title),
+            status: ticket.status.clone(),
+            phase: ticket.phase.clone(),
+            assignee: ticket.assignee.clone(),
+            parent_id: ticket.parent_id.clone(),
+            body: self.redactor.redact_json(&ticket.raw),
+            updated_at: chrono::Utc::now(),
+        };
+        let times = TicketTimes {
+            created_at: ticket.created_at,
+            completed_at: ticket.completed_at,
+        };
+        self.store.upsert_ticket(self.task_id, &upsert, times).await
+    }
+
     /// Records the team that ran and the board of `session` (its grants redacted).
     async fn store_board(&self, session: &party::SessionState) -> Result<()> {
         let mut board = session.board.clone();
@@ -267,20 +290,7 @@ impl Ingestor {
                 .await?;
         }
         for ticket in &snapshot.tickets {
-            let redact =
-                |v: &Option<String>| v.as_deref().map(|s| self.redactor.redact(s).into_owned());
-            let upsert = TicketRecord {
-                ticket_id: ticket.id.clone(),
-                kind: ticket.kind.clone(),
-                title: redact(&ticket.title),
-                status: ticket.status.clone(),
-                phase: ticket.phase.clone(),
-                assignee: ticket.assignee.clone(),
-                parent_id: ticket.parent_id.clone(),
-                body: self.redactor.redact_json(&ticket.raw),
-                updated_at: chrono::Utc::now(),
-            };
-            self.store.upsert_ticket(self.task_id, &upsert).await?;
+            self.store_ticket(ticket).await?;
         }
         for approval in &snapshot.approvals {
             let upsert = ApprovalRequestMirror {

@@ -9,7 +9,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ErrorBody;
 use super::extract::ApiQuery;
-use crate::analytics::{self, AnalyticsRequest, ApprovalAnalytics, ExpensiveTasks, TaskAnalytics};
+use crate::analytics::{
+    self, AgentAnalytics, AnalyticsRequest, ApprovalAnalytics, ExpensiveTasks, TaskAnalytics,
+};
 use crate::auth::Principal;
 use crate::error::Result;
 
@@ -18,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(task_figures))
         .routes(routes!(approval_figures))
         .routes(routes!(expensive_tasks))
+        .routes(routes!(agent_figures))
 }
 
 /// Tasks per bucket and group: started, done, failed, cancelled, rolled back, success rate,
@@ -58,5 +61,20 @@ async fn expensive_tasks(
 ) -> Result<Json<ExpensiveTasks>> {
     Ok(Json(
         analytics::expensive_tasks(&state.store, &principal, &request).await?,
+    ))
+}
+
+/// Per agent (a ticket's assignee, a member of the plugin's team), over the whole range: the
+/// tickets opened, done, blocked, failed and reopened, the share failed or reopened, and the
+/// time from opened to done (p50, p90).
+#[utoipa::path(get, path = "/analytics/agents", tag = "analytics", params(AnalyticsRequest),
+    responses((status = 200, body = AgentAnalytics), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn agent_figures(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(request): ApiQuery<AnalyticsRequest>,
+) -> Result<Json<AgentAnalytics>> {
+    Ok(Json(
+        analytics::agents(&state.store, &principal, &request).await?,
     ))
 }

@@ -88,6 +88,20 @@ pub struct ApprovalSums {
     pub decision_p90_ms: Option<i64>,
 }
 
+/// The sums of one agent's tickets opened in a range, as the store adds them up.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AgentSums {
+    pub agent: String,
+    pub tickets: i64,
+    pub done: i64,
+    pub blocked: i64,
+    pub failed: i64,
+    pub reopened: i64,
+    pub failed_or_reopened: i64,
+    pub time_p50_ms: Option<i64>,
+    pub time_p90_ms: Option<i64>,
+}
+
 /// A task and what its runs cost, for the most expensive tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct TaskCost {

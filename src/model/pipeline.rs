@@ -34,6 +34,15 @@ pub struct TicketRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// When the plugin says a ticket was opened (`createdAt`) and last done (`completedAt`), as
+/// far as its file says; the store falls back on when it saw the ticket (`opened_at`,
+/// `done_at` of `tickets`, for the agents' figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TicketTimes {
+    pub created_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
 /// What the plugin's `/party-board` shows of a session, as its `session.json` says: the
 /// team's members and whether each was spawned, the execution progress, the revision loop
 /// and the approval grants in force.

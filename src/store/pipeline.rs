@@ -9,6 +9,7 @@ use super::approvals::APPROVAL_COLUMNS;
 use crate::error::Result;
 use crate::model::{
     ApprovalRecord, ApprovalRequestMirror, ApprovalStatus, Channel, FindingRecord, TicketRecord,
+    TicketTimes,
 };
 
 impl Store {
@@ -74,14 +75,26 @@ impl Store {
         })
     }
 
-    /// Stores a ticket's latest state.
-    pub async fn upsert_ticket(&self, task_id: i64, ticket: &TicketRecord) -> Result<()> {
+    /// Stores a ticket's latest state, with when it was opened (the plugin's `createdAt`,
+    /// else the first time it was stored) and, while it is DONE, when it was done (the
+    /// plugin's `completedAt`, else the first time it was stored DONE).
+    pub async fn upsert_ticket(
+        &self,
+        task_id: i64,
+        ticket: &TicketRecord,
+        times: TicketTimes,
+    ) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
-            "INSERT INTO tickets (task_id, ticket_id, kind, title, status, phase, assignee, parent_id, body, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO tickets (task_id, ticket_id, kind, title, status, phase, assignee, parent_id, body,
+                updated_at, opened_at, done_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, $10),
+                CASE WHEN $5 = 'DONE' THEN COALESCE($12, $10) END)
              ON CONFLICT (task_id, ticket_id) DO UPDATE SET kind = excluded.kind, title = excluded.title,
                 status = excluded.status, phase = excluded.phase, assignee = excluded.assignee,
-                parent_id = excluded.parent_id, body = excluded.body, updated_at = excluded.updated_at")
+                parent_id = excluded.parent_id, body = excluded.body, updated_at = excluded.updated_at,
+                opened_at = COALESCE($11, tickets.opened_at, excluded.opened_at),
+                done_at = CASE WHEN excluded.status = 'DONE' THEN COALESCE($12,
+                    CASE WHEN tickets.status = 'DONE' THEN tickets.done_at END, excluded.updated_at) END")
             .bind(task_id)
             .bind(&ticket.ticket_id)
             .bind(&ticket.kind)
@@ -92,6 +105,8 @@ impl Store {
             .bind(&ticket.parent_id)
             .bind(Json(&ticket.body))
             .bind(ticket.updated_at)
+            .bind(times.created_at)
+            .bind(times.completed_at)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

@@ -1,6 +1,7 @@
 //! `/analytics` and `/analytics.csv`: the history of the reader's projects as charts with
 //! their numbers in tables (tasks and success rate, cost stacked by group, duration
-//! percentiles per bucket; teams compared; the dearest tasks), and the same figures as CSV.
+//! percentiles per bucket; approvals; teams and agents compared; the dearest tasks), and the
+//! same figures as CSV (`analytics_agents` has the agents' table and CSV).
 //! Every number comes from the `analytics` use case with the reader's principal, so a reader
 //! sees only their projects; a filter the use case refuses is shown at its field.
 
@@ -12,13 +13,15 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
+use super::analytics_agents;
 use super::charts::{self, Frame, Series, percent};
 use super::components::{dollars, empty, field_error, task_status};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::analytics::{
-    self, AnalyticsRequest, BucketSize, ExpensiveTasks, GroupBy, TaskAnalytics, TaskFigures,
+    self, AgentAnalytics, AnalyticsRequest, ApprovalAnalytics, BucketSize, ExpensiveTasks, GroupBy,
+    TaskAnalytics, TaskFigures,
 };
 use crate::error::{Error, Result};
 
@@ -43,7 +46,11 @@ pub struct AnalyticsForm {
 
 impl AnalyticsForm {
     /// The use case's request, split by `group_by` instead of the form's when given.
-    fn request(&self, group_by: Option<GroupBy>, limit: Option<u32>) -> AnalyticsRequest {
+    pub(super) fn request(
+        &self,
+        group_by: Option<GroupBy>,
+        limit: Option<u32>,
+    ) -> AnalyticsRequest {
         let given = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_string());
         AnalyticsRequest {
             from: given(&self.from),
@@ -56,7 +63,7 @@ impl AnalyticsForm {
     }
 
     /// The form as a query string (the CSV link asks for the same figures).
-    fn query_string(&self) -> String {
+    pub(super) fn query_string(&self) -> String {
         let mut url = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("from", &self.from),
@@ -78,6 +85,8 @@ struct Figures {
     /// One row per team over the whole range.
     teams: Vec<TaskFigures>,
     dearest: ExpensiveTasks,
+    approvals: ApprovalAnalytics,
+    agents: AgentAnalytics,
 }
 
 async fn figures(state: &WebState, viewer: &Viewer, form: &AnalyticsForm) -> Result<Figures> {
@@ -94,10 +103,14 @@ async fn figures(state: &WebState, viewer: &Viewer, form: &AnalyticsForm) -> Res
     let teams = analytics::combine(&by_team, |row| (from, row.group.clone()));
     let dearest =
         analytics::expensive_tasks(store, reader, &form.request(None, Some(DEAREST))).await?;
+    let approvals = analytics::approvals(store, reader, &form.request(None, None)).await?;
+    let agents = analytics::agents(store, reader, &form.request(None, None)).await?;
     Ok(Figures {
         tasks,
         teams,
         dearest,
+        approvals,
+        agents,
     })
 }
 
@@ -142,24 +155,27 @@ pub async fn csv(
 ) -> Response {
     let request = form.request(None, None);
     match analytics::tasks(&state.store, &viewer.principal, &request).await {
-        Ok(answer) => {
-            let mut response = csv_of(&answer.rows).into_response();
-            let headers = response.headers_mut();
-            for (name, value) in [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"aiops-analytics.csv\"",
-                ),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ] {
-                headers.insert(name, HeaderValue::from_static(value));
-            }
-            response
-        }
+        Ok(answer) => csv_download(csv_of(&answer.rows), "aiops-analytics.csv"),
         Err(e) => PageError(e).into_page(&viewer.locale),
     }
+}
+
+/// `body` as a CSV file to download under `file_name`.
+pub(super) fn csv_download(body: String, file_name: &str) -> Response {
+    let mut response = body.into_response();
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 /// The figures as CSV (RFC 4180): a header line, then a line per bucket and group.
@@ -196,7 +212,7 @@ fn csv_of(rows: &[TaskFigures]) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(value: &str) -> String {
+pub(super) fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
@@ -263,8 +279,13 @@ fn sections(locale: &Locale, form: &AnalyticsForm, figures: &Figures) -> Markup 
         } @else {
             (trends(locale, &figures.tasks))
         }
+        section #approvals-figures {
+            h2 { (locale.t("analytics_page.approvals")) }
+            (approval_table(locale, &figures.approvals))
+        }
         h2 { (locale.t("analytics_page.teams")) }
         (team_table(locale, &figures.teams))
+        (analytics_agents::section(locale, form, &figures.agents))
         h2 { (locale.t("analytics_page.dearest")) }
         (dearest_table(locale, &figures.dearest))
     }
@@ -438,7 +459,6 @@ fn cost_table(locale: &Locale, rows: &[TaskFigures]) -> Markup {
 
 /// Duration percentiles per bucket and group, where a task was done.
 fn duration_table(locale: &Locale, rows: &[&TaskFigures]) -> Markup {
-    let took = |ms: Option<i64>| ms.map_or_else(|| "—".to_string(), |ms| locale.span(ms / 1000));
     html! {
         div.table-wrap { table.figures #duration-table {
             thead { tr {
@@ -451,8 +471,8 @@ fn duration_table(locale: &Locale, rows: &[&TaskFigures]) -> Markup {
                 tr data-bucket=(day(row.bucket_start)) data-group=(row.group) {
                     th scope="row" { (day(row.bucket_start)) }
                     td { (row.group) }
-                    td.num { (took(row.duration_p50_ms)) }
-                    td.num { (took(row.duration_p90_ms)) }
+                    td.num { (took(locale, row.duration_p50_ms)) }
+                    td.num { (took(locale, row.duration_p90_ms)) }
                 }
             } }
         } }
@@ -492,6 +512,43 @@ fn team_table(locale: &Locale, teams: &[TaskFigures]) -> Markup {
     }
 }
 
+/// Approval requests per bucket and group: people's decisions and their shares, expired,
+/// pending, time to decision.
+fn approval_table(locale: &Locale, approvals: &ApprovalAnalytics) -> Markup {
+    if approvals.rows.is_empty() {
+        return empty(&locale.t("analytics_page.no_approvals"));
+    }
+    html! {
+        div.table-wrap { table.figures #approvals-table {
+            thead { tr {
+                th scope="col" { (locale.t("analytics_page.bucket_start")) }
+                th scope="col" { (locale.t("analytics_page.group")) }
+                @for key in ["requested", "decided", "approve_share", "reject_share", "revise_share",
+                    "expired", "pending", "decision_p50", "decision_p90"] {
+                    th.num scope="col" { (locale.t(&format!("analytics_page.{key}"))) }
+                }
+            } }
+            tbody { @for row in &approvals.rows {
+                tr data-bucket=(day(row.bucket_start)) data-group=(row.group) {
+                    th scope="row" { (day(row.bucket_start)) }
+                    td { (row.group) }
+                    td.num { (row.requested) } td.num { (row.decided) }
+                    td.num { (share(row.approve_share)) } td.num { (share(row.reject_share)) }
+                    td.num { (share(row.revise_share)) }
+                    td.num { (row.expired) } td.num { (row.pending) }
+                    td.num { (took(locale, row.decision_p50_ms)) }
+                    td.num { (took(locale, row.decision_p90_ms)) }
+                }
+            } }
+        } }
+    }
+}
+
+/// A duration in milliseconds as the reader's language says it, or a dash.
+pub(super) fn took(locale: &Locale, ms: Option<i64>) -> String {
+    ms.map_or_else(|| "—".to_string(), |ms| locale.span(ms / 1000))
+}
+
 /// A bucket's first day, `2026-03-02`.
 fn day(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
@@ -506,7 +563,7 @@ fn slot_label(at: DateTime<Utc>, size: BucketSize) -> String {
 }
 
 /// A share or a dash.
-fn share(value: Option<f64>) -> String {
+pub(super) fn share(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_string(), percent)
 }
 

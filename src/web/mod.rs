@@ -21,6 +21,7 @@ use crate::vault::Vault;
 
 mod account;
 mod action;
+mod analytics_agents;
 mod analytics_page;
 mod approval_page;
 mod approval_view;
@@ -89,6 +90,7 @@ pub fn router() -> Router<WebState> {
         .route("/live", get(live::stream))
         .route("/analytics", get(analytics_page::show))
         .route("/analytics.csv", get(analytics_page::csv))
+        .route("/analytics/agents.csv", get(analytics_agents::csv))
         .route("/projects", get(projects::list))
         .route("/projects/{name}", get(projects::show).post(projects::save))
         .route(

@@ -187,3 +187,26 @@ async fn dead_letter(app: &TestApp, project: &str) -> i64 {
     tx.commit().await.unwrap();
     id
 }
+
+/// The cells of the table row whose opening tag holds `marker`, as text.
+pub fn cells(html: &str, table: &str, marker: &str) -> Vec<String> {
+    let table = html
+        .split(&format!(r#"id="{table}""#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no table {table} in {html}"))
+        .split("</table>")
+        .next()
+        .unwrap();
+    let row = table
+        .split("<tr ")
+        .find(|row| row.split('>').next().unwrap().contains(marker))
+        .unwrap_or_else(|| panic!("no row {marker} in {table}"))
+        .split("</tr>")
+        .next()
+        .unwrap();
+    row.split("</t")
+        .filter_map(|cell| cell.rsplit('>').next())
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .collect()
+}

@@ -46,6 +46,10 @@ pub struct Ticket {
     pub assignee: Option<String>,
     /// `parentId`.
     pub parent_id: Option<String>,
+    /// `createdAt`: when the plugin opened it.
+    pub created_at: Option<DateTime<Utc>>,
+    /// `completedAt`: when the plugin last marked it DONE.
+    pub completed_at: Option<DateTime<Utc>>,
     pub raw: Value,
 }
 

@@ -324,6 +324,8 @@ fn ticket_of((name, object): JsonFile) -> Ticket {
         phase: text(&object, "phase"),
         assignee: text(&object, "assignee"),
         parent_id: text(&object, "parentId"),
+        created_at: timestamp(&object, "createdAt"),
+        completed_at: timestamp(&object, "completedAt"),
         raw: Value::Object(object),
     }
 }
