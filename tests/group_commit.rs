@@ -115,24 +115,25 @@ async fn shared_batches(app: &TestApp, db: Db) -> f64 {
         .sum()
 }
 
-/// A delivery whose task names a project that does not exist: the task's insert fails on
-/// its foreign key after the delivery row was written, inside the batch.
-fn broken_delivery(i: usize) -> (NewDelivery, TaskSpec) {
+/// A delivery `id` recorded through the library with a task of project `project_id`; a
+/// project that does not exist makes the task's insert fail on its foreign key after the
+/// delivery row was written, inside the batch.
+fn library_delivery(id: &str, project_id: i64) -> (NewDelivery, TaskSpec) {
     let delivery = NewDelivery {
         source: "github".into(),
-        delivery_id: format!("broken-{i}"),
+        delivery_id: id.into(),
         event: "issues".into(),
         action: Some("opened".into()),
         repository: Some("acme/shop".into()),
-        payload: json!({"broken": i}),
+        payload: json!({"id": id}),
     };
     let spec = TaskSpec {
-        project_id: 999_999,
+        project_id,
         team: "bugfix".into(),
         prompt: "a task of no project".into(),
         source: Source::Github,
         priority: Priority::Normal,
-        dedup_key: Some(format!("broken-{i}")),
+        dedup_key: Some(id.into()),
         source_ref: json!({}),
         created_by: "github:test".into(),
         requested_by: None,
@@ -144,12 +145,13 @@ fn broken_delivery(i: usize) -> (NewDelivery, TaskSpec) {
 enum Answer {
     Delivery(String, StatusCode, Value),
     Task(String, StatusCode, Value),
-    Broken(String, aiops::Result<aiops::model::DeliveryOutcome>),
+    Library(String, aiops::Result<aiops::model::DeliveryOutcome>),
 }
 
-/// 64 writes at once: 40 new deliveries, 8 redeliveries of them, 12 task creations of
-/// which two share a dedup key, and 4 deliveries that fail inside the batch.
-async fn concurrent_writes(app: &TestApp) -> Vec<Answer> {
+/// 72 writes at once: 40 new deliveries, 8 redeliveries of them, 12 task creations of
+/// which two share a dedup key over HTTP; through the library (so they reach the committer
+/// together) 8 deliveries and, among them, 4 that fail inside the batch.
+async fn concurrent_writes(app: &TestApp, shop: i64) -> Vec<Answer> {
     let mut writes = tokio::task::JoinSet::new();
     let deliveries = (0..40).chain(0..8);
     for i in deliveries {
@@ -173,14 +175,17 @@ async fn concurrent_writes(app: &TestApp) -> Vec<Answer> {
             Answer::Task(format!("t{i}"), status, response.json().await.unwrap())
         });
     }
-    for i in 0..4 {
+    for i in 0..12 {
         let store = app.store.clone();
+        let (id, project) = match i % 3 {
+            1 => (format!("broken-{i}"), 999_999),
+            _ => (format!("library-{i}"), shop),
+        };
         writes.spawn(async move {
-            let (delivery, spec) = broken_delivery(i);
-            let id = delivery.delivery_id.clone();
+            let (delivery, spec) = library_delivery(&id, project);
             let answer =
                 aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
-            Answer::Broken(id, answer)
+            Answer::Library(id, answer)
         });
     }
     writes.join_all().await
@@ -188,8 +193,11 @@ async fn concurrent_writes(app: &TestApp) -> Vec<Answer> {
 
 async fn concurrent_writes_share_commits_and_fail_alone(db: Db) {
     let app = intake_app(db).await;
+    let shop = app.get_json("/api/v1/projects/shop").await["id"]
+        .as_i64()
+        .expect("the project's id");
     let shared_before = shared_batches(&app, db).await;
-    let answers = concurrent_writes(&app).await;
+    let answers = concurrent_writes(&app, shop).await;
 
     let mut outcomes: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
     let (mut created, mut refused) = (Vec::new(), 0);
@@ -213,10 +221,17 @@ async fn concurrent_writes_share_commits_and_fail_alone(db: Db) {
                 assert!(matches!(name.as_str(), "t10" | "t11"), "{name}: {body}");
                 refused += 1;
             }
-            Answer::Broken(id, answer) => assert!(answer.is_err(), "{id}: {answer:?}"),
+            Answer::Library(id, answer) if id.starts_with("broken-") => {
+                assert!(answer.is_err(), "{id}: {answer:?}");
+            }
+            Answer::Library(id, answer) => {
+                let outcome = answer.as_ref().expect("recorded");
+                assert_eq!(outcome.outcome.as_str(), "task_created", "{id}");
+                created.push(outcome.task_id.expect("its task"));
+            }
         }
     }
-    assert_eq!((created.len(), refused), (11, 1));
+    assert_eq!((created.len(), refused), (11 + 8, 1));
     // Dedup is exact inside a batch: of two deliveries with one id, one made the task and
     // the other is its duplicate, pointing at the same task.
     assert_eq!(outcomes.len(), 40);
@@ -237,13 +252,13 @@ async fn concurrent_writes_share_commits_and_fail_alone(db: Db) {
     // once per answer; the failed ones left nothing, not even their delivery row.
     created.sort();
     created.dedup();
-    assert_eq!(created.len(), 51);
+    assert_eq!(created.len(), 59);
     let stored = app
         .store
         .list_deliveries(Some("github"), None, 1000)
         .await
         .unwrap();
-    assert_eq!(stored.len(), 48, "{stored:#?}");
+    assert_eq!(stored.len(), 56, "{stored:#?}");
     assert!(stored.iter().all(|d| !d.delivery_id.starts_with("broken-")));
     let announced = *app.store.subscribe_events().borrow();
     for id in &created {
