@@ -1,21 +1,28 @@
 //! Load benchmark against the real application on loopback, on SQLite and PostgreSQL:
 //! `POST /api/v1/tasks` and `GET /api/v1/tasks/{id}` at `BENCH_CONCURRENCY`, signed GitHub
 //! deliveries (verified, deduped, stored, enqueued) at `BENCH_WEBHOOK_CONCURRENCY`, and the
-//! wall time of an alert storm (10,000 alerts over 50 fingerprints).
+//! wall time of an alert storm (10,000 alerts over 50 fingerprints) — each with group commit
+//! on (the defaults) and off (`intake.group_commit_max = 1`), on a fresh store each time. In
+//! the same run, per database, the one-row commit floor: `BENCH_FLOOR_COMMITS` transactions
+//! of one INSERT each, one after the other (SQLite: a file in the same directory, WAL,
+//! `synchronous = FULL`, so one fsync each), and deliveries/s as a multiple of it.
 //!
 //! Run: `cargo bench --bench api_load` (release profile). Environment:
 //! `BENCH_CONCURRENCY` (32), `BENCH_WEBHOOK_CONCURRENCY` (64), `BENCH_REQUESTS` (4000 per phase),
-//! `AIOPS_TEST_DATABASE_URL` (postgres://postgres@127.0.0.1:5432/test; a scratch database
-//! is created and dropped), `BENCH_BACKENDS` (sqlite,postgres).
+//! `BENCH_FLOOR_COMMITS` (2000), `AIOPS_TEST_DATABASE_URL`
+//! (postgres://postgres@127.0.0.1:5432/test; scratch databases are created and dropped),
+//! `BENCH_BACKENDS` (sqlite,postgres), `BENCH_GROUP_COMMIT` (on,off).
 
 mod common;
 use common::env_or;
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aiops::config::Config;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 struct Phase {
     name: &'static str,
@@ -25,21 +32,23 @@ struct Phase {
 }
 
 impl Phase {
-    fn report(&mut self, backend: &str, concurrency: usize) {
+    /// Prints the phase's row; its requests per second.
+    fn report(&mut self, backend: &str, grouped: &str, concurrency: usize) -> f64 {
         self.latencies.sort();
         let pct = |p: f64| {
             let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
             self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
         };
+        let rate = self.latencies.len() as f64 / self.wall.as_secs_f64();
         println!(
-            "| {backend} | {} | {concurrency} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {backend} | {grouped} | {} | {concurrency} | {} | {rate:.0} | {:.2} | {:.2} | {} |",
             self.name,
             self.latencies.len(),
-            self.latencies.len() as f64 / self.wall.as_secs_f64(),
             pct(0.50),
             pct(0.99),
             self.errors
         );
+        rate
     }
 }
 
@@ -96,18 +105,68 @@ where
 const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 const ALERT_TOKEN: &str = "bench-alert-token";
 
+/// One-row commits per second on `url`: `commits` transactions of one INSERT each, one
+/// after the other on one connection; a SQLite file is opened as aiops opens its store (WAL,
+/// `synchronous = FULL`), so each commit is one fsync.
+async fn commit_floor(url: &str, commits: usize) -> f64 {
+    const CREATE: &str = "CREATE TABLE floor (id BIGINT PRIMARY KEY, note TEXT NOT NULL)";
+    const INSERT: &str = "INSERT INTO floor (id, note) VALUES ($1, 'one row')";
+    let started;
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query(CREATE).execute(&pool).await.unwrap();
+        started = Instant::now();
+        for i in 0..commits {
+            let mut tx = pool.begin().await.unwrap();
+            let insert = sqlx::query(INSERT).bind(i as i64);
+            insert.execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(CREATE).execute(&pool).await.unwrap();
+        started = Instant::now();
+        for i in 0..commits {
+            let mut tx = pool.begin().await.unwrap();
+            let insert = sqlx::query(INSERT).bind(i as i64);
+            insert.execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    commits as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The phases against a fresh application on `database_url`, with group commit on or off;
+/// the signed deliveries' requests per second.
 async fn bench_backend(
     backend: &str,
     database_url: String,
     data_dir: &std::path::Path,
     concurrency: usize,
     requests: usize,
-) {
+    group_commit: bool,
+) -> f64 {
+    let grouped = if group_commit { "on" } else { "off" };
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
         database_url,
         ..Default::default()
     };
+    if !group_commit {
+        config.intake.group_commit_max = 1;
+    }
+    // One client address sends everything here.
+    config.intake.webhook_per_second = 1_000_000;
+    config.intake.webhook_burst = 1_000_000;
     config.store.max_connections = 16;
     config.engine.workers = 0;
     config.github.on_issue_opened = true;
@@ -172,7 +231,7 @@ async fn bench_backend(
         }
     })
     .await;
-    post.report(backend, concurrency);
+    post.report(backend, grouped, concurrency);
     let (c, b, t) = (client.clone(), base.clone(), token.clone());
     let mut get = run_phase("GET /api/v1/tasks/{id}", requests, concurrency, move |i| {
         let (c, b, t) = (c.clone(), b.clone(), t.clone());
@@ -185,7 +244,7 @@ async fn bench_backend(
         }
     })
     .await;
-    get.report(backend, concurrency);
+    get.report(backend, grouped, concurrency);
 
     let webhook_concurrency: usize = env_or("BENCH_WEBHOOK_CONCURRENCY", 64);
     let template: serde_json::Value = serde_json::from_slice(
@@ -223,7 +282,7 @@ async fn bench_backend(
         },
     )
     .await;
-    deliveries.report(backend, webhook_concurrency);
+    let delivered = deliveries.report(backend, grouped, webhook_concurrency);
 
     // Alert storm: 10,000 alerts over 50 fingerprints, 200 notifications of 50, 16 at a time.
     let alert_template: serde_json::Value = serde_json::from_slice(
@@ -260,61 +319,79 @@ async fn bench_backend(
     })
     .await;
     println!(
-        "| {backend} | alert storm: 10,000 alerts / 50 fingerprints | 16 | 200 requests | wall {:.2} s | | | {} |",
+        "| {backend} | {grouped} | alert storm: 10,000 alerts / 50 fingerprints | 16 | 200 requests | wall {:.2} s | | | {} |",
         storm.wall.as_secs_f64(),
         storm.errors
     );
+    delivered
 }
 
 #[tokio::main]
 async fn main() {
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
     let requests: usize = env_or("BENCH_REQUESTS", 4000);
+    let floor_commits: usize = env_or("BENCH_FLOOR_COMMITS", 2000);
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_string());
-    println!("| store | request | concurrency | requests | req/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    let modes: String = env_or("BENCH_GROUP_COMMIT", "on,off".to_string());
+    let admin_url = std::env::var("AIOPS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    println!(
+        "| store | group commit | request | concurrency | requests | req/s | p50 ms | p99 ms | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut summary = Vec::new();
     for backend in backends.split(',') {
-        let dir = tempfile::tempdir().unwrap();
-        match backend {
+        let (name, floor) = match backend {
             "sqlite" => {
+                let dir = tempfile::tempdir().unwrap();
                 let url = format!(
                     "sqlite://{}?mode=rwc",
-                    dir.path().join("aiops.db").display()
+                    dir.path().join("floor.db").display()
                 );
-                bench_backend("SQLite", url, dir.path(), concurrency, requests).await;
+                ("SQLite", commit_floor(&url, floor_commits).await)
             }
             "postgres" => {
-                let admin_url = std::env::var("AIOPS_TEST_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-                let name = format!("aiops_bench_{}", std::process::id());
-                let admin = sqlx::PgPool::connect(&admin_url)
-                    .await
-                    .expect("PostgreSQL reachable");
-                let drop_sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(sqlx::AssertSqlSafe(drop_sql.clone()))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                let mut url = url::Url::parse(&admin_url).unwrap();
-                url.set_path(&format!("/{name}"));
-                bench_backend(
-                    "PostgreSQL",
-                    url.to_string(),
-                    dir.path(),
-                    concurrency,
-                    requests,
-                )
-                .await;
-                sqlx::query(sqlx::AssertSqlSafe(drop_sql))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
+                let scratch = format!("aiops_bench_floor_{}", std::process::id());
+                let url = common::scratch_pg(&admin_url, &scratch).await;
+                let floor = commit_floor(&url, floor_commits).await;
+                drop_pg(&admin_url, &scratch).await;
+                ("PostgreSQL", floor)
             }
             other => panic!("unknown backend {other}; use sqlite or postgres"),
+        };
+        for mode in modes.split(',') {
+            let dir = tempfile::tempdir().unwrap();
+            let scratch = format!("aiops_bench_{}", std::process::id());
+            let url = match backend {
+                "sqlite" => format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("aiops.db").display()
+                ),
+                _ => common::scratch_pg(&admin_url, &scratch).await,
+            };
+            let delivered =
+                bench_backend(name, url, dir.path(), concurrency, requests, mode == "on").await;
+            if backend == "postgres" {
+                drop_pg(&admin_url, &scratch).await;
+            }
+            summary.push(format!(
+                "{name}: one-row commits {floor:.0}/s; signed deliveries with group commit {mode}: {delivered:.0}/s = {:.2} x the floor",
+                delivered / floor
+            ));
         }
     }
+    println!();
+    for line in summary {
+        println!("{line}");
+    }
+}
+
+/// Drops the scratch database `name`.
+async fn drop_pg(admin_url: &str, name: &str) {
+    let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
+    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&admin)
+        .await
+        .unwrap();
 }

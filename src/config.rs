@@ -614,6 +614,12 @@ impl Config {
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1".into());
         }
+        if self.intake.group_commit_window_ms > 1000 {
+            return bad(
+                "intake.group_commit_window_ms",
+                "must be at most 1000: every delivery may wait that long (2 is the default)".into(),
+            );
+        }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
             return bad(
                 "metrics.listen",

@@ -3,7 +3,7 @@
 //!
 //! Counters and histograms count what this process did: HTTP requests, task outcomes and
 //! durations, tokens and cost of runs, approval waits, webhook deliveries, notification
-//! attempts. Gauges of shared state (queue depth, running tasks) are read from the store
+//! attempts, the size of group commits. Gauges of shared state (queue depth, running tasks) are read from the store
 //! when `/metrics` is scraped, so every process reports the same figure for them.
 //! Labels hold only bounded values (route templates, project names, enum names), never an
 //! id, a path with ids in it, or a secret.
@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::{Error, Result};
 use crate::model::{Channel, ChannelKind, Decision, Priority, RunTotals, TaskStatus};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 /// `Content-Type` of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +31,7 @@ const RUN_COST: &str = "aiops_run_cost_usd";
 const APPROVAL_WAIT: &str = "aiops_approval_wait_seconds";
 const WEBHOOK_DELIVERIES: &str = "aiops_webhook_deliveries_total";
 const NOTIFICATIONS: &str = "aiops_notification_attempts_total";
+const INTAKE_BATCH: &str = "aiops_intake_batch_size";
 const QUEUE_DEPTH: &str = "aiops_queue_depth";
 const TASKS_RUNNING: &str = "aiops_tasks_running";
 
@@ -50,11 +51,13 @@ pub fn install() -> &'static PrometheusHandle {
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
         let cost = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0];
+        let writes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
         let builder = [
             (TASK_DURATION, &long[..]),
             (APPROVAL_WAIT, &long[..]),
             (HTTP_DURATION, &http[..]),
             (RUN_COST, &cost[..]),
+            (INTAKE_BATCH, &writes[..]),
         ]
         .into_iter()
         .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
@@ -150,6 +153,16 @@ pub fn webhook_delivery(source: &str, outcome: &str) {
         ("outcome", outcome.to_string()),
     ];
     counter!(WEBHOOK_DELIVERIES, &labels).increment(1);
+}
+
+/// One group commit (`store::group_commit`): how many writes (deliveries, task creations)
+/// shared its transaction, by database.
+pub fn intake_batch(backend: Backend, writes: usize) {
+    let store = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    histogram!(INTAKE_BATCH, "store" => store).record(writes as f64);
 }
 
 /// One attempt to send a notification through a channel of `kind`: `sent`, `retry` or `dead`.

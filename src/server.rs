@@ -1,5 +1,6 @@
 //! Start-up of a service process: data dir, store, migrations, vault, first admin token,
-//! `jobs/` schedules and routing rules, workers (pipelines and notifications) and the scheduler.
+//! `jobs/` schedules and routing rules, workers (pipelines and notifications), the scheduler
+//! and the group committer of intake writes.
 //!
 //! Shared by `aiops serve` and the integration tests, so the tests run the real start-up.
 
@@ -17,6 +18,7 @@ use crate::http::AppState;
 use crate::notify::Notifier;
 use crate::schedules::scheduler::Scheduler;
 use crate::store::Store;
+use crate::store::group_commit::{GroupCommitSettings, GroupCommitter};
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
 
 /// Name of the token `serve` creates on an empty store.
@@ -43,6 +45,9 @@ pub struct Started {
     pub background: CancellationToken,
     /// The cron scheduler of this process, unless `scheduler.enabled` is off.
     pub scheduler: Option<Scheduler>,
+    /// The group committer of deliveries and task creations, unless
+    /// `intake.group_commit_max` is below 2.
+    pub group_commit: Option<GroupCommitter>,
 }
 
 /// Running queue workers and the switch that stops them.
@@ -146,7 +151,15 @@ pub async fn open_vault(
 /// Everything `serve` does before it binds the listener.
 pub async fn start(config: Config) -> anyhow::Result<Started> {
     crate::metrics::install();
-    let store = open_store(&config).await?;
+    let mut store = open_store(&config).await?;
+    // Before any clone, so every part of the service shares the committer.
+    let group_commit = store.start_group_commit(
+        GroupCommitSettings {
+            window: std::time::Duration::from_millis(config.intake.group_commit_window_ms),
+            max: config.intake.group_commit_max,
+        },
+        crate::metrics::intake_batch,
+    );
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let bootstrap = crate::users::bootstrap_admin(&store).await?;
     let (admin_token, admin_password) = bootstrap.map(|b| (b.token, b.password)).unzip();
@@ -210,6 +223,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         replies,
         background,
         scheduler,
+        group_commit,
     })
 }
 

@@ -110,18 +110,24 @@ pub async fn enqueue_in(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
     Ok(Some(id))
 }
 
-/// Inserts a queued task, its queue job and its `task_queued` event in one transaction:
+/// Inserts a queued task, its queue job and its `task_queued` event in one transaction
+/// (shared with concurrent writes by the group committer, answered once it committed):
 /// there is never a task without a job or a job without a task. A dedup key already used
 /// on the project is a conflict.
 pub async fn enqueue(store: &Store, spec: &TaskSpec) -> Result<Task> {
-    let mut tx = store.begin().await?;
-    let Some(id) = enqueue_in(&mut tx, spec).await? else {
-        return Err(Error::Conflict(format!(
-            "a task with dedup key {:?} already exists for this project",
-            spec.dedup_key.as_deref().unwrap_or_default()
-        )));
-    };
-    tx.commit().await?;
+    let spec = spec.clone();
+    let id = store
+        .write_grouped(move |tx| {
+            Box::pin(async move {
+                enqueue_in(tx, &spec).await?.ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "a task with dedup key {:?} already exists for this project",
+                        spec.dedup_key.as_deref().unwrap_or_default()
+                    ))
+                })
+            })
+        })
+        .await?;
     store.task(id).await
 }
 

@@ -124,6 +124,9 @@ async fn server_loop(
     if let Some(scheduler) = started.scheduler {
         scheduler.stop().await;
     }
+    if let Some(group_commit) = started.group_commit {
+        group_commit.stop().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

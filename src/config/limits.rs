@@ -34,6 +34,11 @@ pub struct IntakeConfig {
     /// Audit rows one client's refused (unauthenticated) requests may write per minute; the
     /// rest are counted into the last row.
     pub refusals_audited_per_minute: u32,
+    /// Group commit of deliveries and task creations: how long a batch's first write waits
+    /// for others to share its transaction (0: only those already waiting), and how many
+    /// writes one transaction takes at most (0 or 1: every write commits alone).
+    pub group_commit_window_ms: u64,
+    pub group_commit_max: usize,
 }
 
 impl Default for IntakeConfig {
@@ -46,6 +51,8 @@ impl Default for IntakeConfig {
             webhook_per_second: 20,
             webhook_burst: 100,
             refusals_audited_per_minute: 10,
+            group_commit_window_ms: 2,
+            group_commit_max: 64,
         }
     }
 }

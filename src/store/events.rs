@@ -18,8 +18,13 @@ const EVENTS_CHANNEL: &str = "aiops_events";
 pub(crate) const EVENT_ORDER_LOCK: i64 = 0x6169_6f70_7365_7674;
 
 /// Appends an event inside `tx` (announced to live streams when it commits); returns its
-/// id, or None when a party event with the same session and offset is already stored.
+/// id, or None when a party event with the same session and offset is already stored, or
+/// when `tx` keeps its events to write them right before its commit (`group_commit`).
 pub async fn append(tx: &mut Tx, event: &NewEvent) -> Result<Option<i64>> {
+    if let Some(deferred) = &mut tx.deferred_events {
+        deferred.push(event.clone());
+        return Ok(None);
+    }
     let postgres = tx.backend() == Backend::Postgres;
     let (party_session, offset) = match &event.source {
         Some((session, offset)) => (Some(session.as_str()), Some(*offset)),

@@ -55,6 +55,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod deliveries;
 pub mod events;
+pub mod group_commit;
 pub mod identities;
 pub mod notifications;
 pub mod oauth;
@@ -102,6 +103,8 @@ pub struct Store {
     latest_event: std::sync::Arc<watch::Sender<i64>>,
     /// Counts schedule changes made by this process; its scheduler waits on it.
     schedules_changed: std::sync::Arc<watch::Sender<u64>>,
+    /// Where `write_grouped` hands its writes, once the group committer runs.
+    group_commit: Option<tokio::sync::mpsc::Sender<group_commit::Item>>,
 }
 
 /// The same as `sqlx::Error`; named for what callers see.
@@ -158,6 +161,7 @@ impl Store {
             jobs_inserted,
             latest_event: std::sync::Arc::new(watch::channel(0).0),
             schedules_changed: std::sync::Arc::new(watch::channel(0).0),
+            group_commit: None,
         })
     }
 
@@ -240,6 +244,9 @@ pub struct Tx {
     /// update hook fires before the commit, when a claim cannot see the row yet).
     jobs_inserted: Option<JobsInserted>,
     pushed_job: bool,
+    /// Events appended in it, kept to be written right before the commit (a group commit's
+    /// transaction on PostgreSQL; see `group_commit`).
+    deferred_events: Option<Vec<crate::model::NewEvent>>,
 }
 
 /// The concrete transaction.
@@ -261,6 +268,7 @@ impl Store {
             newest_event: None,
             jobs_inserted: self.jobs_inserted.clone(),
             pushed_job: false,
+            deferred_events: None,
         })
     }
 }

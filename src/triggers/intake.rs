@@ -29,21 +29,37 @@ const DUPLICATE_REASON: &str = "this delivery id was already received";
 const RESOLVED_REASON: &str = "the alert resolved before the task started";
 
 /// Records a delivery and, when `task` is given, creates the task with its job, all in one
-/// transaction. A delivery id seen before is recorded as a duplicate and creates nothing;
+/// transaction (shared with concurrent writes by the group committer; answered once it
+/// committed). A delivery id seen before is recorded as a duplicate and creates nothing;
 /// a task whose dedup key exists is not created again. Without a task, `ignored` says why.
 pub async fn record_delivery(
     store: &Store,
+    delivery: NewDelivery,
+    task: Option<TaskSpec>,
+    ignored: Option<String>,
+) -> Result<DeliveryOutcome> {
+    let source = delivery.source.clone();
+    let outcome = store
+        .write_grouped(move |tx| {
+            Box::pin(async move {
+                write_delivery(tx, &delivery, task.as_ref(), ignored.as_deref()).await
+            })
+        })
+        .await?;
+    crate::metrics::webhook_delivery(&source, outcome.outcome.as_str());
+    Ok(outcome)
+}
+
+/// The writes of [`record_delivery`], inside `tx`.
+async fn write_delivery(
+    tx: &mut Tx,
     delivery: &NewDelivery,
     task: Option<&TaskSpec>,
     ignored: Option<&str>,
 ) -> Result<DeliveryOutcome> {
-    let mut tx = store.begin().await?;
-    let Some(id) = store::deliveries::insert_received(&mut tx, delivery).await? else {
+    let Some(id) = store::deliveries::insert_received(tx, delivery).await? else {
         let (id, original) =
-            store::deliveries::insert_duplicate(&mut tx, delivery, DUPLICATE_REASON).await?;
-        tx.commit().await?;
-        let duplicate = DeliveryStatus::Duplicate;
-        crate::metrics::webhook_delivery(&delivery.source, duplicate.as_str());
+            store::deliveries::insert_duplicate(tx, delivery, DUPLICATE_REASON).await?;
         return Ok(DeliveryOutcome {
             id,
             outcome: DeliveryStatus::Duplicate,
@@ -52,12 +68,10 @@ pub async fn record_delivery(
         });
     };
     let (outcome, reason, task_id) = match task {
-        Some(spec) => create_delivery_task(&mut tx, spec).await?,
+        Some(spec) => create_delivery_task(tx, spec).await?,
         None => (DeliveryStatus::Ignored, ignored.map(str::to_string), None),
     };
-    store::deliveries::settle(&mut tx, id, outcome, reason.as_deref(), task_id).await?;
-    tx.commit().await?;
-    crate::metrics::webhook_delivery(&delivery.source, outcome.as_str());
+    store::deliveries::settle(tx, id, outcome, reason.as_deref(), task_id).await?;
     Ok(DeliveryOutcome {
         id,
         outcome,
@@ -211,13 +225,13 @@ pub async fn receive_github(
         payload,
     };
     if request.event == "ping" {
-        let outcome = record_delivery(intake.store, &delivery, None, Some("ping")).await?;
+        let outcome = record_delivery(intake.store, delivery, None, Some("ping".into())).await?;
         return Ok(GithubReceipt::Pong(Pong {
             outcome: DeliveryStatus::Pong,
             id: outcome.id,
         }));
     }
-    let outcome = route_github_delivery(intake, &delivery, project.as_ref()).await?;
+    let outcome = route_github_delivery(intake, delivery, project.as_ref()).await?;
     Ok(GithubReceipt::Delivered(outcome))
 }
 
@@ -283,14 +297,14 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
         repository: original.repository.clone(),
         payload,
     };
-    route_github_delivery(intake, &delivery, project.as_ref()).await
+    route_github_delivery(intake, delivery, project.as_ref()).await
 }
 
 /// Routes a GitHub delivery by the project's rules and `[github]`, and stores it (with its
 /// task, if any).
 async fn route_github_delivery(
     intake: Intake<'_>,
-    delivery: &NewDelivery,
+    delivery: NewDelivery,
     project: Option<&Project>,
 ) -> Result<DeliveryOutcome> {
     let Some(project) = project else {
@@ -298,7 +312,7 @@ async fn route_github_delivery(
             "repository {} is not registered (no project has github_repo set to it)",
             delivery.repository.as_deref().unwrap_or("(none)")
         );
-        return record_delivery(intake.store, delivery, None, Some(&reason)).await;
+        return record_delivery(intake.store, delivery, None, Some(reason)).await;
     };
     let config = intake.config;
     let defaults = github::Triggers::from_config(&config.github, &config.tasks.default_team);
@@ -318,7 +332,7 @@ async fn route_github_delivery(
     );
     match routing {
         Routing::Ignore(reason) => {
-            record_delivery(intake.store, delivery, None, Some(&reason)).await
+            record_delivery(intake.store, delivery, None, Some(reason)).await
         }
         Routing::Task(request) => {
             let sender = delivery.payload["sender"]["login"].as_str().unwrap_or("?");
@@ -336,7 +350,7 @@ async fn route_github_delivery(
                 created_by: format!("github:{sender}"),
                 requested_by,
             };
-            record_delivery(intake.store, delivery, Some(&spec), None).await
+            record_delivery(intake.store, delivery, Some(spec), None).await
         }
     }
 }
