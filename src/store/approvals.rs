@@ -170,9 +170,9 @@ impl Store {
                AND ($2 IS NULL OR a.task_id IN (SELECT id FROM tasks WHERE project_id = $2))
                AND ($3 IS NULL OR a.task_id = $3)
                AND ($5 IS NULL OR a.id < $5)
-               AND a.task_id IN (SELECT id FROM tasks WHERE TRUE{})
+               AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id{})
              ORDER BY a.id DESC LIMIT $4",
-            super::scope_sql("project_id", scope)
+            super::scope_sql("t.project_id", scope)
         ));
         Ok(with_pool!(self, pool => sqlx::query_as(sql)
             .bind(filter.status)
