@@ -9,6 +9,7 @@ use aiops::analytics::bucket_start;
 use aiops::model::BucketSize;
 use aiops::store::Pool;
 use chrono::{DateTime, Duration, Utc};
+use common::scale::{p50_p95, seed_at_scale};
 use common::{Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -1131,73 +1132,6 @@ on_both_databases!(
     rollups_agree_with_the_rows_after_mixed_writes,
 );
 
-/// The scale history: 100k tasks (one every 77 s from 2026-01-01, ~89 days), two runs each
-/// (200k), an approval for one task in four, and 1M events stored in the same months (one
-/// every 7 s), all of them old enough for retention to prune.
-async fn seed_at_scale(app: &TestApp, db: Db) {
-    let shop = create_project(app, "shop").await;
-    let sqlite = [
-        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 100000)
-         INSERT INTO tasks (project_id, team, prompt, source, priority, status, created_at, started_at, completed_at)
-         SELECT $1, CASE n % 3 WHEN 0 THEN 'bugfix' WHEN 1 THEN 'feature' ELSE 'security' END, 'p',
-            CASE n % 2 WHEN 0 THEN 'api' ELSE 'github' END, 'normal',
-            CASE n % 5 WHEN 0 THEN 'failed' ELSE 'done' END,
-            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77) || ' seconds'),
-            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77 + 5) || ' seconds'),
-            strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 77 + 60 + n % 600) || ' seconds')
-         FROM seq",
-        "INSERT INTO runs (task_id, kind, status, input_tokens, output_tokens, cost_usd, started_at, finished_at)
-         SELECT id, 'start', 'succeeded', 1000, 100, 0.01 * (id % 50), created_at, completed_at FROM tasks
-         WHERE project_id = $1
-         UNION ALL
-         SELECT id, 'resume', 'succeeded', 500, 50, 0.02, created_at, completed_at FROM tasks
-         WHERE project_id = $1",
-        "INSERT INTO approvals (task_id, request_id, kind, status, decision, channel, decided_at, requested_at)
-         SELECT id, 'r', 'result', 'decided', 'approve', 'api', completed_at, started_at FROM tasks
-         WHERE id % 4 = 0 AND project_id = $1",
-        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 1000000)
-         INSERT INTO events (project_id, kind, origin, ts, data, created_at)
-         SELECT $1, 'status_changed', 'platform', stored, '{\"status\":\"running\"}', stored
-         FROM (SELECT strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || (n * 7) || ' seconds')
-               AS stored FROM seq)",
-    ];
-    let postgres = [
-        "INSERT INTO tasks (project_id, team, prompt, source, priority, status, created_at, started_at, completed_at)
-         SELECT $1, CASE n % 3 WHEN 0 THEN 'bugfix' WHEN 1 THEN 'feature' ELSE 'security' END, 'p',
-            CASE n % 2 WHEN 0 THEN 'api' ELSE 'github' END, 'normal',
-            CASE n % 5 WHEN 0 THEN 'failed' ELSE 'done' END,
-            TIMESTAMPTZ '2026-01-01 00:00:00+00' + n * 77 * INTERVAL '1 second',
-            TIMESTAMPTZ '2026-01-01 00:00:00+00' + (n * 77 + 5) * INTERVAL '1 second',
-            TIMESTAMPTZ '2026-01-01 00:00:00+00' + (n * 77 + 60 + n % 600) * INTERVAL '1 second'
-         FROM generate_series(1, 100000) AS n",
-        sqlite[1],
-        sqlite[2],
-        "INSERT INTO events (project_id, kind, origin, ts, data, created_at)
-         SELECT $1, 'status_changed', 'platform', stored, '{\"status\":\"running\"}', stored
-         FROM (SELECT TIMESTAMPTZ '2026-01-01 00:00:00+00' + n * 7 * INTERVAL '1 second' AS stored
-               FROM generate_series(1, 1000000) AS n) AS s",
-    ];
-    let statements = if db == Db::Sqlite { sqlite } else { postgres };
-    for sql in statements {
-        on_pool!(app, pool => sqlx::query(sql).bind(shop).execute(pool).await.map(|_| ()).unwrap());
-    }
-    // What autovacuum and autoanalyze do after a bulk load on PostgreSQL (the triggers
-    // updated each rollup row many times in one statement).
-    let analyze = if db == Db::Sqlite {
-        "ANALYZE"
-    } else {
-        "VACUUM ANALYZE"
-    };
-    on_pool!(app, pool => sqlx::query(analyze).execute(pool).await.map(|_| ()).unwrap());
-}
-
-/// The 50th and 95th percentiles of `took`, sorted in place.
-fn p50_p95(took: &mut [std::time::Duration]) -> (std::time::Duration, std::time::Duration) {
-    took.sort();
-    let at = |p: usize| took[(took.len() * p).div_ceil(100).max(1) - 1];
-    (at(50), at(95))
-}
-
 /// The calls that stand for the API at work: an analytics answer, a task list, and a write
 /// (a project registered); `n` makes the project's name unique.
 async fn api_call(app: &TestApp, n: usize) -> std::time::Duration {
@@ -1232,7 +1166,7 @@ async fn api_call(app: &TestApp, n: usize) -> std::time::Duration {
 async fn analytics_at_scale(db: Db) {
     let app = TestApp::spawn(db).await;
     let seeding = std::time::Instant::now();
-    seed_at_scale(&app, db).await;
+    seed_at_scale(&app, db, 1).await;
     println!("{db:?} seeded in {:?}", seeding.elapsed());
     let range = "from=2026-02-01&to=2026-05-01";
     for path in [

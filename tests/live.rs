@@ -19,7 +19,9 @@ use serde_json::json;
 /// Far longer than any wait below: a fast arrival cannot be the safety-net poll.
 const LONG_POLL_MS: u64 = 120_000;
 
-/// The events file of a running task's party session, once ingestion found the session.
+/// The events file of a running task's party session, once ingestion found the session and
+/// the hanging simulator wrote its last line (entering CONTEXTUALIZING): what a test appends
+/// after that is all that follows.
 async fn events_file(app: &TestApp, id: i64) -> PathBuf {
     wait_for("the party session to be found", WAIT, || async {
         let exec = app.store.task_exec(id).await.unwrap();
@@ -27,7 +29,8 @@ async fn events_file(app: &TestApp, id: i64) -> PathBuf {
             return None;
         };
         let path = PathBuf::from(worktree).join(format!(".party/sessions/{session}/events.ndjson"));
-        path.exists().then_some(path)
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        (written.contains("CONTEXTUALIZING") && written.ends_with('\n')).then_some(path)
     })
     .await
 }

@@ -152,6 +152,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     };
     app.store.upsert_approval(task, &mirror).await.unwrap();
     let approval = app.store.approvals(task).await.unwrap()[0].id;
+    let now = chrono::Utc::now();
+    let finding = app.store.upsert_finding(task, "analysis.md", "# Analysis", "h", now);
+    finding.await.unwrap();
     let credential = post_json(
         app,
         "/api/v1/credentials",
@@ -291,6 +294,11 @@ fn request_for(
         | ("post", "/tasks/{id}/retry")
         | ("post", "/tasks/{id}/deliver") => (
             path.replace("{id}", &fx.task.to_string()),
+            Value::Null,
+            Target::Shop,
+        ),
+        ("get", "/tasks/{id}/findings/{name}") => (
+            format!("/tasks/{}/findings/analysis.md", fx.task),
             Value::Null,
             Target::Shop,
         ),
