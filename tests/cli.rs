@@ -701,6 +701,19 @@ fn first_serve_creates_key_and_prints_a_working_admin_token_once() {
         0o600,
         "master.key must be private"
     );
+    // The data directory (store, key, worktrees) and the store's files are the owner's alone,
+    // whatever the umask gave.
+    let mode = |path: PathBuf| std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode(sandbox.data()).unwrap(), 0o700, "the data directory");
+    for file in ["aiops.db", "aiops.db-wal", "aiops.db-shm"] {
+        if let Ok(found) = mode(sandbox.data().join(file)) {
+            assert_eq!(found, 0o600, "{file} must be private");
+        }
+    }
+    assert!(
+        mode(sandbox.data().join("aiops.db")).is_ok(),
+        "the store is in the data directory"
+    );
     let key_text = std::fs::read_to_string(&key_file).unwrap();
     assert_eq!(
         BASE64.decode(key_text.trim()).expect("base64 key").len(),

@@ -153,7 +153,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     app.store.upsert_approval(task, &mirror).await.unwrap();
     let approval = app.store.approvals(task).await.unwrap()[0].id;
     let now = chrono::Utc::now();
-    let finding = app.store.upsert_finding(task, "analysis.md", "# Analysis", "h", now);
+    let finding = app
+        .store
+        .upsert_finding(task, "analysis.md", "# Analysis", "h", now);
     finding.await.unwrap();
     let credential = post_json(
         app,
