@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::child::{Served, aiops, serve};
+use common::child::{Served, aiops, serve, serve_logging};
 use common::wait_for;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -261,6 +261,31 @@ async fn a_task_flooding_findings_stays_within_its_bounds() {
     assert!(rss < 150.0, "the service holds {rss:.1} MB");
     assert!(grown < 60.0, "the store grew {grown:.1} MB");
     let mut served = served;
+    served.signal(Signal::SIGKILL);
+    served.wait_exit(WAIT).await;
+}
+
+/// Even at debug level the log names a request's route, never its path, whose segments can
+/// be secrets: an approval link's token, the KakaoWork callback's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_name_the_route_never_the_path() {
+    let data = tempfile::tempdir().unwrap();
+    let config = write_config(data.path(), "", "");
+    let mut served = serve_logging(&config, data.path(), "debug");
+    let secret = "a-path-secret-0123456789abcdef0123456789";
+    let client = reqwest::Client::new();
+    let link = client.get(format!("{}/approvals/{secret}", served.base));
+    link.send().await.unwrap();
+    let callback = client
+        .post(format!("{}/webhooks/kakaowork/{secret}", served.base))
+        .json(&json!({"type": "submit_action"}));
+    callback.send().await.unwrap();
+    served.wait_log(r#"route="/approvals/{token}""#, WAIT).await;
+    served
+        .wait_log(r#"route="/webhooks/kakaowork/{secret}""#, WAIT)
+        .await;
+    let log = served.log.lock().unwrap().join("\n");
+    assert!(!log.contains(secret), "a path's secret reached the log");
     served.signal(Signal::SIGKILL);
     served.wait_exit(WAIT).await;
 }

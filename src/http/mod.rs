@@ -172,6 +172,16 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(state.config.http.request_timeout_secs),
         ))
         .layer(axum::middleware::from_fn(metrics::count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// A request's log span: its method and the route it matched, never the path itself, whose
+/// segments can be secrets (an approval link's token, the KakaoWork callback's secret).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", |path| path.as_str());
+    tracing::debug_span!("request", method = %request.method(), route)
 }

@@ -67,7 +67,13 @@ impl Served {
 
 /// Starts `aiops serve` with `config` on `data` on a port of the system's choosing.
 pub fn serve(config: &Path, data: &Path) -> Served {
+    serve_logging(config, data, "warn")
+}
+
+/// [`serve`] logging at `level` (`AIOPS_LOG__LEVEL`).
+pub fn serve_logging(config: &Path, data: &Path, level: &str) -> Served {
     let child = aiops()
+        .env("AIOPS_LOG__LEVEL", level)
         .args(["serve", "--config"])
         .arg(config)
         .arg("--data-dir")
