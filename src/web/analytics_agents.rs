@@ -1,61 +1,16 @@
-//! The agents compared on `/analytics`, and `/analytics/agents.csv`: per agent (a ticket's
-//! assignee) the tickets opened in the range, done, blocked, failed, reopened, the share
-//! failed or reopened and the time per ticket, from the `analytics` use case with the
+//! `/analytics/agents.csv`: the agents compared on `/analytics` as CSV: per agent (a
+//! ticket's assignee) the tickets opened in the range, done, blocked, failed, reopened, the
+//! share failed or reopened and the time per ticket, from the `analytics` use case with the
 //! reader's principal, so a reader sees only the agents' work on their projects.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use maud::{Markup, html};
 
 use super::WebState;
-use super::analytics_page::{AnalyticsForm, csv_download, csv_field, share, took};
-use super::components::empty;
-use super::i18n::Locale;
+use super::analytics_page::{AnalyticsForm, csv_download, csv_field};
 use super::layout::PageError;
 use super::viewer::Viewer;
-use crate::analytics::{self, AgentAnalytics, AgentFigures};
-
-/// The agents' table under its heading, with the link to its CSV.
-pub(super) fn section(locale: &Locale, form: &AnalyticsForm, agents: &AgentAnalytics) -> Markup {
-    html! {
-        section #agents-figures {
-            h2 { (locale.t("analytics_page.agents")) }
-            p.muted { (locale.t("analytics_page.agents_note")) }
-            @if agents.rows.is_empty() {
-                (empty(&locale.t("analytics_page.no_agents")))
-            } @else {
-                (table(locale, &agents.rows))
-                p { a #agents-csv href={ "/analytics/agents.csv?" (form.query_string()) } download {
-                    (locale.t("analytics_page.agents_csv"))
-                } }
-            }
-        }
-    }
-}
-
-fn table(locale: &Locale, rows: &[AgentFigures]) -> Markup {
-    html! {
-        div.table-wrap { table.figures #agent-table {
-            thead { tr {
-                th scope="col" { (locale.t("analytics_page.agent")) }
-                @for key in ["tickets", "done", "blocked", "failed", "reopened", "failed_or_reopened",
-                    "time_p50", "time_p90"] {
-                    th.num scope="col" { (locale.t(&format!("analytics_page.{key}"))) }
-                }
-            } }
-            tbody { @for row in rows {
-                tr data-agent=(row.agent) {
-                    th scope="row" { (row.agent) }
-                    td.num { (row.tickets) } td.num { (row.done) } td.num { (row.blocked) }
-                    td.num { (row.failed) } td.num { (row.reopened) }
-                    td.num { (share(row.failed_or_reopened_share)) }
-                    td.num { (took(locale, row.time_p50_ms)) }
-                    td.num { (took(locale, row.time_p90_ms)) }
-                }
-            } }
-        } }
-    }
-}
+use crate::analytics::{self, AgentAnalytics};
 
 /// `/analytics/agents.csv`: the agents' figures over the page's range, one line per agent.
 pub async fn csv(

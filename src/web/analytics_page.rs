@@ -1,7 +1,7 @@
 //! `/analytics` and `/analytics.csv`: the history of the reader's projects as charts with
 //! their numbers in tables (tasks and success rate, cost stacked by group, duration
 //! percentiles per bucket; approvals; teams and agents compared; the dearest tasks), and the
-//! same figures as CSV (`analytics_agents` has the agents' table and CSV).
+//! same figures as CSV (`analytics_agents` has the agents' CSV).
 //! Every number comes from the `analytics` use case with the reader's principal, so a reader
 //! sees only their projects; a filter the use case refuses is shown at its field.
 
@@ -13,15 +13,14 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::WebState;
-use super::analytics_agents;
 use super::charts::{self, Frame, Series, percent};
 use super::components::{dollars, empty, field_error, task_status};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::viewer::Viewer;
 use crate::analytics::{
-    self, AgentAnalytics, AnalyticsRequest, ApprovalAnalytics, BucketSize, ExpensiveTasks, GroupBy,
-    TaskAnalytics, TaskFigures,
+    self, AgentAnalytics, AgentFigures, AnalyticsRequest, ApprovalAnalytics, BucketSize,
+    ExpensiveTasks, GroupBy, TaskAnalytics, TaskFigures,
 };
 use crate::error::{Error, Result};
 
@@ -285,9 +284,51 @@ fn sections(locale: &Locale, form: &AnalyticsForm, figures: &Figures) -> Markup 
         }
         h2 { (locale.t("analytics_page.teams")) }
         (team_table(locale, &figures.teams))
-        (analytics_agents::section(locale, form, &figures.agents))
+        (agents_section(locale, form, &figures.agents))
         h2 { (locale.t("analytics_page.dearest")) }
         (dearest_table(locale, &figures.dearest))
+    }
+}
+
+/// The agents' table under its heading, with the link to its CSV.
+fn agents_section(locale: &Locale, form: &AnalyticsForm, agents: &AgentAnalytics) -> Markup {
+    html! {
+        section #agents-figures {
+            h2 { (locale.t("analytics_page.agents")) }
+            p.muted { (locale.t("analytics_page.agents_note")) }
+            @if agents.rows.is_empty() {
+                (empty(&locale.t("analytics_page.no_agents")))
+            } @else {
+                (agents_table(locale, &agents.rows))
+                p { a #agents-csv href={ "/analytics/agents.csv?" (form.query_string()) } download {
+                    (locale.t("analytics_page.agents_csv"))
+                } }
+            }
+        }
+    }
+}
+
+fn agents_table(locale: &Locale, rows: &[AgentFigures]) -> Markup {
+    html! {
+        div.table-wrap { table.figures #agent-table {
+            thead { tr {
+                th scope="col" { (locale.t("analytics_page.agent")) }
+                @for key in ["tickets", "done", "blocked", "failed", "reopened", "failed_or_reopened",
+                    "time_p50", "time_p90"] {
+                    th.num scope="col" { (locale.t(&format!("analytics_page.{key}"))) }
+                }
+            } }
+            tbody { @for row in rows {
+                tr data-agent=(row.agent) {
+                    th scope="row" { (row.agent) }
+                    td.num { (row.tickets) } td.num { (row.done) } td.num { (row.blocked) }
+                    td.num { (row.failed) } td.num { (row.reopened) }
+                    td.num { (share(row.failed_or_reopened_share)) }
+                    td.num { (took(locale, row.time_p50_ms)) }
+                    td.num { (took(locale, row.time_p90_ms)) }
+                }
+            } }
+        } }
     }
 }
 
@@ -545,7 +586,7 @@ fn approval_table(locale: &Locale, approvals: &ApprovalAnalytics) -> Markup {
 }
 
 /// A duration in milliseconds as the reader's language says it, or a dash.
-pub(super) fn took(locale: &Locale, ms: Option<i64>) -> String {
+fn took(locale: &Locale, ms: Option<i64>) -> String {
     ms.map_or_else(|| "—".to_string(), |ms| locale.span(ms / 1000))
 }
 
@@ -563,7 +604,7 @@ fn slot_label(at: DateTime<Utc>, size: BucketSize) -> String {
 }
 
 /// A share or a dash.
-pub(super) fn share(value: Option<f64>) -> String {
+fn share(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_string(), percent)
 }
 

@@ -39,6 +39,7 @@ mod notifications;
 mod oauth_consent;
 mod overview;
 mod people;
+mod project_forms;
 mod project_parts;
 mod project_secrets;
 mod projects;

@@ -9,8 +9,7 @@ use super::WebState;
 use super::components::{empty, task_status, yes_no};
 use super::i18n::Locale;
 use super::overview::short;
-use super::project_secrets;
-use super::projects::Forms;
+use super::project_forms::{self, Forms};
 use super::schedules::schedule_table;
 use super::viewer::Viewer;
 use crate::error::Result;
@@ -73,11 +72,11 @@ pub async fn sections(
         (member_table(locale, &members))
         h2 #credentials { (locale.t("projects.credentials")) }
         (credential_table(viewer, edits, &credentials))
-        @if let Some(project) = edits { (project_secrets::credential_form(viewer, project, forms)) }
+        @if let Some(project) = edits { (project_forms::credential_form(viewer, project, forms)) }
         h2 #channels { (locale.t("projects.channels")) }
         (channel_table(viewer, edits, &channels))
         @if let Some(project) = edits {
-            (project_secrets::channel_form(viewer, project, forms, &credentials))
+            (project_forms::channel_form(viewer, project, forms, &credentials))
         }
         h2 #schedules { (locale.t("nav.schedules")) }
         (schedule_table(viewer, &schedules, false))
@@ -145,7 +144,7 @@ fn credential_table(
                         }
                     }
                     @if let Some(project) = edits {
-                        td.actions { (project_secrets::delete_button(viewer,
+                        td.actions { (project_forms::delete_button(viewer,
                             format!("/projects/{}/credentials/{}/delete", project.name, credential.id),
                             &locale.t("projects.delete"))) }
                     }
@@ -184,7 +183,7 @@ fn channel_table(
                     }
                     td data-label=(locale.t("projects.enabled")) { (yes_no(locale, channel.enabled)) }
                     @if let Some(project) = edits {
-                        td.actions { (project_secrets::delete_button(viewer,
+                        td.actions { (project_forms::delete_button(viewer,
                             format!("/projects/{}/channels/{}/delete", project.name, channel.id),
                             &locale.t("projects.delete"))) }
                     }

@@ -8,110 +8,18 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::components::field_error;
-use super::i18n::Locale;
 use super::layout::PageError;
-use super::projects::{self, FieldErrors, Forms};
+use super::project_forms::{ChannelForm, CredentialForm, FieldErrors, Forms};
+use super::projects;
 use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::credentials::{self, NewCredential};
 use crate::error::{Error, Result};
-use crate::model::{ChannelKind, Credential, CredentialKind, NoticeKind, Project};
-use crate::notify::NewChannel;
+use crate::model::CredentialKind;
 use crate::permissions::On;
-
-/// The events a channel form offers (budget notices go to every enabled channel anyway).
-const EVENTS: [NoticeKind; 3] = [
-    NoticeKind::ApprovalRequested,
-    NoticeKind::TaskFailed,
-    NoticeKind::TaskDone,
-];
-
-/// The credential form as posted. `value` is never rendered back.
-#[derive(Default, Clone, Deserialize)]
-pub struct CredentialForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    env_var: String,
-    #[serde(default)]
-    value: String,
-    #[serde(default)]
-    csrf: Option<String>,
-}
-
-impl std::fmt::Debug for CredentialForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialForm")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("env_var", &self.env_var)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The channel form as posted; each event is a checkbox of its own.
-#[derive(Debug, Default, Clone, Deserialize)]
-pub struct ChannelForm {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    target: String,
-    #[serde(default)]
-    credential: String,
-    #[serde(default)]
-    event_approval_requested: Option<String>,
-    #[serde(default)]
-    event_task_failed: Option<String>,
-    #[serde(default)]
-    event_task_done: Option<String>,
-    #[serde(default)]
-    csrf: Option<String>,
-}
-
-impl ChannelForm {
-    fn checked(&self, event: NoticeKind) -> bool {
-        match event {
-            NoticeKind::ApprovalRequested => self.event_approval_requested.is_some(),
-            NoticeKind::TaskFailed => self.event_task_failed.is_some(),
-            NoticeKind::TaskDone => self.event_task_done.is_some(),
-            _ => false,
-        }
-    }
-
-    fn channel(&self) -> Result<NewChannel> {
-        let kind = self
-            .kind
-            .parse::<ChannelKind>()
-            .map_err(|_| Error::invalid("kind", "choose slack, kakaowork or webhook"))?;
-        Ok(NewChannel {
-            kind,
-            target: Some(self.target.clone()),
-            credential: self.credential.clone(),
-            events: Some(EVENTS.into_iter().filter(|e| self.checked(*e)).collect()),
-            enabled: Some(true),
-        })
-    }
-}
-
-/// A blank channel form with every event checked.
-pub fn blank_channel() -> ChannelForm {
-    let on = Some("on".to_string());
-    ChannelForm {
-        kind: ChannelKind::Slack.as_str().into(),
-        event_approval_requested: on.clone(),
-        event_task_failed: on.clone(),
-        event_task_done: on,
-        ..ChannelForm::default()
-    }
-}
 
 /// `POST /projects/{name}/credentials`: adds the credential, or gives an existing one of the
 /// project a new value.
@@ -216,7 +124,7 @@ async fn answer(
             forms.errors = FieldErrors::from([(format!("{prefix}_{field}"), message)]);
             let page = async {
                 let project = projects::readable(state, viewer, name).await?;
-                projects::render_with(state, viewer, &project, forms).await
+                projects::render_with(state, viewer, &project, None, forms).await
             };
             let page = page.await;
             page.unwrap_or_else(|e| PageError(e).into_page(&viewer.locale))
@@ -279,110 +187,4 @@ pub async fn delete_channel(
     let target = format!("projects/{name}/channels/{id}");
     let back = format!("/projects/{name}#channels");
     posted.act(action, &target, &back, work).await
-}
-
-/// A row's delete button.
-pub fn delete_button(viewer: &Viewer, action: String, label: &str) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            input type="hidden" name="csrf" value=(viewer.csrf());
-            button.danger type="submit" { (label) }
-        }
-    }
-}
-
-/// The form that adds or replaces a credential of `project`.
-pub fn credential_form(viewer: &Viewer, project: &Project, forms: &Forms) -> Markup {
-    let locale = &viewer.locale;
-    let form = &forms.credential;
-    let error = |field: &str| forms.errors.get(field).map(String::as_str);
-    html! {
-        form.stack method="post" action={ "/projects/" (project.name) "/credentials" } #credential-form novalidate {
-            h3 { (locale.t("projects.add_credential")) }
-            input type="hidden" name="csrf" value=(viewer.csrf());
-            (text_field(locale, "credential_name", "name", &form.name, error("credential_name")))
-            label for="credential_kind" {
-                (locale.t("projects.kind"))
-                select #credential_kind name="kind" aria-invalid=[error("credential_kind").map(|_| "true")] {
-                    @for kind in CredentialKind::ALL {
-                        option value=(kind.as_str()) selected[kind.as_str() == form.kind] { (kind.as_str()) }
-                    }
-                }
-                (field_error("credential_kind", error("credential_kind")))
-            }
-            (text_field(locale, "credential_env_var", "env_var", &form.env_var, error("credential_env_var")))
-            label for="credential_value" {
-                (locale.t("projects.value"))
-                input #credential_value type="password" name="value" autocomplete="off"
-                    aria-invalid=[error("credential_value").map(|_| "true")]
-                    aria-describedby="credential_value-hint";
-                span.muted #credential_value-hint { (locale.t("projects.value_hint")) }
-                (field_error("credential_value", error("credential_value")))
-            }
-            div { button.primary type="submit" { (locale.t("projects.save_credential")) } }
-        }
-    }
-}
-
-/// The form that adds a notification channel to `project`, naming one of its credentials
-/// (or a global one, typed).
-pub fn channel_form(
-    viewer: &Viewer,
-    project: &Project,
-    forms: &Forms,
-    credentials: &[Credential],
-) -> Markup {
-    let locale = &viewer.locale;
-    let form = &forms.channel;
-    let error = |field: &str| forms.errors.get(field).map(String::as_str);
-    html! {
-        form.stack method="post" action={ "/projects/" (project.name) "/channels" } #channel-form novalidate {
-            h3 { (locale.t("projects.add_channel")) }
-            input type="hidden" name="csrf" value=(viewer.csrf());
-            label for="channel_kind" {
-                (locale.t("projects.kind"))
-                select #channel_kind name="kind" aria-invalid=[error("channel_kind").map(|_| "true")] {
-                    @for kind in ChannelKind::ALL {
-                        option value=(kind.as_str()) selected[kind.as_str() == form.kind] { (kind.as_str()) }
-                    }
-                }
-                (field_error("channel_kind", error("channel_kind")))
-            }
-            (text_field(locale, "channel_target", "target", &form.target, error("channel_target")))
-            label for="channel_credential" {
-                (locale.t("projects.credential"))
-                input #channel_credential name="credential" value=(form.credential) list="channel_credentials"
-                    aria-invalid=[error("channel_credential").map(|_| "true")];
-                datalist #channel_credentials {
-                    @for credential in credentials { option value=(credential.name) {} }
-                }
-                (field_error("channel_credential", error("channel_credential")))
-            }
-            fieldset #channel_events aria-invalid=[error("channel_events").map(|_| "true")] {
-                legend { (locale.t("projects.events")) }
-                @for event in EVENTS {
-                    @let id = format!("event_{}", event.as_str());
-                    label.check for=(id) {
-                        input #(id) type="checkbox" name=(id) checked[form.checked(event)];
-                        (locale.t(&format!("notice.{}", event.as_str())))
-                    }
-                }
-                (field_error("channel_events", error("channel_events")))
-            }
-            div { button.primary type="submit" { (locale.t("projects.save_channel")) } }
-        }
-    }
-}
-
-/// A labelled text input whose label is `projects.<key>`.
-fn text_field(locale: &Locale, id: &str, key: &str, value: &str, error: Option<&str>) -> Markup {
-    html! {
-        label for=(id) {
-            (locale.t(&format!("projects.{key}")))
-            input #(id) name=(key) value=(value)
-                aria-invalid=[error.map(|_| "true")]
-                aria-describedby=[error.map(|_| format!("{id}-error"))];
-            (field_error(id, error))
-        }
-    }
 }

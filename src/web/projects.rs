@@ -3,8 +3,6 @@
 //! (maintainers edit them, errors shown at the field), members, credentials (names only),
 //! channels, schedules, routing rules and recent tasks (`project_parts`).
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,37 +15,14 @@ use super::WebState;
 use super::components::{empty, field_error, task_status};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
+use super::project_forms::{FieldErrors, Forms};
 use super::project_parts;
-use super::project_secrets::{self, ChannelForm, CredentialForm};
 use super::task_list::status_of;
 use super::viewer::Viewer;
 use crate::error::{Error, Result};
 use crate::model::{ApprovalLinks, Project, ProjectHealth, ProjectRole};
 use crate::permissions::{On, Permission, visible_projects};
 use crate::projects::{self, ApprovalPolicyPatch, ProjectPatch};
-
-/// A form's errors by field name.
-pub type FieldErrors = HashMap<String, String>;
-
-/// What a project's page shows in its forms: what was posted (else the stored settings and
-/// blank forms) and the refused field's error.
-pub struct Forms {
-    pub settings: Option<SettingsForm>,
-    pub credential: CredentialForm,
-    pub channel: ChannelForm,
-    pub errors: FieldErrors,
-}
-
-impl Default for Forms {
-    fn default() -> Self {
-        Forms {
-            settings: None,
-            credential: CredentialForm::default(),
-            channel: project_secrets::blank_channel(),
-            errors: FieldErrors::new(),
-        }
-    }
-}
 
 pub async fn list(State(state): State<WebState>, viewer: Viewer) -> Response {
     let locale = &viewer.locale;
@@ -115,7 +90,7 @@ pub async fn show(
 ) -> Response {
     let outcome = async {
         let project = readable(&state, &viewer, &name).await?;
-        render_with(&state, &viewer, &project, Forms::default()).await
+        render_with(&state, &viewer, &project, None, Forms::default()).await
     }
     .await;
     outcome.unwrap_or_else(|e| PageError(e).into_page(&viewer.locale))
@@ -263,13 +238,12 @@ pub async fn save(
             viewer.audit(&state, action, &target, "422").await;
             let field = field.trim_start_matches("approval_policy.").to_string();
             let forms = Forms {
-                settings: Some(form),
                 errors: FieldErrors::from([(field, message)]),
                 ..Forms::default()
             };
             let page = async {
                 let project = readable(&state, &viewer, &name).await?;
-                render_with(&state, &viewer, &project, forms).await
+                render_with(&state, &viewer, &project, Some(form), forms).await
             };
             page.await
                 .unwrap_or_else(|e| PageError(e).into_page(&locale))
@@ -281,18 +255,20 @@ pub async fn save(
     }
 }
 
-/// The project's page with `forms`; 422 when one of them carries an error.
+/// The project's page with the settings as posted (else as stored) and the other `forms`;
+/// 422 when one of them carries an error.
 pub async fn render_with(
     state: &WebState,
     viewer: &Viewer,
     project: &Project,
+    settings: Option<SettingsForm>,
     forms: Forms,
 ) -> Result<Response> {
     let locale = &viewer.locale;
     let maintains = viewer.may_post("/projects/{name}", On::Project(project.id));
     let parts = project_parts::sections(state, viewer, project, &forms).await?;
-    let form = match &forms.settings {
-        Some(form) => form.clone(),
+    let form = match settings {
+        Some(form) => form,
         None => SettingsForm::of(project, state.store.approval_links(project.id).await?),
     };
     let (form, errors) = (&form, &forms.errors);
