@@ -7,19 +7,16 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::layout::PageError;
-use super::project_forms::{ChannelForm, CredentialForm, FieldErrors, Forms};
-use super::projects;
-use super::task_list::status_of;
+use super::project_forms::{ChannelForm, CredentialForm, Forms};
+use super::projects::{FormAnswer, maintained};
 use super::viewer::Viewer;
 use crate::credentials::{self, NewCredential};
 use crate::error::{Error, Result};
 use crate::model::CredentialKind;
-use crate::permissions::On;
 
 /// `POST /projects/{name}/credentials`: adds the credential, or gives an existing one of the
 /// project a new value.
@@ -32,8 +29,7 @@ pub async fn add_credential(
 ) -> Response {
     let work = async {
         viewer.check_declared_form(&headers, form.csrf.as_deref())?;
-        let project = state.store.project(&name).await?;
-        viewer.require_form(On::Project(project.id))?;
+        maintained(&state, &viewer, &name).await?;
         let kind = form
             .kind
             .parse::<CredentialKind>()
@@ -61,16 +57,15 @@ pub async fn add_credential(
         credential: blank,
         ..Forms::default()
     };
-    answer(
-        &state,
-        &viewer,
-        &name,
-        "credentials",
-        outcome,
-        forms,
-        "credential",
-    )
-    .await
+    let answer = FormAnswer {
+        action: "POST /projects/{name}/credentials",
+        target: format!("projects/{name}/credentials"),
+        back: format!("/projects/{name}#credentials"),
+        field: |field: &str| format!("credential_{field}"),
+    };
+    answer
+        .give(&state, &viewer, &name, outcome, None, forms)
+        .await
 }
 
 /// `POST /projects/{name}/channels`: adds a notification channel.
@@ -83,8 +78,7 @@ pub async fn add_channel(
 ) -> Response {
     let work = async {
         viewer.check_declared_form(&headers, form.csrf.as_deref())?;
-        let project = state.store.project(&name).await?;
-        viewer.require_form(On::Project(project.id))?;
+        let project = maintained(&state, &viewer, &name).await?;
         let spec = form.channel()?.into_spec(&state.config.inputs)?;
         state
             .store
@@ -97,40 +91,15 @@ pub async fn add_channel(
         channel: form,
         ..Forms::default()
     };
-    answer(
-        &state, &viewer, &name, "channels", outcome, forms, "channel",
-    )
-    .await
-}
-
-/// Audits an add form's outcome; back to the section on success, the page with the error at
-/// its field (`prefix`_field) when a field was refused, the error page otherwise.
-async fn answer(
-    state: &WebState,
-    viewer: &Viewer,
-    name: &str,
-    section: &str,
-    outcome: Result<()>,
-    mut forms: Forms,
-    prefix: &str,
-) -> Response {
-    let action = format!("POST /projects/{{name}}/{section}");
-    let target = format!("projects/{name}/{section}");
-    let status = outcome.as_ref().map_or_else(status_of, |()| "200".into());
-    viewer.audit(state, &action, &target, &status).await;
-    match outcome {
-        Ok(()) => Redirect::to(&format!("/projects/{name}#{section}")).into_response(),
-        Err(Error::Invalid { field, message }) => {
-            forms.errors = FieldErrors::from([(format!("{prefix}_{field}"), message)]);
-            let page = async {
-                let project = projects::readable(state, viewer, name).await?;
-                projects::render_with(state, viewer, &project, None, forms).await
-            };
-            let page = page.await;
-            page.unwrap_or_else(|e| PageError(e).into_page(&viewer.locale))
-        }
-        Err(e) => PageError(e).into_page(&viewer.locale),
-    }
+    let answer = FormAnswer {
+        action: "POST /projects/{name}/channels",
+        target: format!("projects/{name}/channels"),
+        back: format!("/projects/{name}#channels"),
+        field: |field: &str| format!("channel_{field}"),
+    };
+    answer
+        .give(&state, &viewer, &name, outcome, None, forms)
+        .await
 }
 
 /// `POST /projects/{name}/credentials/{id}/delete`.
@@ -142,8 +111,7 @@ pub async fn delete_credential(
     Form(form): Form<ButtonForm>,
 ) -> Response {
     let work = async {
-        let project = state.store.project(&name).await?;
-        viewer.require_form(On::Project(project.id))?;
+        maintained(&state, &viewer, &name).await?;
         let credential = state.store.credential(id).await?;
         if credential.project.as_deref() != Some(name.as_str()) {
             return Err(Error::NotFound(format!(
@@ -158,10 +126,7 @@ pub async fn delete_credential(
         headers: &headers,
         csrf: form.csrf.as_deref(),
     };
-    let action = "POST /projects/{name}/credentials/{id}/delete";
-    let target = format!("projects/{name}/credentials/{id}");
-    let back = format!("/projects/{name}#credentials");
-    posted.act(action, &target, &back, work).await
+    deleted(posted, &name, "credentials", id, work).await
 }
 
 /// `POST /projects/{name}/channels/{id}/delete`.
@@ -173,8 +138,7 @@ pub async fn delete_channel(
     Form(form): Form<ButtonForm>,
 ) -> Response {
     let work = async {
-        let project = state.store.project(&name).await?;
-        viewer.require_form(On::Project(project.id))?;
+        let project = maintained(&state, &viewer, &name).await?;
         state.store.delete_channel(project.id, id).await
     };
     let posted = Posted {
@@ -183,8 +147,20 @@ pub async fn delete_channel(
         headers: &headers,
         csrf: form.csrf.as_deref(),
     };
-    let action = "POST /projects/{name}/channels/{id}/delete";
-    let target = format!("projects/{name}/channels/{id}");
-    let back = format!("/projects/{name}#channels");
-    posted.act(action, &target, &back, work).await
+    deleted(posted, &name, "channels", id, work).await
+}
+
+/// A row's delete button of `section` (`credentials`, `channels`) answered: audited as
+/// `POST /projects/{name}/<section>/{id}/delete`, back to the section.
+async fn deleted(
+    posted: Posted<'_>,
+    name: &str,
+    section: &str,
+    id: i64,
+    work: impl Future<Output = Result<()>>,
+) -> Response {
+    let action = format!("POST /projects/{{name}}/{section}/{{id}}/delete");
+    let target = format!("projects/{name}/{section}/{id}");
+    let back = format!("/projects/{name}#{section}");
+    posted.act(&action, &target, &back, work).await
 }

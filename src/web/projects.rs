@@ -216,41 +216,76 @@ pub async fn save(
     Path(name): Path<String>,
     Form(form): Form<SettingsForm>,
 ) -> Response {
-    let locale = viewer.locale;
-    let action = "POST /projects/{name}";
-    let target = format!("projects/{name}");
     let outcome = async {
         viewer.check_form(&headers, form.csrf.as_deref())?;
-        let project = state.store.project(&name).await?;
-        viewer.require_form(On::Project(project.id))?;
-        let (patch, links) = form.patch(&locale)?;
+        let project = maintained(&state, &viewer, &name).await?;
+        let (patch, links) = form.patch(&viewer.locale)?;
         projects::update(&state.store, &state.config.inputs, &name, patch).await?;
-        state.store.set_approval_links(project.id, links).await?;
-        Ok::<_, Error>(project)
+        state.store.set_approval_links(project.id, links).await
     }
     .await;
-    match outcome {
-        Ok(_) => {
-            viewer.audit(&state, action, &target, "200").await;
-            Redirect::to(&format!("/projects/{name}?saved=1#settings")).into_response()
-        }
-        Err(Error::Invalid { field, message }) => {
-            viewer.audit(&state, action, &target, "422").await;
-            let field = field.trim_start_matches("approval_policy.").to_string();
-            let forms = Forms {
-                errors: FieldErrors::from([(field, message)]),
-                ..Forms::default()
-            };
-            let page = async {
-                let project = readable(&state, &viewer, &name).await?;
-                render_with(&state, &viewer, &project, Some(form), forms).await
-            };
-            page.await
-                .unwrap_or_else(|e| PageError(e).into_page(&locale))
-        }
-        Err(e) => {
-            viewer.audit(&state, action, &target, &status_of(&e)).await;
-            PageError(e).into_page(&locale)
+    let answer = FormAnswer {
+        action: "POST /projects/{name}",
+        target: format!("projects/{name}"),
+        back: format!("/projects/{name}?saved=1#settings"),
+        field: |field: &str| field.trim_start_matches("approval_policy.").to_string(),
+    };
+    answer
+        .give(
+            &state,
+            &viewer,
+            &name,
+            outcome,
+            Some(form),
+            Forms::default(),
+        )
+        .await
+}
+
+/// Project `name`, if the reader may post its page's form (the declared guard on it).
+pub(super) async fn maintained(state: &WebState, viewer: &Viewer, name: &str) -> Result<Project> {
+    let project = state.store.project(name).await?;
+    viewer.require_form(On::Project(project.id))?;
+    Ok(project)
+}
+
+/// How a form of a project's page is answered: audited as `action` on `target`; `back` when
+/// it worked; the page again, with the refused field's error at `field(name)`, when a field
+/// was refused (422); the error page otherwise.
+pub(super) struct FormAnswer<F> {
+    pub action: &'static str,
+    pub target: String,
+    pub back: String,
+    pub field: F,
+}
+
+impl<F: Fn(&str) -> String> FormAnswer<F> {
+    /// Answers `outcome`; `settings` and `forms` are what the page shows again.
+    pub async fn give(
+        self,
+        state: &WebState,
+        viewer: &Viewer,
+        name: &str,
+        outcome: Result<()>,
+        settings: Option<SettingsForm>,
+        mut forms: Forms,
+    ) -> Response {
+        let status = outcome.as_ref().map_or_else(status_of, |()| "200".into());
+        viewer
+            .audit(state, self.action, &self.target, &status)
+            .await;
+        match outcome {
+            Ok(()) => Redirect::to(&self.back).into_response(),
+            Err(Error::Invalid { field, message }) => {
+                forms.errors = FieldErrors::from([((self.field)(&field), message)]);
+                let page = async {
+                    let project = readable(state, viewer, name).await?;
+                    render_with(state, viewer, &project, settings, forms).await
+                };
+                let page = page.await;
+                page.unwrap_or_else(|e| PageError(e).into_page(&viewer.locale))
+            }
+            Err(e) => PageError(e).into_page(&viewer.locale),
         }
     }
 }
