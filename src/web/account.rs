@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::components::{badge, field_error};
+use super::components::{badge, danger_button, field_error};
 use super::layout::{Nav, Page, PageError};
 use super::people::token_table;
 use super::viewer::Viewer;
@@ -70,10 +70,8 @@ async fn own_sections(state: &WebState, viewer: &Viewer) -> crate::Result<Markup
                     td data-label=(locale.t("users.last_seen")) { (locale.ago(session.last_seen_at, now)) }
                     td.actions {
                         @if session.current { (badge("running", &locale.t("own.this_session"))) " " }
-                        form.inline method="post" action={ "/account/sessions/" (session.id) "/revoke" } {
-                            input type="hidden" name="csrf" value=(viewer.csrf());
-                            button.danger type="submit" { (locale.t("own.end_session")) }
-                        }
+                        (danger_button(viewer.csrf(), &format!("/account/sessions/{}/revoke", session.id),
+                            &locale.t("own.end_session")))
                     }
                 }
             } }
@@ -97,10 +95,8 @@ async fn own_sections(state: &WebState, viewer: &Viewer) -> crate::Result<Markup
                         td data-label=(locale.t("oauth.scopes")) { (app.scopes) }
                         td data-label=(locale.t("users.last_seen")) { (locale.ago(app.last_used_at, now)) }
                         td.actions {
-                            form.inline method="post" action={ "/account/apps/" (app.id) "/revoke" } {
-                                input type="hidden" name="csrf" value=(viewer.csrf());
-                                button.danger type="submit" { (locale.t("oauth.revoke")) }
-                            }
+                            (danger_button(viewer.csrf(), &format!("/account/apps/{}/revoke", app.id),
+                                &locale.t("oauth.revoke")))
                         }
                     }
                 } }

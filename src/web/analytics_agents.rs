@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 
 use super::WebState;
-use super::analytics_page::{AnalyticsForm, csv_download, csv_field};
+use super::analytics_page::{AnalyticsForm, csv_document, csv_download, csv_field};
 use super::layout::PageError;
 use super::viewer::Viewer;
 use crate::analytics::{self, AgentAnalytics};
@@ -27,13 +27,11 @@ pub async fn csv(
 
 /// The figures as CSV (RFC 4180): a header line, then a line per agent.
 fn csv_of(answer: &AgentAnalytics) -> String {
-    let mut out = String::from(
-        "from,to,agent,tickets,done,blocked,failed,reopened,failed_or_reopened,\
-         failed_or_reopened_share,time_p50_ms,time_p90_ms\r\n",
-    );
+    let header = "from,to,agent,tickets,done,blocked,failed,reopened,failed_or_reopened,\
+         failed_or_reopened_share,time_p50_ms,time_p90_ms";
     let optional = |value: Option<String>| value.unwrap_or_default();
-    for row in &answer.rows {
-        let fields = [
+    let lines = answer.rows.iter().map(|row| {
+        [
             answer.from.to_rfc3339(),
             answer.to.to_rfc3339(),
             csv_field(&row.agent),
@@ -46,9 +44,7 @@ fn csv_of(answer: &AgentAnalytics) -> String {
             optional(row.failed_or_reopened_share.map(|r| format!("{r:.4}"))),
             optional(row.time_p50_ms.map(|d| d.to_string())),
             optional(row.time_p90_ms.map(|d| d.to_string())),
-        ];
-        out.push_str(&fields.join(","));
-        out.push_str("\r\n");
-    }
-    out
+        ]
+    });
+    csv_document(header, lines)
 }

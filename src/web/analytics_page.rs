@@ -179,14 +179,12 @@ pub(super) fn csv_download(body: String, file_name: &str) -> Response {
 
 /// The figures as CSV (RFC 4180): a header line, then a line per bucket and group.
 fn csv_of(rows: &[TaskFigures]) -> String {
-    let mut out = String::from(
-        "bucket_start,group,tasks,started,done,failed,cancelled,rolled_back,success_rate,\
+    let header = "bucket_start,group,tasks,started,done,failed,cancelled,rolled_back,success_rate,\
          duration_p50_ms,duration_p90_ms,input_tokens,output_tokens,cache_read_tokens,\
-         cache_write_tokens,cost_usd\r\n",
-    );
+         cache_write_tokens,cost_usd";
     let optional = |value: Option<String>| value.unwrap_or_default();
-    for row in rows {
-        let fields = [
+    let lines = rows.iter().map(|row| {
+        [
             row.bucket_start.to_rfc3339(),
             csv_field(&row.group),
             row.tasks.to_string(),
@@ -203,7 +201,19 @@ fn csv_of(rows: &[TaskFigures]) -> String {
             row.tokens.cache_read.to_string(),
             row.tokens.cache_write.to_string(),
             format!("{:.6}", row.cost_usd),
-        ];
+        ]
+    });
+    csv_document(header, lines)
+}
+
+/// A CSV document (RFC 4180): the header line, then a line of each row's fields (each
+/// already a CSV field), every line ended by CRLF.
+pub(super) fn csv_document<const N: usize>(
+    header: &str,
+    rows: impl Iterator<Item = [String; N]>,
+) -> String {
+    let mut out = format!("{header}\r\n");
+    for fields in rows {
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }

@@ -188,6 +188,17 @@ fn diff_class(line: &str) -> &'static str {
     }
 }
 
+/// A form that is one red button (delete, revoke, end) posting to `action` with the
+/// session's CSRF token `csrf`.
+pub fn danger_button(csrf: &str, action: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button.danger type="submit" { (label) }
+        }
+    }
+}
+
 /// What a list or section shows when it has nothing.
 pub fn empty(text: &str) -> Markup {
     html! { p.empty { (text) } }

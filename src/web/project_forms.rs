@@ -124,16 +124,6 @@ pub fn blank_channel() -> ChannelForm {
     }
 }
 
-/// A row's delete button.
-pub fn delete_button(viewer: &Viewer, action: String, label: &str) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            input type="hidden" name="csrf" value=(viewer.csrf());
-            button.danger type="submit" { (label) }
-        }
-    }
-}
-
 /// The form that adds or replaces a credential of `project`.
 pub fn credential_form(viewer: &Viewer, project: &Project, forms: &Forms) -> Markup {
     let locale = &viewer.locale;

@@ -6,7 +6,7 @@ use chrono::Utc;
 use maud::{Markup, html};
 
 use super::WebState;
-use super::components::{empty, task_status, yes_no};
+use super::components::{danger_button, empty, task_status, yes_no};
 use super::i18n::Locale;
 use super::overview::short;
 use super::project_forms::{self, Forms};
@@ -144,8 +144,8 @@ fn credential_table(
                         }
                     }
                     @if let Some(project) = edits {
-                        td.actions { (project_forms::delete_button(viewer,
-                            format!("/projects/{}/credentials/{}/delete", project.name, credential.id),
+                        td.actions { (danger_button(viewer.csrf(),
+                            &format!("/projects/{}/credentials/{}/delete", project.name, credential.id),
                             &locale.t("projects.delete"))) }
                     }
                 }
@@ -183,8 +183,8 @@ fn channel_table(
                     }
                     td data-label=(locale.t("projects.enabled")) { (yes_no(locale, channel.enabled)) }
                     @if let Some(project) = edits {
-                        td.actions { (project_forms::delete_button(viewer,
-                            format!("/projects/{}/channels/{}/delete", project.name, channel.id),
+                        td.actions { (danger_button(viewer.csrf(),
+                            &format!("/projects/{}/channels/{}/delete", project.name, channel.id),
                             &locale.t("projects.delete"))) }
                     }
                 }

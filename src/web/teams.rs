@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::WebState;
 use super::action::{ButtonForm, Posted};
-use super::components::{badge, empty, field_error};
+use super::components::{badge, danger_button, empty, field_error};
 use super::i18n::Locale;
 use super::layout::{Nav, Page, PageError};
 use super::task_list::status_of;
@@ -212,10 +212,7 @@ fn stored_controls(
                 }
                 button type="submit" { (locale.t("teams_edit.copy")) }
             }
-            form.inline method="post" action={ "/teams/" (name) "/delete" } {
-                input type="hidden" name="csrf" value=(viewer.csrf());
-                button.danger type="submit" { (locale.t("teams_edit.delete")) }
-            }
+            (danger_button(viewer.csrf(), &format!("/teams/{name}/delete"), &locale.t("teams_edit.delete")))
         }
     }
 }
