@@ -13,11 +13,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::approvals::{self, Decider, Decision, DecisionRequest, LinkSigner};
+use crate::signing::LinkError;
 use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::{
-    Actor, ApprovalRecord, Channel, ChatProvider, NewAuditEntry, Principal, Scopes, UserStatus, Via,
+    Actor, ApprovalRecord, Channel, ChatProvider, Language, NewAuditEntry, Principal, ProjectRole,
+    Scopes, UserStatus, Via,
 };
 use crate::permissions::{self, On, Permission};
 use crate::store::{self, Store};
@@ -195,39 +197,69 @@ pub struct ChatClick<'a> {
     pub decision: Decision,
 }
 
+/// Why a click in chat decided nothing, to be told to the clicker in their language.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatRefusal {
+    /// The chat account is linked to no aiops user: `url` links it, for
+    /// [`LINK_TTL_MINUTES`].
+    Unlinked { url: String },
+    /// The linked aiops user is disabled.
+    Disabled { login: String },
+    /// The linked user lacks the project role deciding needs (the API's check).
+    Role { needed: ProjectRole },
+    /// The project's approval policy refused; its words.
+    Policy(String),
+    /// The button's signed value was changed or cut short.
+    Tampered,
+    /// The button's signed value expired at this time.
+    Expired { at: DateTime<Utc> },
+    /// The approval cannot be decided now (decided before, its task ended, unknown); its
+    /// words.
+    Other(String),
+    /// aiops could not record the decision.
+    Failed,
+}
+
 /// Decides `click.approval_id` as the user linked to the chat account, if that user may
 /// decide for the task's project (the same check as the API) and the project's approval
-/// policy lets them. Otherwise nothing changes: the refusal is audited and returned as
-/// Forbidden with the reason to show in chat (for an unknown account, a link to link it).
+/// policy lets them. Otherwise nothing changes and the refusal is returned (the inner
+/// error); refusals of who clicked (unlinked, disabled, role, policy) are audited. The outer
+/// error is the store failing.
 pub async fn decide_from_chat(
     store: &Store,
     signer: &LinkSigner,
     config: &Config,
     click: &ChatClick<'_>,
-) -> Result<ApprovalRecord> {
-    let approval = store.approval(click.approval_id).await?;
+) -> Result<std::result::Result<ApprovalRecord, ChatRefusal>> {
+    let approval = match store.approval(click.approval_id).await {
+        Err(Error::NotFound(what)) => return Ok(Err(ChatRefusal::Other(format!("no {what}")))),
+        found => found?,
+    };
     let project_id = store.task_exec(approval.task_id).await?.project_id;
     let provider = click.provider;
     let principal = match chat_user(store, provider, click.external_id).await? {
         ChatUser::Linked(principal) => principal,
         ChatUser::Unlinked => {
             let url = offer_link(store, signer, config, provider, click.external_id).await?;
-            let why = format!(
-                "your {provider} account is not linked to an aiops user. Sign in to aiops and open {url} within {LINK_TTL_MINUTES} minutes to link it, then click again"
-            );
             let reason = format!("{provider} account is not linked to a user");
-            return Err(refuse(store, click, None, &reason, why).await);
+            audit_refusal(store, click, None, &reason).await;
+            return Ok(Err(ChatRefusal::Unlinked { url }));
         }
         ChatUser::Disabled(login) => {
-            let why = format!("aiops user {login} is disabled");
-            return Err(refuse(store, click, None, &why, why.clone()).await);
+            let reason = format!("aiops user {login} is disabled");
+            audit_refusal(store, click, None, &reason).await;
+            return Ok(Err(ChatRefusal::Disabled { login }));
         }
     };
     let actor = Some(Actor::from(principal.clone()));
     if let Err(Error::Forbidden(why)) =
         permissions::authorize(&principal, Permission::Decide, On::Project(project_id))
     {
-        return Err(refuse(store, click, actor, &why, why.clone()).await);
+        audit_refusal(store, click, actor, &why).await;
+        let needed = Permission::Decide
+            .project_role()
+            .unwrap_or(ProjectRole::Approver);
+        return Ok(Err(ChatRefusal::Role { needed }));
     }
     let decider = Decider {
         name: principal.name.clone(),
@@ -240,9 +272,60 @@ pub async fn decide_from_chat(
         comment: None,
     };
     match approvals::decide(store, click.approval_id, &request, &decider).await {
-        Err(Error::Forbidden(why)) => Err(refuse(store, click, actor, &why, why.clone()).await),
-        decided => decided,
+        Ok(approval) => Ok(Ok(approval)),
+        Err(Error::Forbidden(why)) => {
+            audit_refusal(store, click, actor, &why).await;
+            Ok(Err(ChatRefusal::Policy(why)))
+        }
+        Err(e @ (Error::Conflict(_) | Error::NotFound(_) | Error::Invalid { .. })) => {
+            Ok(Err(ChatRefusal::Other(e.to_string())))
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// Audits a click whose button value did not verify (changed, cut short or expired):
+/// nothing is decided, and the entry names the chat account and, when the signature held,
+/// the approval.
+pub async fn refuse_button(
+    store: &Store,
+    provider: ChatProvider,
+    external_id: &str,
+    error: &LinkError,
+) -> ChatRefusal {
+    let (target, refusal) = match error {
+        LinkError::Tampered => ("approvals".to_string(), ChatRefusal::Tampered),
+        LinkError::Expired { approval_id, at } => (
+            format!("approvals/{approval_id}"),
+            ChatRefusal::Expired { at: *at },
+        ),
+    };
+    let entry = NewAuditEntry {
+        principal: None,
+        action: "decide approval".into(),
+        target,
+        source: format!("{provider}:{}", capped(external_id)),
+        outcome: "refused".into(),
+        detail: serde_json::json!({
+            "channel": chat_channel(provider), "reason": error.to_string(),
+        }),
+    };
+    append_refusal(store, &entry).await;
+    refusal
+}
+
+/// The language the user linked to a chat account chose for their pages, if any.
+pub async fn chosen_language(
+    store: &Store,
+    provider: ChatProvider,
+    external_id: &str,
+) -> Option<Language> {
+    let id = store
+        .principal_by_chat(provider, external_id)
+        .await
+        .ok()??;
+    let preferences = store.preferences(id).await.ok()?;
+    preferences.language?.parse().ok()
 }
 
 fn chat_channel(provider: ChatProvider) -> Channel {
@@ -256,15 +339,8 @@ fn capped(id: &str) -> String {
     id.chars().take(MAX_AUDITED_ID_CHARS).collect()
 }
 
-/// Records a refused chat decision (bounded: our own reason, the chat id cut short) and
-/// returns the Forbidden error carrying what to tell the chat user.
-async fn refuse(
-    store: &Store,
-    click: &ChatClick<'_>,
-    actor: Option<Actor>,
-    reason: &str,
-    tell: String,
-) -> Error {
+/// Records a refused chat decision (bounded: our own reason, the chat id cut short).
+async fn audit_refusal(store: &Store, click: &ChatClick<'_>, actor: Option<Actor>, reason: &str) {
     let entry = NewAuditEntry {
         principal: actor,
         action: format!("decide approval: {}", click.decision),
@@ -275,8 +351,11 @@ async fn refuse(
             "channel": chat_channel(click.provider), "reason": reason,
         }),
     };
-    if let Err(e) = store.append_audit(&entry).await {
+    append_refusal(store, &entry).await;
+}
+
+async fn append_refusal(store: &Store, entry: &NewAuditEntry) {
+    if let Err(e) = store.append_audit(entry).await {
         tracing::error!(error = %e, "could not write the audit entry of a refused chat decision");
     }
-    Error::Forbidden(tell)
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use aiops::approvals::LinkSigner;
 use aiops::model::{
-    ApprovalKind, ApprovalLinks, ApprovalRequestMirror, ProjectRole, SessionMethod,
+    ApprovalKind, ApprovalLinks, ApprovalRequestMirror, Preferences, ProjectRole, SessionMethod,
 };
 use aiops::permissions::{FORMS, FormGuard, Permission};
 use aiops::users::{self, UserSpec};
@@ -624,6 +624,28 @@ async fn a_post_to_an_undeclared_route_is_refused_in_the_readers_language(db: Db
             assert!(body.contains(says), "POST {path} in {language}: {body}");
         }
     }
+    // A signed-in reader who chose Korean on /account reads Korean, whatever the browser
+    // says.
+    let admin = app.store.user("admin").await.unwrap();
+    let korean = Preferences {
+        language: Some("ko".into()),
+        time_zone: None,
+    };
+    app.store.set_preferences(admin.id, &korean).await.unwrap();
+    let response = client()
+        .post(app.url("/audit"))
+        .header(
+            "cookie",
+            format!("{}={}", aiops::sessions::COOKIE, session.secret),
+        )
+        .header("accept-language", "en")
+        .form(&[("csrf", session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("선언되지 않은 양식"), "{body}");
 }
 
 on_both_databases!(

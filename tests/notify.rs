@@ -414,6 +414,22 @@ async fn slack_clicks_need_a_fresh_valid_signature(db: Db) {
     let still = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
     assert_eq!(approval_decided_events(&app, task).await, 0);
+    // The forged button is audited: refused, from the Slack account, naming no approval.
+    let audit = app
+        .get_json("/api/v1/audit?target=approvals&limit=50")
+        .await;
+    let refused: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "decide approval" && e["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{audit}");
+    assert!(
+        refused[0]["source"].as_str().unwrap().starts_with("slack:"),
+        "{audit}"
+    );
+    assert_eq!(refused[0]["detail"]["channel"], "slack", "{audit}");
 }
 
 async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {

@@ -8,7 +8,7 @@ mod common;
 
 use aiops::approvals::LinkSigner;
 use aiops::auth::{self, TokenGrant};
-use aiops::model::{ApprovalKind, ApprovalRequestMirror, ProjectRole, Scopes};
+use aiops::model::{ApprovalKind, ApprovalRequestMirror, Preferences, ProjectRole, Scopes};
 use aiops::notify::NoticeKind;
 use aiops::notify::kakaowork;
 use aiops::notify::message::Message;
@@ -359,6 +359,20 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
     let still = app.get_json(&format!("/api/v1/approvals/{approval}")).await;
     assert_eq!(still["status"], "pending");
 
+    // Once she chose Korean for her pages, Slack answers her in Korean too.
+    let minji_id = app.store.user("minji-kim").await.unwrap().id;
+    let korean = Preferences {
+        language: Some("ko".into()),
+        time_zone: None,
+    };
+    app.store.set_preferences(minji_id, &korean).await.unwrap();
+    let in_korean = click(&app, &slack, &token, "/actions/T1/1/korean").await;
+    let text = in_korean["text"].as_str().unwrap();
+    assert!(text.starts_with("결정되지 않았습니다"), "{text}");
+    assert!(text.contains("approver 역할이 필요"), "{text}");
+    let unchosen = Preferences::default();
+    app.store.set_preferences(minji_id, &unchosen).await.unwrap();
+
     // As an approver, her click decides, under her login.
     users::grant(&app.store, "minji-kim", Some("shop"), ProjectRole::Approver)
         .await
@@ -379,7 +393,7 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
 
     let audit = audit_of(&app, approval).await;
     let refused: Vec<&Value> = audit.iter().filter(|e| e["outcome"] == "refused").collect();
-    assert_eq!(refused.len(), 2, "{audit:?}");
+    assert_eq!(refused.len(), 3, "{audit:?}");
     assert!(refused.iter().any(|e| e["principal_name"] == "anonymous"));
     assert!(refused.iter().any(|e| e["principal_name"] == "minji-kim"));
     let decision = audit
@@ -476,7 +490,7 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert_eq!(told["conversation_id"], 92603, "a direct message: {told}");
     let text = told["text"].as_str().unwrap();
     assert!(text.starts_with("결정되지 않았습니다"), "{text}");
-    assert!(text.contains("not linked to an aiops user"), "{text}");
+    assert!(text.contains("연결되어 있지 않습니다"), "{text}");
     assert!(text.contains("/account/link#"), "{text}");
     assert_eq!(status().await, "pending");
 
@@ -492,7 +506,7 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 2).await;
     assert_eq!(told["conversation_id"], 92603);
     assert!(
-        told["text"].as_str().unwrap().contains("approver role"),
+        told["text"].as_str().unwrap().contains("approver 역할이 필요"),
         "{told}"
     );
     assert_eq!(status().await, "pending");
@@ -509,9 +523,9 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
         chrono::Utc::now() - chrono::Duration::minutes(1),
     );
     let refused = [
-        (value.replacen("approve", "reject", 1), "not valid"),
-        (flipped, "not valid"),
-        (expired, "expired"),
+        (value.replacen("approve", "reject", 1), "유효하지 않은 버튼"),
+        (flipped, "유효하지 않은 버튼"),
+        (expired, "만료되었습니다"),
     ];
     for (n, (bad, why)) in refused.iter().enumerate() {
         let told = kakao_click(
@@ -547,13 +561,36 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert_eq!(record["channel"], "kakaowork");
     assert_eq!(record["decided_by"], "minji-kim");
 
+    // Refused: the unlinked click, the viewer's, and the expired button (whose signature
+    // names the approval); the two changed buttons name no approval, each audited once.
     let audit = audit_of(&app, approval).await;
     let refused: Vec<&Value> = audit.iter().filter(|e| e["outcome"] == "refused").collect();
-    assert_eq!(refused.len(), 2, "{audit:?}");
+    assert_eq!(refused.len(), 3, "{audit:?}");
     assert!(
         refused
             .iter()
             .all(|e| e["detail"]["channel"] == "kakaowork")
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["detail"]["reason"].as_str().unwrap().contains("expired")),
+        "{refused:?}"
+    );
+    let changed = app
+        .get_json("/api/v1/audit?target=approvals&limit=200")
+        .await;
+    let changed: Vec<&Value> = changed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "decide approval" && e["outcome"] == "refused")
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert!(
+        changed
+            .iter()
+            .all(|e| e["source"] == format!("kakaowork:{KAKAOWORK_USER}"))
     );
     assert!(refused.iter().any(|e| e["principal_name"] == "anonymous"));
     assert!(refused.iter().any(|e| e["principal_name"] == "minji-kim"));

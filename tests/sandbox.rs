@@ -52,9 +52,11 @@ async fn stored_text(app: &TestApp, id: i64) -> String {
     text
 }
 
-/// The probes of the hostile agent: each prints `PROBE <name> OPEN <what it got>` or
+/// A shell function `probe NAME COMMAND…` that prints `PROBE <name> OPEN <what it got>` or
 /// `PROBE <name> DENIED`.
-const PROBES: &str = r#"
+macro_rules! probe_fn {
+    () => {
+        r#"
 probe() {
   local name=$1; shift
   if out=$("$@" 2>/dev/null) && [ -n "$out" ]; then
@@ -63,6 +65,15 @@ probe() {
     echo "PROBE $name DENIED"
   fi
 }
+"#
+    };
+}
+
+/// The probes of the hostile agent: each prints `PROBE <name> OPEN <what it got>` or
+/// `PROBE <name> DENIED`.
+const PROBES: &str = concat!(
+    probe_fn!(),
+    r#"
 probe master_key cat "$DATA/master.key"
 probe database head -c 100 "$DATA/aiops.db"
 probe data_dir ls "$DATA"
@@ -72,7 +83,8 @@ probe postgres bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432 && echo connected'
 probe allowed_port bash -c "exec 3<>/dev/tcp/127.0.0.1/$ALLOWED && echo connected"
 probe own_worktree bash -c 'echo mine > own.txt && cat own.txt'
 probe system_read head -c 20 /etc/passwd
-"#;
+"#
+);
 
 /// A hostile agent tries the master key, the SQLite file, the data directory, another
 /// task's worktree, the service's environment and the PostgreSQL port: each is denied, and
@@ -293,6 +305,145 @@ async fn a_cancelled_tasks_grandchildren_die_too(db: Db) {
     wait_all_gone(&marker).await;
 }
 
+/// The agent of one task: `hold` holds its run open (a process whose arguments carry
+/// `marker`, with its project's credential in its environment); `probe` finds that process
+/// and tries its environment, its working directory and a signal.
+fn neighbour_agent(dir: &Path, marker: &str) -> PathBuf {
+    script(
+        dir,
+        "neighbour.sh",
+        &format!(
+            r#"if [ "$1" = hold ]; then echo mine > held.txt; exec -a holder-{marker} sleep 600; fi
+for p in /proc/[0-9]*; do
+  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "[h]older-{marker}"; then HOLDER=${{p#/proc/}}; fi
+done
+echo "HOLDER $HOLDER"
+{probe}
+probe other_environ cat "/proc/$HOLDER/environ"
+probe other_cwd cat "/proc/$HOLDER/cwd/held.txt"
+probe other_root ls "/proc/$HOLDER/root/"
+probe other_signal bash -c "kill -0 $HOLDER && echo signalled"
+"#,
+            probe = probe_fn!()
+        ),
+    )
+}
+
+/// One agent reaches nothing of another project's agent running beside it: not its
+/// environment (its credentials), not its worktree through `/proc`, and (Landlock ABI 6 and
+/// later) no signal; the prober's stored text holds none of the neighbour's secret.
+async fn an_agent_reads_nothing_of_another_running_agent(db: Db) {
+    let tools = tempfile::tempdir().unwrap();
+    let marker = format!("{}", 10_000 + rand_digits());
+    let agent = neighbour_agent(tools.path(), &marker);
+    let app = TestApp::spawn_with(db, |c| {
+        c.engine.workers = 2;
+        c.engine.max_concurrent_tasks = 2;
+        c.engine.command = format!("{} {{prompt}}", agent.display());
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+    })
+    .await;
+    let (bank_repo, shop_repo) = (common::git_repo(), common::git_repo());
+    add_project(&app, "bank", bank_repo.path(), json!({})).await;
+    add_project(&app, "shop", shop_repo.path(), json!({})).await;
+    let secret = format!("bank-token-{}", common::uuid_like());
+    let credential = json!({"project": "bank", "name": "vault", "kind": "token",
+        "env_var": "BANK_TOKEN", "value": secret});
+    let stored = app
+        .post("/api/v1/credentials")
+        .json(&credential)
+        .send()
+        .await
+        .unwrap();
+    assert!(stored.status().is_success(), "{:?}", stored.text().await);
+    let holder = create_task(&app, "bank", "hold", "normal").await;
+    let pid = wait_for("the bank agent to hold its run", WAIT, || async {
+        processes_with(&format!("holder-{marker}")).first().copied()
+    })
+    .await;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&environ).contains(&secret),
+        "the holder has its credential, so the probe below can fail"
+    );
+
+    let prober = create_task(&app, "shop", "probe", "normal").await;
+    wait_status(&app, prober, &["done", "failed"]).await;
+    let text = stored_text(&app, prober).await;
+    assert!(
+        text.contains(&format!("HOLDER {pid}")),
+        "the prober found the holder: {text}"
+    );
+    let ready: Value = app.get_json("/readyz").await;
+    let abi = ready["sandbox"]["landlock_abi"].as_i64().unwrap_or(0);
+    let mut denied = vec!["other_environ", "other_cwd", "other_root"];
+    if abi >= 6 {
+        denied.push("other_signal");
+    }
+    for probe in denied {
+        assert!(
+            text.contains(&format!("PROBE {probe} DENIED")),
+            "{probe} was not denied (Landlock ABI {abi}): {text}"
+        );
+    }
+    assert!(!text.contains(&secret), "the prober's text holds the secret");
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{holder}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success());
+    wait_status(&app, holder, &["cancelled"]).await;
+}
+
+/// When the service runs as root, `engine.run_as_user` runs the agent as that user: `id`
+/// says so, it writes in its own worktree (handed to it), and the master key stays out of its
+/// reach. Needs root (CI runs as root); elsewhere it says it cannot run and passes.
+async fn agents_run_as_the_configured_user_when_the_service_is_root(db: Db) {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: engine.run_as_user cannot be exercised here");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("user nobody");
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = script(tools.path(), "agent.sh", "");
+    let app = TestApp::spawn_with(db, |c| {
+        c.engine.workers = 1;
+        c.engine.command = format!("{} {{prompt}}", agent.display());
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+        c.engine.run_as_user = "nobody".into();
+    })
+    .await;
+    let data = app.config.data_dir.clone();
+    script(
+        tools.path(),
+        "agent.sh",
+        &format!(
+            "DATA={data}\necho \"AGENT UID $(id -u)\"\n{probe}\nprobe own_worktree bash -c 'echo mine > own.txt && cat own.txt'\nprobe master_key cat \"$DATA/master.key\"\n",
+            data = data.display(),
+            probe = probe_fn!()
+        ),
+    );
+    let repo = common::git_repo();
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let id = create_task(&app, "shop", "who am i", "normal").await;
+    wait_status(&app, id, &["done", "failed"]).await;
+    let text = stored_text(&app, id).await;
+    assert!(
+        text.contains(&format!("AGENT UID {}", nobody.uid)),
+        "the agent ran as nobody: {text}"
+    );
+    assert!(text.contains("PROBE own_worktree OPEN mine"), "{text}");
+    assert!(text.contains("PROBE master_key DENIED"), "{text}");
+    let key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    assert!(!text.contains(key.trim()));
+}
+
 fn rand_digits() -> u32 {
     u32::from_str_radix(&common::uuid_like()[..6], 16).unwrap() % 80_000
 }
@@ -301,6 +452,8 @@ on_both_databases!(
     a_hostile_agent_reaches_no_secret_and_no_store,
     kill_dash_nine_of_the_service_leaves_no_agent_process,
     a_cancelled_tasks_grandchildren_die_too,
+    an_agent_reads_nothing_of_another_running_agent,
+    agents_run_as_the_configured_user_when_the_service_is_root,
 );
 
 /// Where the sandbox cannot be applied, `serve` says so at start and on `/readyz`, and no

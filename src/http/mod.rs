@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
             teams: state.teams.clone(),
             engine: state.engine.clone(),
         }))
-        .merge(crate::web::router().with_state(WebState::new(
+        .merge(crate::web::router(WebState::new(
             state.config.clone(),
             state.store.clone(),
             state.vault.clone(),

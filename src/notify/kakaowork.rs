@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::NoticeKind;
-use super::chat::{self, ClickOutcome};
+use super::chat;
 use super::message::{Message, decision_label};
 use super::post::{SendError, post};
 use crate::approvals::{Decision, LinkSigner};
@@ -227,10 +227,11 @@ pub async fn decide_click(
             Ok(decision) => Ok((id, decision)),
             Err(_) => Err(LinkError::Tampered),
         });
+    let provider = ChatProvider::Kakaowork;
     let (approval_id, outcome) = match verified {
         Ok((approval_id, decision)) => {
             let chat_click = ChatClick {
-                provider: ChatProvider::Kakaowork,
+                provider,
                 external_id: &click.user_id,
                 approval_id,
                 decision,
@@ -238,11 +239,17 @@ pub async fn decide_click(
             let outcome = chat::decide_click(store, signer, config, &chat_click).await;
             (Some(approval_id), outcome)
         }
-        Err(e @ LinkError::Expired { approval_id, .. }) => {
-            (Some(approval_id), ClickOutcome::Refused(e.to_string()))
+        Err(e) => {
+            let approval_id = match e {
+                LinkError::Expired { approval_id, .. } => Some(approval_id),
+                LinkError::Tampered => None,
+            };
+            let outcome = chat::refuse_button(store, provider, &click.user_id, &e).await;
+            (approval_id, outcome)
         }
-        Err(e) => (None, ClickOutcome::Refused(e.to_string())),
     };
+    let fallback = config.notify.kakaowork_language;
+    let language = chat::answer_language(store, provider, &click.user_id, fallback).await;
     let to = if outcome.for_clicker_only() {
         Recipient::User(click.user_id.clone())
     } else {
@@ -251,7 +258,7 @@ pub async fn decide_click(
     Answer {
         approval_id,
         to,
-        text: outcome.text(config.notify.kakaowork_language),
+        text: outcome.text(language),
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::chat::{self, ClickOutcome};
+use super::chat;
 use super::message::Message;
 use super::post::{SendError, post};
 use crate::approvals::{Decision, LinkSigner};
@@ -246,19 +246,21 @@ pub async fn decide_click(
     click: &Click,
     now: DateTime<Utc>,
 ) -> Value {
+    let provider = ChatProvider::Slack;
     let outcome = match signer.verify(&click.token, now) {
         Ok(approval_id) => {
             let chat_click = ChatClick {
-                provider: ChatProvider::Slack,
+                provider,
                 external_id: &click.user_id,
                 approval_id,
                 decision: click.decision,
             };
             chat::decide_click(store, signer, config, &chat_click).await
         }
-        Err(e) => ClickOutcome::Refused(e.to_string()),
+        Err(e) => chat::refuse_button(store, provider, &click.user_id, &e).await,
     };
-    let text = escape(&outcome.text(Language::En));
+    let language = chat::answer_language(store, provider, &click.user_id, Language::En).await;
+    let text = escape(&outcome.text(language));
     if outcome.for_clicker_only() {
         json!({"response_type": "ephemeral", "replace_original": false, "text": text})
     } else {

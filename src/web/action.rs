@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,14 +17,19 @@ use super::WebState;
 use super::i18n::Locale;
 use super::layout::PageError;
 use super::task_list::status_of;
-use super::viewer::Viewer;
+use super::viewer::{MaybeViewer, Viewer};
 use crate::error::{Error, Result};
 use crate::permissions;
 
-/// Refuses (403, in the reader's language) a request that changes something on a route
-/// `permissions::FORMS` does not declare; a declared one goes on with its `FormGuard` in
-/// the request's extensions, for [`Viewer::require_form`].
-pub async fn admit_declared_forms(mut request: Request, next: Next) -> Response {
+/// Refuses (403, in the reader's language: their chosen one when signed in, else their
+/// browser's) a request that changes something on a route `permissions::FORMS` does not
+/// declare; a declared one goes on with its `FormGuard` in the request's extensions, for
+/// [`Viewer::require_form`].
+pub async fn admit_declared_forms(
+    State(state): State<WebState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -42,7 +47,11 @@ pub async fn admit_declared_forms(mut request: Request, next: Next) -> Response 
         }
         None => {
             tracing::error!(route = ?route, "a dashboard form is not declared in permissions::FORMS");
-            let locale = Locale::choose(None, request.headers());
+            let (mut parts, _) = request.into_parts();
+            let locale = match MaybeViewer::from_request_parts(&mut parts, &state).await {
+                Ok(MaybeViewer(_, locale)) => locale,
+                Err(_) => Locale::choose(None, &parts.headers),
+            };
             PageError(Error::Forbidden(locale.t("error.undeclared_form"))).into_page(&locale)
         }
     }

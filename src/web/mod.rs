@@ -75,8 +75,8 @@ impl WebState {
     }
 }
 
-/// The pages' routes.
-pub fn router() -> Router<WebState> {
+/// The pages' routes, served with `state`.
+pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
     Router::new()
         .route("/", get(overview::show))
         .route("/tasks", get(task_list::list).post(task_list::create))
@@ -140,5 +140,9 @@ pub fn router() -> Router<WebState> {
         .merge(approval_page::router())
         .merge(sign_in::router())
         .merge(sso::router())
-        .route_layer(axum::middleware::from_fn(action::admit_declared_forms))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            action::admit_declared_forms,
+        ))
+        .with_state(state)
 }
