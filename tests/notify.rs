@@ -45,6 +45,15 @@ impl Chats {
 /// The application running pipelines with the simulator, its notifications pointed at
 /// `chats`, retrying quickly, and the secrets of the channels stored.
 async fn notify_app(db: Db, chats: &Chats, sim_flags: &str) -> TestApp {
+    notify_app_with(db, chats, sim_flags, |_| {}).await
+}
+
+async fn notify_app_with(
+    db: Db,
+    chats: &Chats,
+    sim_flags: &str,
+    adjust: impl FnOnce(&mut aiops::config::Config),
+) -> TestApp {
     let sim = common::simulator();
     let sim = sim.display();
     let (slack, kakaowork) = (chats.slack.url.clone(), chats.kakaowork.url.clone());
@@ -66,6 +75,7 @@ async fn notify_app(db: Db, chats: &Chats, sim_flags: &str) -> TestApp {
         c.notify.kakaowork_api_url = kakaowork;
         c.notify.max_attempts = 3;
         c.notify.backoff_ms = 50;
+        adjust(c);
     })
     .await;
     let hook_url = chats.slack.url_of("/services/T000/B000/XXXXXXXX");
@@ -610,7 +620,50 @@ async fn channels_are_managed_per_project(db: Db) {
     assert_eq!(bad_status.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A webhook target named by a host name that resolves inside the host (the machine's own
+/// name, which resolves to loopback here) passes the check when saved, but is refused when
+/// dialled: with private targets not allowed, the receiver gets nothing and the dead letter
+/// says why.
+async fn a_webhook_name_that_resolves_inside_is_not_dialled(db: Db) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map(|found| found.collect())
+        .unwrap_or_default();
+    if !resolved.iter().any(|a| a.ip().is_loopback()) {
+        eprintln!("{host} does not resolve to loopback ({resolved:?}); nothing to try here");
+        return;
+    }
+    let chats = Chats::start().await;
+    let repo = common::git_repo();
+    let app = notify_app_with(db, &chats, "--sim-crash-in ANALYZING", |c| {
+        c.inputs.allow_private_targets = false;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let port = reqwest::Url::parse(&chats.hooks.url).unwrap().port().unwrap();
+    let target = format!("https://{host}:{port}/inside");
+    let channel = add_channel(&app, "shop", json!({"kind": "webhook", "target": target, "credential": "hook-hmac"})).await;
+
+    let task = create_task(&app, "shop", PROMPT, "normal").await;
+    wait_status(&app, task, &["failed"]).await;
+    let dead = wait_for("the dead letter", WAIT, || async {
+        let page = app.get_json("/api/v1/notifications?status=dead").await;
+        let items = page["items"].as_array().unwrap().clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(dead[0]["channel_id"], channel);
+    let error = dead[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("resolves to 127.0.0.1"), "{error}");
+    assert!(error.contains("inputs.allow_private_targets"), "{error}");
+    assert!(!error.contains("/inside"), "no URL in the error: {error}");
+    assert!(chats.hooks.received("/inside").is_empty());
+}
+
 on_both_databases!(
+    a_webhook_name_that_resolves_inside_is_not_dialled,
     approval_request_reaches_every_channel_and_a_slack_click_decides_it,
     slack_clicks_need_a_fresh_valid_signature,
     failed_sends_are_retried_then_kept_as_dead_letters,

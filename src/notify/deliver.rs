@@ -107,18 +107,24 @@ pub struct Notifier {
     vault: Vault,
     config: Arc<Config>,
     http: reqwest::Client,
+    /// For the targets people name (webhook channels): public addresses only, no redirects.
+    targets: reqwest::Client,
     signer: LinkSigner,
 }
 
 impl Notifier {
     /// A notifier of this process.
     pub fn new(store: Store, vault: Vault, config: Arc<Config>) -> Arc<Self> {
+        let timeout = Duration::from_secs(config.notify.request_timeout_secs);
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.notify.request_timeout_secs))
+            .timeout(timeout)
             .user_agent(concat!("aiops/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client builds");
+        let targets = super::outbound::client(timeout, config.inputs.allow_private_targets);
         Arc::new(Self {
+            targets,
             signer: LinkSigner::new(&vault),
             store,
             vault,
@@ -280,7 +286,7 @@ impl Notifier {
                 .await
             }
             (ChannelKind::Webhook, Some(url)) => {
-                webhook::send(&self.http, url, &secret, due.id, &message).await
+                webhook::send(&self.targets, url, &secret, due.id, &message).await
             }
             (_, None) => Err(SendError::permanent("the channel has no target")),
         }

@@ -37,6 +37,7 @@ pub mod chat;
 mod deliver;
 pub mod kakaowork;
 pub mod message;
+mod outbound;
 mod post;
 pub mod slack;
 pub mod webhook;

@@ -31,11 +31,10 @@ pub(super) async fn post(
     request: reqwest::RequestBuilder,
     service: &str,
 ) -> Result<String, SendError> {
-    // without_url: reqwest's errors name the URL, which may be a secret (a webhook URL).
     let response = request
         .send()
         .await
-        .map_err(|e| SendError::retry(format!("{service}: {}", e.without_url())))?;
+        .map_err(|e| SendError::retry(format!("{service}: {}", without_url(e))))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if status.is_success() {
@@ -49,6 +48,20 @@ pub(super) async fn post(
     } else {
         Err(SendError::permanent(reason))
     }
+}
+
+/// What went wrong, with its causes (a refused address, a refused connection), without the
+/// URL: reqwest's errors name it, and it may be a secret (a webhook URL).
+fn without_url(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
