@@ -285,12 +285,7 @@ fn validate_repo_url(value: &str, inputs: &InputsConfig) -> Result<()> {
     if value.starts_with('-') || value.chars().any(char::is_control) {
         return invalid("must not start with '-' or contain control characters".into());
     }
-    // scp-like syntax git accepts: user@host:path, read as ssh://user@host/path.
-    let scp_like = value
-        .split_once(':')
-        .filter(|(host, path)| host.contains('@') && !host.contains('/') && !path.is_empty())
-        .map(|(host, path)| format!("ssh://{host}/{}", path.trim_start_matches('/')));
-    let url = match url::Url::parse(scp_like.as_deref().unwrap_or(value)) {
+    let url = match crate::model::target::parse_git_remote(value) {
         Ok(url) => url,
         Err(e) => return invalid(format!("is not a URL: {e}")),
     };

@@ -86,7 +86,8 @@ impl Engine {
         Arc::new(Self {
             party_watcher,
             sandbox: confine::Sandbox::new(&config),
-            worktrees: Worktrees::new(config.data_dir.clone()),
+            worktrees: Worktrees::new(config.data_dir.clone())
+                .with_private_targets(config.inputs.allow_private_targets),
             store,
             vault,
             config,

@@ -34,6 +34,16 @@ pub fn refused_host(url: &url::Url, allow_private: bool) -> Option<String> {
     })
 }
 
+/// A git remote as a URL: `https://…` and `ssh://…` as written, git's scp-like
+/// `user@host:path` read as `ssh://user@host/path`.
+pub fn parse_git_remote(value: &str) -> Result<url::Url, url::ParseError> {
+    let scp_like = value
+        .split_once(':')
+        .filter(|(host, path)| host.contains('@') && !host.contains('/') && !path.is_empty())
+        .map(|(host, path)| format!("ssh://{host}/{}", path.trim_start_matches('/')));
+    url::Url::parse(scp_like.as_deref().unwrap_or(value))
+}
+
 /// True for an address inside the host or its network: loopback, link-local (cloud metadata
 /// services), private, shared (CGNAT) and unique-local ranges.
 pub fn is_internal(ip: IpAddr) -> bool {

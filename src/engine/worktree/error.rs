@@ -58,6 +58,11 @@ pub enum WorktreeError {
         dir: PathBuf,
         stderr: String,
     },
+    /// The repository's host resolves only to addresses inside this host's networks.
+    #[error(
+        "the repository's host {host} resolves to {addresses}, a loopback, link-local or private address; set inputs.allow_private_targets to allow it"
+    )]
+    InternalHost { host: String, addresses: String },
     /// Git refused for a reason that retrying will not fix.
     #[error("`{command}` in {} failed: {stderr}; fix what git names, then run the task again", .dir.display())]
     Git {
@@ -89,6 +94,7 @@ impl WorktreeError {
             | Self::PathTaken { .. }
             | Self::ForeignPath { .. }
             | Self::Git { .. }
+            | Self::InternalHost { .. }
             | Self::GitMissing(_) => false,
         }
     }

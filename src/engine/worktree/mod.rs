@@ -51,10 +51,19 @@ pub struct RepoSpec {
 #[derive(Debug)]
 pub struct Worktrees {
     data_dir: PathBuf,
+    /// Whether a `repo_url` may resolve to a loopback, link-local or private address.
+    allow_private: bool,
     repo_locks: Mutex<HashMap<PathBuf, Arc<AsyncMutex<()>>>>,
 }
 
 impl Worktrees {
+    /// This manager, refusing (`allowed` false) to clone or fetch a `repo_url` whose host
+    /// resolves only to loopback, link-local or private addresses (`inputs.allow_private_targets`).
+    pub fn with_private_targets(mut self, allowed: bool) -> Self {
+        self.allow_private = allowed;
+        self
+    }
+
     /// A manager keeping clones in `<data_dir>/repos` and worktrees in `<data_dir>/worktrees`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
@@ -62,6 +71,7 @@ impl Worktrees {
         let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
         Self {
             data_dir,
+            allow_private: true,
             repo_locks: Mutex::default(),
         }
     }

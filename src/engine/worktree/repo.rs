@@ -30,6 +30,9 @@ impl Worktrees {
         let Some(url) = &spec.repo_url else {
             return Err(WorktreeError::NoRepository(spec.project.clone()));
         };
+        if !self.allow_private {
+            refuse_internal_host(url).await?;
+        }
         let repos = self.data_dir.join("repos");
         create_dir_all(&repos).await?;
         let repo = repos.join(&spec.project);
@@ -151,4 +154,36 @@ async fn clone_into(repos: &Path, project: &str, url: &str) -> Result<(), Worktr
     tokio::fs::rename(&staging, &target)
         .await
         .map_err(|error| io_error(format!("move the new clone to {}", target.display()), error))
+}
+
+/// Errs when `url`'s host resolves only to loopback, link-local or private addresses: the
+/// API checked the URL as written when it was saved; this checks what its name means now,
+/// right before git dials it. A name that does not resolve is left to git to report.
+async fn refuse_internal_host(url: &str) -> Result<(), WorktreeError> {
+    let Some(host) = host_of(url) else {
+        return Ok(());
+    };
+    let Ok(found) = tokio::net::lookup_host((host.as_str(), 0)).await else {
+        return Ok(());
+    };
+    let found: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
+    if found.is_empty() || !found.iter().all(|ip| crate::model::target::is_internal(*ip)) {
+        return Ok(());
+    }
+    let addresses: Vec<String> = found.iter().map(ToString::to_string).collect();
+    Err(WorktreeError::InternalHost {
+        host,
+        addresses: addresses.join(", "),
+    })
+}
+
+/// The host of a remote URL git accepts: `https://…`, `ssh://…` or scp-like `user@host:path`;
+/// None for a `file://` URL (a local repository, checked against `inputs.local_roots`).
+pub(super) fn host_of(url: &str) -> Option<String> {
+    if url.starts_with("file://") {
+        return None;
+    }
+    let parsed = crate::model::target::parse_git_remote(url).ok()?;
+    let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    Some(host.to_owned())
 }

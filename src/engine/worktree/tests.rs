@@ -584,3 +584,41 @@ async fn project_names_that_leave_the_data_directory_are_refused() {
         );
     }
 }
+
+/// With private targets not allowed, a `repo_url` whose name resolves to loopback is refused
+/// before git runs (not retryable, naming the address); allowed, git is asked and reports
+/// the refused connection.
+#[tokio::test]
+async fn a_repo_host_that_resolves_inside_is_refused_unless_allowed() {
+    let root = scratch_dir();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let spec = url_spec(&format!("https://localhost:{port}/acme/shop.git"));
+
+    let strict = Worktrees::new(root.path().join("strict")).with_private_targets(false);
+    let error = strict.prepare(&spec).await.unwrap_err();
+    assert!(
+        matches!(error, WorktreeError::InternalHost { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("resolves to 127.0.0.1"), "{error}");
+    assert!(!error.is_retryable());
+
+    let lan = Worktrees::new(root.path().join("lan"));
+    let error = lan.prepare(&spec).await.unwrap_err();
+    assert!(matches!(error, WorktreeError::Network { .. }), "{error}");
+}
+
+#[test]
+fn the_host_of_each_remote_form() {
+    for (url, host) in [
+        ("https://github.com/acme/shop.git", Some("github.com")),
+        ("ssh://git@gitlab.example:2222/acme/shop.git", Some("gitlab.example")),
+        ("git@github.com:acme/shop.git", Some("github.com")),
+        ("https://[::1]/x.git", Some("::1")),
+        ("file:///srv/git/shop.git", None),
+    ] {
+        assert_eq!(super::repo::host_of(url).as_deref(), host, "{url}");
+    }
+}
