@@ -80,6 +80,9 @@ probe data_dir ls "$DATA"
 probe other_worktree cat "$OTHER/secret.txt"
 probe service_environ cat "/proc/$SERVICE/environ"
 probe postgres bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432 && echo connected'
+probe unix_socket /usr/bin/python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print("connected")' "$SOCKET"
+probe postgres_socket psql -h /var/run/postgresql -U postgres -d postgres -Atc "select 'reached'"
+probe socket_pair /usr/bin/python3 -c 'import socket; a,b=socket.socketpair(); a.send(b"paired"); print(b.recv(6).decode())'
 probe allowed_port bash -c "exec 3<>/dev/tcp/127.0.0.1/$ALLOWED && echo connected"
 probe own_worktree bash -c 'echo mine > own.txt && cat own.txt'
 probe system_read head -c 20 /etc/passwd
@@ -107,6 +110,13 @@ async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
     })
     .await;
     let data = app.config.data_dir.clone();
+    // A Unix socket outside the agent's paths, listening (a local service's, say).
+    let socket_path = tools.path().join("service.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "the Unix socket probe needs /usr/bin/python3"
+    );
     let other = data.join("worktrees/shop/999999");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("secret.txt"), &other_secret).unwrap();
@@ -118,10 +128,11 @@ async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
         tools.path(),
         "agent.sh",
         &format!(
-            "DATA={data}\nOTHER={other}\nSERVICE={pid}\nALLOWED={allowed_port}\n{PROBES}",
+            "DATA={data}\nOTHER={other}\nSERVICE={pid}\nALLOWED={allowed_port}\nSOCKET={socket}\n{PROBES}",
             data = data.display(),
             other = other.display(),
             pid = std::process::id(),
+            socket = socket_path.display(),
         ),
     );
 
@@ -138,14 +149,19 @@ async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
     let id = create_task(&app, "shop", "probe", "normal").await;
     wait_status(&app, id, &["done", "failed"]).await;
     let text = stored_text(&app, id).await;
-    for denied in [
+    let mut denied = vec![
         "master_key",
         "database",
         "data_dir",
         "other_worktree",
         "service_environ",
         "postgres",
-    ] {
+        "unix_socket",
+    ];
+    if Path::new("/var/run/postgresql/.s.PGSQL.5432").exists() {
+        denied.push("postgres_socket");
+    }
+    for denied in denied {
         assert!(
             text.contains(&format!("PROBE {denied} DENIED")),
             "{denied} was not denied: {text}"
@@ -155,6 +171,7 @@ async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
         "allowed_port OPEN connected",
         "own_worktree OPEN mine",
         "system_read OPEN root",
+        "socket_pair OPEN paired",
     ] {
         assert!(
             text.contains(&format!("PROBE {open}")),

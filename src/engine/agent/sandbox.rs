@@ -189,3 +189,38 @@ pub fn restrict_self(ruleset: RulesetCreated) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The seccomp filter every confined agent gets beside its Landlock rules: creating a Unix
+/// socket (`socket(AF_UNIX, …)`) fails with EACCES, since Landlock below ABI 9 does not
+/// stop connecting to a socket file by path (PostgreSQL's, a container engine's); so does
+/// `io_uring_setup`, since io_uring could create sockets past the filter (runtimes fall back
+/// to plain system calls). Socket pairs and pipes stay allowed.
+pub fn socket_filter() -> Result<seccompiler::BpfProgram, String> {
+    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
+    use seccompiler::{SeccompFilter, SeccompRule};
+    let unix = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::AF_UNIX as u64,
+    )
+    .and_then(|condition| SeccompRule::new(vec![condition]))
+    .map_err(|e| format!("cannot build the socket rule: {e}"))?;
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("no seccomp filter for this architecture: {e}"))?;
+    let rules = [
+        (libc::SYS_socket, vec![unix]),
+        (libc::SYS_io_uring_setup, vec![]),
+    ];
+    let filter = SeccompFilter::new(
+        rules.into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+        arch,
+    )
+    .map_err(|e| format!("cannot build the seccomp filter: {e}"))?;
+    filter
+        .try_into()
+        .map_err(|e| format!("cannot compile the seccomp filter: {e}"))
+}

@@ -19,7 +19,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid, setgid, setgroups, setuid};
 
-use super::sandbox::{Confinement, restrict_self};
+use super::sandbox::{self, Confinement, restrict_self};
 
 /// The hidden subcommand's name.
 pub const SUBCOMMAND: &str = "agent-shim";
@@ -94,6 +94,10 @@ fn handled_signals() -> SigSet {
 /// Starts the agent with the shim's stdio, environment and directory, confined.
 fn spawn_agent(confinement: &Confinement, argv: &[OsString]) -> Result<Pid, String> {
     let mut ruleset = confinement.rules.as_ref().map(|r| r.build()).transpose()?;
+    let filter = match &ruleset {
+        Some(_) => Some(sandbox::socket_filter()?),
+        None => None,
+    };
     let user = confinement.user;
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]);
@@ -110,6 +114,9 @@ fn spawn_agent(confinement: &Confinement, argv: &[OsString]) -> Result<Pid, Stri
             }
             if let Some(ruleset) = ruleset.take() {
                 restrict_self(ruleset)?;
+            }
+            if let Some(filter) = &filter {
+                seccompiler::apply_filter(filter).map_err(std::io::Error::other)?;
             }
             Ok(())
         });
