@@ -58,29 +58,29 @@ FROM (
 ) AS k;
 
 -- Adds `weight` times (1: counted, -1: taken out) the figures of task `of_task`'s ticket
--- `of_ticket`, or of all its tickets when `of_ticket` is NULL.
+-- `of_ticket` (none when it is no agent's ticket). PL/pgSQL keeps the two statements' plans
+-- for the session (an SQL function would plan them again on every call).
 CREATE FUNCTION agent_rollup_add(weight INTEGER, of_task BIGINT, of_ticket TEXT) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO agent_rollups AS r (day, project_id, agent, tickets, done, blocked, failed,
         reopened, failed_or_reopened)
-    SELECT day, project_id, agent, weight * COUNT(*), weight * SUM(done), weight * SUM(blocked),
-        weight * SUM(failed), weight * SUM(reopened), weight * SUM(failed_or_reopened)
-    FROM agent_ticket_figures
-    WHERE task_id = of_task AND (of_ticket IS NULL OR ticket_id = of_ticket)
-    GROUP BY day, project_id, agent
+    SELECT f.day, f.project_id, f.agent, weight, weight * f.done, weight * f.blocked,
+        weight * f.failed, weight * f.reopened, weight * f.failed_or_reopened
+    FROM agent_ticket_figures f
+    WHERE f.task_id = of_task AND f.ticket_id = of_ticket
     ON CONFLICT (day, project_id, agent) DO UPDATE SET
         tickets = r.tickets + excluded.tickets, done = r.done + excluded.done,
         blocked = r.blocked + excluded.blocked, failed = r.failed + excluded.failed,
         reopened = r.reopened + excluded.reopened,
         failed_or_reopened = r.failed_or_reopened + excluded.failed_or_reopened;
     INSERT INTO agent_time_counts AS h (day, project_id, agent, lower_ms, tickets)
-    SELECT day, project_id, agent, lower_ms, weight * COUNT(*)
-    FROM agent_ticket_figures
-    WHERE task_id = of_task AND (of_ticket IS NULL OR ticket_id = of_ticket)
-        AND lower_ms IS NOT NULL
-    GROUP BY day, project_id, agent, lower_ms
+    SELECT f.day, f.project_id, f.agent, f.lower_ms, weight
+    FROM agent_ticket_figures f
+    WHERE f.task_id = of_task AND f.ticket_id = of_ticket AND f.lower_ms IS NOT NULL
     ON CONFLICT (day, project_id, agent, lower_ms) DO UPDATE SET
         tickets = h.tickets + excluded.tickets;
+END
 $$;
 
 -- A ticket: counted when stored; taken out before a change of what it counts as (or its
@@ -124,10 +124,10 @@ CREATE FUNCTION tasks_agent_rollup() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_WHEN = 'AFTER' THEN
-        PERFORM agent_rollup_add(1, NEW.id, NULL);
+        PERFORM agent_rollup_add(1, k.task_id, k.ticket_id) FROM tickets k WHERE k.task_id = NEW.id;
         RETURN NULL;
     END IF;
-    PERFORM agent_rollup_add(-1, OLD.id, NULL);
+    PERFORM agent_rollup_add(-1, k.task_id, k.ticket_id) FROM tickets k WHERE k.task_id = OLD.id;
     RETURN NEW;
 END
 $$;

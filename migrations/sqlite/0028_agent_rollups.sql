@@ -60,7 +60,7 @@ FROM (
 );
 
 -- Writing a row here adds `weight` times (1: counted, -1: taken out) the figures of task
--- `task_id`'s ticket `ticket_id`, or of all its tickets when `ticket_id` is NULL.
+-- `task_id`'s ticket `ticket_id` (none when it is no agent's ticket).
 CREATE VIEW agent_rollup_changes AS
 SELECT 0 AS weight, task_id, ticket_id FROM tickets WHERE 0;
 
@@ -68,23 +68,19 @@ CREATE TRIGGER agent_rollup_changes_apply INSTEAD OF INSERT ON agent_rollup_chan
 BEGIN
     INSERT INTO agent_rollups (day, project_id, agent, tickets, done, blocked, failed, reopened,
         failed_or_reopened)
-    SELECT day, project_id, agent, NEW.weight * COUNT(*), NEW.weight * SUM(done),
-        NEW.weight * SUM(blocked), NEW.weight * SUM(failed), NEW.weight * SUM(reopened),
-        NEW.weight * SUM(failed_or_reopened)
+    SELECT day, project_id, agent, NEW.weight, NEW.weight * done, NEW.weight * blocked,
+        NEW.weight * failed, NEW.weight * reopened, NEW.weight * failed_or_reopened
     FROM agent_ticket_figures
-    WHERE task_id = NEW.task_id AND (NEW.ticket_id IS NULL OR ticket_id = NEW.ticket_id)
-    GROUP BY day, project_id, agent
+    WHERE task_id = NEW.task_id AND ticket_id = NEW.ticket_id
     ON CONFLICT (day, project_id, agent) DO UPDATE SET
         tickets = tickets + excluded.tickets, done = done + excluded.done,
         blocked = blocked + excluded.blocked, failed = failed + excluded.failed,
         reopened = reopened + excluded.reopened,
         failed_or_reopened = failed_or_reopened + excluded.failed_or_reopened;
     INSERT INTO agent_time_counts (day, project_id, agent, lower_ms, tickets)
-    SELECT day, project_id, agent, lower_ms, NEW.weight * COUNT(*)
+    SELECT day, project_id, agent, lower_ms, NEW.weight
     FROM agent_ticket_figures
-    WHERE task_id = NEW.task_id AND (NEW.ticket_id IS NULL OR ticket_id = NEW.ticket_id)
-        AND lower_ms IS NOT NULL
-    GROUP BY day, project_id, agent, lower_ms
+    WHERE task_id = NEW.task_id AND ticket_id = NEW.ticket_id AND lower_ms IS NOT NULL
     ON CONFLICT (day, project_id, agent, lower_ms) DO UPDATE SET tickets = tickets + excluded.tickets;
 END;
 
@@ -125,13 +121,15 @@ CREATE TRIGGER tasks_agent_rollup_before_update BEFORE UPDATE OF status ON tasks
 WHEN (OLD.status IN ('failed', 'rolled_back', 'budget_exceeded'))
     IS NOT (NEW.status IN ('failed', 'rolled_back', 'budget_exceeded'))
 BEGIN
-    INSERT INTO agent_rollup_changes (weight, task_id, ticket_id) VALUES (-1, OLD.id, NULL);
+    INSERT INTO agent_rollup_changes (weight, task_id, ticket_id)
+    SELECT -1, task_id, ticket_id FROM tickets WHERE task_id = OLD.id;
 END;
 CREATE TRIGGER tasks_agent_rollup_after_update AFTER UPDATE OF status ON tasks
 WHEN (OLD.status IN ('failed', 'rolled_back', 'budget_exceeded'))
     IS NOT (NEW.status IN ('failed', 'rolled_back', 'budget_exceeded'))
 BEGIN
-    INSERT INTO agent_rollup_changes (weight, task_id, ticket_id) VALUES (1, NEW.id, NULL);
+    INSERT INTO agent_rollup_changes (weight, task_id, ticket_id)
+    SELECT 1, task_id, ticket_id FROM tickets WHERE task_id = NEW.id;
 END;
 
 -- A ticket's first reopen (an upsert that finds its row only counts up: skipped), a changed
