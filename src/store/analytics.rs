@@ -9,25 +9,24 @@
 //! rollups: the nearest-rank value (rank ⌈p·n/100⌉ of the n values) is read as the lower
 //! bound of the histogram bucket holding it, so it is never above the true value and less
 //! than 9.1 % below it (exact under 10 ms and for values that are bounds: 30 s, 45 s, 2 min,
-//! …; see `duration_buckets` in the migration). The agents' figures are read from the
-//! tickets themselves (their opened and done times, migration 0024, down the index on the
-//! opening time) with exact percentiles from window functions. Every query is limited to the
-//! projects in the caller's scope.
+//! …; see `duration_buckets` in the migration). The agents' figures come the same way from
+//! the agent rollups (migration 0028: per UTC day of opening, project and agent, kept by
+//! triggers on tickets, tasks and reopens), the whole range as one bucket. Every query is
+//! limited to the projects in the caller's scope.
 
 use chrono::{DateTime, Utc};
 
-use super::{Backend, Store};
+use super::Store;
 use crate::error::Result;
 use crate::model::{
-    AgentSums, AnalyticsQuery, ApprovalSums, GroupBy, Priority, ProjectScope, TaskCost, TaskStatus,
-    TaskSums,
+    AgentSums, AnalyticsQuery, ApprovalSums, Bucket, GroupBy, Priority, ProjectScope, TaskCost,
+    TaskStatus, TaskSums,
 };
 
 /// One value a query binds.
 enum Bind {
     Time(DateTime<Utc>),
     Number(i64),
-    Text(String),
 }
 
 /// The values a query binds, in the order its SQL numbers them (`$1`, `$2`, …).
@@ -50,7 +49,6 @@ macro_rules! bind_all {
             query = match value {
                 Bind::Time(time) => query.bind(*time),
                 Bind::Number(number) => query.bind(*number),
-                Bind::Text(text) => query.bind(text.as_str()),
             };
         }
         query
@@ -157,14 +155,10 @@ fn rollup_from(table: &str, alias: &str, range: &RollupRange) -> String {
 }
 
 /// The CTEs ending in `percentiles(b, grp, p50, p90)`: the 50th and 90th
-/// nearest-rank percentiles per bucket and group of the histogram `table` (its counts in
-/// column `count`), each as the lower bound of the histogram bucket holding that rank.
-fn histogram_percentiles(
-    table: &str,
-    count: &str,
-    query: &AnalyticsQuery,
-    range: &RollupRange,
-) -> String {
+/// nearest-rank percentiles per bucket and group (the SQL expression `group` over the
+/// histogram row `h` and its project `p`) of the histogram `table` (its counts in column
+/// `count`), each as the lower bound of the histogram bucket holding that rank.
+fn histogram_percentiles(table: &str, count: &str, group: &str, range: &RollupRange) -> String {
     format!(
         "histogram AS (
             SELECT d.b, {group} AS grp, h.lower_ms, CAST(SUM(h.{count}) AS INTEGER) AS c
@@ -185,7 +179,6 @@ fn histogram_percentiles(
                 MIN(CASE WHEN up_to >= (n * 90 + 99) / 100 THEN lower_ms END) AS p90
             FROM reached GROUP BY b, grp
          )",
-        group = group_sql(query.group_by, "h"),
         from = rollup_from(table, "h", range),
     )
 }
@@ -230,7 +223,12 @@ impl Store {
             buckets = range.buckets,
             group = group_sql(query.group_by, "r"),
             from = rollup_from("task_rollups", "r", &range),
-            percentiles = histogram_percentiles("task_duration_counts", "tasks", query, &range),
+            percentiles = histogram_percentiles(
+                "task_duration_counts",
+                "tasks",
+                &group_sql(query.group_by, "h"),
+                &range,
+            ),
         ));
         Ok(
             with_pool!(self, pool => bind_all!(sqlx::query_as(sql), range.binds)
@@ -272,7 +270,12 @@ impl Store {
             buckets = range.buckets,
             group = group_sql(query.group_by, "r"),
             from = rollup_from("approval_rollups", "r", &range),
-            percentiles = histogram_percentiles("approval_wait_counts", "approvals", query, &range),
+            percentiles = histogram_percentiles(
+                "approval_wait_counts",
+                "approvals",
+                &group_sql(query.group_by, "h"),
+                &range,
+            ),
         ));
         Ok(
             with_pool!(self, pool => bind_all!(sqlx::query_as(sql), range.binds)
@@ -320,77 +323,47 @@ impl Store {
     /// Per agent (a ticket's assignee), the tickets opened in the range of `query` in its
     /// scope and what became of them: done, blocked, failed (not done when its task ended
     /// failed, rolled back or over budget), reopened (at least once), failed or reopened,
-    /// and exact nearest-rank percentiles of opened to done over the done ones.
+    /// and nearest-rank percentiles of opened to done over the done ones, read from the
+    /// agent rollups (migration 0028) over the whole range as one bucket.
     pub async fn agent_sums(&self, query: &AnalyticsQuery) -> Result<Vec<AgentSums>> {
         let (Some(first), Some(last)) = (query.buckets.first(), query.buckets.last()) else {
             return Ok(Vec::new());
         };
-        let mut binds = Binds::default();
-        let from = binds.push(Bind::Time(first.start));
-        let to = binds.push(Bind::Time(last.end));
-        let Some(scope) = scope_list(&query.scope, &mut binds) else {
+        let whole = AnalyticsQuery {
+            buckets: vec![Bucket {
+                start: first.start,
+                end: last.end,
+            }],
+            ..query.clone()
+        };
+        let Some(range) = rollup_range(&whole) else {
             return Ok(Vec::new());
         };
-        let ended: Vec<String> = [
-            TaskStatus::Failed,
-            TaskStatus::RolledBack,
-            TaskStatus::BudgetExceeded,
-        ]
-        .into_iter()
-        .map(|status| binds.push(Bind::Text(status.to_string())))
-        .collect();
-        let took = match self.backend() {
-            Backend::Sqlite => {
-                "CAST(ROUND((julianday(k.done_at) - julianday(k.opened_at)) * 86400000.0) AS INTEGER)"
-            }
-            Backend::Postgres => {
-                "CAST(ROUND(EXTRACT(EPOCH FROM (k.done_at - k.opened_at)) * 1000) AS BIGINT)"
-            }
-        };
         let sql = sqlx::AssertSqlSafe(format!(
-            "WITH opened AS (
-                SELECT k.assignee AS agent,
-                    CASE WHEN k.status = 'DONE' THEN 1 ELSE 0 END AS done,
-                    CASE WHEN k.status = 'BLOCKED' THEN 1 ELSE 0 END AS blocked,
-                    CASE WHEN COALESCE(k.status, '') <> 'DONE' AND t.status IN ({ended})
-                        THEN 1 ELSE 0 END AS failed,
-                    CASE WHEN COALESCE(r.reopened, 0) > 0 THEN 1 ELSE 0 END AS reopened,
-                    CASE WHEN k.status = 'DONE' AND k.done_at IS NOT NULL THEN {took} END AS took_ms
-                FROM tickets k
-                JOIN tasks t ON t.id = k.task_id
-                LEFT JOIN ticket_reopens r ON r.task_id = k.task_id AND r.ticket_id = k.ticket_id
-                WHERE k.assignee IS NOT NULL AND k.opened_at >= {from} AND k.opened_at < {to}{scope}
-             ),
+            "{buckets},
              sums AS (
-                SELECT agent, COUNT(*) AS tickets, SUM(done) AS done, SUM(blocked) AS blocked,
-                    SUM(failed) AS failed, SUM(reopened) AS reopened,
-                    SUM(CASE WHEN failed + reopened > 0 THEN 1 ELSE 0 END) AS failed_or_reopened
-                FROM opened GROUP BY agent
+                SELECT d.b, r.agent AS grp, SUM(r.tickets) AS tickets, SUM(r.done) AS done,
+                    SUM(r.blocked) AS blocked, SUM(r.failed) AS failed,
+                    SUM(r.reopened) AS reopened, SUM(r.failed_or_reopened) AS failed_or_reopened
+                {from}
+                GROUP BY d.b, r.agent
+                HAVING SUM(r.tickets) > 0
              ),
-             ranked AS (
-                SELECT agent, CASE WHEN took_ms < 0 THEN 0 ELSE took_ms END AS took_ms,
-                    ROW_NUMBER() OVER (PARTITION BY agent ORDER BY took_ms) AS up_to,
-                    COUNT(*) OVER (PARTITION BY agent) AS n
-                FROM opened WHERE took_ms IS NOT NULL
-             ),
-             percentiles AS (
-                SELECT agent,
-                    MIN(CASE WHEN up_to >= (n * 50 + 99) / 100 THEN took_ms END) AS p50,
-                    MIN(CASE WHEN up_to >= (n * 90 + 99) / 100 THEN took_ms END) AS p90
-                FROM ranked GROUP BY agent
-             )
-             SELECT s.agent, CAST(s.tickets AS BIGINT) AS tickets, CAST(s.done AS BIGINT) AS done,
-                CAST(s.blocked AS BIGINT) AS blocked, CAST(s.failed AS BIGINT) AS failed,
-                CAST(s.reopened AS BIGINT) AS reopened,
+             {percentiles}
+             SELECT s.grp AS agent, CAST(s.tickets AS BIGINT) AS tickets,
+                CAST(s.done AS BIGINT) AS done, CAST(s.blocked AS BIGINT) AS blocked,
+                CAST(s.failed AS BIGINT) AS failed, CAST(s.reopened AS BIGINT) AS reopened,
                 CAST(s.failed_or_reopened AS BIGINT) AS failed_or_reopened,
                 CAST(pc.p50 AS BIGINT) AS time_p50_ms, CAST(pc.p90 AS BIGINT) AS time_p90_ms
-             FROM sums s LEFT JOIN percentiles pc ON pc.agent = s.agent
-             ORDER BY s.agent",
-            ended = ended.join(", "),
-            scope = scope_filter("t", &scope),
+             FROM sums s
+             LEFT JOIN percentiles pc ON pc.b = s.b AND pc.grp = s.grp
+             ORDER BY s.grp",
+            buckets = range.buckets,
+            from = rollup_from("agent_rollups", "r", &range),
+            percentiles = histogram_percentiles("agent_time_counts", "tickets", "h.agent", &range),
         ));
         Ok(
-            with_pool!(self, pool => bind_all!(sqlx::query_as(sql), binds)
+            with_pool!(self, pool => bind_all!(sqlx::query_as(sql), range.binds)
             .fetch_all(pool)
             .await)?,
         )
