@@ -457,7 +457,7 @@ async fn main() {
         None
     };
     let mut summary = Vec::new();
-    for backend in backends.split(',') {
+    for backend in backends.split(',').filter(|b| !b.is_empty()) {
         let (name, floor) = floor_of(backend, &admin_url, floor_commits).await;
         summary.push(format!("{name}: one-row commits {floor:.0}/s"));
         if let Some(ceiling) = ceiling {
