@@ -385,9 +385,8 @@ impl Store {
     /// What a GitHub delivery from `repository`, sent by `sender`, needs before its write, in
     /// one round trip: the project, the sealed secrets that may sign it (the project's
     /// webhook secrets and the global credential `app_secret`), the project's enabled GitHub
-    /// rules and the user linked to `sender`. The same rows as `project_by_github_repo`,
-    /// `sealed_project_credentials_of_kind`, `sealed_global_credential`,
-    /// `github_routing_rules` and `user_by_github_login` answer one by one.
+    /// rules and the user linked to `sender` (GitHub names ignore case). Read at every
+    /// delivery, so a change made anywhere counts at the next one.
     pub async fn github_delivery_context(
         &self,
         repository: Option<&str>,
