@@ -11,7 +11,10 @@
 //! `BENCH_CONCURRENCY` (32), `BENCH_WEBHOOK_CONCURRENCY` (64), `BENCH_REQUESTS` (4000 per phase),
 //! `BENCH_FLOOR_COMMITS` (2000), `AIOPS_TEST_DATABASE_URL`
 //! (postgres://postgres@127.0.0.1:5432/test; scratch databases are created and dropped),
-//! `BENCH_BACKENDS` (sqlite,postgres), `BENCH_GROUP_COMMIT` (on,off).
+//! `BENCH_BACKENDS` (sqlite,postgres), `BENCH_GROUP_COMMIT` (on,off), `BENCH_PHASES`
+//! (tasks,deliveries,storm), `BENCH_CEILING` (0; 1
+//! first measures the same signed deliveries against a route that only verifies the HMAC and
+//! answers 202, without a store: what this machine and its client can do at most).
 
 mod common;
 use common::env_or;
@@ -22,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aiops::config::Config;
+use axum::http::StatusCode;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 struct Phase {
@@ -145,17 +149,96 @@ async fn commit_floor(url: &str, commits: usize) -> f64 {
     commits as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The phases against a fresh application on `database_url`, with group commit on or off;
-/// the signed deliveries' requests per second.
-async fn bench_backend(
-    backend: &str,
+/// Signed `issues.opened` deliveries to `{base}/webhooks/github`, each a new delivery id and
+/// issue number, at `concurrency`; a request counts when it is answered 202.
+async fn delivery_phase(
+    client: reqwest::Client,
+    base: String,
+    requests: usize,
+    concurrency: usize,
+) -> Phase {
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/github/issues.opened.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    run_phase("POST /webhooks/github", requests, concurrency, move |i| {
+        let (c, b) = (client.clone(), base.clone());
+        let mut payload = template.clone();
+        payload["repository"]["full_name"] = serde_json::json!("acme/bench");
+        payload["issue"]["number"] = serde_json::json!(i + 1);
+        let body = serde_json::to_vec(&payload).unwrap();
+        async move {
+            c.post(format!("{b}/webhooks/github"))
+                .header("X-GitHub-Event", "issues")
+                .header("X-GitHub-Delivery", format!("bench-{i}"))
+                .header(
+                    "X-Hub-Signature-256",
+                    aiops::signing::sign_sha256(WEBHOOK_SECRET.as_bytes(), &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 202)
+        }
+    })
+    .await
+}
+
+/// The most this machine and its client can do: the same signed deliveries against a
+/// minimal route that only reads the body, verifies the signature and answers 202 — no
+/// store, no routing. Prints its row; its requests per second.
+async fn hmac_ceiling(requests: usize, concurrency: usize) -> f64 {
+    async fn verify_only(headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if aiops::signing::verify_sha256_signature(WEBHOOK_SECRET.as_bytes(), &body, signature) {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::UNAUTHORIZED
+        }
+    }
+    let router = axum::Router::new().route("/webhooks/github", axum::routing::post(verify_only));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let mut phase = delivery_phase(client, base, requests, concurrency).await;
+    phase.name = "POST /webhooks/github (HMAC only, no store)";
+    phase.report("none", "-", concurrency)
+}
+
+/// What the phases are run with, from the environment.
+struct Load {
+    concurrency: usize,
+    webhook_concurrency: usize,
+    requests: usize,
+    /// The phases to run, of `tasks` (POST and GET), `deliveries` and `storm`.
+    phases: String,
+}
+
+impl Load {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.split(',').any(|p| p == phase)
+    }
+}
+
+/// A fresh application on `database_url` with the bench's project and credentials, serving on
+/// loopback: a client, its base URL and the admin token.
+async fn start_app(
     database_url: String,
     data_dir: &std::path::Path,
-    concurrency: usize,
-    requests: usize,
+    load: &Load,
     group_commit: bool,
-) -> f64 {
-    let grouped = if group_commit { "on" } else { "off" };
+) -> (reqwest::Client, String, String) {
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
         database_url,
@@ -188,7 +271,7 @@ async fn bench_backend(
         std::future::pending(),
     ));
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(load.concurrency.max(load.webhook_concurrency))
         .build()
         .unwrap();
     let created = client
@@ -217,8 +300,53 @@ async fn bench_backend(
             .unwrap();
         assert!(created.status().is_success());
     }
+    (client, base, token)
+}
 
-    let (c, b, t) = (client.clone(), base.clone(), token.clone());
+/// The phases against a fresh application on `database_url`, with group commit on or off;
+/// the signed deliveries' requests per second, when they ran.
+async fn bench_backend(
+    backend: &str,
+    database_url: String,
+    data_dir: &std::path::Path,
+    load: &Load,
+    group_commit: bool,
+) -> Option<f64> {
+    let grouped = if group_commit { "on" } else { "off" };
+    let (client, base, token) = start_app(database_url, data_dir, load, group_commit).await;
+    if load.runs("tasks") {
+        task_phases(&client, &base, &token, load, (backend, grouped)).await;
+    }
+    let delivered = if load.runs("deliveries") {
+        let concurrency = load.webhook_concurrency;
+        let mut deliveries =
+            delivery_phase(client.clone(), base.clone(), load.requests, concurrency).await;
+        Some(deliveries.report(backend, grouped, concurrency))
+    } else {
+        None
+    };
+    if load.runs("storm") {
+        let storm = storm_phase(&client, &base).await;
+        println!(
+            "| {backend} | {grouped} | alert storm: 10,000 alerts / 50 fingerprints | 16 | 200 requests | wall {:.2} s | | | {} |",
+            storm.wall.as_secs_f64(),
+            storm.errors
+        );
+    }
+    delivered
+}
+
+/// `POST /api/v1/tasks`, then `GET /api/v1/tasks/{id}`, each printed as a row of `row`
+/// (store, group commit).
+async fn task_phases(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    load: &Load,
+    row: (&str, &str),
+) {
+    let (requests, concurrency) = (load.requests, load.concurrency);
+    let (c, b, t) = (client.clone(), base.to_string(), token.to_string());
     let mut post = run_phase("POST /api/v1/tasks", requests, concurrency, move |i| {
         let (c, b, t) = (c.clone(), b.clone(), t.clone());
         async move {
@@ -231,8 +359,8 @@ async fn bench_backend(
         }
     })
     .await;
-    post.report(backend, grouped, concurrency);
-    let (c, b, t) = (client.clone(), base.clone(), token.clone());
+    post.report(row.0, row.1, concurrency);
+    let (c, b, t) = (client.clone(), base.to_string(), token.to_string());
     let mut get = run_phase("GET /api/v1/tasks/{id}", requests, concurrency, move |i| {
         let (c, b, t) = (c.clone(), b.clone(), t.clone());
         async move {
@@ -244,47 +372,11 @@ async fn bench_backend(
         }
     })
     .await;
-    get.report(backend, grouped, concurrency);
+    get.report(row.0, row.1, concurrency);
+}
 
-    let webhook_concurrency: usize = env_or("BENCH_WEBHOOK_CONCURRENCY", 64);
-    let template: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/github/issues.opened.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let (c, b) = (client.clone(), base.clone());
-    let mut deliveries = run_phase(
-        "POST /webhooks/github",
-        requests,
-        webhook_concurrency,
-        move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            let mut payload = template.clone();
-            payload["repository"]["full_name"] = serde_json::json!("acme/bench");
-            payload["issue"]["number"] = serde_json::json!(i + 1);
-            let body = serde_json::to_vec(&payload).unwrap();
-            async move {
-                c.post(format!("{b}/webhooks/github"))
-                    .header("X-GitHub-Event", "issues")
-                    .header("X-GitHub-Delivery", format!("bench-{i}"))
-                    .header(
-                        "X-Hub-Signature-256",
-                        aiops::signing::sign_sha256(WEBHOOK_SECRET.as_bytes(), &body),
-                    )
-                    .body(body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 202)
-            }
-        },
-    )
-    .await;
-    let delivered = deliveries.report(backend, grouped, webhook_concurrency);
-
-    // Alert storm: 10,000 alerts over 50 fingerprints, 200 notifications of 50, 16 at a time.
+/// Alert storm: 10,000 alerts over 50 fingerprints, 200 notifications of 50, 16 at a time.
+async fn storm_phase(client: &reqwest::Client, base: &str) -> Phase {
     let alert_template: serde_json::Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -293,8 +385,8 @@ async fn bench_backend(
         .unwrap(),
     )
     .unwrap();
-    let (c, b) = (client.clone(), base.clone());
-    let storm = run_phase("alert storm (200 x 50 alerts)", 200, 16, move |batch| {
+    let (c, b) = (client.clone(), base.to_string());
+    run_phase("alert storm (200 x 50 alerts)", 200, 16, move |batch| {
         let (c, b) = (c.clone(), b.clone());
         let mut body = alert_template.clone();
         let one = alert_template["alerts"][0].clone();
@@ -317,19 +409,39 @@ async fn bench_backend(
                 .is_ok_and(|r| r.status() == 202)
         }
     })
-    .await;
-    println!(
-        "| {backend} | {grouped} | alert storm: 10,000 alerts / 50 fingerprints | 16 | 200 requests | wall {:.2} s | | | {} |",
-        storm.wall.as_secs_f64(),
-        storm.errors
-    );
-    delivered
+    .await
+}
+
+/// One-row commits per second of `backend` (sqlite or postgres) and its display name.
+async fn floor_of(backend: &str, admin_url: &str, commits: usize) -> (&'static str, f64) {
+    match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("floor.db").display()
+            );
+            ("SQLite", commit_floor(&url, commits).await)
+        }
+        "postgres" => {
+            let scratch = format!("aiops_bench_floor_{}", std::process::id());
+            let url = common::scratch_pg(admin_url, &scratch).await;
+            let floor = commit_floor(&url, commits).await;
+            drop_pg(admin_url, &scratch).await;
+            ("PostgreSQL", floor)
+        }
+        other => panic!("unknown backend {other}; use sqlite or postgres"),
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
-    let requests: usize = env_or("BENCH_REQUESTS", 4000);
+    let load = Load {
+        concurrency: env_or("BENCH_CONCURRENCY", 32),
+        webhook_concurrency: env_or("BENCH_WEBHOOK_CONCURRENCY", 64),
+        requests: env_or("BENCH_REQUESTS", 4000),
+        phases: env_or("BENCH_PHASES", "tasks,deliveries,storm".to_string()),
+    };
     let floor_commits: usize = env_or("BENCH_FLOOR_COMMITS", 2000);
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_string());
     let modes: String = env_or("BENCH_GROUP_COMMIT", "on,off".to_string());
@@ -339,26 +451,21 @@ async fn main() {
         "| store | group commit | request | concurrency | requests | req/s | p50 ms | p99 ms | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let ceiling = if env_or("BENCH_CEILING", 0) == 1 {
+        Some(hmac_ceiling(load.requests, load.webhook_concurrency).await)
+    } else {
+        None
+    };
     let mut summary = Vec::new();
-    for backend in backends.split(',') {
-        let (name, floor) = match backend {
-            "sqlite" => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("floor.db").display()
-                );
-                ("SQLite", commit_floor(&url, floor_commits).await)
-            }
-            "postgres" => {
-                let scratch = format!("aiops_bench_floor_{}", std::process::id());
-                let url = common::scratch_pg(&admin_url, &scratch).await;
-                let floor = commit_floor(&url, floor_commits).await;
-                drop_pg(&admin_url, &scratch).await;
-                ("PostgreSQL", floor)
-            }
-            other => panic!("unknown backend {other}; use sqlite or postgres"),
-        };
+    for backend in backends.split(',').filter(|b| !b.is_empty()) {
+        let (name, floor) = floor_of(backend, &admin_url, floor_commits).await;
+        summary.push(format!("{name}: one-row commits {floor:.0}/s"));
+        if let Some(ceiling) = ceiling {
+            summary.push(format!(
+                "{name}: HMAC-only ceiling {ceiling:.0}/s = {:.2} x the floor",
+                ceiling / floor
+            ));
+        }
         for mode in modes.split(',') {
             let dir = tempfile::tempdir().unwrap();
             let scratch = format!("aiops_bench_{}", std::process::id());
@@ -369,15 +476,16 @@ async fn main() {
                 ),
                 _ => common::scratch_pg(&admin_url, &scratch).await,
             };
-            let delivered =
-                bench_backend(name, url, dir.path(), concurrency, requests, mode == "on").await;
+            let delivered = bench_backend(name, url, dir.path(), &load, mode == "on").await;
             if backend == "postgres" {
                 drop_pg(&admin_url, &scratch).await;
             }
-            summary.push(format!(
-                "{name}: one-row commits {floor:.0}/s; signed deliveries with group commit {mode}: {delivered:.0}/s = {:.2} x the floor",
-                delivered / floor
-            ));
+            if let Some(delivered) = delivered {
+                summary.push(format!(
+                    "{name}: signed deliveries with group commit {mode}: {delivered:.0}/s = {:.2} x the floor",
+                    delivered / floor
+                ));
+            }
         }
     }
     println!();

@@ -280,19 +280,10 @@ pub async fn reveal_global(store: &Store, vault: &Vault, name: &str) -> Result<O
     }
 }
 
-/// The values of a project's credentials of one kind (e.g. its webhook secrets).
-pub async fn reveal_project_kind(
-    store: &Store,
-    vault: &Vault,
-    project_id: i64,
-    kind: CredentialKind,
-) -> Result<Vec<String>> {
-    store
-        .sealed_project_credentials_of_kind(project_id, kind)
-        .await?
-        .iter()
-        .map(|row| open_sealed(vault, row))
-        .collect()
+/// The values of sealed credentials read with something else (a GitHub delivery's signing
+/// secrets, read with its routing), for verifying an inbound request only.
+pub fn reveal_sealed(vault: &Vault, rows: &[SealedCredential]) -> Result<Vec<String>> {
+    rows.iter().map(|row| open_sealed(vault, row)).collect()
 }
 
 /// A project's credential by name, else the global one of that name.

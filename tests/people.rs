@@ -193,7 +193,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             repository: None,
             payload: json!({"zen": "hi"}),
         };
-        let id = aiops::store::deliveries::insert_received(&mut tx, &new)
+        let payload = serde_json::value::to_raw_value(&new.payload).unwrap();
+        let id = aiops::store::deliveries::insert_received(&mut tx, &new, &payload)
             .await
             .unwrap()
             .unwrap();

@@ -523,15 +523,32 @@ async fn audit_appends_and_filters(db: Db) {
     assert_eq!(before.len(), 2);
 }
 
+/// The names of the GitHub rules a delivery from `repository` is routed by, in order.
+async fn github_rules_of(store: &Store, repository: &str) -> Vec<String> {
+    let context = store
+        .github_delivery_context(Some(repository), "github-app-webhook", "nobody")
+        .await
+        .unwrap();
+    context.rules.into_iter().map(|r| r.name).collect()
+}
+
 async fn routing_rules_in_routing_order(db: Db) {
     let fresh = FreshDb::new(db).await;
     let store = fresh.store().await;
+    let on_github = |name: &str| NewProject {
+        github_repo: Some(format!("acme/{name}")),
+        ..project(name)
+    };
     let shop = store
-        .insert_project(&project("shop").into_spec(&common::test_inputs()).unwrap())
+        .insert_project(&on_github("shop").into_spec(&common::test_inputs()).unwrap())
         .await
         .unwrap();
     let hello = store
-        .insert_project(&project("hello").into_spec(&common::test_inputs()).unwrap())
+        .insert_project(
+            &on_github("hello")
+                .into_spec(&common::test_inputs())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let rule = |body: serde_json::Value| {
@@ -568,9 +585,8 @@ async fn routing_rules_in_routing_order(db: Db) {
             .await
             .unwrap();
     }
-    let shop_rules = store.github_routing_rules(shop.id).await.unwrap();
     assert_eq!(
-        shop_rules.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+        github_rules_of(&store, "Acme/Shop").await,
         ["z-shop-first", "a-shop", "b-everywhere"],
         "the project's and everyone's enabled rules, by position then name"
     );
@@ -593,9 +609,8 @@ async fn routing_rules_in_routing_order(db: Db) {
         .await
         .unwrap();
     assert_eq!(moved.spec.project(), Some("hello"));
-    let hello_rules = store.github_routing_rules(hello.id).await.unwrap();
     assert_eq!(
-        hello_rules.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+        github_rules_of(&store, "acme/hello").await,
         ["hello-only", "a-shop", "b-everywhere"]
     );
     assert!(matches!(
@@ -617,6 +632,115 @@ async fn routing_rules_in_routing_order(db: Db) {
     assert_eq!(left, ["hello-only", "a-shop", "b-everywhere"]);
 }
 
+async fn a_github_delivery_context_holds_what_routing_reads(db: Db) {
+    let fresh = FreshDb::new(db).await;
+    let store = fresh.store().await;
+    let config = aiops::config::Config::default();
+    let (vault, _, _) = aiops::server::open_vault(&fresh.config(), &store, true)
+        .await
+        .unwrap();
+    for (name, github_repo) in [("shop", "acme/shop"), ("blog", "acme/blog")] {
+        let new = NewProject {
+            github_repo: Some(github_repo.into()),
+            ..project(name)
+        };
+        store
+            .insert_project(&new.into_spec(&common::test_inputs()).unwrap())
+            .await
+            .unwrap();
+    }
+    let app_secret = config.github.app_secret_credential.clone();
+    for (project, name, kind, value) in [
+        (
+            Some("shop"),
+            "hook-b",
+            CredentialKind::WebhookSecret,
+            "shop-b",
+        ),
+        (
+            Some("shop"),
+            "hook-a",
+            CredentialKind::WebhookSecret,
+            "shop-a",
+        ),
+        (
+            Some("shop"),
+            "deploy",
+            CredentialKind::Token,
+            "not-a-signer",
+        ),
+        (Some("blog"), "hook", CredentialKind::WebhookSecret, "blog"),
+        (
+            None,
+            app_secret.as_str(),
+            CredentialKind::WebhookSecret,
+            "app",
+        ),
+        (None, "other", CredentialKind::WebhookSecret, "other"),
+    ] {
+        let new = NewCredential {
+            project: project.map(str::to_string),
+            name: name.into(),
+            kind,
+            env_var: None,
+            value: value.into(),
+        };
+        credentials::store_credential(&store, &vault, &config, &Principal::cli(), new, false)
+            .await
+            .unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    let octo = aiops::store::users::insert(
+        &mut tx,
+        &aiops::store::users::NewUser {
+            kind: aiops::model::PrincipalKind::User,
+            login: "octo",
+            display_name: "Octo",
+            email: None,
+            github_login: Some("Octocat"),
+            global_role: aiops::model::GlobalRole::Member,
+            password_hash: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let shop = store
+        .github_delivery_context(Some("ACME/shop"), &app_secret, "octocat")
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.project_id,
+        Some(store.project("shop").await.unwrap().id)
+    );
+    let secrets = credentials::reveal_sealed(&vault, &shop.secrets).unwrap();
+    assert_eq!(
+        secrets,
+        ["app", "shop-a", "shop-b"],
+        "the project's webhook secrets and the App's, by name"
+    );
+    assert_eq!(shop.sender, Some(octo), "GitHub logins ignore case");
+
+    let unknown = store
+        .github_delivery_context(Some("acme/unknown"), &app_secret, "someone")
+        .await
+        .unwrap();
+    assert_eq!(unknown.project_id, None);
+    let secrets = credentials::reveal_sealed(&vault, &unknown.secrets).unwrap();
+    assert_eq!(
+        secrets,
+        ["app"],
+        "only the App's secret signs for the unregistered"
+    );
+    assert_eq!(unknown.sender, None);
+    let none = store
+        .github_delivery_context(None, "no-such-credential", "?")
+        .await
+        .unwrap();
+    assert!(none.project_id.is_none() && none.secrets.is_empty() && none.rules.is_empty());
+}
+
 on_both_databases!(
     migrations_are_current_and_idempotent,
     projects_round_trip,
@@ -626,4 +750,5 @@ on_both_databases!(
     credentials_scope_and_reveal,
     audit_appends_and_filters,
     routing_rules_in_routing_order,
+    a_github_delivery_context_holds_what_routing_reads,
 );

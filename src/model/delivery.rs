@@ -79,3 +79,19 @@ pub struct OpenAlertGroup {
     pub task_id: i64,
     pub task_status: TaskStatus,
 }
+
+/// What a GitHub delivery's signature check and routing read about its repository and its
+/// sender, in one query before its write.
+#[derive(Debug, Clone, Default)]
+pub struct GithubDeliveryContext {
+    /// The project registered for the repository (the first by id).
+    pub project_id: Option<i64>,
+    /// The secrets that may sign it, sealed: the project's webhook secrets and the GitHub
+    /// App's global one.
+    pub secrets: Vec<super::SealedCredential>,
+    /// The enabled GitHub rules of the project and those for every project, in the order
+    /// routing tries them.
+    pub rules: Vec<super::GithubRuleSpec>,
+    /// The user linked to the sender's GitHub login.
+    pub sender: Option<i64>,
+}

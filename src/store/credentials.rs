@@ -253,20 +253,4 @@ impl Store {
             .await)?;
         Ok(row.map(unseal_row))
     }
-
-    /// A project's sealed credentials of one kind, by name.
-    pub async fn sealed_project_credentials_of_kind(
-        &self,
-        project_id: i64,
-        kind: CredentialKind,
-    ) -> Result<Vec<SealedCredential>> {
-        let rows: Vec<SealedRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, project_id, name, env_var, ciphertext, nonce FROM credentials
-             WHERE project_id = $1 AND kind = $2 ORDER BY name")
-            .bind(project_id)
-            .bind(kind)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows.into_iter().map(unseal_row).collect())
-    }
 }

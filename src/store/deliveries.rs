@@ -1,14 +1,17 @@
-//! Queries on `deliveries`, `alert_groups` and `github_replies`. The writes take the
-//! caller's transaction: an inbound event and the task it creates are stored together
-//! (`triggers::intake`), so an accepted delivery is never lost and never makes two tasks.
+//! Queries on `deliveries`, `alert_groups` and `github_replies`, and the one read a GitHub
+//! delivery makes before its write. The writes take the caller's transaction: an inbound
+//! event and the task it creates are stored together (`triggers::intake`), so an accepted
+//! delivery is never lost and never makes two tasks.
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use sqlx::types::Json;
 
 use super::{Backend, Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApprovalStatus, Delivery, DeliveryStatus, NewDelivery, OpenAlertGroup, TaskStatus, sql_list,
+    ApprovalStatus, CredentialKind, Delivery, DeliveryStatus, GithubDeliveryContext, NewDelivery,
+    OpenAlertGroup, RoutingRuleSpec, Sealed, SealedCredential, TaskStatus, sql_list,
 };
 
 /// Key space of the PostgreSQL advisory locks that serialise one alert fingerprint.
@@ -18,8 +21,13 @@ const DELIVERY_SELECT: &str =
     "SELECT id, source, delivery_id, event, action, repository, received_at,
     outcome, reason, task_id FROM deliveries";
 
-/// Records a delivery as received inside `tx`; None when its delivery id was seen before.
-pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Option<i64>> {
+/// Records a delivery as received inside `tx`, with `payload`, its payload as JSON text;
+/// None when its delivery id was seen before.
+pub async fn insert_received(
+    tx: &mut Tx,
+    delivery: &NewDelivery,
+    payload: &RawValue,
+) -> Result<Option<i64>> {
     Ok(with_tx!(tx, conn => sqlx::query_scalar(
         "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -31,7 +39,7 @@ pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Opti
         .bind(&delivery.repository)
         .bind(Utc::now())
         .bind(DeliveryStatus::Received)
-        .bind(Json(&delivery.payload))
+        .bind(Json(payload))
         .fetch_optional(&mut *conn)
         .await)?)
 }
@@ -328,5 +336,89 @@ impl Store {
             .bind(task_id)
             .fetch_optional(pool)
             .await)?)
+    }
+}
+
+/// A row of [`Store::github_delivery_context`]: which part it is, and that part's columns.
+type ContextRow = (
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Json<RoutingRuleSpec>>,
+    Option<i64>,
+);
+
+/// Everything [`Store::github_delivery_context`] reads, in one statement: the project of the
+/// repository `$1`, its credentials of kind `$2` and the global credential named `$3`, the
+/// enabled GitHub rules (its own and those for every project), and the user whose GitHub
+/// login is `$4`. The first part names its columns' types, which PostgreSQL needs to unite
+/// the parts (SQLite takes any type name and keeps the NULL).
+const GITHUB_DELIVERY_CONTEXT: &str = "
+    WITH project AS (
+        SELECT id FROM projects WHERE LOWER(github_repo) = LOWER($1) ORDER BY id LIMIT 1
+    )
+    SELECT 'project' AS part, id, CAST(NULL AS BIGINT) AS project_id, CAST(NULL AS TEXT) AS name,
+           CAST(NULL AS TEXT) AS env_var, CAST(NULL AS BYTEA) AS ciphertext,
+           CAST(NULL AS BYTEA) AS nonce, CAST(NULL AS JSONB) AS definition,
+           CAST(NULL AS BIGINT) AS position
+      FROM project
+    UNION ALL
+    SELECT 'secret', id, project_id, name, env_var, ciphertext, nonce, NULL, NULL
+      FROM credentials
+     WHERE (project_id = (SELECT id FROM project) AND kind = $2)
+        OR (project_id IS NULL AND name = $3)
+    UNION ALL
+    SELECT 'rule', id, project_id, name, NULL, NULL, NULL, definition, position
+      FROM routing_rules
+     WHERE kind = 'github' AND enabled
+       AND (project_id IS NULL OR project_id = (SELECT id FROM project))
+    UNION ALL
+    SELECT 'sender', MIN(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM principals WHERE LOWER(github_login) = LOWER($4)
+    ORDER BY part, position, name";
+
+impl Store {
+    /// What a GitHub delivery from `repository`, sent by `sender`, needs before its write, in
+    /// one round trip: the project, the sealed secrets that may sign it (the project's
+    /// webhook secrets and the global credential `app_secret`), the project's enabled GitHub
+    /// rules and the user linked to `sender` (GitHub names ignore case). Read at every
+    /// delivery, so a change made anywhere counts at the next one.
+    pub async fn github_delivery_context(
+        &self,
+        repository: Option<&str>,
+        app_secret: &str,
+        sender: &str,
+    ) -> Result<GithubDeliveryContext> {
+        let rows: Vec<ContextRow> = with_pool!(self, pool => sqlx::query_as(GITHUB_DELIVERY_CONTEXT)
+            .bind(repository)
+            .bind(CredentialKind::WebhookSecret)
+            .bind(app_secret)
+            .bind(sender)
+            .fetch_all(pool)
+            .await)?;
+        let mut context = GithubDeliveryContext::default();
+        for (part, id, project_id, name, env_var, ciphertext, nonce, definition, _) in rows {
+            match (part.as_str(), definition) {
+                ("project", _) => context.project_id = id,
+                ("sender", _) => context.sender = id,
+                ("rule", Some(Json(RoutingRuleSpec::Github(rule)))) => context.rules.push(rule),
+                ("secret", _) => context.secrets.push(SealedCredential {
+                    id: id.unwrap_or_default(),
+                    project_id,
+                    name: name.unwrap_or_default(),
+                    env_var: env_var.unwrap_or_default(),
+                    sealed: Sealed {
+                        ciphertext: ciphertext.unwrap_or_default(),
+                        nonce: nonce.unwrap_or_default(),
+                    },
+                }),
+                _ => {}
+            }
+        }
+        Ok(context)
     }
 }

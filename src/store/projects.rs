@@ -114,14 +114,3 @@ impl Store {
         Ok(())
     }
 }
-
-impl Store {
-    /// The project registered for a GitHub `owner/repo` (case-insensitive, as GitHub is).
-    pub async fn project_by_github_repo(&self, repo: &str) -> Result<Option<Project>> {
-        Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT * FROM projects WHERE LOWER(github_repo) = LOWER($1) ORDER BY id LIMIT 1")
-            .bind(repo)
-            .fetch_optional(pool)
-            .await)?)
-    }
-}

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 
 use super::{ConstraintExt, Store};
 use crate::error::{Error, Result};
-use crate::model::{AlertRuleSpec, GithubRuleSpec, Origin, RoutingRule, RoutingRuleSpec};
+use crate::model::{AlertRuleSpec, Origin, RoutingRule, RoutingRuleSpec};
 
 const RULE_SELECT: &str =
     "SELECT id, definition, origin, file, created_at, updated_at FROM routing_rules";
@@ -100,25 +100,6 @@ impl Store {
     pub async fn list_routing_rules(&self) -> Result<Vec<RoutingRule>> {
         let sql = sqlx::AssertSqlSafe(format!("{RULE_SELECT} ORDER BY kind, position, name"));
         Ok(with_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
-    }
-
-    /// The enabled GitHub rules for a project's repository (its own and those for every
-    /// project), in the order routing tries them.
-    pub async fn github_routing_rules(&self, project_id: i64) -> Result<Vec<GithubRuleSpec>> {
-        let rules: Vec<Json<RoutingRuleSpec>> = with_pool!(self, pool => sqlx::query_scalar(
-            "SELECT definition FROM routing_rules
-             WHERE kind = 'github' AND enabled AND (project_id IS NULL OR project_id = $1)
-             ORDER BY position, name")
-            .bind(project_id)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rules
-            .into_iter()
-            .filter_map(|rule| match rule.0 {
-                RoutingRuleSpec::Github(rule) => Some(rule),
-                RoutingRuleSpec::Alert(_) => None,
-            })
-            .collect())
     }
 
     /// The enabled alert rules, in the order routing tries them.

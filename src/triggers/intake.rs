@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::alerts::{self, AlertOccurrence};
@@ -13,7 +14,7 @@ use crate::config::{AlertAuth, AlertRule, AlertSource, Config};
 use crate::credentials;
 use crate::error::{Error, Result};
 use crate::model::{
-    AlertEffect, CredentialKind, DeliveryOutcome, DeliveryStatus, NewDelivery, NewEvent, Project,
+    AlertEffect, DeliveryOutcome, DeliveryStatus, GithubDeliveryContext, NewDelivery, NewEvent,
     Source, TaskSpec, TaskStatus,
 };
 use crate::signing;
@@ -39,10 +40,14 @@ pub async fn record_delivery(
     ignored: Option<String>,
 ) -> Result<DeliveryOutcome> {
     let source = delivery.source.clone();
+    // Serialized here, beside the request, so the shared transaction does not wait for it.
+    let payload = serde_json::value::to_raw_value(&delivery.payload)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?;
     let outcome = store
         .write_grouped(move |tx| {
             Box::pin(async move {
-                write_delivery(tx, &delivery, task.as_ref(), ignored.as_deref()).await
+                let task = task.as_ref();
+                write_delivery(tx, &delivery, &payload, task, ignored.as_deref()).await
             })
         })
         .await?;
@@ -54,10 +59,11 @@ pub async fn record_delivery(
 async fn write_delivery(
     tx: &mut Tx,
     delivery: &NewDelivery,
+    payload: &RawValue,
     task: Option<&TaskSpec>,
     ignored: Option<&str>,
 ) -> Result<DeliveryOutcome> {
-    let Some(id) = store::deliveries::insert_received(tx, delivery).await? else {
+    let Some(id) = store::deliveries::insert_received(tx, delivery, payload).await? else {
         let (id, original) =
             store::deliveries::insert_duplicate(tx, delivery, DUPLICATE_REASON).await?;
         return Ok(DeliveryOutcome {
@@ -211,11 +217,8 @@ pub async fn receive_github(
     let repository = payload["repository"]["full_name"]
         .as_str()
         .map(str::to_string);
-    let project = match &repository {
-        Some(repo) => intake.store.project_by_github_repo(repo).await?,
-        None => None,
-    };
-    check_github_signature(intake, project.as_ref(), repository.as_deref(), request).await?;
+    let context = github_context(intake, repository.as_deref(), &payload).await?;
+    check_github_signature(intake.vault, &context, repository.as_deref(), request)?;
     let delivery = NewDelivery {
         source: Source::Github.as_str().into(),
         delivery_id: request.delivery_id.to_string(),
@@ -231,28 +234,34 @@ pub async fn receive_github(
             id: outcome.id,
         }));
     }
-    let outcome = route_github_delivery(intake, delivery, project.as_ref()).await?;
+    let outcome = route_github_delivery(intake, delivery, &context).await?;
     Ok(GithubReceipt::Delivered(outcome))
+}
+
+/// What the delivery's signature check and routing need to know about `repository` and the
+/// payload's sender, read in one query.
+async fn github_context(
+    intake: Intake<'_>,
+    repository: Option<&str>,
+    payload: &Value,
+) -> Result<GithubDeliveryContext> {
+    let sender = payload["sender"]["login"].as_str().unwrap_or("?");
+    let app_secret = &intake.config.github.app_secret_credential;
+    intake
+        .store
+        .github_delivery_context(repository, app_secret, sender)
+        .await
 }
 
 /// Refuses a delivery unless its signature matches one of the secrets that may sign it:
 /// the project's webhook secrets and the GitHub App's.
-async fn check_github_signature(
-    intake: Intake<'_>,
-    project: Option<&Project>,
+fn check_github_signature(
+    vault: &Vault,
+    context: &GithubDeliveryContext,
     repository: Option<&str>,
     request: GithubRequest<'_>,
 ) -> Result<()> {
-    let (store, vault) = (intake.store, intake.vault);
-    let mut secrets = Vec::new();
-    if let Some(project) = project {
-        let kind = CredentialKind::WebhookSecret;
-        secrets.extend(credentials::reveal_project_kind(store, vault, project.id, kind).await?);
-    }
-    let app_secret = &intake.config.github.app_secret_credential;
-    if let Some(app_secret) = credentials::reveal_global(store, vault, app_secret).await? {
-        secrets.push(app_secret);
-    }
+    let secrets = credentials::reveal_sealed(vault, &context.secrets)?;
     if secrets.is_empty() {
         return Err(Error::Unauthorized(format!(
             "no webhook secret is configured for {}; store one as a webhook_secret credential",
@@ -285,10 +294,7 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
             "only stored GitHub deliveries (not duplicates) can be replayed",
         ));
     }
-    let project = match &original.repository {
-        Some(repo) => intake.store.project_by_github_repo(repo).await?,
-        None => None,
-    };
+    let context = github_context(intake, original.repository.as_deref(), &payload).await?;
     let delivery = NewDelivery {
         source: original.source.clone(),
         delivery_id: format!("{}#replay-{}", original.delivery_id, ulid::Ulid::generate()),
@@ -297,7 +303,7 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
         repository: original.repository.clone(),
         payload,
     };
-    route_github_delivery(intake, delivery, project.as_ref()).await
+    route_github_delivery(intake, delivery, &context).await
 }
 
 /// Routes a GitHub delivery by the project's rules and `[github]`, and stores it (with its
@@ -305,9 +311,9 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
 async fn route_github_delivery(
     intake: Intake<'_>,
     delivery: NewDelivery,
-    project: Option<&Project>,
+    context: &GithubDeliveryContext,
 ) -> Result<DeliveryOutcome> {
-    let Some(project) = project else {
+    let Some(project_id) = context.project_id else {
         let reason = format!(
             "repository {} is not registered (no project has github_repo set to it)",
             delivery.repository.as_deref().unwrap_or("(none)")
@@ -316,10 +322,8 @@ async fn route_github_delivery(
     };
     let config = intake.config;
     let defaults = github::Triggers::from_config(&config.github, &config.tasks.default_team);
-    let rules: Vec<github::Triggers> = intake
-        .store
-        .github_routing_rules(project.id)
-        .await?
+    let rules: Vec<github::Triggers> = context
+        .rules
         .iter()
         .map(|rule| github::Triggers::from_rule(rule, &defaults))
         .collect();
@@ -336,11 +340,8 @@ async fn route_github_delivery(
         }
         Routing::Task(request) => {
             let sender = delivery.payload["sender"]["login"].as_str().unwrap_or("?");
-            // A sender linked to a user (by `github_login`) is who asked: the audit log and
-            // the project's self-approval rule know them.
-            let requested_by = intake.store.user_by_github_login(sender).await?;
             let spec = TaskSpec {
-                project_id: project.id,
+                project_id,
                 team: request.team,
                 prompt: request.prompt,
                 source: Source::Github,
@@ -348,7 +349,9 @@ async fn route_github_delivery(
                 dedup_key: Some(request.dedup_key),
                 source_ref: request.source_ref,
                 created_by: format!("github:{sender}"),
-                requested_by,
+                // A sender linked to a user (by `github_login`) is who asked: the audit log
+                // and the project's self-approval rule know them.
+                requested_by: context.sender,
             };
             record_delivery(intake.store, delivery, Some(spec), None).await
         }
