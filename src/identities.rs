@@ -13,7 +13,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::approvals::{self, Decider, Decision, DecisionRequest, LinkSigner};
-use crate::signing::LinkError;
 use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -22,6 +21,7 @@ use crate::model::{
     Scopes, UserStatus, Via,
 };
 use crate::permissions::{self, On, Permission};
+use crate::signing::LinkError;
 use crate::store::{self, Store};
 
 /// How long a link offered in chat stays usable.

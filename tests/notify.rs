@@ -642,9 +642,17 @@ async fn a_webhook_name_that_resolves_inside_is_not_dialled(db: Db) {
     })
     .await;
     add_project(&app, "shop", repo.path(), json!({})).await;
-    let port = reqwest::Url::parse(&chats.hooks.url).unwrap().port().unwrap();
+    let port = reqwest::Url::parse(&chats.hooks.url)
+        .unwrap()
+        .port()
+        .unwrap();
     let target = format!("https://{host}:{port}/inside");
-    let channel = add_channel(&app, "shop", json!({"kind": "webhook", "target": target, "credential": "hook-hmac"})).await;
+    let channel = add_channel(
+        &app,
+        "shop",
+        json!({"kind": "webhook", "target": target, "credential": "hook-hmac"}),
+    )
+    .await;
 
     let task = create_task(&app, "shop", PROMPT, "normal").await;
     wait_status(&app, task, &["failed"]).await;

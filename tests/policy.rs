@@ -371,7 +371,10 @@ async fn slack_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert!(text.starts_with("결정되지 않았습니다"), "{text}");
     assert!(text.contains("approver 역할이 필요"), "{text}");
     let unchosen = Preferences::default();
-    app.store.set_preferences(minji_id, &unchosen).await.unwrap();
+    app.store
+        .set_preferences(minji_id, &unchosen)
+        .await
+        .unwrap();
 
     // As an approver, her click decides, under her login.
     users::grant(&app.store, "minji-kim", Some("shop"), ProjectRole::Approver)
@@ -506,7 +509,10 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 2).await;
     assert_eq!(told["conversation_id"], 92603);
     assert!(
-        told["text"].as_str().unwrap().contains("approver 역할이 필요"),
+        told["text"]
+            .as_str()
+            .unwrap()
+            .contains("approver 역할이 필요"),
         "{told}"
     );
     assert_eq!(status().await, "pending");

@@ -405,7 +405,10 @@ async fn an_agent_reads_nothing_of_another_running_agent(db: Db) {
             "{probe} was not denied (Landlock ABI {abi}): {text}"
         );
     }
-    assert!(!text.contains(&secret), "the prober's text holds the secret");
+    assert!(
+        !text.contains(&secret),
+        "the prober's text holds the secret"
+    );
     let cancelled = app
         .post(&format!("/api/v1/tasks/{holder}/cancel"))
         .send()
@@ -423,7 +426,9 @@ async fn agents_run_as_the_configured_user_when_the_service_is_root(db: Db) {
         eprintln!("not root: engine.run_as_user cannot be exercised here");
         return;
     }
-    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("user nobody");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody");
     let tools = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let agent = script(tools.path(), "agent.sh", "");

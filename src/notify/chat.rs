@@ -99,7 +99,9 @@ impl ClickOutcome {
                 approval.id, approval.task_id
             ),
             ClickOutcome::Decided(approval, decision) => decided_text(approval, *decision, ko),
-            ClickOutcome::Stale(why) if ko => format!("결정되지 않았습니다: 이미 끝난 요청입니다 ({why})."),
+            ClickOutcome::Stale(why) if ko => {
+                format!("결정되지 않았습니다: 이미 끝난 요청입니다 ({why}).")
+            }
             ClickOutcome::Stale(why) => format!("Nothing was decided: {why}."),
             ClickOutcome::Refused(refusal) if ko => {
                 format!("결정되지 않았습니다: {}.", refusal_ko(refusal))
@@ -120,8 +122,12 @@ fn decided_text(approval: &ApprovalRecord, decision: Decision, ko: bool) -> Stri
         (Decision::Revise, false) => {
             format!("Sent back for revision by {who} (approval {id} of task {task}).")
         }
-        (Decision::Approve, true) => format!("{who} 님이 승인했습니다 (작업 {task}의 승인 요청 {id})."),
-        (Decision::Reject, true) => format!("{who} 님이 반려했습니다 (작업 {task}의 승인 요청 {id})."),
+        (Decision::Approve, true) => {
+            format!("{who} 님이 승인했습니다 (작업 {task}의 승인 요청 {id}).")
+        }
+        (Decision::Reject, true) => {
+            format!("{who} 님이 반려했습니다 (작업 {task}의 승인 요청 {id}).")
+        }
         (Decision::Revise, true) => {
             format!("{who} 님이 수정을 요청했습니다 (작업 {task}의 승인 요청 {id}).")
         }
@@ -156,7 +162,9 @@ fn refusal_ko(refusal: &ChatRefusal) -> String {
         ChatRefusal::Unlinked { url } => format!(
             "채팅 계정이 aiops 사용자와 연결되어 있지 않습니다. aiops에 로그인한 뒤 {LINK_TTL_MINUTES}분 안에 {url} 을 열어 연결하고 다시 누르세요"
         ),
-        ChatRefusal::Disabled { login } => format!("aiops 사용자 {login} 은(는) 비활성화되어 있습니다"),
+        ChatRefusal::Disabled { login } => {
+            format!("aiops 사용자 {login} 은(는) 비활성화되어 있습니다")
+        }
         ChatRefusal::Role { needed } => format!(
             "이 프로젝트의 승인을 결정하려면 {needed} 역할이 필요한데, 연결된 aiops 사용자에게 그 역할이 없습니다"
         ),

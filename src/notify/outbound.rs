@@ -34,9 +34,8 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public = public_only(&found);
             if public.is_empty() {
                 let addresses: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
@@ -119,7 +118,10 @@ mod tests {
             .iter()
             .map(|a| a.parse().unwrap())
             .collect();
-        assert_eq!(public_only(&found), vec!["93.184.215.14:0".parse().unwrap()]);
+        assert_eq!(
+            public_only(&found),
+            vec!["93.184.215.14:0".parse().unwrap()]
+        );
     }
 
     fn error_chain(error: &dyn std::error::Error) -> String {

@@ -167,7 +167,11 @@ async fn refuse_internal_host(url: &str) -> Result<(), WorktreeError> {
         return Ok(());
     };
     let found: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
-    if found.is_empty() || !found.iter().all(|ip| crate::model::target::is_internal(*ip)) {
+    if found.is_empty()
+        || !found
+            .iter()
+            .all(|ip| crate::model::target::is_internal(*ip))
+    {
         return Ok(());
     }
     let addresses: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -184,6 +188,9 @@ pub(super) fn host_of(url: &str) -> Option<String> {
         return None;
     }
     let parsed = crate::model::target::parse_git_remote(url).ok()?;
-    let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let host = parsed
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     Some(host.to_owned())
 }

@@ -602,7 +602,10 @@ async fn a_repo_host_that_resolves_inside_is_refused_unless_allowed() {
         matches!(error, WorktreeError::InternalHost { .. }),
         "{error}"
     );
-    assert!(error.to_string().contains("resolves to 127.0.0.1"), "{error}");
+    assert!(
+        error.to_string().contains("resolves to 127.0.0.1"),
+        "{error}"
+    );
     assert!(!error.is_retryable());
 
     let lan = Worktrees::new(root.path().join("lan"));
@@ -614,7 +617,10 @@ async fn a_repo_host_that_resolves_inside_is_refused_unless_allowed() {
 fn the_host_of_each_remote_form() {
     for (url, host) in [
         ("https://github.com/acme/shop.git", Some("github.com")),
-        ("ssh://git@gitlab.example:2222/acme/shop.git", Some("gitlab.example")),
+        (
+            "ssh://git@gitlab.example:2222/acme/shop.git",
+            Some("gitlab.example"),
+        ),
         ("git@github.com:acme/shop.git", Some("github.com")),
         ("https://[::1]/x.git", Some("::1")),
         ("file:///srv/git/shop.git", None),
