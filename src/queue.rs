@@ -3,16 +3,18 @@
 //! (notifications) are two queues, so a notification never waits behind an hour-long
 //! pipeline for a worker.
 //!
-//! Owns how jobs are claimed and handed to their handler. The jobs themselves are
-//! `model::job`; pushing one (always inside the caller's transaction, so a row and its job
-//! commit together or not at all) is `store::queue::push`. What a job does is its
-//! handler's (`engine`, `notify`); this module only hands jobs over.
+//! Owns how jobs are claimed, handed to their handler and settled: the handler's end is
+//! recorded in the queue before the worker hears of it (not through apalis' event channel,
+//! which only a fetching worker drains, so a stop would wait on it forever). The jobs
+//! themselves are `model::job`; pushing one (always inside the caller's transaction, so a
+//! row and its job commit together or not at all) is `store::queue::push`. What a job does
+//! is its handler's (`engine`, `notify`); this module only hands jobs over.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Data, WorkerError};
+use apalis::prelude::{BoxDynError, Data, TaskId, WorkerContext, WorkerError};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::model::{Job, NOTIFY_QUEUE, NewJob, NotifyJob, RUN_QUEUE, RunJob};
@@ -22,18 +24,57 @@ use crate::store::{Pool, Store};
 /// Heartbeats a worker may miss before its job is handed to another.
 const MISSED_HEARTBEATS: usize = 3;
 
-/// What the workers of one queue do with each job. An error hands the job back to apalis,
-/// which runs it again at once (3 times at most); a retry after a delay is a new job the
-/// handler pushes itself.
+/// What the workers of one queue do with each job. An error hands the job back to the
+/// queue, which runs it again at once (3 times at most); a retry after a delay is a new job
+/// the handler pushes itself.
 pub trait JobHandler<J>: Send + Sync + 'static {
     fn handle(self: Arc<Self>, job: J) -> impl Future<Output = Result<(), BoxDynError>> + Send;
+
+    /// `handle`, knowing the name of the queue worker that claimed the job (a handler that
+    /// claims further jobs for the same worker needs it).
+    fn handle_claimed(
+        self: Arc<Self>,
+        job: J,
+        worker: String,
+    ) -> impl Future<Output = Result<(), BoxDynError>> + Send {
+        let _ = worker;
+        self.handle(job)
+    }
 }
 
+/// Runs one claimed job and settles it in the queue before the worker hears it ended.
 async fn handle_job<J: Job, H: JobHandler<J>>(
     job: J,
     handler: Data<Arc<H>>,
+    store: Data<Store>,
+    id: TaskId,
+    worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    Arc::clone(&handler).handle(job).await
+    let worker = worker.name().to_owned();
+    let handled = Arc::clone(&handler)
+        .handle_claimed(job, worker.clone())
+        .await;
+    let error = handled.as_ref().err().map(ToString::to_string);
+    settle(&store, &id.to_string(), &worker, error.as_deref()).await;
+    handled
+}
+
+/// Records how a claimed job ended, trying a few times: a job left claimed stays with its
+/// worker until that worker's heartbeats stop.
+pub async fn settle(store: &Store, id: &str, worker: &str, error: Option<&str>) {
+    for pause in [200, 1000, 5000] {
+        match store.finish_job(id, worker, error).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "could not record a job's end; trying again");
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+    tracing::error!(
+        job = id,
+        "could not record a job's end; it runs again once this worker stops"
+    );
 }
 
 /// How the workers of one queue run.
@@ -91,6 +132,8 @@ async fn run_one_worker<J: Job, H: JobHandler<J>>(
             let config = apalis_sqlite::Config::default()
                 .queue(J::QUEUE)
                 .batch_size(1)
+                .lock_tasks(false)
+                .persist_results(false)
                 .heartbeat_interval(settings.heartbeat)
                 .missed_heartbeats(MISSED_HEARTBEATS);
             let storage = apalis_sqlite::SqliteStorage::<J>::new(&pool).with_config(config);
@@ -104,6 +147,7 @@ async fn run_one_worker<J: Job, H: JobHandler<J>>(
             WorkerBuilder::new(name)
                 .backend(backend)
                 .data(handler)
+                .data(store.clone())
                 .concurrency(settings.concurrency)
                 .build(handle_job::<J, H>)
                 .run_until(signal)
@@ -113,6 +157,8 @@ async fn run_one_worker<J: Job, H: JobHandler<J>>(
             let config = apalis_postgres::Config::default()
                 .queue(J::QUEUE)
                 .batch_size(1)
+                .lock_tasks(false)
+                .persist_results(false)
                 .heartbeat_interval(settings.heartbeat)
                 .missed_heartbeats(MISSED_HEARTBEATS);
             let storage = apalis_postgres::PostgresStorage::<J>::new(&pool).with_config(config);
@@ -120,6 +166,7 @@ async fn run_one_worker<J: Job, H: JobHandler<J>>(
             WorkerBuilder::new(name)
                 .backend(backend)
                 .data(handler)
+                .data(store.clone())
                 .concurrency(settings.concurrency)
                 .build(handle_job::<J, H>)
                 .run_until(signal)
