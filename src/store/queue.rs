@@ -116,6 +116,25 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Hands a job `worker` claimed back to the queue untouched, for any worker to claim.
+    pub async fn give_back_job(&self, id: &str, worker: &str) -> Result<(), sqlx::Error> {
+        let table = match self.backend() {
+            Backend::Sqlite => "Jobs",
+            Backend::Postgres => "apalis.jobs",
+        };
+        let sql = format!(
+            "UPDATE {table} SET status = 'Pending', lock_by = NULL, lock_at = NULL
+             WHERE id = $1 AND lock_by = $2"
+        );
+        with_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
 }
 
 /// Creates apalis' tables (its own migrations table on SQLite, its own schema on
