@@ -1,6 +1,7 @@
 //! Live in milliseconds: what a pipeline writes reaches an event stream on a file
 //! notification, not on a poll; and a freed concurrency slot starts the next waiting task at
-//! once, not after `slot_wait_secs`. Real queue, real git worktrees, the pipeline simulator,
+//! once, not after `slot_wait_secs`, and to the task that waited for it; a stop right after
+//! cancelling many runs returns. Real queue, real git worktrees, the pipeline simulator,
 //! real HTTP on loopback, on SQLite and PostgreSQL.
 
 mod common;
@@ -252,6 +253,123 @@ async fn a_released_slot_starts_the_next_task_at_once(db: Db) {
     assert_eq!(app.store.slot_waiters().await.unwrap(), 0);
 }
 
+/// Whether a run of the task has started.
+async fn started(app: &TestApp, id: i64) -> bool {
+    !app.store.runs(id).await.unwrap().is_empty()
+}
+
+async fn cancel(app: &TestApp, id: i64) {
+    let response = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "cancel {id}");
+}
+
+/// A task waiting for a slot gets the slot a run frees before a task queued after it, though
+/// this node's only queue worker is busy and the node that parked the waiter has stopped: the
+/// worker that frees the slot starts the waiter itself, under a claim of its own, instead of
+/// pushing its job behind the later task's older one (and with a poll far longer than the
+/// test, nothing else could start it).
+async fn a_freed_slot_goes_to_its_waiter_before_a_task_queued_after_it(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| {
+        c.engine.workers = 1;
+        c.engine.max_concurrent_tasks = 1;
+        c.engine.queue_poll_ms = LONG_POLL_MS;
+        c.engine.slot_wait_secs = 600;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let first = create_task(&app, "shop", "first", "normal").await;
+    wait_for("the first run", WAIT, || async {
+        started(&app, first).await.then_some(())
+    })
+    .await;
+    // Another node on the same database claims the waiter's job and parks it, then stops.
+    let waiter = create_task(&app, "shop", "waiter", "normal").await;
+    let other_data = tempfile::tempdir().unwrap();
+    let mut other_config = (*app.config).clone();
+    other_config.data_dir = other_data.path().to_path_buf();
+    let other = aiops::engine::Engine::new(
+        app.db.store().await,
+        app.vault.clone(),
+        std::sync::Arc::new(other_config),
+    );
+    let other_workers = aiops::server::Workers::start(other);
+    wait_for("the task to wait for a slot", WAIT, || async {
+        (app.store.slot_waiters().await.unwrap() == 1).then_some(())
+    })
+    .await;
+    tokio::time::timeout(WAIT, other_workers.stop())
+        .await
+        .expect("the other node stops");
+    let later = create_task(&app, "shop", "later", "normal").await;
+    cancel(&app, first).await;
+    let next = wait_for("the next run", WAIT, || async {
+        for id in [waiter, later] {
+            if started(&app, id).await {
+                return Some(id);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(next, waiter, "the task queued later took the freed slot");
+    assert_eq!(app.store.slot_waiters().await.unwrap(), 0);
+    // The later task's job is still in the queue and runs once the slot frees again.
+    cancel(&app, waiter).await;
+    wait_for("the later run", WAIT, || async {
+        started(&app, later).await.then_some(())
+    })
+    .await;
+    cancel(&app, later).await;
+    wait_status(&app, later, &["cancelled"]).await;
+}
+
+/// A stop asked for while many cancelled runs are still ending returns once they ended (what
+/// a Ctrl-C right after cancelling does): recording each job's end in the queue does not wait
+/// on a worker that no longer fetches.
+async fn a_stop_while_cancelled_runs_end_returns(db: Db) {
+    const PIPELINES: usize = 16;
+    let repo = common::git_repo();
+    let mut app = engine_app(db, "--sim-hang", |c| {
+        c.engine.workers = PIPELINES;
+        c.engine.max_concurrent_tasks = PIPELINES as i64;
+    })
+    .await;
+    let project = json!({"max_concurrency": PIPELINES});
+    add_project(&app, "shop", repo.path(), project).await;
+    let mut ids = Vec::new();
+    for i in 0..PIPELINES {
+        ids.push(create_task(&app, "shop", &format!("hang {i}"), "normal").await);
+    }
+    wait_for("every pipeline to run", WAIT, || async {
+        for &id in &ids {
+            if !started(&app, id).await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    for &id in &ids {
+        cancel(&app, id).await;
+    }
+    assert!(
+        app.stop_workers(Duration::from_secs(30)).await,
+        "the workers did not stop within 30 s of the cancels"
+    );
+    for id in ids {
+        let run = app.store.runs(id).await.unwrap().remove(0);
+        assert!(
+            run.finished_at.is_some(),
+            "the stop returned before run {id} ended"
+        );
+    }
+}
+
 /// Events another node commits wake this node's live streams through PostgreSQL's
 /// notification, not at the streams' next poll: this node's newest-event watch, which only
 /// this process' own commits and the notification move, reaches the other node's event.
@@ -286,4 +404,6 @@ on_both_databases!(
     a_written_event_reaches_the_stream_on_a_notification,
     a_restart_inside_a_long_line_does_not_rescan,
     a_released_slot_starts_the_next_task_at_once,
+    a_freed_slot_goes_to_its_waiter_before_a_task_queued_after_it,
+    a_stop_while_cancelled_runs_end_returns,
 );

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::model::{
 };
 use crate::projects::{self, Project};
 use crate::store::Store;
+use crate::store::slots::HandedJob;
 use crate::tasks;
 use crate::vault::{Redactor, Vault};
 
@@ -53,6 +55,9 @@ pub struct Engine {
     party_watcher: Option<Arc<party::PartyWatcher>>,
     /// What confines the agents, decided at start.
     sandbox: confine::Sandbox,
+    /// Set once this process' queue workers stop: a slot freed then goes to the queue, not to
+    /// a new run here.
+    stopping: AtomicBool,
 }
 
 /// How one job ended, for the log.
@@ -93,6 +98,7 @@ impl Engine {
             config,
             holder,
             running: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -119,71 +125,53 @@ impl Engine {
 
     /// Brings the task of a run job forward by one step: start, recover or resume it.
     pub async fn advance_task(&self, job: &RunJob) -> Result<JobOutcome> {
+        self.advance(job, None).await.0
+    }
+
+    /// `advance_task`. With `handoff` (the queue worker that claimed `job`), the slot the run
+    /// frees goes straight to the waiter that gets it next, whose job comes back claimed by
+    /// that worker, to run now.
+    pub(crate) async fn advance(
+        &self,
+        job: &RunJob,
+        handoff: Option<&str>,
+    ) -> (Result<JobOutcome>, Option<HandedJob>) {
+        match self.take_slot(job).await {
+            Ok(Ok(task)) => self.run_in_slot(task, job, handoff).await,
+            Ok(Err(outcome)) => (Ok(outcome), None),
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    /// The task of `job`, now holding a running slot; or how the job ended without one.
+    async fn take_slot(&self, job: &RunJob) -> Result<std::result::Result<TaskExec, JobOutcome>> {
         let task = self.store.task_exec(job.task_id).await?;
         if task.status.has_ended() {
-            return Ok(JobOutcome::Skipped);
+            return Ok(Err(JobOutcome::Skipped));
         }
         if task.cancel_requested_at.is_some() {
             let reason = Some("cancelled by request");
             tasks::set_status(&self.store, task.id, TaskStatus::Cancelled, reason, None).await?;
-            return Ok(JobOutcome::Skipped);
+            return Ok(Err(JobOutcome::Skipped));
         }
         if task.status == TaskStatus::AwaitingApproval && job.resume_approval_id.is_none() {
-            return Ok(JobOutcome::Skipped);
+            return Ok(Err(JobOutcome::Skipped));
         }
         if !self.admitted(&task, job).await? {
-            return Ok(JobOutcome::Deferred);
+            return Ok(Err(JobOutcome::Deferred));
         }
-        let priority = task.priority;
         let ttl = chrono::Duration::seconds(self.config.engine.slot_ttl_secs as i64);
         let limit = self.config.engine.max_concurrent_tasks;
         // No free slot: the task waits, without a job, until a slot it fits in frees.
-        let wait = Some((job, priority));
+        let wait = Some((job, task.priority));
         if !self
             .store
             .acquire_slot(task.id, task.project_id, &self.holder, ttl, limit, wait)
             .await?
         {
-            return Ok(JobOutcome::Deferred);
+            return Ok(Err(JobOutcome::Deferred));
         }
-        let keeper = self.keep_slot(task.id);
-        let outcome = self.execute(task, job).await;
-        keeper.cancel();
-        match self
-            .store
-            .release_slot(job.task_id, &self.holder, limit)
-            .await
-        {
-            Ok(woken) if woken > 0 => {
-                tracing::debug!(task = job.task_id, woken, "slot released to waiting tasks")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(task = job.task_id, error = %e, "could not release the slot; it expires by itself")
-            }
-        }
-        outcome
-    }
-
-    /// Refreshes this task's slot until the returned token is cancelled.
-    fn keep_slot(&self, task_id: i64) -> CancellationToken {
-        let token = CancellationToken::new();
-        let (store, holder, stop) = (self.store.clone(), self.holder.clone(), token.clone());
-        let ttl_secs = self.config.engine.slot_ttl_secs;
-        tokio::spawn(async move {
-            let every = Duration::from_secs(ttl_secs.max(3) / 3);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-                let ttl = chrono::Duration::seconds(ttl_secs as i64);
-                if let Err(e) = store.refresh_slot(task_id, &holder, ttl).await {
-                    tracing::warn!(task = task_id, error = %e, "could not refresh the slot");
-                }
-            }
-        });
-        token
+        Ok(Ok(task))
     }
 
     async fn execute(&self, task: TaskExec, job: &RunJob) -> Result<JobOutcome> {

@@ -3,10 +3,13 @@
 //! update hook, PostgreSQL LISTEN/NOTIFY) with a slow poll as a safety net; a worker that
 //! dies is noticed by its missed heartbeats and its job goes back to the queue. A task
 //! that finds no free slot waits without a job; the release of a slot pushes the jobs of
-//! the waiters that now fit, and a sweep every `engine.slot_wait_secs` is the safety net.
+//! the waiters that now fit, the first of them already claimed by the releasing worker,
+//! which starts it at once (no claim round trip; a crash still leaves a claimed job the
+//! queue hands out again), and a sweep every `engine.slot_wait_secs` is the safety net.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
@@ -15,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, JobOutcome};
 use crate::error::Result;
-use crate::model::TaskStatus;
+use crate::model::{TaskExec, TaskStatus};
 use crate::queue::{self, JobHandler, RunJob, WorkerSettings};
+use crate::store::slots::HandedJob;
 use crate::tasks;
 
 /// The reason a dead predecessor's running task shows until it runs again.
@@ -98,32 +102,130 @@ impl Engine {
 
 impl JobHandler<RunJob> for Engine {
     async fn handle(self: Arc<Self>, job: RunJob) -> Result<(), BoxDynError> {
-        // A task of its own, so pipelines run in parallel on the runtime's threads rather
-        // than inside the worker's future.
+        self.run_claimed(job, None).await
+    }
+
+    async fn handle_claimed(
+        self: Arc<Self>,
+        job: RunJob,
+        worker: String,
+    ) -> Result<(), BoxDynError> {
+        self.run_claimed(job, Some(worker)).await
+    }
+}
+
+/// How one step of a job went, and the job its freed slot handed on, if any.
+type Step = (Result<(), BoxDynError>, Option<HandedJob>);
+
+impl Engine {
+    /// Runs a job `worker` claimed, then each job a slot freed on the way hands to the same
+    /// worker, settling those in the queue as they end. The first job's result is returned
+    /// for the worker to settle.
+    async fn run_claimed(
+        self: Arc<Self>,
+        job: RunJob,
+        worker: Option<String>,
+    ) -> Result<(), BoxDynError> {
+        let (first, mut handed) = Arc::clone(&self).step(job, worker.clone()).await;
+        while let Some(next) = handed.take()
+            && let Some(worker) = worker.as_deref()
+        {
+            let (result, then) = Arc::clone(&self)
+                .step(next.job, Some(worker.to_owned()))
+                .await;
+            let error = result.err().map(|e| e.to_string());
+            queue::settle(&self.store, &next.id, worker, error.as_deref()).await;
+            handed = then;
+        }
+        first
+    }
+
+    /// One job: `advance` on a task of its own, so pipelines run in parallel on the
+    /// runtime's threads rather than inside the worker's future.
+    async fn step(self: Arc<Self>, job: RunJob, worker: Option<String>) -> Step {
         let engine = Arc::clone(&self);
-        let processed = tokio::spawn({
-            let job = job.clone();
-            async move { engine.advance_task(&job).await }
-        })
-        .await?;
-        match processed {
+        let task = job.task_id;
+        let advanced =
+            tokio::spawn(async move { engine.advance(&job, worker.as_deref()).await }).await;
+        let (processed, handed) = match advanced {
+            Ok(advanced) => advanced,
+            Err(e) => return (Err(Box::new(e)), None),
+        };
+        let result = match processed {
             Ok(JobOutcome::Ran(status)) => {
-                tracing::info!(
-                    task = job.task_id,
-                    status = status.as_str(),
-                    "pipeline run finished"
-                );
+                tracing::info!(task, status = status.as_str(), "pipeline run finished");
                 Ok(())
             }
             Ok(outcome) => {
-                tracing::debug!(task = job.task_id, ?outcome, "job handled");
+                tracing::debug!(task, ?outcome, "job handled");
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(task = job.task_id, error = %e, "job failed; the queue retries it");
-                Err(Box::new(e))
+                tracing::error!(task, error = %e, "job failed; the queue retries it");
+                Err(Box::new(e) as BoxDynError)
             }
-        }
+        };
+        (result, handed)
+    }
+
+    /// Runs the pipeline of a task holding a slot, then gives the slot back: to the waiter
+    /// that gets it next, handed to `handoff` unless this process is stopping.
+    pub(super) async fn run_in_slot(
+        &self,
+        task: TaskExec,
+        job: &RunJob,
+        handoff: Option<&str>,
+    ) -> (Result<JobOutcome>, Option<HandedJob>) {
+        let keeper = self.keep_slot(task.id);
+        let outcome = self.execute(task, job).await;
+        keeper.cancel();
+        let limit = self.config.engine.max_concurrent_tasks;
+        let handoff = handoff.filter(|_| !self.stopping.load(Ordering::SeqCst));
+        let released = self
+            .store
+            .release_slot(job.task_id, &self.holder, limit, handoff)
+            .await;
+        let handed = match released {
+            Ok(released) => {
+                if released.woken > 0 {
+                    let task = job.task_id;
+                    let handed = released.handed.as_ref().map(|h| h.job.task_id);
+                    tracing::debug!(
+                        task,
+                        woken = released.woken,
+                        ?handed,
+                        "slot released to waiting tasks"
+                    );
+                }
+                released.handed
+            }
+            Err(e) => {
+                tracing::warn!(task = job.task_id, error = %e, "could not release the slot; it expires by itself");
+                None
+            }
+        };
+        (outcome, handed)
+    }
+
+    /// Refreshes this task's slot until the returned token is cancelled.
+    fn keep_slot(&self, task_id: i64) -> CancellationToken {
+        let token = CancellationToken::new();
+        let (store, holder, stop) = (self.store.clone(), self.holder.clone(), token.clone());
+        let ttl_secs = self.config.engine.slot_ttl_secs;
+        tokio::spawn(async move {
+            let every = Duration::from_secs(ttl_secs.max(3) / 3);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let ttl = chrono::Duration::seconds(ttl_secs as i64);
+                if let Err(e) = store.refresh_slot(task_id, &holder, ttl).await {
+                    tracing::warn!(task = task_id, error = %e, "could not refresh the slot");
+                }
+            }
+        });
+        token
     }
 }
 
@@ -131,6 +233,13 @@ impl JobHandler<RunJob> for Engine {
 /// waiters, until `shutdown` fires.
 pub async fn run_workers(engine: Arc<Engine>, shutdown: CancellationToken) {
     tokio::spawn(sweep_slot_waiters(Arc::clone(&engine), shutdown.clone()));
+    tokio::spawn({
+        let (engine, shutdown) = (Arc::clone(&engine), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            engine.stopping.store(true, Ordering::SeqCst);
+        }
+    });
     let settings = &engine.config.engine;
     let settings = WorkerSettings {
         name_prefix: format!("{}-w", engine.holder()),

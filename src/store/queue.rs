@@ -10,7 +10,7 @@ use apalis::prelude::{TaskBuilder, TaskId};
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 
-use super::{Pool, Store, Tx, TxConn};
+use super::{Backend, Pool, Store, Tx, TxConn};
 use crate::model::{Job, NewJob};
 
 /// Table holding apalis' SQLite migrations, apart from aiops' own and sqlx's default.
@@ -46,6 +46,95 @@ pub async fn push<J: Job>(tx: &mut Tx, job: &NewJob<J>) -> Result<String, sqlx::
     pushed.map_err(|e| sqlx::Error::Protocol(format!("apalis push: {e}")))?;
     tx.pushed_job();
     Ok(id.to_string())
+}
+
+/// Pushes a job inside `tx` already claimed by the queue worker `worker`, so no other worker
+/// takes it: its claimer runs it at once and settles it with [`Store::finish_job`]. If the
+/// claimer's process dies first, its missed heartbeats hand the job back to the queue like any
+/// claimed job. Returns its id.
+pub async fn push_claimed<J: Job>(
+    tx: &mut Tx,
+    job: &NewJob<J>,
+    worker: &str,
+) -> Result<String, sqlx::Error> {
+    let id = push(tx, job).await?;
+    let claim = match tx.backend() {
+        Backend::Sqlite => {
+            "UPDATE Jobs SET status = 'Running', lock_by = $2, lock_at = strftime('%s', 'now')
+             WHERE id = $1"
+        }
+        Backend::Postgres => {
+            "UPDATE apalis.jobs SET status = 'Running', lock_by = $2, lock_at = now() WHERE id = $1"
+        }
+    };
+    with_tx!(tx, conn => sqlx::query(claim)
+        .bind(&id)
+        .bind(worker)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(id)
+}
+
+impl Store {
+    /// Settles a job the queue worker `worker` claimed: done, or (with `error`) failed, which
+    /// the queue hands out again until its attempts are spent. aiops settles its jobs itself,
+    /// inside the handler, rather than through apalis' event channel: that channel is drained
+    /// only while the worker fetches, so handlers ending after a stop began waited on it forever.
+    pub async fn finish_job(
+        &self,
+        id: &str,
+        worker: &str,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let (table, now, json) = match self.backend() {
+            Backend::Sqlite => ("Jobs", "strftime('%s', 'now')", "$3"),
+            Backend::Postgres => ("apalis.jobs", "now()", "$3::jsonb"),
+        };
+        let sql = match error {
+            None => format!(
+                "UPDATE {table} SET status = 'Done', done_at = {now} WHERE id = $1 AND lock_by = $2"
+            ),
+            Some(_) => format!(
+                "UPDATE {table} SET status = 'Failed', attempts = attempts + 1, done_at = {now},
+                        last_result = {json}
+                 WHERE id = $1 AND lock_by = $2"
+            ),
+        };
+        let result = error.map(|e| serde_json::json!({ "Err": e }).to_string());
+        with_pool!(self, pool => {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(worker);
+            match result {
+                Some(result) => query.bind(result).execute(pool).await.map(|r| r.rows_affected()),
+                None => query.execute(pool).await.map(|r| r.rows_affected()),
+            }
+        })?;
+        if error.is_some()
+            && let Some(signal) = self.jobs_inserted()
+        {
+            signal.announce();
+        }
+        Ok(())
+    }
+
+    /// Hands a job `worker` claimed back to the queue untouched, for any worker to claim.
+    pub async fn give_back_job(&self, id: &str, worker: &str) -> Result<(), sqlx::Error> {
+        let table = match self.backend() {
+            Backend::Sqlite => "Jobs",
+            Backend::Postgres => "apalis.jobs",
+        };
+        let sql = format!(
+            "UPDATE {table} SET status = 'Pending', lock_by = NULL, lock_at = NULL
+             WHERE id = $1 AND lock_by = $2"
+        );
+        with_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
 }
 
 /// Creates apalis' tables (its own migrations table on SQLite, its own schema on

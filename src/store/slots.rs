@@ -92,13 +92,16 @@ impl Store {
     }
 
     /// Gives a slot back and, in the same transaction, pushes the run jobs of the waiters
-    /// that now fit (see `wake_slot_waiters`); returns how many were woken.
+    /// that now fit (see `wake_slot_waiters`). With `handoff` (a queue worker of the
+    /// releasing process), the first of them, the highest priority that fits, is pushed
+    /// already claimed by that worker, which starts it at once instead of waiting for a claim.
     pub async fn release_slot(
         &self,
         task_id: i64,
         holder: &str,
         global_limit: i64,
-    ) -> Result<usize> {
+        handoff: Option<&str>,
+    ) -> Result<Released> {
         let postgres = self.backend() == Backend::Postgres;
         let mut tx = self.begin().await?;
         with_tx!(tx, conn => {
@@ -111,9 +114,9 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         });
-        let woken = wake_fitting(&mut tx, global_limit).await?;
+        let released = wake_fitting(&mut tx, global_limit, handoff).await?;
         tx.commit().await?;
-        Ok(woken)
+        Ok(released)
     }
 
     /// The safety net of dispatch on release: drops expired slots (their holder died) and
@@ -136,7 +139,7 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         });
-        let woken = wake_fitting(&mut tx, global_limit).await?;
+        let woken = wake_fitting(&mut tx, global_limit, None).await?.woken;
         tx.commit().await?;
         Ok(woken)
     }
@@ -194,6 +197,23 @@ async fn add_waiter(
     Ok(())
 }
 
+/// What a slot's release did.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Waiters whose jobs were pushed, the handed one included.
+    pub woken: usize,
+    /// The job pushed already claimed by the releasing worker, which runs it now.
+    pub handed: Option<HandedJob>,
+}
+
+/// A run job a release handed to the worker that released the slot.
+#[derive(Debug)]
+pub struct HandedJob {
+    /// Its id in the queue, to settle it once it ran (`Store::finish_job`).
+    pub id: String,
+    pub job: RunJob,
+}
+
 /// (project id, a number of slots).
 type ProjectCount = (i64, i64);
 
@@ -210,8 +230,9 @@ struct Waiter {
 /// Inside the slot lock: removes the waiters that fit under the global limit and their
 /// project's `max_concurrency` (highest priority first, then the longest waiting; one a
 /// free slot) and pushes their run jobs, which commit with the removal. A waiter asked to
-/// cancel is woken without taking a slot's place (its job ends it).
-async fn wake_fitting(tx: &mut Tx, global_limit: i64) -> Result<usize> {
+/// cancel is woken without taking a slot's place (its job ends it). The first waiter that
+/// takes a place goes to `handoff`, if any.
+async fn wake_fitting(tx: &mut Tx, global_limit: i64, handoff: Option<&str>) -> Result<Released> {
     let rank = Priority::sql_rank("w.priority");
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT w.task_id, w.project_id, w.priority, w.job,
@@ -222,7 +243,7 @@ async fn wake_fitting(tx: &mut Tx, global_limit: i64) -> Result<usize> {
     let (waiters, used, limits): (Vec<Waiter>, Vec<ProjectCount>, Vec<ProjectCount>) = with_tx!(tx, conn => {
         let waiters = sqlx::query_as(sql).fetch_all(&mut *conn).await?;
         if waiters.is_empty() {
-            return Ok(0);
+            return Ok(Released::default());
         }
         let used = sqlx::query_as("SELECT project_id, COUNT(*) FROM run_slots GROUP BY project_id")
             .fetch_all(&mut *conn)
@@ -239,7 +260,7 @@ async fn wake_fitting(tx: &mut Tx, global_limit: i64) -> Result<usize> {
         .into_iter()
         .map(|(id, max)| (id, max - used.get(&id).copied().unwrap_or(0)))
         .collect();
-    let mut woken = 0;
+    let mut released = Released::default();
     for waiter in waiters {
         let fits = project_free.get(&waiter.project_id).copied().unwrap_or(0) > 0;
         if !waiter.cancelling {
@@ -263,8 +284,16 @@ async fn wake_fitting(tx: &mut Tx, global_limit: i64) -> Result<usize> {
         };
         let mut retry = NewJob::now(waiter.task_id, waiter.priority);
         retry.job = job;
-        super::queue::push(tx, &retry).await?;
-        woken += 1;
+        released.woken += 1;
+        match handoff.filter(|_| released.handed.is_none() && !waiter.cancelling) {
+            Some(worker) => {
+                let id = super::queue::push_claimed(tx, &retry, worker).await?;
+                released.handed = Some(HandedJob { id, job: retry.job });
+            }
+            None => {
+                super::queue::push(tx, &retry).await?;
+            }
+        }
     }
-    Ok(woken)
+    Ok(released)
 }

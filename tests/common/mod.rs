@@ -296,6 +296,15 @@ impl TestApp {
         self.req(reqwest::Method::POST, path)
     }
 
+    /// Stops the app's queue workers the way a Ctrl-C does; false if that took longer than
+    /// `deadline`.
+    pub async fn stop_workers(&mut self, deadline: Duration) -> bool {
+        let Some(workers) = self.workers.take() else {
+            return true;
+        };
+        tokio::time::timeout(deadline, workers.stop()).await.is_ok()
+    }
+
     /// GET `path` with the admin token: 200, as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.get(path).send().await.expect("GET");
