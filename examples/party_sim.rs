@@ -99,11 +99,14 @@
 //!
 //! # Event counts (events.ndjson lines, no misbehaviour flags)
 //!
-//! * start → AWAITING_APPROVAL: 51. start with `--sim-tool-approval` → PENDING_APPROVAL: 37.
-//! * tool approve/revise via the hook → AWAITING_APPROVAL: +18 (+16 when the platform already
-//!   applied the decision; +0 while still pending). Tool reject via the hook: +5.
-//! * result approve: +5, reject: +4, revise: +14, the 4th revise (FAILED): +4 (one less each when
-//!   the approval file was already decided by someone else: no `decision_made` from the agent).
+//! Counted on 2026-12-01 by running this simulator by hand, each decision sent as the hook
+//! reads it (`<verb> <session id> <request id> <comment>`):
+//!
+//! * start → AWAITING_APPROVAL: 46. start with `--sim-tool-approval` → PENDING_APPROVAL: 35.
+//! * tool approve/revise via the hook → AWAITING_APPROVAL: +15 (fewer when the platform
+//!   already applied the decision; +0 while still pending). Tool reject via the hook: +5.
+//! * result approve: +4, reject: +3, revise: +10, the 4th revise (FAILED): +1 (fewer when the
+//!   approval file was already decided by someone else: no `decision_made` from the agent).
 //! * `--sim-leak-env` and `--sim-symlink` add one `findings_submitted` each, `--sim-huge-finding` one.
 
 use std::fs;
