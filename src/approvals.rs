@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::{Actor, ApprovalRecord, NewAuditEntry, NewEvent, NewJob};
+use crate::model::{Actor, ApprovalRecord, NewAuditEntry, NewEvent, NewJob, ProjectRole};
 pub use crate::model::{ApprovalKind, ApprovalStatus, Channel, Decider, Decision, already_decided};
 pub use crate::signing::{LinkError, LinkSigner};
 use crate::store::approvals::DecisionTarget;
@@ -199,6 +199,31 @@ pub fn approvals_needed(kind: ApprovalKind, risk_level: Option<&str>, required: 
     }
 }
 
+/// Why the project's approval policy refuses a decider. Its English words are the refusal's
+/// message; chat tells it in the clicker's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyRefusal {
+    /// Below the role that decides this project's approvals.
+    Role { who: String, needed: ProjectRole },
+    /// Approving the task they asked for while self-approval is off.
+    SelfApproval { who: String, task_id: i64 },
+}
+
+impl std::fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Role { who, needed } => write!(
+                f,
+                "{who} may not decide approvals of this project: its approval policy needs the {needed} role"
+            ),
+            Self::SelfApproval { who, task_id } => write!(
+                f,
+                "{who} asked for task {task_id} and may not approve it: this project does not allow self-approval (approval_policy.self_approval); another approver must decide"
+            ),
+        }
+    }
+}
+
 /// Refuses a principal the project's approval policy does not let decide: below the role
 /// that decides, or approving the task it asked for when self-approval is off.
 async fn check_policy(
@@ -207,25 +232,48 @@ async fn check_policy(
     decision: Decision,
     decider: &Decider,
 ) -> Result<()> {
+    match policy_refusal(tx, target, decision, decider).await? {
+        Some(refusal) => Err(Error::Forbidden(refusal.to_string())),
+        None => Ok(()),
+    }
+}
+
+async fn policy_refusal(
+    tx: &mut store::Tx,
+    target: &DecisionTarget,
+    decision: Decision,
+    decider: &Decider,
+) -> Result<Option<PolicyRefusal>> {
     let Some(principal_id) = decider.principal_id else {
-        return Ok(());
+        return Ok(None);
     };
     let needed = target.policy.decide_role;
     let held = store::users::role_in_project(tx, principal_id, target.project_id).await?;
+    let who = decider.name.clone();
     if held.is_none_or(|role| role < needed) {
-        return Err(Error::Forbidden(format!(
-            "{} may not decide approvals of this project: its approval policy needs the {needed} role",
-            decider.name
-        )));
+        return Ok(Some(PolicyRefusal::Role { who, needed }));
     }
     let own_request = target.requested_by == Some(principal_id);
     if decision == Decision::Approve && own_request && !target.policy.self_approval {
-        return Err(Error::Forbidden(format!(
-            "{} asked for task {} and may not approve it: this project does not allow self-approval (approval_policy.self_approval); another approver must decide",
-            decider.name, target.task_id
-        )));
+        let task_id = target.task_id;
+        return Ok(Some(PolicyRefusal::SelfApproval { who, task_id }));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Why the approval policy refuses `decider`'s `decision` on approval `approval_id`, read
+/// now, outside any decision: the words for a refusal `decide` already answered.
+pub async fn policy_refusal_of(
+    store: &Store,
+    approval_id: i64,
+    decision: Decision,
+    decider: &Decider,
+) -> Result<Option<PolicyRefusal>> {
+    let mut tx = store.begin().await?;
+    let Some(target) = store::approvals::decision_target(&mut tx, approval_id).await? else {
+        return Ok(None);
+    };
+    policy_refusal(&mut tx, &target, decision, decider).await
 }
 
 /// What a decider's vote does.

@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::approvals::{self, Decider, Decision, DecisionRequest, LinkSigner};
+use crate::approvals::{self, Decider, Decision, DecisionRequest, LinkSigner, PolicyRefusal};
 use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -207,8 +207,8 @@ pub enum ChatRefusal {
     Disabled { login: String },
     /// The linked user lacks the project role deciding needs (the API's check).
     Role { needed: ProjectRole },
-    /// The project's approval policy refused; its words.
-    Policy(String),
+    /// The project's approval policy refused.
+    Policy(PolicyRefusal),
     /// The button's signed value was changed or cut short.
     Tampered,
     /// The button's signed value expired at this time.
@@ -275,7 +275,12 @@ pub async fn decide_from_chat(
         Ok(approval) => Ok(Ok(approval)),
         Err(Error::Forbidden(why)) => {
             audit_refusal(store, click, actor, &why).await;
-            Ok(Err(ChatRefusal::Policy(why)))
+            let policy =
+                approvals::policy_refusal_of(store, click.approval_id, click.decision, &decider)
+                    .await?;
+            Ok(Err(
+                policy.map_or(ChatRefusal::Other(why), ChatRefusal::Policy)
+            ))
         }
         Err(e @ (Error::Conflict(_) | Error::NotFound(_) | Error::Invalid { .. })) => {
             Ok(Err(ChatRefusal::Other(e.to_string())))

@@ -555,7 +555,20 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
     assert_eq!(status().await, "pending");
 
+    // A policy that needs maintainers refuses her, told in Korean words of its own.
+    let policy = |role: &str| json!({"approval_policy": {"decide_role": role}});
+    let path = "/api/v1/projects/shop";
+    admin(&app, reqwest::Method::PATCH, path, policy("maintainer")).await;
     let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 6).await;
+    let text = told["text"].as_str().unwrap();
+    assert!(
+        text.contains("승인 정책상 maintainer 역할이 필요합니다"),
+        "{text}"
+    );
+    assert_eq!(status().await, "pending");
+    admin(&app, reqwest::Method::PATCH, path, policy("approver")).await;
+
+    let told = kakao_click(&app, &kakaowork, &message, click, KAKAOWORK_USER, 7).await;
     assert_eq!(
         told["conversation_id"], 12345,
         "the conversation is told: {told}"
@@ -567,11 +580,12 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
     assert_eq!(record["channel"], "kakaowork");
     assert_eq!(record["decided_by"], "minji-kim");
 
-    // Refused: the unlinked click, the viewer's, and the expired button (whose signature
-    // names the approval); the two changed buttons name no approval, each audited once.
+    // Refused: the unlinked click, the viewer's, the expired button (whose signature names
+    // the approval) and the policy's; the two changed buttons name no approval, each
+    // audited once.
     let audit = audit_of(&app, approval).await;
     let refused: Vec<&Value> = audit.iter().filter(|e| e["outcome"] == "refused").collect();
-    assert_eq!(refused.len(), 3, "{audit:?}");
+    assert_eq!(refused.len(), 4, "{audit:?}");
     assert!(
         refused
             .iter()

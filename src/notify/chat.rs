@@ -3,7 +3,7 @@
 //! and what to tell about it, in English or Korean. Each service checks where the click
 //! came from and what its button carried before, and lays the answer out after.
 
-use crate::approvals::{ApprovalStatus, Decision, LinkSigner};
+use crate::approvals::{ApprovalStatus, Decision, LinkSigner, PolicyRefusal};
 use crate::config::Config;
 use crate::identities::{self, ChatClick, ChatRefusal, LINK_TTL_MINUTES};
 use crate::model::{ApprovalRecord, ChatProvider, Language};
@@ -143,7 +143,8 @@ fn refusal_en(refusal: &ChatRefusal) -> String {
         ChatRefusal::Role { needed } => format!(
             "deciding approvals of this project needs the {needed} role, which your aiops user does not hold"
         ),
-        ChatRefusal::Policy(why) | ChatRefusal::Other(why) => why.clone(),
+        ChatRefusal::Policy(refusal) => refusal.to_string(),
+        ChatRefusal::Other(why) => why.clone(),
         ChatRefusal::Tampered => {
             "this button is not valid: its value was changed or cut short".into()
         }
@@ -168,7 +169,12 @@ fn refusal_ko(refusal: &ChatRefusal) -> String {
         ChatRefusal::Role { needed } => format!(
             "이 프로젝트의 승인을 결정하려면 {needed} 역할이 필요한데, 연결된 aiops 사용자에게 그 역할이 없습니다"
         ),
-        ChatRefusal::Policy(why) => format!("이 프로젝트의 승인 정책이 허용하지 않습니다 ({why})"),
+        ChatRefusal::Policy(PolicyRefusal::Role { who, needed }) => format!(
+            "{who} 님은 이 프로젝트의 승인을 결정할 수 없습니다. 승인 정책상 {needed} 역할이 필요합니다"
+        ),
+        ChatRefusal::Policy(PolicyRefusal::SelfApproval { who, task_id }) => format!(
+            "{who} 님이 요청한 작업 {task_id}은(는) 본인이 승인할 수 없습니다 (이 프로젝트는 자기 승인을 허용하지 않습니다). 다른 승인자가 결정해야 합니다"
+        ),
         ChatRefusal::Other(why) => format!("지금은 결정할 수 없는 요청입니다 ({why})"),
         ChatRefusal::Tampered => "유효하지 않은 버튼입니다: 값이 바뀌었거나 잘렸습니다".into(),
         ChatRefusal::Expired { at } => format!(
