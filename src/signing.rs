@@ -95,6 +95,16 @@ pub enum LinkError {
     Expired { approval_id: i64, at: DateTime<Utc> },
 }
 
+impl LinkError {
+    /// The approval the link named, when its signature held.
+    pub fn approval_id(&self) -> Option<i64> {
+        match self {
+            Self::Tampered => None,
+            Self::Expired { approval_id, .. } => Some(*approval_id),
+        }
+    }
+}
+
 /// Signs and checks approval links. The key is derived from the vault's master key, so
 /// every node of one store accepts the links of the others, and a key rotation retires them.
 #[derive(Clone)]

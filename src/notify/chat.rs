@@ -1,5 +1,5 @@
 //! A click on a decision button in chat, whichever service it came from (Slack, KakaoWork):
-//! the one step that decides it (`decide_click`, through `identities::decide_from_chat`)
+//! the one step that decides it (`decide_button`, through `identities::decide_from_chat`)
 //! and what to tell about it, in English or Korean. Each service checks where the click
 //! came from and what its button carried before, and lays the answer out after.
 
@@ -24,10 +24,41 @@ pub enum ClickOutcome {
     Refused(ChatRefusal),
 }
 
-/// Decides `click` as the aiops user its chat account is linked to
-/// (`identities::decide_from_chat`: the same permission check as the API, the project's
-/// approval policy, every refusal of who clicked audited), and says how it went.
-pub async fn decide_click(
+/// A click on a decision button whose signed value `verified` (the approval and decision it
+/// names, or why it did not verify): decided as the aiops user the chat account
+/// `external_id` is linked to (`identities::decide_from_chat`: the same permission check as
+/// the API, the project's approval policy, every refusal audited), or refused and audited
+/// when the value did not verify. Returns what it did and the language to tell it in: the
+/// one the linked user chose for their pages, else the chat's own (`fallback`).
+pub async fn decide_button(
+    store: &Store,
+    signer: &LinkSigner,
+    config: &Config,
+    (provider, external_id): (ChatProvider, &str),
+    verified: Result<(i64, Decision), LinkError>,
+    fallback: Language,
+) -> (ClickOutcome, Language) {
+    let outcome = match verified {
+        Ok((approval_id, decision)) => {
+            let click = ChatClick {
+                provider,
+                external_id,
+                approval_id,
+                decision,
+            };
+            decide_click(store, signer, config, &click).await
+        }
+        Err(e) => {
+            ClickOutcome::Refused(identities::refuse_button(store, provider, external_id, &e).await)
+        }
+    };
+    let language = identities::chosen_language(store, provider, external_id)
+        .await
+        .unwrap_or(fallback);
+    (outcome, language)
+}
+
+async fn decide_click(
     store: &Store,
     signer: &LinkSigner,
     config: &Config,
@@ -49,29 +80,6 @@ pub async fn decide_click(
             ClickOutcome::Refused(ChatRefusal::Failed)
         }
     }
-}
-
-/// A click whose button value did not verify: audited, nothing decided.
-pub async fn refuse_button(
-    store: &Store,
-    provider: ChatProvider,
-    external_id: &str,
-    error: &LinkError,
-) -> ClickOutcome {
-    ClickOutcome::Refused(identities::refuse_button(store, provider, external_id, error).await)
-}
-
-/// The language to answer the clicker in: the one their linked aiops user chose for the
-/// pages, else the chat's own (`fallback`).
-pub async fn answer_language(
-    store: &Store,
-    provider: ChatProvider,
-    external_id: &str,
-    fallback: Language,
-) -> Language {
-    identities::chosen_language(store, provider, external_id)
-        .await
-        .unwrap_or(fallback)
 }
 
 async fn still_pending(store: &Store, approval_id: i64) -> Option<bool> {

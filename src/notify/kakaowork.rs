@@ -19,7 +19,6 @@ use super::post::{SendError, post};
 use crate::approvals::{Decision, LinkSigner};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::identities::ChatClick;
 use crate::model::ChatProvider;
 use crate::signing::LinkError;
 use crate::store::Store;
@@ -211,7 +210,7 @@ pub struct Answer {
 }
 
 /// Decides the approval a click's signed value names, as the aiops user the KakaoWork
-/// account is linked to (`chat::decide_click`, the step every chat's clicks share), and
+/// account is linked to (`chat::decide_button`, the step every chat's clicks share), and
 /// says what to tell: who decided, to the conversation; why nothing changed or that the
 /// approve counted, to the clicker alone.
 pub async fn decide_click(
@@ -227,29 +226,14 @@ pub async fn decide_click(
             Ok(decision) => Ok((id, decision)),
             Err(_) => Err(LinkError::Tampered),
         });
-    let provider = ChatProvider::Kakaowork;
-    let (approval_id, outcome) = match verified {
-        Ok((approval_id, decision)) => {
-            let chat_click = ChatClick {
-                provider,
-                external_id: &click.user_id,
-                approval_id,
-                decision,
-            };
-            let outcome = chat::decide_click(store, signer, config, &chat_click).await;
-            (Some(approval_id), outcome)
-        }
-        Err(e) => {
-            let approval_id = match e {
-                LinkError::Expired { approval_id, .. } => Some(approval_id),
-                LinkError::Tampered => None,
-            };
-            let outcome = chat::refuse_button(store, provider, &click.user_id, &e).await;
-            (approval_id, outcome)
-        }
+    let approval_id = match &verified {
+        Ok((id, _)) => Some(*id),
+        Err(e) => e.approval_id(),
     };
+    let account = (ChatProvider::Kakaowork, click.user_id.as_str());
     let fallback = config.notify.kakaowork_language;
-    let language = chat::answer_language(store, provider, &click.user_id, fallback).await;
+    let (outcome, language) =
+        chat::decide_button(store, signer, config, account, verified, fallback).await;
     let to = if outcome.for_clicker_only() {
         Recipient::User(click.user_id.clone())
     } else {

@@ -15,7 +15,6 @@ use super::post::{SendError, post};
 use crate::approvals::{Decision, LinkSigner};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::identities::ChatClick;
 use crate::model::{ChatProvider, Language};
 use crate::signing;
 use crate::store::Store;
@@ -235,7 +234,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Option<Click>> {
 }
 
 /// Decides the approval a click's token opens, as the aiops user the Slack account is linked
-/// to (`chat::decide_click`, the step every chat's clicks share), and returns the answer for
+/// to (`chat::decide_button`, the step every chat's clicks share), and returns the answer for
 /// the click's `response_url`: the outcome replaces the message (so its buttons go), or,
 /// when nothing changed for the others, a note only the user sees saying why (an unknown
 /// account gets a link to link it).
@@ -246,20 +245,12 @@ pub async fn decide_click(
     click: &Click,
     now: DateTime<Utc>,
 ) -> Value {
-    let provider = ChatProvider::Slack;
-    let outcome = match signer.verify(&click.token, now) {
-        Ok(approval_id) => {
-            let chat_click = ChatClick {
-                provider,
-                external_id: &click.user_id,
-                approval_id,
-                decision: click.decision,
-            };
-            chat::decide_click(store, signer, config, &chat_click).await
-        }
-        Err(e) => chat::refuse_button(store, provider, &click.user_id, &e).await,
-    };
-    let language = chat::answer_language(store, provider, &click.user_id, Language::En).await;
+    let verified = signer
+        .verify(&click.token, now)
+        .map(|id| (id, click.decision));
+    let account = (ChatProvider::Slack, click.user_id.as_str());
+    let (outcome, language) =
+        chat::decide_button(store, signer, config, account, verified, Language::En).await;
     let text = escape(&outcome.text(language));
     if outcome.for_clicker_only() {
         json!({"response_type": "ephemeral", "replace_original": false, "text": text})
