@@ -44,6 +44,12 @@ pub fn parse_git_remote(value: &str) -> Result<url::Url, url::ParseError> {
     url::Url::parse(scp_like.as_deref().unwrap_or(value))
 }
 
+/// True for an address aiops may dial for a target people name: not inside the host or its
+/// network, and a host at all (not multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    !is_internal(ip) && !is_unspecified_or_multicast(ip)
+}
+
 /// True for an address inside the host or its network: loopback, link-local (cloud metadata
 /// services), private, shared (CGNAT) and unique-local ranges.
 pub fn is_internal(ip: IpAddr) -> bool {

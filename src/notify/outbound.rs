@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::model::target::is_internal;
+use crate::model::target::is_public;
 
 /// A client for people's targets: public addresses only (unless `allow_private`), no
 /// redirects, `timeout` per request.
@@ -53,10 +53,7 @@ impl Resolve for PublicOnly {
 fn public_only(found: &[SocketAddr]) -> Vec<SocketAddr> {
     found
         .iter()
-        .filter(|a| {
-            let ip = a.ip();
-            !is_internal(ip) && !ip.is_multicast() && !ip.is_unspecified()
-        })
+        .filter(|a| is_public(a.ip()))
         .copied()
         .collect()
 }
@@ -81,7 +78,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        let chain = error_chain(&refused);
+        let chain = crate::notify::post::with_causes(&refused);
         assert!(chain.contains("resolves to 127.0.0.1"), "{chain}");
 
         let allowed = client(Duration::from_secs(5), true)
@@ -122,16 +119,5 @@ mod tests {
             public_only(&found),
             vec!["93.184.215.14:0".parse().unwrap()]
         );
-    }
-
-    fn error_chain(error: &dyn std::error::Error) -> String {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
     }
 }

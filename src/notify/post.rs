@@ -53,9 +53,13 @@ pub(super) async fn post(
 /// What went wrong, with its causes (a refused address, a refused connection), without the
 /// URL: reqwest's errors name it, and it may be a secret (a webhook URL).
 fn without_url(error: reqwest::Error) -> String {
-    let error = error.without_url();
+    with_causes(&error.without_url())
+}
+
+/// `error` and each of its sources, joined by ": ".
+pub(super) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

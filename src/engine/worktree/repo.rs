@@ -167,11 +167,7 @@ async fn refuse_internal_host(url: &str) -> Result<(), WorktreeError> {
         return Ok(());
     };
     let found: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
-    if found.is_empty()
-        || !found
-            .iter()
-            .all(|ip| crate::model::target::is_internal(*ip))
-    {
+    if found.is_empty() || found.iter().any(|ip| crate::model::target::is_public(*ip)) {
         return Ok(());
     }
     let addresses: Vec<String> = found.iter().map(ToString::to_string).collect();
