@@ -9,7 +9,7 @@ use std::time::Duration;
 use aiops::signing::{LinkSigner, sign_sha256};
 use common::chat::{
     ChatStandIn, Received, Service, button, click_body, kakaowork_button, link_slack_approver,
-    slack_signature,
+    refused_button_entries, slack_signature,
 };
 use common::pipeline::{add_project, create_task, wait_status};
 use common::{Db, TestApp, wait_for};
@@ -425,21 +425,13 @@ async fn slack_clicks_need_a_fresh_valid_signature(db: Db) {
     assert_eq!(still["status"], "pending");
     assert_eq!(approval_decided_events(&app, task).await, 0);
     // The forged button is audited: refused, from the Slack account, naming no approval.
-    let audit = app
-        .get_json("/api/v1/audit?target=approvals&limit=50")
-        .await;
-    let refused: Vec<&Value> = audit["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "decide approval" && e["outcome"] == "refused")
-        .collect();
-    assert_eq!(refused.len(), 1, "{audit}");
+    let refused = refused_button_entries(&app).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(
         refused[0]["source"].as_str().unwrap().starts_with("slack:"),
-        "{audit}"
+        "{refused:?}"
     );
-    assert_eq!(refused[0]["detail"]["channel"], "slack", "{audit}");
+    assert_eq!(refused[0]["detail"]["channel"], "slack", "{refused:?}");
 }
 
 async fn failed_sends_are_retried_then_kept_as_dead_letters(db: Db) {

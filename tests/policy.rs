@@ -16,7 +16,7 @@ use aiops::signing::sign_sha256;
 use aiops::users::{self, UserSpec};
 use common::chat::{
     ChatStandIn, Received, Service, click_body, kakaowork_button, kakaowork_callback,
-    post_kakaowork_callback, post_signed_click,
+    post_kakaowork_callback, post_signed_click, refused_button_entries,
 };
 use common::pages::{csrf_of, page, post_form};
 use common::people::session_of;
@@ -597,15 +597,7 @@ async fn kakaowork_clicks_decide_only_as_a_linked_approver(db: Db) {
             .any(|e| e["detail"]["reason"].as_str().unwrap().contains("expired")),
         "{refused:?}"
     );
-    let changed = app
-        .get_json("/api/v1/audit?target=approvals&limit=200")
-        .await;
-    let changed: Vec<&Value> = changed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "decide approval" && e["outcome"] == "refused")
-        .collect();
+    let changed = refused_button_entries(&app).await;
     assert_eq!(changed.len(), 2, "{changed:?}");
     assert!(
         changed

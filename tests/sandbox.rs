@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aiops::config::Config;
 use common::pipeline::{add_project, create_task, task_detail, wait_status};
 use common::{Db, FreshDb, TestApp, wait_for};
 use serde_json::{Value, json};
@@ -26,6 +27,20 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     drop(file);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
+}
+
+/// The app with `agent` (a script) as the engine's command, one worker, short polls and
+/// only `PATH` passed to agents; `adjust` changes the rest.
+async fn agent_app(db: Db, agent: &Path, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    TestApp::spawn_with(db, |c| {
+        c.engine.workers = 1;
+        c.engine.command = format!("{} {{prompt}}", agent.display());
+        c.engine.queue_poll_ms = 100;
+        c.engine.ingest_interval_ms = 100;
+        c.engine.env_passthrough = vec!["PATH".into()];
+        adjust(c);
+    })
+    .await
 }
 
 /// The stored text of a task: its detail (events, findings, runs) and every run's log.
@@ -100,12 +115,7 @@ async fn a_hostile_agent_reaches_no_secret_and_no_store(db: Db) {
     let repo = common::git_repo();
     let other_secret = format!("other-task-secret-{}", common::uuid_like());
     let agent = script(tools.path(), "agent.sh", "");
-    let app = TestApp::spawn_with(db, |c| {
-        c.engine.workers = 1;
-        c.engine.command = format!("{} {{prompt}}", agent.display());
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.env_passthrough = vec!["PATH".into()];
+    let app = agent_app(db, &agent, |c| {
         c.engine.sandbox_connect_ports = vec![443, 22, allowed_port];
     })
     .await;
@@ -301,24 +311,11 @@ async fn a_cancelled_tasks_grandchildren_die_too(db: Db) {
     let repo = common::git_repo();
     let marker = format!("{}", 10_000 + rand_digits());
     let agent = leaving_agent(tools.path(), &marker);
-    let app = TestApp::spawn_with(db, |c| {
-        c.engine.workers = 1;
-        c.engine.command = format!("{} {{prompt}}", agent.display());
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.env_passthrough = vec!["PATH".into()];
-    })
-    .await;
+    let app = agent_app(db, &agent, |_| {}).await;
     add_project(&app, "shop", repo.path(), json!({})).await;
     let id = create_task(&app, "shop", "leave", "normal").await;
     wait_all_started(&marker).await;
-    let cancelled = app
-        .post(&format!("/api/v1/tasks/{id}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert!(cancelled.status().is_success());
-    wait_status(&app, id, &["cancelled"]).await;
+    cancel(&app, id).await;
     wait_all_gone(&marker).await;
 }
 
@@ -353,13 +350,9 @@ async fn an_agent_reads_nothing_of_another_running_agent(db: Db) {
     let tools = tempfile::tempdir().unwrap();
     let marker = format!("{}", 10_000 + rand_digits());
     let agent = neighbour_agent(tools.path(), &marker);
-    let app = TestApp::spawn_with(db, |c| {
+    let app = agent_app(db, &agent, |c| {
         c.engine.workers = 2;
         c.engine.max_concurrent_tasks = 2;
-        c.engine.command = format!("{} {{prompt}}", agent.display());
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.env_passthrough = vec!["PATH".into()];
     })
     .await;
     let (bank_repo, shop_repo) = (common::git_repo(), common::git_repo());
@@ -409,13 +402,7 @@ async fn an_agent_reads_nothing_of_another_running_agent(db: Db) {
         !text.contains(&secret),
         "the prober's text holds the secret"
     );
-    let cancelled = app
-        .post(&format!("/api/v1/tasks/{holder}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert!(cancelled.status().is_success());
-    wait_status(&app, holder, &["cancelled"]).await;
+    cancel(&app, holder).await;
 }
 
 /// When the service runs as root, `engine.run_as_user` runs the agent as that user: `id`
@@ -432,15 +419,7 @@ async fn agents_run_as_the_configured_user_when_the_service_is_root(db: Db) {
     let tools = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let agent = script(tools.path(), "agent.sh", "");
-    let app = TestApp::spawn_with(db, |c| {
-        c.engine.workers = 1;
-        c.engine.command = format!("{} {{prompt}}", agent.display());
-        c.engine.queue_poll_ms = 100;
-        c.engine.ingest_interval_ms = 100;
-        c.engine.env_passthrough = vec!["PATH".into()];
-        c.engine.run_as_user = "nobody".into();
-    })
-    .await;
+    let app = agent_app(db, &agent, |c| c.engine.run_as_user = "nobody".into()).await;
     let data = app.config.data_dir.clone();
     script(
         tools.path(),
@@ -464,6 +443,17 @@ async fn agents_run_as_the_configured_user_when_the_service_is_root(db: Db) {
     assert!(text.contains("PROBE master_key DENIED"), "{text}");
     let key = std::fs::read_to_string(data.join("master.key")).unwrap();
     assert!(!text.contains(key.trim()));
+}
+
+/// Cancels task `id` through the API and waits until it is cancelled.
+async fn cancel(app: &TestApp, id: i64) {
+    let cancelled = app
+        .post(&format!("/api/v1/tasks/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success());
+    wait_status(app, id, &["cancelled"]).await;
 }
 
 fn rand_digits() -> u32 {

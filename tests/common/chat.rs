@@ -302,3 +302,18 @@ pub async fn post_kakaowork_callback(
         .await
         .unwrap()
 }
+
+/// The audit entries of chat clicks refused because their button's signed value did not
+/// verify (changed, cut short): they name no approval, so their target is `approvals`.
+pub async fn refused_button_entries(app: &super::TestApp) -> Vec<Value> {
+    let audit = app
+        .get_json("/api/v1/audit?target=approvals&limit=200")
+        .await;
+    audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "decide approval" && e["outcome"] == "refused")
+        .cloned()
+        .collect()
+}
