@@ -14,6 +14,7 @@ use aiops::store::Pool;
 use chrono::{DateTime, Utc};
 use common::pages::{cells, page};
 use common::people::member;
+use common::scale::create_project;
 use common::{Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -22,17 +23,6 @@ fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-async fn create_project(app: &TestApp, name: &str) -> i64 {
-    let response = app
-        .post("/api/v1/projects")
-        .json(&json!({"name": name, "repo_url": format!("https://example.com/{name}.git")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    app.store.project(name).await.unwrap().id
 }
 
 async fn insert_task(app: &TestApp, project_id: i64, status: &str, created: &str) -> i64 {
@@ -454,21 +444,8 @@ async fn the_page_and_the_csv_compare_the_agents(db: Db) {
             .unwrap()
             .starts_with("/sign-in")
     );
-    let response = common::pages::client()
-        .get(app.url(&format!("/analytics/agents.csv?{RANGE}")))
-        .header("cookie", format!("{}={maya}", aiops::sessions::COOKIE))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
     assert_eq!(
-        response.text().await.unwrap(),
+        common::pages::csv(&app, &maya, &format!("/analytics/agents.csv?{RANGE}")).await,
         "from,to,agent,tickets,done,blocked,failed,reopened,failed_or_reopened,\
          failed_or_reopened_share,time_p50_ms,time_p90_ms\r\n\
          2026-03-01T00:00:00+00:00,2026-03-08T00:00:00+00:00,analyst,2,1,1,1,0,1,0.5000,30000,30000\r\n\

@@ -9,7 +9,7 @@ use aiops::analytics::bucket_start;
 use aiops::model::BucketSize;
 use aiops::store::Pool;
 use chrono::{DateTime, Duration, Utc};
-use common::scale::{p50_p95, seed_at_scale};
+use common::scale::{create_project, p50_p95, seed_at_scale};
 use common::{Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -222,17 +222,6 @@ const APPROVALS: &[ApprovalSeed] = &[
     (7, "2026-03-02T17:30:00Z", Some(("approve", "pipeline", 5))),
     (8, "2026-03-02T09:01:00Z", Some(("approve", "api", 300))),
 ];
-
-async fn create_project(app: &TestApp, name: &str) -> i64 {
-    let response = app
-        .post("/api/v1/projects")
-        .json(&json!({"name": name, "repo_url": format!("https://example.com/{name}.git")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    app.store.project(name).await.unwrap().id
-}
 
 async fn insert_task(app: &TestApp, project_id: i64, task: &Seed) -> i64 {
     let created = at(task.created);

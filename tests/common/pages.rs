@@ -30,6 +30,26 @@ pub async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, Stri
     (response.status(), response.text().await.unwrap())
 }
 
+/// GET the CSV at `path` as the holder of `session`: asserts a 200 with a `text/csv` type
+/// and returns the document.
+pub async fn csv(app: &TestApp, session: &str, path: &str) -> String {
+    let response = client()
+        .get(app.url(path))
+        .header("cookie", format!("{}={session}", aiops::sessions::COOKIE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{path}"
+    );
+    response.text().await.unwrap()
+}
+
 /// POST a form to `path` as the holder of `session`.
 pub async fn post_form(
     app: &TestApp,

@@ -9,21 +9,25 @@ use serde_json::json;
 
 use super::{Db, TestApp};
 
+/// Registers project `name` (a remote repository, never cloned) through the API; its id.
+pub async fn create_project(app: &TestApp, name: &str) -> i64 {
+    let body = json!({"name": name, "repo_url": format!("https://example.com/{name}.git")});
+    let response = app
+        .post("/api/v1/projects")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    app.store.project(name).await.unwrap().id
+}
+
 /// Registers `count` projects named `p00`, `p01`, … (consecutive ids on a fresh store); the
 /// first one's id.
 async fn create_projects(app: &TestApp, count: usize) -> i64 {
     let mut first = None;
     for n in 0..count {
-        let name = format!("p{n:02}");
-        let body = json!({"name": name, "repo_url": format!("https://example.com/{name}.git")});
-        let response = app
-            .post("/api/v1/projects")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let id = app.store.project(&name).await.unwrap().id;
+        let id = create_project(app, &format!("p{n:02}")).await;
         assert_eq!(
             id,
             first.unwrap_or(id) + n as i64,
