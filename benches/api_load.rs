@@ -157,14 +157,7 @@ async fn delivery_phase(
     requests: usize,
     concurrency: usize,
 ) -> Phase {
-    let template: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/github/issues.opened.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let template: serde_json::Value = common::fixture_json("github/issues.opened.json");
     run_phase("POST /webhooks/github", requests, concurrency, move |i| {
         let (c, b) = (client.clone(), base.clone());
         let mut payload = template.clone();
@@ -377,14 +370,7 @@ async fn task_phases(
 
 /// Alert storm: 10,000 alerts over 50 fingerprints, 200 notifications of 50, 16 at a time.
 async fn storm_phase(client: &reqwest::Client, base: &str) -> Phase {
-    let alert_template: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/alertmanager/firing.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let alert_template: serde_json::Value = common::fixture_json("alertmanager/firing.json");
     let (c, b) = (client.clone(), base.to_string());
     run_phase("alert storm (200 x 50 alerts)", 200, 16, move |batch| {
         let (c, b) = (c.clone(), b.clone());

@@ -66,3 +66,11 @@ pub async fn scratch_pg(admin_url: &str, name: &str) -> String {
 pub fn shim_program() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_aiops"))
 }
+
+/// The JSON fixture at `path` under the shared fixtures (real payloads).
+pub fn fixture_json(path: &str) -> serde_json::Value {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(path);
+    serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
+}
