@@ -22,9 +22,13 @@ impl Worktrees {
         if let Some(local_path) = &spec.local_path {
             let repo = absolute(local_path)?;
             let _guard = self.lock_repo(&repo).await;
-            ensure_repository(&repo).await?;
             let base = spec.default_branch.clone();
-            resolve_commit(&repo, &format!("refs/heads/{base}"), &base).await?;
+            // One git run when all is well; a failure is first checked for not being a
+            // repository at all, the clearer error.
+            if let Err(e) = resolve_commit(&repo, &format!("refs/heads/{base}"), &base).await {
+                ensure_repository(&repo).await?;
+                return Err(e);
+            }
             return Ok((repo, base));
         }
         let Some(url) = &spec.repo_url else {

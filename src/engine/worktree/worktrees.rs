@@ -30,16 +30,15 @@ impl Worktrees {
         let repo = absolute(repo)?;
         let path = self.path_for(project, task_id);
         let _guard = self.lock_repo(&repo).await;
-        // A crash can leave a registration whose directory is gone; prune forgets it.
-        git(&repo).args(["worktree", "prune"]).run().await?;
-        if let Some(found) = registered_worktree(&repo, &path).await? {
+        let listed = listed_worktrees(&repo).await?;
+        if let Some(found) = find_registered(&listed, &path).await {
             if found.branch.as_deref() == Some(branch) {
                 return Ok(path);
             }
             return Err(WorktreeError::PathTaken {
                 path,
                 wanted: branch.to_owned(),
-                found: found.branch.map_or_else(
+                found: found.branch.clone().map_or_else(
                     || "a detached HEAD".to_owned(),
                     |name| format!("branch {name}"),
                 ),
@@ -52,29 +51,10 @@ impl Worktrees {
         if let Some(parent) = path.parent() {
             create_dir_all(parent).await?;
         }
-        if take_over(&repo, branch, project, task_id, &path).await? {
+        if take_over(&repo, &listed, branch, project, task_id, &path).await? {
             return Ok(path);
         }
-        if resolves(&repo, &format!("refs/heads/{branch}")).await? {
-            tracing::info!(branch, path = %path.display(), "checking out a branch left by an earlier attempt");
-            git(&repo)
-                .args(["worktree", "add", "--quiet", "--"])
-                .arg(&path)
-                .arg(branch)
-                .run()
-                .await?;
-        } else {
-            // Branching from the commit rather than `origin/<branch>` keeps git from making the
-            // task branch track the default branch, a .git/config write parallel adds fight over.
-            let commit = resolve_commit(&repo, base, base).await?;
-            tracing::info!(branch, base, path = %path.display(), "adding worktree");
-            git(&repo)
-                .args(["worktree", "add", "--quiet", "-b", branch, "--"])
-                .arg(&path)
-                .arg(commit)
-                .run()
-                .await?;
-        }
+        add_on_branch(&repo, &path, branch, base).await?;
         Ok(path)
     }
 
@@ -89,41 +69,98 @@ impl Worktrees {
         let repo = absolute(repo)?;
         let worktree = absolute(worktree)?;
         let _guard = self.lock_repo(&repo).await;
-        git(&repo).args(["worktree", "prune"]).run().await?;
-        if registered_worktree(&repo, &worktree).await?.is_some() {
-            git(&repo)
-                .args(["worktree", "remove", "--force", "--"])
-                .arg(&worktree)
-                .run()
-                .await?;
-        } else if path_exists(&worktree).await? {
-            let root = self.data_dir.join("worktrees");
-            let (found, root_found) = (canonical(&worktree).await, canonical(&root).await);
-            // Only a `<root>/<project>/<task_id>` directory is ours to delete.
-            let is_task_dir = found
-                .strip_prefix(&root_found)
-                .is_ok_and(|rest| rest.components().count() == 2);
-            if !is_task_dir {
-                return Err(WorktreeError::ForeignPath {
-                    path: worktree,
-                    repo,
-                    root,
-                });
+        // The common case costs one git run: the worktree is registered and git removes it.
+        let removed = git(&repo)
+            .args(["worktree", "remove", "--force", "--"])
+            .arg(&worktree)
+            .output()
+            .await?;
+        if !removed.status.success() {
+            let listed = listed_worktrees(&repo).await?;
+            if find_registered(&listed, &worktree).await.is_some() {
+                // Registered, yet git could not remove it: say what git said.
+                git(&repo)
+                    .args(["worktree", "remove", "--force", "--"])
+                    .arg(&worktree)
+                    .run()
+                    .await?;
+            } else if path_exists(&worktree).await? {
+                self.remove_task_dir(&repo, &worktree).await?;
             }
-            remove_path(&worktree).await?;
         }
         if let Some(branch) = branch {
             delete_branch(&repo, branch).await?;
         }
         Ok(())
     }
+
+    /// Deletes a directory git does not know as a worktree, when it is a task directory
+    /// (`<root>/<project>/<task_id>`) under this data directory; anything else is refused.
+    async fn remove_task_dir(&self, repo: &Path, worktree: &Path) -> Result<(), WorktreeError> {
+        let root = self.data_dir.join("worktrees");
+        let (found, root_found) = (canonical(worktree).await, canonical(&root).await);
+        let is_task_dir = found
+            .strip_prefix(&root_found)
+            .is_ok_and(|rest| rest.components().count() == 2);
+        if !is_task_dir {
+            return Err(WorktreeError::ForeignPath {
+                path: worktree.to_path_buf(),
+                repo: repo.to_path_buf(),
+                root,
+            });
+        }
+        remove_path(worktree).await
+    }
+}
+
+/// Adds the worktree at `path` on a new `branch` from `base`, or on `branch` as it is when
+/// an earlier attempt left it. The new branch is the common case and costs one git run;
+/// `--no-track` keeps git from making it track `base`, a `.git/config` write that parallel
+/// adds fight over.
+async fn add_on_branch(
+    repo: &Path,
+    path: &Path,
+    branch: &str,
+    base: &str,
+) -> Result<(), WorktreeError> {
+    tracing::info!(branch, base, path = %path.display(), "adding worktree");
+    let added = git(repo)
+        .args(["worktree", "add", "--quiet", "--no-track", "-b", branch, "--"])
+        .arg(path)
+        .arg(format!("{base}^{{commit}}"))
+        .output()
+        .await?;
+    if added.status.success() {
+        return Ok(());
+    }
+    if resolves(repo, &format!("refs/heads/{branch}")).await? {
+        tracing::info!(branch, path = %path.display(), "checking out a branch left by an earlier attempt");
+        git(repo)
+            .args(["worktree", "add", "--quiet", "--"])
+            .arg(path)
+            .arg(branch)
+            .run()
+            .await?;
+        return Ok(());
+    }
+    // Names a missing base as such; otherwise git's own words.
+    resolve_commit(repo, base, base).await?;
+    git(repo)
+        .args(["worktree", "add", "--quiet", "--no-track", "-b", branch, "--"])
+        .arg(path)
+        .arg(format!("{base}^{{commit}}"))
+        .run()
+        .await?;
+    Ok(())
 }
 
 /// Deletes a branch; a branch that does not exist is already deleted.
 async fn delete_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
-    if resolves(repo, &format!("refs/heads/{branch}")).await? {
-        git(repo).args(["branch", "-D", "--", branch]).run().await?;
+    let deleted = git(repo).args(["branch", "-D", "--", branch]).output().await?;
+    if deleted.status.success() || !resolves(repo, &format!("refs/heads/{branch}")).await? {
+        return Ok(());
     }
+    git(repo).args(["branch", "-D", "--", branch]).run().await?;
     Ok(())
 }
 
@@ -132,6 +169,33 @@ struct RegisteredWorktree {
     location: PathBuf,
     /// Short branch name, none when detached.
     branch: Option<String>,
+    /// Git would prune it: its directory is gone (a crash can leave such a registration).
+    prunable: bool,
+}
+
+/// Every worktree registered for `repo`, the main one first, after pruning registrations
+/// whose directory is gone (only then is `git worktree prune` run).
+async fn listed_worktrees(repo: &Path) -> Result<Vec<RegisteredWorktree>, WorktreeError> {
+    let listed = registered_worktrees(repo).await?;
+    if !listed.iter().any(|worktree| worktree.prunable) {
+        return Ok(listed);
+    }
+    git(repo).args(["worktree", "prune"]).run().await?;
+    registered_worktrees(repo).await
+}
+
+/// The registration in `listed` of the worktree at `path`, if any.
+async fn find_registered<'a>(
+    listed: &'a [RegisteredWorktree],
+    path: &Path,
+) -> Option<&'a RegisteredWorktree> {
+    let wanted = canonical(path).await;
+    for worktree in listed {
+        if canonical(&worktree.location).await == wanted {
+            return Some(worktree);
+        }
+    }
+    None
 }
 
 /// Every worktree git has registered for `repo`, the main one first.
@@ -146,6 +210,7 @@ async fn registered_worktrees(repo: &Path) -> Result<Vec<RegisteredWorktree>, Wo
     for record in text.split("\0\0").filter(|record| !record.is_empty()) {
         let mut location = None;
         let mut branch = None;
+        let mut prunable = false;
         for field in record.split('\0') {
             if let Some(value) = field.strip_prefix("worktree ") {
                 location = Some(PathBuf::from(value));
@@ -156,27 +221,19 @@ async fn registered_worktrees(repo: &Path) -> Result<Vec<RegisteredWorktree>, Wo
                         .unwrap_or(value)
                         .to_owned(),
                 );
+            } else if field.starts_with("prunable") {
+                prunable = true;
             }
         }
         if let Some(location) = location {
-            found.push(RegisteredWorktree { location, branch });
+            found.push(RegisteredWorktree {
+                location,
+                branch,
+                prunable,
+            });
         }
     }
     Ok(found)
-}
-
-/// The registration of the worktree at `path`, if git has one.
-async fn registered_worktree(
-    repo: &Path,
-    path: &Path,
-) -> Result<Option<RegisteredWorktree>, WorktreeError> {
-    let wanted = canonical(path).await;
-    for worktree in registered_worktrees(repo).await? {
-        if canonical(&worktree.location).await == wanted {
-            return Ok(Some(worktree));
-        }
-    }
-    Ok(None)
 }
 
 /// Takes over a worktree of `branch` that is registered at another task path of the same
@@ -186,15 +243,15 @@ async fn registered_worktree(
 /// directory are never touched. True when the worktree is now at `path`.
 async fn take_over(
     repo: &Path,
+    listed: &[RegisteredWorktree],
     branch: &str,
     project: &str,
     task_id: i64,
     path: &Path,
 ) -> Result<bool, WorktreeError> {
     let task_dir = Path::new(project).join(task_id.to_string());
-    let Some(other) = registered_worktrees(repo)
-        .await?
-        .into_iter()
+    let Some(other) = listed
+        .iter()
         .skip(1)
         .find(|w| w.branch.as_deref() == Some(branch) && w.location.ends_with(&task_dir))
     else {
