@@ -620,6 +620,12 @@ impl Config {
                 "must be at most 1000: every delivery may wait that long (2 is the default)".into(),
             );
         }
+        if self.intake.group_commit_max > 1000 {
+            return bad(
+                "intake.group_commit_max",
+                "must be at most 1000: a batch's writes share multi-row statements (64 is the default)".into(),
+            );
+        }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
             return bad(
                 "metrics.listen",

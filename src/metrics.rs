@@ -32,6 +32,7 @@ const APPROVAL_WAIT: &str = "aiops_approval_wait_seconds";
 const WEBHOOK_DELIVERIES: &str = "aiops_webhook_deliveries_total";
 const NOTIFICATIONS: &str = "aiops_notification_attempts_total";
 const INTAKE_BATCH: &str = "aiops_intake_batch_size";
+const INTAKE_BULK: &str = "aiops_intake_bulk_writes_total";
 const QUEUE_DEPTH: &str = "aiops_queue_depth";
 const TASKS_RUNNING: &str = "aiops_tasks_running";
 
@@ -163,6 +164,17 @@ pub fn intake_batch(backend: Backend, writes: usize) {
         Backend::Postgres => "postgres",
     };
     histogram!(INTAKE_BATCH, "store" => store).record(writes as f64);
+}
+
+/// Writes of one kind (deliveries) in a group commit: written `together` in multi-row
+/// statements, or each `alone` after those failed, by database.
+pub fn intake_bulk(backend: Backend, writes: usize, together: bool) {
+    let store = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let written = if together { "together" } else { "alone" };
+    counter!(INTAKE_BULK, "store" => store, "written" => written).increment(writes as u64);
 }
 
 /// One attempt to send a notification through a channel of `kind`: `sent`, `retry` or `dead`.

@@ -18,7 +18,7 @@ use crate::http::AppState;
 use crate::notify::Notifier;
 use crate::schedules::scheduler::Scheduler;
 use crate::store::Store;
-use crate::store::group_commit::{GroupCommitSettings, GroupCommitter};
+use crate::store::group_commit::{GroupCommitSettings, GroupCommitter, Observers};
 use crate::vault::{self, KeySource, MasterKey, Vault, VaultError};
 
 /// Name of the token `serve` creates on an empty store.
@@ -158,7 +158,10 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
             window: std::time::Duration::from_millis(config.intake.group_commit_window_ms),
             max: config.intake.group_commit_max,
         },
-        crate::metrics::intake_batch,
+        Observers {
+            batch: crate::metrics::intake_batch,
+            bulk: crate::metrics::intake_bulk,
+        },
     );
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let bootstrap = crate::users::bootstrap_admin(&store).await?;

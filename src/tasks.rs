@@ -98,16 +98,43 @@ pub async fn enqueue_in(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
         return Ok(None);
     };
     store::queue::push(tx, &NewJob::now(id, spec.priority)).await?;
-    let queued = NewEvent::platform(
+    store::events::append(tx, &queued_event(id, spec)).await?;
+    Ok(Some(id))
+}
+
+/// [`enqueue_in`] for many tasks at once, in a few statements for all of them: each one's
+/// id in order, None for a task whose dedup key its project already has (or one earlier in
+/// `specs`).
+pub async fn enqueue_all_in(tx: &mut Tx, specs: &[&TaskSpec]) -> Result<Vec<Option<i64>>> {
+    let ids = store::tasks::insert_all(tx, specs).await?;
+    let created: Vec<(i64, &TaskSpec)> = ids
+        .iter()
+        .zip(specs)
+        .filter_map(|(id, spec)| id.map(|id| (id, *spec)))
+        .collect();
+    let jobs: Vec<NewJob> = created
+        .iter()
+        .map(|(id, spec)| NewJob::now(*id, spec.priority))
+        .collect();
+    store::queue::push_all(tx, &jobs).await?;
+    let queued: Vec<NewEvent> = created
+        .iter()
+        .map(|(id, spec)| queued_event(*id, spec))
+        .collect();
+    store::events::append_all(tx, &queued).await?;
+    Ok(ids)
+}
+
+/// The `task_queued` event of a new task.
+fn queued_event(id: i64, spec: &TaskSpec) -> NewEvent {
+    NewEvent::platform(
         id,
         spec.project_id,
         "task_queued",
         serde_json::json!({
             "priority": spec.priority, "team": spec.team, "source": spec.source,
         }),
-    );
-    store::events::append(tx, &queued).await?;
-    Ok(Some(id))
+    )
 }
 
 /// Inserts a queued task, its queue job and its `task_queued` event in one transaction

@@ -79,8 +79,8 @@ async fn deliver(
     Ok((status, response.json().await?))
 }
 
-/// Batches of more than one write so far, on `db`'s store, from `/metrics`.
-async fn shared_batches(app: &TestApp, db: Db) -> f64 {
+/// `/metrics` now, parsed.
+async fn scrape(app: &TestApp) -> Scrape {
     let page = app
         .client
         .get(app.url("/metrics"))
@@ -91,11 +91,40 @@ async fn shared_batches(app: &TestApp, db: Db) -> f64 {
         .text()
         .await
         .unwrap();
-    let scrape = Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).unwrap();
-    let store = match db {
+    Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// The `store` label of `db`'s metrics.
+fn store_label(db: Db) -> &'static str {
+    match db {
         Db::Sqlite => "sqlite",
         Db::Postgres => "postgres",
+    }
+}
+
+/// Deliveries of group commits on `db`'s store so far written (together, alone).
+async fn bulk_writes(app: &TestApp, db: Db) -> (f64, f64) {
+    let scrape = scrape(app).await;
+    let count = |written: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "aiops_intake_bulk_writes_total")
+            .filter(|s| s.labels.get("store") == Some(store_label(db)))
+            .filter(|s| s.labels.get("written") == Some(written))
+            .map(|s| match s.value {
+                Metric::Counter(v) | Metric::Untyped(v) => v,
+                ref other => panic!("aiops_intake_bulk_writes_total is a counter, not {other:?}"),
+            })
+            .sum::<f64>()
     };
+    (count("together"), count("alone"))
+}
+
+/// Batches of more than one write so far, on `db`'s store, from `/metrics`.
+async fn shared_batches(app: &TestApp, db: Db) -> f64 {
+    let scrape = scrape(app).await;
+    let store = store_label(db);
     scrape
         .samples
         .iter()
@@ -285,7 +314,124 @@ async fn concurrent_writes_share_commits_and_fail_alone(db: Db) {
     assert!(shared >= 1.0, "no batch had more than one write");
 }
 
-on_both_databases!(concurrent_writes_share_commits_and_fail_alone);
+/// Records `writes` through the library all at once (a batch's window is 20 ms, so they
+/// reach the committer together); each one's delivery id and answer.
+async fn record_at_once(
+    app: &TestApp,
+    writes: Vec<(NewDelivery, TaskSpec)>,
+) -> Vec<(String, aiops::Result<aiops::model::DeliveryOutcome>)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (delivery, spec) in writes {
+        let store = app.store.clone();
+        set.spawn(async move {
+            let id = delivery.delivery_id.clone();
+            let answer =
+                aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
+            (id, answer)
+        });
+    }
+    set.join_all().await
+}
+
+/// The deliveries of a batch are written together, in a few statements for all of them, with
+/// the answers each would get alone: a repeated delivery id names the first one's task, a
+/// taken dedup key names its task. When one of them cannot be written, the others are
+/// written each alone and only that one fails.
+async fn a_batchs_deliveries_are_written_together_and_alone_when_one_fails(db: Db) {
+    let app = intake_app(db).await;
+    let shop = app.get_json("/api/v1/projects/shop").await["id"]
+        .as_i64()
+        .expect("the project's id");
+    let (together, alone) = bulk_writes(&app, db).await;
+    let mut writes: Vec<_> = (0..12)
+        .map(|i| library_delivery(&format!("n-{i}"), shop))
+        .collect();
+    writes.push(library_delivery("n-0", shop));
+    writes.push(library_delivery("n-1", shop));
+    let (delivery, mut spec) = library_delivery("k-0", shop);
+    spec.dedup_key = Some("n-2".into());
+    writes.push((delivery, spec));
+    let answers = record_at_once(&app, writes).await;
+
+    let mut tasks: BTreeMap<String, Vec<(String, Option<i64>)>> = BTreeMap::new();
+    for (id, answer) in answers {
+        let outcome = answer.unwrap_or_else(|e| panic!("{id}: {e}"));
+        let entry = tasks.entry(id).or_default();
+        entry.push((outcome.outcome.as_str().to_string(), outcome.task_id));
+        entry.sort();
+    }
+    // Of n-2 and k-0, which share a dedup key, whichever came first made the task.
+    let mut shared: Vec<&(String, Option<i64>)> =
+        tasks["n-2"].iter().chain(&tasks["k-0"]).collect();
+    shared.sort();
+    assert_eq!(shared[0].0, "duplicate_task", "{shared:?}");
+    assert_eq!(shared[1].0, "task_created", "{shared:?}");
+    assert_eq!(shared[0].1, shared[1].1, "a taken dedup key names its task");
+    let task_of = |id: &str| {
+        let made = tasks[id].iter().chain(&tasks["k-0"]);
+        made.filter(|(o, _)| o == "task_created")
+            .find_map(|(_, task)| *task)
+    };
+    for i in 0..12 {
+        let id = format!("n-{i}");
+        let outcomes: Vec<&str> = tasks[&id].iter().map(|(o, _)| o.as_str()).collect();
+        match i {
+            0 | 1 => {
+                assert_eq!(outcomes, ["duplicate", "task_created"], "{id}");
+                assert_eq!(
+                    tasks[&id][0].1,
+                    task_of(&id),
+                    "{id}: the repeat names the task"
+                );
+            }
+            2 => assert_eq!(outcomes.len(), 1, "{id}: {outcomes:?}"),
+            _ => assert_eq!(outcomes, ["task_created"], "{id}"),
+        }
+        let task = app.store.task(task_of(&id).unwrap()).await.unwrap();
+        assert_eq!(
+            task.dedup_key.as_deref(),
+            Some(id.as_str()),
+            "{id}: its own task"
+        );
+    }
+    let (together_now, alone_now) = bulk_writes(&app, db).await;
+    assert!(
+        together_now - together >= 2.0,
+        "no deliveries were written together: {together} -> {together_now}"
+    );
+    assert_eq!(alone_now, alone, "none was written alone");
+
+    // One that cannot be written (its project does not exist) among good ones.
+    let mut writes: Vec<_> = (0..8)
+        .map(|i| library_delivery(&format!("m-{i}"), shop))
+        .collect();
+    writes.push(library_delivery("broken-0", 999_999));
+    for (id, answer) in record_at_once(&app, writes).await {
+        match answer {
+            Ok(outcome) if id != "broken-0" => {
+                assert_eq!(outcome.outcome.as_str(), "task_created", "{id}");
+            }
+            answer => assert!(id == "broken-0" && answer.is_err(), "{id}: {answer:?}"),
+        }
+    }
+    let (_, alone_after) = bulk_writes(&app, db).await;
+    assert!(
+        alone_after - alone_now >= 2.0,
+        "the batch with a broken delivery was not written each alone: {alone_now} -> {alone_after}"
+    );
+    let stored = app
+        .store
+        .list_deliveries(Some("github"), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 15 + 8, "{stored:#?}");
+    assert!(stored.iter().all(|d| d.delivery_id != "broken-0"));
+}
+
+on_both_databases!(
+    concurrent_writes_share_commits_and_fail_alone,
+    a_batchs_deliveries_are_written_together_and_alone_when_one_fails,
+);
 
 /// Deliveries acknowledged (202) so far: delivery id → task id.
 type Acknowledged = Arc<Mutex<Vec<(String, i64)>>>;

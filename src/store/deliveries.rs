@@ -3,6 +3,8 @@
 //! event and the task it creates are stored together (`triggers::intake`), so an accepted
 //! delivery is never lost and never makes two tasks.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::types::Json;
@@ -42,6 +44,88 @@ pub async fn insert_received(
         .bind(Json(payload))
         .fetch_optional(&mut *conn)
         .await)?)
+}
+
+/// Records `deliveries` (each with its payload as JSON text) as received inside `tx`, in one
+/// statement; each one's row id in order, None for a delivery id seen before, or earlier in
+/// `deliveries`.
+pub async fn insert_received_all(
+    tx: &mut Tx,
+    deliveries: &[(&NewDelivery, &RawValue)],
+) -> Result<Vec<Option<i64>>> {
+    let now = Utc::now();
+    let rows: Vec<(i64, String, String)> = with_tx!(tx, conn => {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload) ");
+        insert.push_values(deliveries, |mut row, (delivery, payload)| {
+            row.push_bind(&delivery.source)
+                .push_bind(&delivery.delivery_id)
+                .push_bind(&delivery.event)
+                .push_bind(&delivery.action)
+                .push_bind(&delivery.repository)
+                .push_bind(now)
+                .push_bind(DeliveryStatus::Received)
+                .push_bind(Json(*payload));
+        });
+        insert.push(" ON CONFLICT DO NOTHING RETURNING id, source, delivery_id");
+        insert.build_query_as().persistent(false).fetch_all(&mut *conn).await
+    })?;
+    let mut ids: HashMap<(String, String), i64> = rows
+        .into_iter()
+        .map(|(id, source, delivery_id)| ((source, delivery_id), id))
+        .collect();
+    Ok(deliveries
+        .iter()
+        .map(|(delivery, _)| ids.remove(&(delivery.source.clone(), delivery.delivery_id.clone())))
+        .collect())
+}
+
+/// What became of one delivery: its row id, outcome, reason and task.
+pub type Settled<'a> = (i64, DeliveryStatus, Option<&'a str>, Option<i64>);
+
+/// Sets what became of each delivery of `settled` inside `tx`, in one statement.
+pub async fn settle_all(tx: &mut Tx, settled: &[Settled<'_>]) -> Result<()> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, conn => {
+        let mut update = sqlx::QueryBuilder::new(
+            "UPDATE deliveries SET outcome = v.column2, reason = v.column3, task_id = v.column4 FROM (");
+        update.push_values(settled, |mut row, (id, outcome, reason, task_id)| {
+            row.push_bind(*id)
+                .push_bind(*outcome)
+                .push_bind(*reason)
+                .push_bind(*task_id);
+        });
+        update.push(") AS v WHERE deliveries.id = v.column1");
+        update.build().persistent(false).execute(&mut *conn).await.map(drop)
+    })?;
+    Ok(())
+}
+
+/// A GitHub issue a task answers: the task, owner/repo, issue number and App installation.
+pub type GithubReply<'a> = (i64, &'a str, i64, Option<i64>);
+
+/// Remembers inside `tx`, in one statement, that each task of `replies` answers its GitHub
+/// issue, so its sticky comment is kept up to date.
+pub async fn insert_github_replies(tx: &mut Tx, replies: &[GithubReply<'_>]) -> Result<()> {
+    if replies.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    with_tx!(tx, conn => {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO github_replies (task_id, repo, issue_number, installation_id, updated_at) ");
+        insert.push_values(replies, |mut row, (task_id, repo, issue_number, installation_id)| {
+            row.push_bind(*task_id)
+                .push_bind(*repo)
+                .push_bind(*issue_number)
+                .push_bind(*installation_id)
+                .push_bind(now);
+        });
+        insert.build().persistent(false).execute(&mut *conn).await.map(drop)
+    })?;
+    Ok(())
 }
 
 /// Records a repeated delivery inside `tx`, pointing at the first one's task; returns the

@@ -60,6 +60,52 @@ pub async fn append(tx: &mut Tx, event: &NewEvent) -> Result<Option<i64>> {
     Ok(id)
 }
 
+/// Appends `events` inside `tx` in one statement (announced to live streams when it
+/// commits); a party event whose session and offset are stored already is skipped. When `tx`
+/// keeps its events for the end (`group_commit`), they are kept with them.
+pub async fn append_all(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
+    if let Some(deferred) = &mut tx.deferred_events {
+        deferred.extend_from_slice(events);
+        return Ok(());
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    let postgres = tx.backend() == Backend::Postgres;
+    let now = chrono::Utc::now();
+    let ids: Vec<i64> = with_tx!(tx, conn => {
+        if postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_ORDER_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO events (task_id, project_id, kind, origin, ts, data, party_session, source_offset, created_at) ");
+        insert.push_values(events, |mut row, event| {
+            let (party_session, offset) = match &event.source {
+                Some((session, offset)) => (Some(session.as_str()), Some(*offset)),
+                None => (None, None),
+            };
+            row.push_bind(event.task_id)
+                .push_bind(event.project_id)
+                .push_bind(&event.kind)
+                .push_bind(event.origin)
+                .push_bind(event.ts)
+                .push_bind(sqlx::types::Json(&event.data))
+                .push_bind(party_session)
+                .push_bind(offset)
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT DO NOTHING RETURNING id");
+        insert.build_query_scalar().persistent(false).fetch_all(&mut *conn).await
+    })?;
+    if let Some(newest) = ids.into_iter().max() {
+        tx.appended_event(newest);
+    }
+    Ok(())
+}
+
 /// Sends the newest event id of a transaction on [`EVENTS_CHANNEL`]; PostgreSQL delivers it
 /// to every listening node when (and only if) the transaction commits.
 pub(super) async fn notify_other_nodes(

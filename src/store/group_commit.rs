@@ -11,13 +11,20 @@
 //! connection is lost), the writes that ran in it get the error and the rest go on in the
 //! next transaction. Without a running committer a write runs in a transaction of its own.
 //!
+//! A kind of write that many callers make (a webhook delivery) can also be handed in as a
+//! [`BulkWrite`] ([`Store::write_grouped_bulk`]): the committer writes every such write of a
+//! batch together, in one savepoint and a few multi-row statements instead of a few
+//! statements each. When those statements fail, the savepoint is rolled back and each of
+//! them is written alone in its own savepoint, as any other write, so one bad write still
+//! fails alone.
+//!
 //! On PostgreSQL a batch first takes an advisory lock, so the batches of several nodes take
 //! turns, and writes its events last, just before the commit: the event order lock is then
 //! the last lock the batch takes, as in every other transaction, so a batch that holds many
 //! rows never waits for a row while holding that lock. This module runs the callers' writes
 //! and decides nothing about them.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -44,15 +51,95 @@ pub struct GroupCommitSettings {
     pub max: usize,
 }
 
+/// What the committer tells about its work (the service counts it in its metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Observers {
+    /// How many writes shared a transaction.
+    pub batch: fn(Backend, usize),
+    /// How many writes of one kind were written together (true), or each alone after the
+    /// statements writing them together failed (false).
+    pub bulk: fn(Backend, usize, bool),
+}
+
 /// What a write answers, its type erased on the way through the committer.
 type Erased = Box<dyn Any + Send>;
 
 /// A write, erased: runs inside the transaction it is given.
 type Work = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<Erased>> + Send>;
 
+/// A kind of write the committer can write many of at once.
+pub trait BulkWrite: Send + Sync + Sized + 'static {
+    /// What one write answers.
+    type Output: Send + 'static;
+
+    /// Writes every one of `writes` inside `tx`, together, and answers each in order. An
+    /// answer may be an error only when that write wrote nothing. An `Err` of the whole
+    /// means the statements failed: the committer rolls all of them back and writes each
+    /// with [`BulkWrite::write_one`].
+    fn write_all<'t>(
+        tx: &'t mut Tx,
+        writes: &'t [&'t Self],
+    ) -> BoxFuture<'t, Result<Vec<Result<Self::Output>>>>;
+
+    /// Writes this one alone inside `tx`.
+    fn write_one<'t>(&'t self, tx: &'t mut Tx) -> BoxFuture<'t, Result<Self::Output>>;
+}
+
+/// A [`BulkWrite`], erased: its kind, the value, and how to write many or one of its kind.
+struct Bulk {
+    kind: TypeId,
+    value: Box<dyn Any + Send + Sync>,
+    all: AllFn,
+    one: OneFn,
+}
+
+type AllFn = for<'t> fn(
+    &'t mut Tx,
+    Vec<&'t (dyn Any + Send + Sync)>,
+) -> BoxFuture<'t, Result<Vec<Result<Erased>>>>;
+type OneFn = for<'t> fn(&'t mut Tx, &'t (dyn Any + Send + Sync)) -> BoxFuture<'t, Result<Erased>>;
+
+/// [`BulkWrite::write_all`] on erased values, all of kind `B`.
+fn write_all_erased<'t, B: BulkWrite>(
+    tx: &'t mut Tx,
+    values: Vec<&'t (dyn Any + Send + Sync)>,
+) -> BoxFuture<'t, Result<Vec<Result<Erased>>>> {
+    Box::pin(async move {
+        let writes: Vec<&B> = values.into_iter().map(downcast::<B>).collect();
+        let answers = B::write_all(tx, &writes).await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map(|output| Box::new(output) as Erased))
+            .collect())
+    })
+}
+
+/// [`BulkWrite::write_one`] on an erased value of kind `B`.
+fn write_one_erased<'t, B: BulkWrite>(
+    tx: &'t mut Tx,
+    value: &'t (dyn Any + Send + Sync),
+) -> BoxFuture<'t, Result<Erased>> {
+    Box::pin(async move {
+        let output = downcast::<B>(value).write_one(tx).await?;
+        Ok(Box::new(output) as Erased)
+    })
+}
+
+fn downcast<B: 'static>(value: &(dyn Any + Send + Sync)) -> &B {
+    value
+        .downcast_ref::<B>()
+        .expect("a bulk write is grouped with writes of its own kind")
+}
+
+/// What the committer writes for one caller: a write of its own, or one of a kind.
+enum Write {
+    One(Work),
+    Bulk(Bulk),
+}
+
 /// A write handed to the committer and where its answer goes.
 pub(crate) struct Item {
-    work: Work,
+    write: Write,
     reply: oneshot::Sender<Result<Erased>>,
 }
 
@@ -78,7 +165,7 @@ impl Store {
     pub fn start_group_commit(
         &mut self,
         settings: GroupCommitSettings,
-        observe: fn(Backend, usize),
+        observe: Observers,
     ) -> Option<GroupCommitter> {
         if settings.max < 2 {
             return None;
@@ -106,15 +193,33 @@ impl Store {
         let work = erase(move |tx| {
             Box::pin(async move { write(tx).await.map(|value| Box::new(value) as Erased) })
         });
+        self.hand_in(Write::One(work)).await
+    }
+
+    /// Like [`Store::write_grouped`], for a write of a kind the committer writes many of at
+    /// once (see the module comment).
+    pub async fn write_grouped_bulk<B: BulkWrite>(&self, write: B) -> Result<B::Output> {
+        self.hand_in(Write::Bulk(Bulk {
+            kind: TypeId::of::<B>(),
+            value: Box::new(write),
+            all: write_all_erased::<B>,
+            one: write_one_erased::<B>,
+        }))
+        .await
+    }
+
+    /// Hands `write` to the committer (or, without one, writes it alone) and waits for its
+    /// answer, of type `T`.
+    async fn hand_in<T: 'static>(&self, write: Write) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let item = Item { work, reply };
+        let item = Item { write, reply };
         // A stopped committer hands the write back; it then runs alone.
         let alone = match &self.group_commit {
             Some(committer) => committer.send(item).await.err().map(|returned| returned.0),
             None => Some(item),
         };
         if let Some(item) = alone {
-            commit_batch(self, VecDeque::from([item])).await;
+            commit_batch(self, VecDeque::from([item]), None).await;
         }
         let answer = answer.await.map_err(|_| {
             Error::Internal(anyhow::anyhow!(
@@ -140,15 +245,15 @@ where
 struct Committer {
     store: Store,
     settings: GroupCommitSettings,
-    observe: fn(Backend, usize),
+    observe: Observers,
 }
 
 impl Committer {
     async fn run(self, mut receiver: mpsc::Receiver<Item>, stop: CancellationToken) {
         while let Some(first) = next(&mut receiver, &stop).await {
             let batch = self.gather(first, &mut receiver).await;
-            (self.observe)(self.store.backend(), batch.len());
-            commit_batch(&self.store, batch).await;
+            (self.observe.batch)(self.store.backend(), batch.len());
+            commit_batch(&self.store, batch, Some(self.observe.bulk)).await;
         }
     }
 
@@ -191,15 +296,17 @@ async fn next(receiver: &mut mpsc::Receiver<Item>, stop: &CancellationToken) -> 
 
 /// Commits the writes of `pending` and answers each of them; normally in one transaction,
 /// in more when one breaks.
-async fn commit_batch(store: &Store, mut pending: VecDeque<Item>) {
+async fn commit_batch(store: &Store, mut pending: VecDeque<Item>, observe: Option<BulkObserver>) {
     while !pending.is_empty() {
-        commit_some(store, &mut pending).await;
+        commit_some(store, &mut pending, observe).await;
     }
 }
 
+type BulkObserver = fn(Backend, usize, bool);
+
 /// Runs writes of `pending` in one transaction until none is left or the transaction
 /// breaks, commits, and answers those that ran.
-async fn commit_some(store: &Store, pending: &mut VecDeque<Item>) {
+async fn commit_some(store: &Store, pending: &mut VecDeque<Item>, observe: Option<BulkObserver>) {
     let shared = pending.len() > 1;
     let mut tx = match open(store, shared).await {
         Ok(tx) => tx,
@@ -210,22 +317,38 @@ async fn commit_some(store: &Store, pending: &mut VecDeque<Item>) {
             return;
         }
     };
-    let mut ran = Vec::with_capacity(pending.len());
+    let mut batch = Batch {
+        tx: &mut tx,
+        observe,
+        savepoint: false,
+        ran: Vec::with_capacity(pending.len()),
+    };
     while let Some(item) = pending.pop_front() {
-        if !shared {
-            ran.push((item.reply, (item.work)(&mut tx).await));
-            break;
-        }
-        let first = ran.is_empty();
-        match in_savepoint(&mut tx, item.work, first).await {
-            Ok(result) => ran.push((item.reply, result)),
-            Err(broken) => {
-                let _ = item.reply.send(Err(not_committed(&broken)));
-                answer(ran, Err(broken));
-                return;
+        let written = match item.write {
+            Write::One(work) if !shared => {
+                let result = work(batch.tx).await;
+                batch.ran.push((item.reply, result));
+                break;
             }
+            Write::Bulk(bulk) if !shared => {
+                let result = (bulk.one)(batch.tx, &*bulk.value).await;
+                batch.ran.push((item.reply, result));
+                break;
+            }
+            Write::One(work) => batch.one(item.reply, work).await,
+            Write::Bulk(bulk) => {
+                let mut group = vec![(bulk, item.reply)];
+                take_kind(pending, &mut group);
+                batch.bulk(group).await
+            }
+        };
+        if let Err(broken) = written {
+            // What was left unwritten of a broken transaction goes on in the next one.
+            answer(batch.ran, Err(broken));
+            return;
         }
     }
+    let ran = batch.ran;
     // Nothing to keep: a lone write that failed leaves its transaction to roll back.
     let committed = if ran.iter().any(|(_, result)| result.is_ok()) {
         commit(tx).await
@@ -235,9 +358,130 @@ async fn commit_some(store: &Store, pending: &mut VecDeque<Item>) {
     answer(ran, committed);
 }
 
+/// Moves every write of `pending` of the same kind as `group`'s first into `group`, in order.
+fn take_kind(pending: &mut VecDeque<Item>, group: &mut Vec<(Bulk, Reply)>) {
+    let kind = group[0].0.kind;
+    let mut rest = VecDeque::with_capacity(pending.len());
+    for item in pending.drain(..) {
+        match item.write {
+            Write::Bulk(bulk) if bulk.kind == kind => group.push((bulk, item.reply)),
+            write => rest.push_back(Item {
+                write,
+                reply: item.reply,
+            }),
+        }
+    }
+    *pending = rest;
+}
+
+type Reply = oneshot::Sender<Result<Erased>>;
+
+/// The writes of one shared transaction so far, each with its own savepoint.
+struct Batch<'a> {
+    tx: &'a mut Tx,
+    observe: Option<BulkObserver>,
+    /// Whether a savepoint is open, for the next to release it in the same round trip.
+    savepoint: bool,
+    ran: Vec<(Reply, Result<Erased>)>,
+}
+
+impl Batch<'_> {
+    /// Runs one write in a savepoint of its own; Err when the transaction broke (the write
+    /// is answered with that error).
+    async fn one(&mut self, reply: Reply, work: Work) -> Result<()> {
+        match self.in_savepoint(work).await {
+            Ok(result) => {
+                self.ran.push((reply, result));
+                Ok(())
+            }
+            Err(broken) => {
+                let _ = reply.send(Err(not_committed(&broken)));
+                Err(broken)
+            }
+        }
+    }
+
+    /// Writes a group of one kind together in one savepoint; when that fails, rolls it back
+    /// and writes each alone. Err when the transaction broke (the group is answered with it).
+    async fn bulk(&mut self, group: Vec<(Bulk, Reply)>) -> Result<()> {
+        let notes = Notes::of(self.tx);
+        if let Err(broken) = self.open_savepoint().await {
+            for (_, reply) in group {
+                let _ = reply.send(Err(not_committed(&broken)));
+            }
+            return Err(broken);
+        }
+        let all = group[0].0.all;
+        let values = group.iter().map(|(bulk, _)| &*bulk.value).collect();
+        let written = match all(self.tx, values).await {
+            Ok(answers) if answers.len() == group.len() => Some(answers),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, writes = group.len(), "a bulk write failed; writing each alone");
+                None
+            }
+        };
+        let backend = self.tx.backend();
+        if let Some(observe) = self.observe {
+            observe(backend, group.len(), written.is_some());
+        }
+        if let Some(answers) = written {
+            for ((_, reply), answer) in group.into_iter().zip(answers) {
+                self.ran.push((reply, answer));
+            }
+            return Ok(());
+        }
+        if let Err(broken) = execute(self.tx, "ROLLBACK TO SAVEPOINT grouped_write").await {
+            for (_, reply) in group {
+                let _ = reply.send(Err(not_committed(&broken)));
+            }
+            return Err(broken);
+        }
+        notes.restore(self.tx);
+        let mut group = group.into_iter();
+        while let Some((bulk, reply)) = group.next() {
+            let Bulk { value, one, .. } = bulk;
+            let work = erase(move |tx| Box::pin(async move { one(tx, &*value).await }));
+            if let Err(broken) = self.one(reply, work).await {
+                for (_, reply) in group {
+                    let _ = reply.send(Err(not_committed(&broken)));
+                }
+                return Err(broken);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a savepoint, releasing the one before in the same round trip.
+    async fn open_savepoint(&mut self) -> Result<()> {
+        let open = if self.savepoint {
+            "RELEASE SAVEPOINT grouped_write; SAVEPOINT grouped_write"
+        } else {
+            "SAVEPOINT grouped_write"
+        };
+        execute(self.tx, open).await?;
+        self.savepoint = true;
+        Ok(())
+    }
+
+    /// Runs one write in a savepoint: its result, with what it wrote rolled back when it
+    /// failed; Err when the transaction itself broke. The last savepoint is released by the
+    /// commit, so a write costs the database one round trip more than its own statements.
+    async fn in_savepoint(&mut self, work: Work) -> Result<Result<Erased>> {
+        let notes = Notes::of(self.tx);
+        self.open_savepoint().await?;
+        let result = work(&mut *self.tx).await;
+        if result.is_err() {
+            execute(self.tx, "ROLLBACK TO SAVEPOINT grouped_write").await?;
+            notes.restore(self.tx);
+        }
+        Ok(result)
+    }
+}
+
 /// Answers every write that ran: its own result, or the transaction's failure for the
 /// writes that succeeded in it.
-fn answer(ran: Vec<(oneshot::Sender<Result<Erased>>, Result<Erased>)>, committed: Result<()>) {
+fn answer(ran: Vec<(Reply, Result<Erased>)>, committed: Result<()>) {
     for (reply, result) in ran {
         let answer = match (&committed, result) {
             (Err(e), Ok(_)) => Err(not_committed(e)),
@@ -272,32 +516,9 @@ async fn open(store: &Store, shared: bool) -> Result<Tx> {
 /// Writes the events kept for the end, then commits.
 async fn commit(mut tx: Tx) -> Result<()> {
     if let Some(events) = tx.deferred_events.take() {
-        for event in &events {
-            super::events::append(&mut tx, event).await?;
-        }
+        super::events::append_all(&mut tx, &events).await?;
     }
     Ok(tx.commit().await?)
-}
-
-/// Runs one write of a shared transaction in a savepoint: its result, with what it wrote
-/// rolled back when it failed; Err when the transaction itself broke. The savepoint of the
-/// write before is released in the same round trip that opens this one (`first`: there is
-/// none), and the last one by the commit, so a write costs the database one round trip more
-/// than its own statements.
-async fn in_savepoint(tx: &mut Tx, work: Work, first: bool) -> Result<Result<Erased>> {
-    let notes = Notes::of(tx);
-    let open = if first {
-        "SAVEPOINT grouped_write"
-    } else {
-        "RELEASE SAVEPOINT grouped_write; SAVEPOINT grouped_write"
-    };
-    execute(tx, open).await?;
-    let result = work(&mut *tx).await;
-    if result.is_err() {
-        execute(tx, "ROLLBACK TO SAVEPOINT grouped_write").await?;
-        notes.restore(tx);
-    }
-    Ok(result)
 }
 
 async fn execute(tx: &mut Tx, sql: &'static str) -> Result<()> {

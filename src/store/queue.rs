@@ -48,6 +48,62 @@ pub async fn push<J: Job>(tx: &mut Tx, job: &NewJob<J>) -> Result<String, sqlx::
     Ok(id.to_string())
 }
 
+/// Pushes jobs inside `tx` in one statement, so they commit with the rows they name; returns
+/// their ids. On SQLite the rows are written as apalis' own push writes them
+/// (`queries/task/sink.sql` of apalis-sqlite, which runs one statement per job); on
+/// PostgreSQL apalis' push is one statement already.
+pub async fn push_all<J: Job>(tx: &mut Tx, jobs: &[NewJob<J>]) -> Result<Vec<String>, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, tasks): (Vec<TaskId>, Vec<_>) = jobs.iter().map(build).unzip();
+    let pushed = match &mut tx.conn {
+        TxConn::Sqlite(conn) => {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at,
+                    last_result, lock_at, lock_by, done_at, priority, metadata, idempotency_key) ",
+            );
+            // The values apalis-sqlite's `push_tasks` binds, taken the same way.
+            insert.push_values(&tasks, |mut row, task| {
+                let run_at = task.run_at().unwrap_or_else(|| {
+                    SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_secs())
+                }) as i64;
+                let id = task
+                    .task_id()
+                    .map_or_else(|| ulid::Ulid::generate().to_string(), ToString::to_string);
+                row.push_bind(&task.args)
+                    .push_bind(id)
+                    .push_bind(J::QUEUE)
+                    .push_unseparated(", 'Pending', 0")
+                    .push_bind(task.max_attempts().unwrap_or(25) as i64)
+                    .push_bind(run_at)
+                    .push_unseparated(", NULL, NULL, NULL, NULL")
+                    .push_bind(task.priority().unwrap_or_default() as i64)
+                    .push_bind(serde_json::to_string(task.metadata()).unwrap_or_default())
+                    .push_bind(task.idempotency_key().map(str::to_owned));
+            });
+            insert.push(" ON CONFLICT(job_type, idempotency_key) DO NOTHING");
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut **conn)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        TxConn::Postgres(conn) => {
+            apalis_postgres::queries::push_tasks(&mut **conn, J::QUEUE, tasks)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    pushed.map_err(|e| sqlx::Error::Protocol(format!("apalis push: {e}")))?;
+    tx.pushed_job();
+    Ok(ids.iter().map(ToString::to_string).collect())
+}
+
 /// Pushes a job inside `tx` already claimed by the queue worker `worker`, so no other worker
 /// takes it: its claimer runs it at once and settles it with [`Store::finish_job`]. If the
 /// claimer's process dies first, its missed heartbeats hand the job back to the queue like any

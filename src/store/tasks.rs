@@ -1,6 +1,6 @@
 //! Queries on `tasks`.
 
-use super::{Store, Tx};
+use super::{Backend, Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{ProjectScope, Task, TaskExec, TaskFilter, TaskSpec, TaskStatus};
 
@@ -26,6 +26,67 @@ pub async fn insert(tx: &mut Tx, spec: &TaskSpec) -> Result<Option<i64>> {
     .bind(spec.requested_by)
     .fetch_optional(&mut *conn)
     .await)?)
+}
+
+/// Inserts queued tasks inside `tx`, in one statement (and one to number them); each one's
+/// id in order, None for a task whose project already has a task with its dedup key (also
+/// one earlier in `specs`). Their ids are taken before the insert — from the tasks table
+/// on SQLite, where the transaction holds the write lock and tasks are never deleted, and
+/// from the identity's sequence on PostgreSQL — so each id is known to be its task's.
+pub async fn insert_all(tx: &mut Tx, specs: &[&TaskSpec]) -> Result<Vec<Option<i64>>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(specs.len()).unwrap_or(i64::MAX);
+    let postgres = tx.backend() == Backend::Postgres;
+    let ids: Vec<i64> = with_tx!(tx, conn => {
+        if postgres {
+            sqlx::query_scalar(
+                "SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)")
+                .bind(count)
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+                            COALESCE((SELECT MAX(id) FROM tasks), 0))")
+                .fetch_one(&mut *conn)
+                .await
+                .map(|last: i64| (last + 1..=last + count).collect())
+        }
+    })?;
+    let now = chrono::Utc::now();
+    let rows: Vec<(i64, &TaskSpec)> = ids.iter().copied().zip(specs.iter().copied()).collect();
+    let inserted: Vec<i64> = with_tx!(tx, conn => {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO tasks (id, project_id, team, prompt, source, priority, status, dedup_key,
+                source_ref, created_by, created_at, updated_at, requested_by) ");
+        if postgres {
+            insert.push("OVERRIDING SYSTEM VALUE ");
+        }
+        insert.push_values(&rows, |mut row, (id, spec)| {
+            row.push_bind(*id)
+                .push_bind(spec.project_id)
+                .push_bind(&spec.team)
+                .push_bind(&spec.prompt)
+                .push_bind(spec.source)
+                .push_bind(spec.priority)
+                .push_bind(TaskStatus::Queued)
+                .push_bind(&spec.dedup_key)
+                .push_bind(sqlx::types::Json(&spec.source_ref))
+                .push_bind(&spec.created_by)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(spec.requested_by);
+        });
+        insert.push(" ON CONFLICT DO NOTHING RETURNING id");
+        insert.build_query_scalar().persistent(false).fetch_all(&mut *conn).await
+    })?;
+    let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
+    Ok(ids
+        .into_iter()
+        .map(|id| inserted.contains(&id).then_some(id))
+        .collect())
 }
 
 pub(crate) const TASK_SELECT: &str =

@@ -3,6 +3,7 @@
 //! it creates, in one transaction, so an accepted delivery is never lost and never makes
 //! two tasks. The HTTP handlers only read headers and the body and answer what this returns.
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -18,6 +19,7 @@ use crate::model::{
     Source, TaskSpec, TaskStatus,
 };
 use crate::signing;
+use crate::store::group_commit::BulkWrite;
 use crate::store::{self, Store, Tx};
 use crate::tasks;
 use crate::teams::Teams;
@@ -30,9 +32,10 @@ const DUPLICATE_REASON: &str = "this delivery id was already received";
 const RESOLVED_REASON: &str = "the alert resolved before the task started";
 
 /// Records a delivery and, when `task` is given, creates the task with its job, all in one
-/// transaction (shared with concurrent writes by the group committer; answered once it
-/// committed). A delivery id seen before is recorded as a duplicate and creates nothing;
-/// a task whose dedup key exists is not created again. Without a task, `ignored` says why.
+/// transaction (shared with concurrent writes by the group committer, which writes the
+/// deliveries of a batch together; answered once it committed). A delivery id seen before
+/// is recorded as a duplicate and creates nothing; a task whose dedup key exists is not
+/// created again. Without a task, `ignored` says why.
 pub async fn record_delivery(
     store: &Store,
     delivery: NewDelivery,
@@ -43,39 +46,53 @@ pub async fn record_delivery(
     // Serialized here, beside the request, so the shared transaction does not wait for it.
     let payload = serde_json::value::to_raw_value(&delivery.payload)
         .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?;
-    let outcome = store
-        .write_grouped(move |tx| {
-            Box::pin(async move {
-                let task = task.as_ref();
-                write_delivery(tx, &delivery, &payload, task, ignored.as_deref()).await
-            })
-        })
-        .await?;
+    let write = DeliveryWrite {
+        delivery,
+        payload,
+        task,
+        ignored,
+    };
+    let outcome = store.write_grouped_bulk(write).await?;
     crate::metrics::webhook_delivery(&source, outcome.outcome.as_str());
     Ok(outcome)
 }
 
-/// The writes of [`record_delivery`], inside `tx`.
-async fn write_delivery(
-    tx: &mut Tx,
-    delivery: &NewDelivery,
-    payload: &RawValue,
-    task: Option<&TaskSpec>,
-    ignored: Option<&str>,
-) -> Result<DeliveryOutcome> {
-    let Some(id) = store::deliveries::insert_received(tx, delivery, payload).await? else {
-        let (id, original) =
-            store::deliveries::insert_duplicate(tx, delivery, DUPLICATE_REASON).await?;
-        return Ok(DeliveryOutcome {
-            id,
-            outcome: DeliveryStatus::Duplicate,
-            reason: Some(DUPLICATE_REASON.into()),
-            task_id: original,
-        });
+/// A delivery to record, with its payload as JSON text and the task it asks for (or why it
+/// asks for none).
+struct DeliveryWrite {
+    delivery: NewDelivery,
+    payload: Box<RawValue>,
+    task: Option<TaskSpec>,
+    ignored: Option<String>,
+}
+
+impl BulkWrite for DeliveryWrite {
+    type Output = DeliveryOutcome;
+
+    fn write_all<'t>(
+        tx: &'t mut Tx,
+        writes: &'t [&'t Self],
+    ) -> BoxFuture<'t, Result<Vec<Result<DeliveryOutcome>>>> {
+        Box::pin(async move {
+            let outcomes = write_deliveries(tx, writes).await?;
+            Ok(outcomes.into_iter().map(Ok).collect())
+        })
+    }
+
+    fn write_one<'t>(&'t self, tx: &'t mut Tx) -> BoxFuture<'t, Result<DeliveryOutcome>> {
+        Box::pin(write_delivery(tx, self))
+    }
+}
+
+/// The writes of one delivery, inside `tx`.
+async fn write_delivery(tx: &mut Tx, write: &DeliveryWrite) -> Result<DeliveryOutcome> {
+    let delivery = &write.delivery;
+    let Some(id) = store::deliveries::insert_received(tx, delivery, &write.payload).await? else {
+        return duplicate_delivery(tx, delivery).await;
     };
-    let (outcome, reason, task_id) = match task {
+    let (outcome, reason, task_id) = match &write.task {
         Some(spec) => create_delivery_task(tx, spec).await?,
-        None => (DeliveryStatus::Ignored, ignored.map(str::to_string), None),
+        None => (DeliveryStatus::Ignored, write.ignored.clone(), None),
     };
     store::deliveries::settle(tx, id, outcome, reason.as_deref(), task_id).await?;
     Ok(DeliveryOutcome {
@@ -86,6 +103,79 @@ async fn write_delivery(
     })
 }
 
+/// The writes of many deliveries, inside `tx`, with the same outcomes as [`write_delivery`]
+/// for each in turn, in a few statements for all of them: the deliveries, their tasks (with
+/// jobs and events), the sticky comments and the outcomes; each repeated delivery after them.
+async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<DeliveryOutcome>> {
+    let received: Vec<(&NewDelivery, &RawValue)> = writes
+        .iter()
+        .map(|write| (&write.delivery, &*write.payload))
+        .collect();
+    let ids = store::deliveries::insert_received_all(tx, &received).await?;
+    // The new deliveries that ask for a task, and the tasks made of them.
+    let asking: Vec<(usize, &TaskSpec)> = writes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ids[*i].is_some())
+        .filter_map(|(i, write)| write.task.as_ref().map(|spec| (i, spec)))
+        .collect();
+    let specs: Vec<&TaskSpec> = asking.iter().map(|(_, spec)| *spec).collect();
+    let mut made = vec![None; writes.len()];
+    for ((i, _), task_id) in asking.iter().zip(tasks::enqueue_all_in(tx, &specs).await?) {
+        made[*i] = task_id;
+    }
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut replies = Vec::new();
+    for (i, write) in writes.iter().enumerate() {
+        let Some(id) = ids[i] else {
+            outcomes.push(None);
+            continue;
+        };
+        let (outcome, reason, task_id) = match (&write.task, made[i]) {
+            (Some(spec), Some(task_id)) => {
+                replies.extend(github_reply(task_id, spec));
+                (DeliveryStatus::TaskCreated, None, Some(task_id))
+            }
+            (Some(spec), None) => duplicate_task(tx, spec).await?,
+            (None, _) => (DeliveryStatus::Ignored, write.ignored.clone(), None),
+        };
+        outcomes.push(Some(DeliveryOutcome {
+            id,
+            outcome,
+            reason,
+            task_id,
+        }));
+    }
+    store::deliveries::insert_github_replies(tx, &replies).await?;
+    let settled: Vec<store::deliveries::Settled> = outcomes
+        .iter()
+        .flatten()
+        .map(|o| (o.id, o.outcome, o.reason.as_deref(), o.task_id))
+        .collect();
+    store::deliveries::settle_all(tx, &settled).await?;
+    // A repeat names the first delivery's task, settled above when it came in this batch.
+    let mut answered = Vec::with_capacity(writes.len());
+    for (write, outcome) in writes.iter().zip(outcomes) {
+        answered.push(match outcome {
+            Some(outcome) => outcome,
+            None => duplicate_delivery(tx, &write.delivery).await?,
+        });
+    }
+    Ok(answered)
+}
+
+/// Records a repeated delivery inside `tx`: it names the first one's task and creates nothing.
+async fn duplicate_delivery(tx: &mut Tx, delivery: &NewDelivery) -> Result<DeliveryOutcome> {
+    let (id, original) =
+        store::deliveries::insert_duplicate(tx, delivery, DUPLICATE_REASON).await?;
+    Ok(DeliveryOutcome {
+        id,
+        outcome: DeliveryStatus::Duplicate,
+        reason: Some(DUPLICATE_REASON.into()),
+        task_id: original,
+    })
+}
+
 /// The task of a delivery, inside its transaction; an issue's task also gets its sticky
 /// comment registered. A dedup key taken already names the existing task.
 async fn create_delivery_task(
@@ -93,27 +183,45 @@ async fn create_delivery_task(
     spec: &TaskSpec,
 ) -> Result<(DeliveryStatus, Option<String>, Option<i64>)> {
     let Some(task_id) = tasks::enqueue_in(tx, spec).await? else {
-        let existing = match &spec.dedup_key {
-            Some(key) => store::tasks::id_by_dedup_key(tx, spec.project_id, key).await?,
-            None => None,
-        };
-        let reason = format!(
-            "task {} already exists for {}",
-            existing.unwrap_or_default(),
-            spec.dedup_key.as_deref().unwrap_or("this event")
-        );
-        return Ok((DeliveryStatus::DuplicateTask, Some(reason), existing));
+        return duplicate_task(tx, spec).await;
     };
+    if let Some((task_id, repo, number, installation)) = github_reply(task_id, spec) {
+        store::deliveries::insert_github_reply(tx, task_id, repo, number, installation).await?;
+    }
+    Ok((DeliveryStatus::TaskCreated, None, Some(task_id)))
+}
+
+/// The outcome of a delivery whose task's dedup key its project has already: it names that
+/// task.
+async fn duplicate_task(
+    tx: &mut Tx,
+    spec: &TaskSpec,
+) -> Result<(DeliveryStatus, Option<String>, Option<i64>)> {
+    let existing = match &spec.dedup_key {
+        Some(key) => store::tasks::id_by_dedup_key(tx, spec.project_id, key).await?,
+        None => None,
+    };
+    let reason = format!(
+        "task {} already exists for {}",
+        existing.unwrap_or_default(),
+        spec.dedup_key.as_deref().unwrap_or("this event")
+    );
+    Ok((DeliveryStatus::DuplicateTask, Some(reason), existing))
+}
+
+/// The GitHub issue task `task_id` answers, when its spec comes from one: its sticky comment.
+fn github_reply(task_id: i64, spec: &TaskSpec) -> Option<store::deliveries::GithubReply<'_>> {
     let issue = &spec.source_ref;
-    if let (Some("github_issue"), Some(repo), Some(number)) = (
+    match (
         issue["kind"].as_str(),
         issue["repo"].as_str(),
         issue["issue"].as_i64(),
     ) {
-        let installation = issue["installation"].as_i64();
-        store::deliveries::insert_github_reply(tx, task_id, repo, number, installation).await?;
+        (Some("github_issue"), Some(repo), Some(number)) => {
+            Some((task_id, repo, number, issue["installation"].as_i64()))
+        }
+        _ => None,
     }
-    Ok((DeliveryStatus::TaskCreated, None, Some(task_id)))
 }
 
 /// Applies one alert occurrence: a firing alert joins its fingerprint's open task or opens

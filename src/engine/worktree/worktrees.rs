@@ -125,7 +125,15 @@ async fn add_on_branch(
 ) -> Result<(), WorktreeError> {
     tracing::info!(branch, base, path = %path.display(), "adding worktree");
     let added = git(repo)
-        .args(["worktree", "add", "--quiet", "--no-track", "-b", branch, "--"])
+        .args([
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-track",
+            "-b",
+            branch,
+            "--",
+        ])
         .arg(path)
         .arg(format!("{base}^{{commit}}"))
         .output()
@@ -146,7 +154,15 @@ async fn add_on_branch(
     // Names a missing base as such; otherwise git's own words.
     resolve_commit(repo, base, base).await?;
     git(repo)
-        .args(["worktree", "add", "--quiet", "--no-track", "-b", branch, "--"])
+        .args([
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-track",
+            "-b",
+            branch,
+            "--",
+        ])
         .arg(path)
         .arg(format!("{base}^{{commit}}"))
         .run()
@@ -156,7 +172,10 @@ async fn add_on_branch(
 
 /// Deletes a branch; a branch that does not exist is already deleted.
 async fn delete_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
-    let deleted = git(repo).args(["branch", "-D", "--", branch]).output().await?;
+    let deleted = git(repo)
+        .args(["branch", "-D", "--", branch])
+        .output()
+        .await?;
     if deleted.status.success() || !resolves(repo, &format!("refs/heads/{branch}")).await? {
         return Ok(());
     }
