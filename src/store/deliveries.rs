@@ -46,25 +46,59 @@ pub async fn insert_received(
         .await)?)
 }
 
-/// Records `deliveries` (each with its payload as JSON text) as received inside `tx`, in one
-/// statement; each one's row id in order, None for a delivery id seen before, or earlier in
-/// `deliveries`.
-pub async fn insert_received_all(
+/// Which of `keys` (source, delivery id) were received before, read inside `tx`.
+pub async fn received_before(
     tx: &mut Tx,
-    deliveries: &[(&NewDelivery, &RawValue)],
-) -> Result<Vec<Option<i64>>> {
+    keys: &[(&str, &str)],
+) -> Result<Vec<(String, String)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(with_tx!(tx, conn => {
+        let mut select = sqlx::QueryBuilder::new(
+            "SELECT source, delivery_id FROM deliveries WHERE outcome <> ");
+        select.push_bind(DeliveryStatus::Duplicate);
+        select.push(" AND (source, delivery_id) IN (");
+        select.push_values(keys, |mut row, (source, delivery_id)| {
+            row.push_bind(*source).push_bind(*delivery_id);
+        });
+        select.push(")");
+        select.build_query_as().persistent(false).fetch_all(&mut *conn).await
+    })?)
+}
+
+/// A delivery to record as it ends: with its payload as JSON text, its outcome, the reason
+/// and its task.
+pub type Settled<'a> = (
+    &'a NewDelivery,
+    &'a RawValue,
+    DeliveryStatus,
+    Option<&'a str>,
+    Option<i64>,
+);
+
+/// Records `deliveries`, none of whose ids was received before, with what became of them,
+/// inside `tx` in one statement; their row ids in order. Errs when one of their ids was
+/// received meanwhile (another node's delivery), so nothing of them is kept.
+pub async fn insert_settled_all(tx: &mut Tx, deliveries: &[Settled<'_>]) -> Result<Vec<i64>> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
     let now = Utc::now();
     let rows: Vec<(i64, String, String)> = with_tx!(tx, conn => {
         let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload) ");
-        insert.push_values(deliveries, |mut row, (delivery, payload)| {
+            "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at,
+                outcome, reason, task_id, payload) ");
+        insert.push_values(deliveries, |mut row, (delivery, payload, outcome, reason, task_id)| {
             row.push_bind(&delivery.source)
                 .push_bind(&delivery.delivery_id)
                 .push_bind(&delivery.event)
                 .push_bind(&delivery.action)
                 .push_bind(&delivery.repository)
                 .push_bind(now)
-                .push_bind(DeliveryStatus::Received)
+                .push_bind(*outcome)
+                .push_bind(*reason)
+                .push_bind(*task_id)
                 .push_bind(Json(*payload));
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id, source, delivery_id");
@@ -74,33 +108,18 @@ pub async fn insert_received_all(
         .into_iter()
         .map(|(id, source, delivery_id)| ((source, delivery_id), id))
         .collect();
-    Ok(deliveries
+    deliveries
         .iter()
-        .map(|(delivery, _)| ids.remove(&(delivery.source.clone(), delivery.delivery_id.clone())))
-        .collect())
-}
-
-/// What became of one delivery: its row id, outcome, reason and task.
-pub type Settled<'a> = (i64, DeliveryStatus, Option<&'a str>, Option<i64>);
-
-/// Sets what became of each delivery of `settled` inside `tx`, in one statement.
-pub async fn settle_all(tx: &mut Tx, settled: &[Settled<'_>]) -> Result<()> {
-    if settled.is_empty() {
-        return Ok(());
-    }
-    with_tx!(tx, conn => {
-        let mut update = sqlx::QueryBuilder::new(
-            "UPDATE deliveries SET outcome = v.column2, reason = v.column3, task_id = v.column4 FROM (");
-        update.push_values(settled, |mut row, (id, outcome, reason, task_id)| {
-            row.push_bind(*id)
-                .push_bind(*outcome)
-                .push_bind(*reason)
-                .push_bind(*task_id);
-        });
-        update.push(") AS v WHERE deliveries.id = v.column1");
-        update.build().persistent(false).execute(&mut *conn).await.map(drop)
-    })?;
-    Ok(())
+        .map(|(delivery, ..)| {
+            let key = (delivery.source.clone(), delivery.delivery_id.clone());
+            ids.remove(&key).ok_or_else(|| {
+                Error::Conflict(format!(
+                    "delivery {} was received meanwhile",
+                    delivery.delivery_id
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A GitHub issue a task answers: the task, owner/repo, issue number and App installation.

@@ -3,7 +3,8 @@
 //!
 //! A caller hands its write to [`Store::write_grouped`] and waits. One background task
 //! ([`Store::start_group_commit`], started with the service) takes the first waiting write,
-//! gathers more for at most `window` (at most `max` in all), opens one transaction, runs each
+//! gathers more for at most `window`, and while the batch before is still being committed,
+//! until it has been (at most `max` in all); then it opens one transaction, runs each
 //! write in its own savepoint — a write that fails is rolled back alone and gets its own
 //! error, the others go on — commits once, and only then answers every caller. Nothing is
 //! answered before the commit returns. When the commit fails, every write of the batch gets
@@ -249,11 +250,27 @@ struct Committer {
 }
 
 impl Committer {
+    /// Commits batches one after the other, gathering the next while one is written and
+    /// committed: what arrived by the time the batch before has committed joins the next.
     async fn run(self, mut receiver: mpsc::Receiver<Item>, stop: CancellationToken) {
+        let mut committing: Option<JoinHandle<()>> = None;
         while let Some(first) = next(&mut receiver, &stop).await {
-            let batch = self.gather(first, &mut receiver).await;
+            let mut batch = self.gather(first, &mut receiver).await;
+            if let Some(before) = committing.take() {
+                let _ = before.await;
+                while batch.len() < self.settings.max {
+                    let Ok(item) = receiver.try_recv() else { break };
+                    batch.push_back(item);
+                }
+            }
             (self.observe.batch)(self.store.backend(), batch.len());
-            commit_batch(&self.store, batch, Some(self.observe.bulk)).await;
+            let (store, observe) = (self.store.clone(), self.observe.bulk);
+            committing = Some(tokio::spawn(async move {
+                commit_batch(&store, batch, Some(observe)).await;
+            }));
+        }
+        if let Some(last) = committing {
+            let _ = last.await;
         }
     }
 

@@ -3,6 +3,8 @@
 //! it creates, in one transaction, so an accepted delivery is never lost and never makes
 //! two tasks. The HTTP handlers only read headers and the body and answer what this returns.
 
+use std::collections::HashSet;
+
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
@@ -104,19 +106,27 @@ async fn write_delivery(tx: &mut Tx, write: &DeliveryWrite) -> Result<DeliveryOu
 }
 
 /// The writes of many deliveries, inside `tx`, with the same outcomes as [`write_delivery`]
-/// for each in turn, in a few statements for all of them: the deliveries, their tasks (with
-/// jobs and events), the sticky comments and the outcomes; each repeated delivery after them.
+/// for each in turn, in a few statements for all of them: which ids came before, the tasks
+/// (with jobs and events), the sticky comments, and the deliveries written once with their
+/// outcomes; each repeated delivery after them.
 async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<DeliveryOutcome>> {
-    let received: Vec<(&NewDelivery, &RawValue)> = writes
+    let keys: Vec<(&str, &str)> = writes
         .iter()
-        .map(|write| (&write.delivery, &*write.payload))
+        .map(|write| (write.delivery.source.as_str(), write.delivery.delivery_id.as_str()))
         .collect();
-    let ids = store::deliveries::insert_received_all(tx, &received).await?;
-    // The new deliveries that ask for a task, and the tasks made of them.
+    let mut seen: HashSet<(String, String)> = store::deliveries::received_before(tx, &keys)
+        .await?
+        .into_iter()
+        .collect();
+    // The first of each new id is new; any other is a repeat.
+    let new: Vec<bool> = keys
+        .iter()
+        .map(|(source, id)| seen.insert(((*source).to_owned(), (*id).to_owned())))
+        .collect();
     let asking: Vec<(usize, &TaskSpec)> = writes
         .iter()
         .enumerate()
-        .filter(|(i, _)| ids[*i].is_some())
+        .filter(|(i, _)| new[*i])
         .filter_map(|(i, write)| write.task.as_ref().map(|spec| (i, spec)))
         .collect();
     let specs: Vec<&TaskSpec> = asking.iter().map(|(_, spec)| *spec).collect();
@@ -124,13 +134,9 @@ async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<
     for ((i, _), task_id) in asking.iter().zip(tasks::enqueue_all_in(tx, &specs).await?) {
         made[*i] = task_id;
     }
-    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut ended = Vec::with_capacity(writes.len());
     let mut replies = Vec::new();
-    for (i, write) in writes.iter().enumerate() {
-        let Some(id) = ids[i] else {
-            outcomes.push(None);
-            continue;
-        };
+    for (i, write) in writes.iter().enumerate().filter(|(i, _)| new[*i]) {
         let (outcome, reason, task_id) = match (&write.task, made[i]) {
             (Some(spec), Some(task_id)) => {
                 replies.extend(github_reply(task_id, spec));
@@ -139,21 +145,27 @@ async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<
             (Some(spec), None) => duplicate_task(tx, spec).await?,
             (None, _) => (DeliveryStatus::Ignored, write.ignored.clone(), None),
         };
-        outcomes.push(Some(DeliveryOutcome {
+        ended.push((i, outcome, reason, task_id));
+    }
+    store::deliveries::insert_github_replies(tx, &replies).await?;
+    let settled: Vec<store::deliveries::Settled> = ended
+        .iter()
+        .map(|(i, outcome, reason, task_id)| {
+            let write = writes[*i];
+            (&write.delivery, &*write.payload, *outcome, reason.as_deref(), *task_id)
+        })
+        .collect();
+    let ids = store::deliveries::insert_settled_all(tx, &settled).await?;
+    let mut outcomes: Vec<Option<DeliveryOutcome>> = vec![None; writes.len()];
+    for ((i, outcome, reason, task_id), id) in ended.into_iter().zip(ids) {
+        outcomes[i] = Some(DeliveryOutcome {
             id,
             outcome,
             reason,
             task_id,
-        }));
+        });
     }
-    store::deliveries::insert_github_replies(tx, &replies).await?;
-    let settled: Vec<store::deliveries::Settled> = outcomes
-        .iter()
-        .flatten()
-        .map(|o| (o.id, o.outcome, o.reason.as_deref(), o.task_id))
-        .collect();
-    store::deliveries::settle_all(tx, &settled).await?;
-    // A repeat names the first delivery's task, settled above when it came in this batch.
+    // A repeat names the first delivery's task, written above when it came in this batch.
     let mut answered = Vec::with_capacity(writes.len());
     for (write, outcome) in writes.iter().zip(outcomes) {
         answered.push(match outcome {
