@@ -11,7 +11,8 @@
 //! `BENCH_CONCURRENCY` (32), `BENCH_WEBHOOK_CONCURRENCY` (64), `BENCH_REQUESTS` (4000 per phase),
 //! `BENCH_FLOOR_COMMITS` (2000), `AIOPS_TEST_DATABASE_URL`
 //! (postgres://postgres@127.0.0.1:5432/test; scratch databases are created and dropped),
-//! `BENCH_BACKENDS` (sqlite,postgres), `BENCH_GROUP_COMMIT` (on,off), `BENCH_PHASES`
+//! `BENCH_BACKENDS` (sqlite,postgres), `BENCH_GROUP_COMMIT` (on,off), `BENCH_SQLITE_CHECKPOINT_MS`
+//! (250, the default; 0: SQLite's own checkpoint in the committing connection), `BENCH_PHASES`
 //! (tasks,deliveries,storm), `BENCH_CEILING` (0; 1
 //! first measures the same signed deliveries against a route that only verifies the HMAC and
 //! answers 202, without a store: what this machine and its client can do at most).
@@ -244,6 +245,7 @@ async fn start_app(
     config.intake.webhook_per_second = 1_000_000;
     config.intake.webhook_burst = 1_000_000;
     config.store.max_connections = 16;
+    config.store.sqlite_checkpoint_ms = env_or("BENCH_SQLITE_CHECKPOINT_MS", 250);
     config.engine.workers = 0;
     config.github.on_issue_opened = true;
     config.github.reply = false;

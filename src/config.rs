@@ -76,6 +76,10 @@ pub struct StoreConfig {
     pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub sqlite_synchronous: SqliteSynchronous,
+    /// How often `serve` checkpoints SQLite's write-ahead log in the background, in
+    /// milliseconds, instead of the commit that fills it doing so while writers wait; 0
+    /// leaves it to SQLite's automatic checkpoint.
+    pub sqlite_checkpoint_ms: u64,
 }
 
 /// SQLite `PRAGMA synchronous` levels aiops allows.
@@ -487,6 +491,7 @@ impl Default for StoreConfig {
             max_connections: 16,
             busy_timeout_ms: 5000,
             sqlite_synchronous: SqliteSynchronous::Full,
+            sqlite_checkpoint_ms: 250,
         }
     }
 }

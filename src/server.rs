@@ -148,6 +148,15 @@ pub async fn open_vault(
     Ok((vault, source, generated))
 }
 
+/// Starts the SQLite write-ahead log's background checkpoint (`store.sqlite_checkpoint_ms`),
+/// until `stop`.
+pub fn checkpoint_in_background(store: &Store, config: &Config, stop: &CancellationToken) {
+    if config.store.sqlite_checkpoint_ms > 0 {
+        let every = std::time::Duration::from_millis(config.store.sqlite_checkpoint_ms);
+        tokio::spawn(store.clone().checkpoint_in_background(every, stop.clone()));
+    }
+}
+
 /// Everything `serve` does before it binds the listener.
 pub async fn start(config: Config) -> anyhow::Result<Started> {
     crate::metrics::install();
@@ -203,6 +212,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         background.clone(),
     ));
     tokio::spawn(store.clone().follow_other_nodes(background.clone()));
+    checkpoint_in_background(&store, &config, &background);
     let scheduler = config
         .scheduler
         .enabled

@@ -147,6 +147,9 @@ pub(super) async fn worker(mut config: Config, workers: Option<usize>) -> anyhow
     let metrics_listener = bind_metrics(&config).await?;
     warn_about_engine(&config);
     let store = server::open_store(&config).await?;
+    let checkpoints = tokio_util::sync::CancellationToken::new();
+    server::checkpoint_in_background(&store, &config, &checkpoints);
+    let _stop_checkpoints = checkpoints.drop_guard();
     let (vault, _, _) = server::open_vault(&config, &store, false).await?;
     crate::metrics::install();
     serve_metrics(metrics_listener, store.clone());

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, StoreConfig};
 use queue::JobsInserted;
@@ -126,6 +127,12 @@ impl Store {
                     config::SqliteSynchronous::Full => SqliteSynchronous::Full,
                     config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
                 });
+            // The background checkpoint (`checkpoint_in_background`) does what a commit would.
+            let options = if settings.sqlite_checkpoint_ms > 0 {
+                options.pragma("wal_autocheckpoint", "0")
+            } else {
+                options
+            };
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .after_connect(move |conn, _| {
@@ -163,6 +170,26 @@ impl Store {
             schedules_changed: std::sync::Arc::new(watch::channel(0).0),
             group_commit: None,
         })
+    }
+
+    /// On SQLite, copies the write-ahead log into the database file every `every` (a passive
+    /// checkpoint: it waits for no reader or writer) until `stop`, so no commit does it while
+    /// the writers behind it wait. `Store::connect` turned the automatic checkpoint off when
+    /// `store.sqlite_checkpoint_ms` is set. Nothing to do on PostgreSQL.
+    pub async fn checkpoint_in_background(self, every: Duration, stop: CancellationToken) {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = pool.close_event() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await {
+                tracing::warn!(error = %e, "checkpointing the write-ahead log failed; trying again");
+            }
+        }
     }
 
     /// Signal of queue inserts made through this pool (SQLite), for prompt claims; each
