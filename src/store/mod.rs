@@ -151,6 +151,9 @@ impl Store {
                     })
                     .max_connections(settings.max_connections)
                     .acquire_timeout(Duration::from_secs(30))
+                    // A ping before each use would be a second hand-off to the connection's
+                    // thread for every query, and a local file has no link to lose.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?,
             )
