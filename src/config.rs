@@ -77,8 +77,8 @@ pub struct StoreConfig {
     pub busy_timeout_ms: u64,
     pub sqlite_synchronous: SqliteSynchronous,
     /// How often `serve` checkpoints SQLite's write-ahead log in the background, in
-    /// milliseconds, instead of the commit that fills it doing so while writers wait; 0
-    /// leaves it to SQLite's automatic checkpoint.
+    /// milliseconds, so a commit seldom has to while writers wait; 0 leaves it all to
+    /// SQLite's automatic checkpoint (which stays, as the log's bound under a flood).
     pub sqlite_checkpoint_ms: u64,
 }
 

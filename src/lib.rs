@@ -2,12 +2,6 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants.
 
-/// mimalloc serves every allocation of a process that links aiops (the service, its tests
-/// and benchmarks): Rust's through this, and C's (SQLite's) through its `override` of malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-
 pub mod analytics;
 pub mod approvals;
 pub mod audit;

@@ -157,21 +157,25 @@ pub fn checkpoint_in_background(store: &Store, config: &Config, stop: &Cancellat
     }
 }
 
+/// Starts the store's group committer (`[intake] group_commit_*`), counted in the metrics.
+fn start_group_commit(store: &mut Store, config: &Config) -> Option<GroupCommitter> {
+    let settings = GroupCommitSettings {
+        window: std::time::Duration::from_millis(config.intake.group_commit_window_ms),
+        max: config.intake.group_commit_max,
+    };
+    let observers = Observers {
+        batch: crate::metrics::intake_batch,
+        bulk: crate::metrics::intake_bulk,
+    };
+    store.start_group_commit(settings, observers)
+}
+
 /// Everything `serve` does before it binds the listener.
 pub async fn start(config: Config) -> anyhow::Result<Started> {
     crate::metrics::install();
     let mut store = open_store(&config).await?;
     // Before any clone, so every part of the service shares the committer.
-    let group_commit = store.start_group_commit(
-        GroupCommitSettings {
-            window: std::time::Duration::from_millis(config.intake.group_commit_window_ms),
-            max: config.intake.group_commit_max,
-        },
-        Observers {
-            batch: crate::metrics::intake_batch,
-            bulk: crate::metrics::intake_bulk,
-        },
-    );
+    let group_commit = start_group_commit(&mut store, &config);
     let (vault, _, generated_key_file) = open_vault(&config, &store, true).await?;
     let bootstrap = crate::users::bootstrap_admin(&store).await?;
     let (admin_token, admin_password) = bootstrap.map(|b| (b.token, b.password)).unzip();

@@ -47,10 +47,7 @@ pub async fn insert_received(
 }
 
 /// Which of `keys` (source, delivery id) were received before, read inside `tx`.
-pub async fn received_before(
-    tx: &mut Tx,
-    keys: &[(&str, &str)],
-) -> Result<Vec<(String, String)>> {
+pub async fn received_before(tx: &mut Tx, keys: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }

@@ -127,12 +127,6 @@ impl Store {
                     config::SqliteSynchronous::Full => SqliteSynchronous::Full,
                     config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
                 });
-            // The background checkpoint (`checkpoint_in_background`) does what a commit would.
-            let options = if settings.sqlite_checkpoint_ms > 0 {
-                options.pragma("wal_autocheckpoint", "0")
-            } else {
-                options
-            };
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .after_connect(move |conn, _| {
@@ -176,9 +170,9 @@ impl Store {
     }
 
     /// On SQLite, copies the write-ahead log into the database file every `every` (a passive
-    /// checkpoint: it waits for no reader or writer) until `stop`, so no commit does it while
-    /// the writers behind it wait. `Store::connect` turned the automatic checkpoint off when
-    /// `store.sqlite_checkpoint_ms` is set. Nothing to do on PostgreSQL.
+    /// checkpoint: it waits for no reader or writer) until `stop`, so the log seldom reaches
+    /// SQLite's automatic checkpoint, which a commit runs while the writers behind it wait;
+    /// that one stays, as the bound of the log under a flood. Nothing to do on PostgreSQL.
     pub async fn checkpoint_in_background(self, every: Duration, stop: CancellationToken) {
         let Pool::Sqlite(pool) = &self.pool else {
             return;
@@ -189,7 +183,10 @@ impl Store {
                 () = pool.close_event() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await
+            {
                 tracing::warn!(error = %e, "checkpointing the write-ahead log failed; trying again");
             }
         }

@@ -112,7 +112,12 @@ async fn write_delivery(tx: &mut Tx, write: &DeliveryWrite) -> Result<DeliveryOu
 async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<DeliveryOutcome>> {
     let keys: Vec<(&str, &str)> = writes
         .iter()
-        .map(|write| (write.delivery.source.as_str(), write.delivery.delivery_id.as_str()))
+        .map(|write| {
+            (
+                write.delivery.source.as_str(),
+                write.delivery.delivery_id.as_str(),
+            )
+        })
         .collect();
     let mut seen: HashSet<(String, String)> = store::deliveries::received_before(tx, &keys)
         .await?
@@ -152,7 +157,13 @@ async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<
         .iter()
         .map(|(i, outcome, reason, task_id)| {
             let write = writes[*i];
-            (&write.delivery, &*write.payload, *outcome, reason.as_deref(), *task_id)
+            (
+                &write.delivery,
+                &*write.payload,
+                *outcome,
+                reason.as_deref(),
+                *task_id,
+            )
         })
         .collect();
     let ids = store::deliveries::insert_settled_all(tx, &settled).await?;
