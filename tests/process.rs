@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::child::aiops;
@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// Starts `aiops serve`; returns the child, its base URL and the admin token if it printed one.
-fn serve(config: &Path, data: &Path) -> (Child, String, Option<String>) {
+/// Starts `aiops serve`; returns it (killed when dropped), its base URL and the admin token
+/// if it printed one.
+fn serve(config: &Path, data: &Path) -> (common::child::Served, String, Option<String>) {
     let served = common::child::serve(config, data);
-    (served.child, served.base, served.token)
+    let (base, token) = (served.base.clone(), served.token.clone());
+    (served, base, token)
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
@@ -76,8 +78,8 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
         (tickets >= 2).then_some(pid).flatten()
     })
     .await as i32;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
     wait_for(
         "the orphaned pipeline to die with its server",
         WAIT,
@@ -97,8 +99,8 @@ async fn kill_dash_nine_recovers_the_task_without_duplicates() {
         (settled && detail["status"] == "awaiting_approval").then_some(detail)
     })
     .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
 
     let runs = detail["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{runs:#?}");

@@ -65,6 +65,17 @@ impl Served {
     }
 }
 
+/// A test that fails before it stops its `serve` must not leave the process running (it
+/// would hold CPU and ports for every test and benchmark after it).
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `aiops serve` with `config` on `data` on a port of the system's choosing.
 pub fn serve(config: &Path, data: &Path) -> Served {
     serve_logging(config, data, "warn")
