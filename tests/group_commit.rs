@@ -24,9 +24,15 @@ const SCRAPE_TOKEN: &str = "group-commit-scrape-token";
 /// The application with project `shop` (GitHub repository `acme/shop`), its webhook secret
 /// and the scrape token; issues opened make tasks; a batch's first write waits 20 ms.
 async fn intake_app(db: Db) -> TestApp {
+    intake_app_with(db, |_| {}).await
+}
+
+/// [`intake_app`] with `adjust` applied to its configuration.
+async fn intake_app_with(db: Db, adjust: impl FnOnce(&mut aiops::config::Config)) -> TestApp {
     let app = TestApp::spawn_with(db, |c| {
         c.github.on_issue_opened = true;
         c.intake.group_commit_window_ms = 20;
+        adjust(c);
     })
     .await;
     let created = app
@@ -428,9 +434,44 @@ async fn a_batchs_deliveries_are_written_together_and_alone_when_one_fails(db: D
     assert!(stored.iter().all(|d| d.delivery_id != "broken-0"));
 }
 
+/// The queue jobs written together with a batch's tasks are real jobs: the workers claim and
+/// run every one of them to its end.
+async fn the_jobs_of_tasks_written_together_are_run(db: Db) {
+    let repo = common::git_repo();
+    let app = intake_app_with(db, |c| {
+        c.engine.workers = 2;
+        c.engine.command = "true".into();
+        c.engine.queue_poll_ms = 100;
+    })
+    .await;
+    common::pipeline::add_project(&app, "local", repo.path(), json!({})).await;
+    let local = app.get_json("/api/v1/projects/local").await["id"]
+        .as_i64()
+        .expect("the project's id");
+    let (together, _) = bulk_writes(&app, db).await;
+    let writes = (0..6)
+        .map(|i| library_delivery(&format!("run-{i}"), local))
+        .collect();
+    let mut tasks = Vec::new();
+    for (id, answer) in record_at_once(&app, writes).await {
+        let outcome = answer.unwrap_or_else(|e| panic!("{id}: {e}"));
+        tasks.push(outcome.task_id.expect("a task"));
+    }
+    let (together_now, _) = bulk_writes(&app, db).await;
+    assert!(
+        together_now - together >= 2.0,
+        "no deliveries were written together: {together} -> {together_now}"
+    );
+    for id in tasks {
+        let ended = ["done", "failed", "rolled_back", "awaiting_approval"];
+        common::pipeline::wait_status(&app, id, &ended).await;
+    }
+}
+
 on_both_databases!(
     concurrent_writes_share_commits_and_fail_alone,
     a_batchs_deliveries_are_written_together_and_alone_when_one_fails,
+    the_jobs_of_tasks_written_together_are_run,
 );
 
 /// Deliveries acknowledged (202) so far: delivery id → task id.
