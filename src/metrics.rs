@@ -166,8 +166,8 @@ pub fn intake_batch(backend: Backend, writes: usize) {
     histogram!(INTAKE_BATCH, "store" => store).record(writes as f64);
 }
 
-/// Writes of one kind (deliveries) in a group commit: written `together` in multi-row
-/// statements, or each `alone` after those failed, by database.
+/// Writes of one kind (deliveries, task creations) in a group commit: written `together` in
+/// multi-row statements, or each `alone` after those failed, by database.
 pub fn intake_bulk(backend: Backend, writes: usize, together: bool) {
     let store = match backend {
         Backend::Sqlite => "sqlite",

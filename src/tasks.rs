@@ -1,5 +1,6 @@
 //! Tasks: requests to run a team on a project, and the values they may take.
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -9,6 +10,7 @@ use crate::model::{
     ApprovalRecord, ApprovalStatus, FindingRecord, NewEvent, NewJob, Run, TicketRecord,
 };
 pub use crate::model::{Priority, Source, Task, TaskFilter, TaskSpec, TaskStatus};
+use crate::store::group_commit::BulkWrite;
 use crate::store::{self, Store, Tx};
 use crate::teams::Teams;
 
@@ -138,24 +140,50 @@ fn queued_event(id: i64, spec: &TaskSpec) -> NewEvent {
 }
 
 /// Inserts a queued task, its queue job and its `task_queued` event in one transaction
-/// (shared with concurrent writes by the group committer, answered once it committed):
-/// there is never a task without a job or a job without a task. A dedup key already used
-/// on the project is a conflict.
+/// (shared with concurrent writes by the group committer, which writes the task creations
+/// of a batch together; answered once it committed): there is never a task without a job
+/// or a job without a task. A dedup key already used on the project is a conflict.
 pub async fn enqueue(store: &Store, spec: &TaskSpec) -> Result<Task> {
-    let spec = spec.clone();
-    let id = store
-        .write_grouped(move |tx| {
-            Box::pin(async move {
-                enqueue_in(tx, &spec).await?.ok_or_else(|| {
-                    Error::Conflict(format!(
-                        "a task with dedup key {:?} already exists for this project",
-                        spec.dedup_key.as_deref().unwrap_or_default()
-                    ))
-                })
-            })
-        })
-        .await?;
+    let id = store.write_grouped_bulk(TaskWrite(spec.clone())).await?;
     store.task(id).await
+}
+
+/// A task creation handed to the group committer.
+struct TaskWrite(TaskSpec);
+
+impl BulkWrite for TaskWrite {
+    type Output = i64;
+
+    fn write_all<'t>(
+        tx: &'t mut Tx,
+        writes: &'t [&'t Self],
+    ) -> BoxFuture<'t, Result<Vec<Result<i64>>>> {
+        Box::pin(async move {
+            let specs: Vec<&TaskSpec> = writes.iter().map(|write| &write.0).collect();
+            let ids = enqueue_all_in(tx, &specs).await?;
+            Ok(ids
+                .into_iter()
+                .zip(specs)
+                .map(|(id, spec)| id.ok_or_else(|| dedup_taken(spec)))
+                .collect())
+        })
+    }
+
+    fn write_one<'t>(&'t self, tx: &'t mut Tx) -> BoxFuture<'t, Result<i64>> {
+        Box::pin(async move {
+            enqueue_in(tx, &self.0)
+                .await?
+                .ok_or_else(|| dedup_taken(&self.0))
+        })
+    }
+}
+
+/// The conflict of a task whose dedup key its project has already.
+fn dedup_taken(spec: &TaskSpec) -> Error {
+    Error::Conflict(format!(
+        "a task with dedup key {:?} already exists for this project",
+        spec.dedup_key.as_deref().unwrap_or_default()
+    ))
 }
 
 /// Pushes a job for an existing task (a retry, a wait for a slot, a resume).

@@ -12,7 +12,8 @@
 //! connection is lost), the writes that ran in it get the error and the rest go on in the
 //! next transaction. Without a running committer a write runs in a transaction of its own.
 //!
-//! A kind of write that many callers make (a webhook delivery) can also be handed in as a
+//! A kind of write that many callers make (a webhook delivery, a task creation) can also be
+//! handed in as a
 //! [`BulkWrite`] ([`Store::write_grouped_bulk`]): the committer writes every such write of a
 //! batch together, in one savepoint and a few multi-row statements instead of a few
 //! statements each. When those statements fail, the savepoint is rolled back and each of
