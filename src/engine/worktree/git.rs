@@ -176,7 +176,7 @@ impl GitCommand {
     }
 
     /// The error for a non-zero exit with this `stderr`.
-    fn failure(&self, stderr: &[u8]) -> WorktreeError {
+    pub(super) fn failure(&self, stderr: &[u8]) -> WorktreeError {
         let stderr = trimmed(stderr);
         let command = self.display();
         let dir = self.dir.clone();

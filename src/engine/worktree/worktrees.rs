@@ -70,20 +70,15 @@ impl Worktrees {
         let worktree = absolute(worktree)?;
         let _guard = self.lock_repo(&repo).await;
         // The common case costs one git run: the worktree is registered and git removes it.
-        let removed = git(&repo)
+        let remove = git(&repo)
             .args(["worktree", "remove", "--force", "--"])
-            .arg(&worktree)
-            .output()
-            .await?;
+            .arg(&worktree);
+        let removed = remove.output().await?;
         if !removed.status.success() {
             let listed = listed_worktrees(&repo).await?;
             if find_registered(&listed, &worktree).await.is_some() {
                 // Registered, yet git could not remove it: say what git said.
-                git(&repo)
-                    .args(["worktree", "remove", "--force", "--"])
-                    .arg(&worktree)
-                    .run()
-                    .await?;
+                return Err(remove.failure(&removed.stderr));
             } else if path_exists(&worktree).await? {
                 self.remove_task_dir(&repo, &worktree).await?;
             }
@@ -124,7 +119,7 @@ async fn add_on_branch(
     base: &str,
 ) -> Result<(), WorktreeError> {
     tracing::info!(branch, base, path = %path.display(), "adding worktree");
-    let added = git(repo)
+    let add = git(repo)
         .args([
             "worktree",
             "add",
@@ -135,9 +130,8 @@ async fn add_on_branch(
             "--",
         ])
         .arg(path)
-        .arg(format!("{base}^{{commit}}"))
-        .output()
-        .await?;
+        .arg(format!("{base}^{{commit}}"));
+    let added = add.output().await?;
     if added.status.success() {
         return Ok(());
     }
@@ -153,34 +147,17 @@ async fn add_on_branch(
     }
     // Names a missing base as such; otherwise git's own words.
     resolve_commit(repo, base, base).await?;
-    git(repo)
-        .args([
-            "worktree",
-            "add",
-            "--quiet",
-            "--no-track",
-            "-b",
-            branch,
-            "--",
-        ])
-        .arg(path)
-        .arg(format!("{base}^{{commit}}"))
-        .run()
-        .await?;
-    Ok(())
+    Err(add.failure(&added.stderr))
 }
 
 /// Deletes a branch; a branch that does not exist is already deleted.
 async fn delete_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
-    let deleted = git(repo)
-        .args(["branch", "-D", "--", branch])
-        .output()
-        .await?;
+    let delete = git(repo).args(["branch", "-D", "--", branch]);
+    let deleted = delete.output().await?;
     if deleted.status.success() || !resolves(repo, &format!("refs/heads/{branch}")).await? {
         return Ok(());
     }
-    git(repo).args(["branch", "-D", "--", branch]).run().await?;
-    Ok(())
+    Err(delete.failure(&deleted.stderr))
 }
 
 /// A worktree as `git worktree list` reports it.
