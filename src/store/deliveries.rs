@@ -139,7 +139,9 @@ pub async fn insert_github_replies(tx: &mut Tx, replies: &[GithubReply<'_>]) -> 
                 .push_bind(*installation_id)
                 .push_bind(now);
         });
-        insert.build().persistent(false).execute(&mut *conn).await.map(drop)
+        // One row is always the same text, worth keeping prepared; many vary with their count.
+        let one = replies.len() == 1;
+        insert.build().persistent(one).execute(&mut *conn).await.map(drop)
     })?;
     Ok(())
 }
@@ -191,29 +193,6 @@ pub async fn settle(
         .bind(outcome)
         .bind(reason)
         .bind(task_id)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-/// Remembers inside `tx` that task `task_id` answers a GitHub issue, so its sticky
-/// comment is kept up to date.
-pub async fn insert_github_reply(
-    tx: &mut Tx,
-    task_id: i64,
-    repo: &str,
-    issue_number: i64,
-    installation_id: Option<i64>,
-) -> Result<()> {
-    with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO github_replies (task_id, repo, issue_number, installation_id, updated_at)
-         VALUES ($1, $2, $3, $4, $5)")
-        .bind(task_id)
-        .bind(repo)
-        .bind(issue_number)
-        .bind(installation_id)
-        .bind(Utc::now())
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -21,55 +21,21 @@ pub(crate) const EVENT_ORDER_LOCK: i64 = 0x6169_6f70_7365_7674;
 /// id, or None when a party event with the same session and offset is already stored, or
 /// when `tx` keeps its events to write them right before its commit (`group_commit`).
 pub async fn append(tx: &mut Tx, event: &NewEvent) -> Result<Option<i64>> {
-    if let Some(deferred) = &mut tx.deferred_events {
-        deferred.push(event.clone());
-        return Ok(None);
-    }
-    let postgres = tx.backend() == Backend::Postgres;
-    let (party_session, offset) = match &event.source {
-        Some((session, offset)) => (Some(session.as_str()), Some(*offset)),
-        None => (None, None),
-    };
-    let id: Option<i64> = with_tx!(tx, conn => {
-        if postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(EVENT_ORDER_LOCK)
-                .execute(&mut *conn)
-                .await?;
-        }
-        sqlx::query_scalar(
-            "INSERT INTO events (task_id, project_id, kind, origin, ts, data, party_session, source_offset, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(event.task_id)
-        .bind(event.project_id)
-        .bind(&event.kind)
-        .bind(event.origin)
-        .bind(event.ts)
-        .bind(sqlx::types::Json(&event.data))
-        .bind(party_session)
-        .bind(offset)
-        .bind(chrono::Utc::now())
-        .fetch_optional(&mut *conn)
-        .await?
-    });
-    if let Some(id) = id {
-        tx.appended_event(id);
-    }
-    Ok(id)
+    let stored = append_all(tx, std::slice::from_ref(event)).await?;
+    Ok(stored.into_iter().next())
 }
 
 /// Appends `events` inside `tx` in one statement (announced to live streams when it
-/// commits); a party event whose session and offset are stored already is skipped. When `tx`
-/// keeps its events for the end (`group_commit`), they are kept with them.
-pub async fn append_all(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
+/// commits); the ids of those stored. A party event whose session and offset are stored
+/// already is skipped. When `tx` keeps its events for the end (`group_commit`), they are
+/// kept with them and none is stored yet.
+pub async fn append_all(tx: &mut Tx, events: &[NewEvent]) -> Result<Vec<i64>> {
     if let Some(deferred) = &mut tx.deferred_events {
         deferred.extend_from_slice(events);
-        return Ok(());
+        return Ok(Vec::new());
     }
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let postgres = tx.backend() == Backend::Postgres;
     let now = chrono::Utc::now();
@@ -98,12 +64,14 @@ pub async fn append_all(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
                 .push_bind(now);
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id");
-        insert.build_query_scalar().persistent(false).fetch_all(&mut *conn).await
+        // One row is always the same text, worth keeping prepared; many vary with their count.
+        let one = events.len() == 1;
+        insert.build_query_scalar().persistent(one).fetch_all(&mut *conn).await
     })?;
-    if let Some(newest) = ids.into_iter().max() {
+    if let Some(newest) = ids.iter().copied().max() {
         tx.appended_event(newest);
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Sends the newest event id of a transaction on [`EVENTS_CHANNEL`]; PostgreSQL delivers it

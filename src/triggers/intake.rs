@@ -208,9 +208,8 @@ async fn create_delivery_task(
     let Some(task_id) = tasks::enqueue_in(tx, spec).await? else {
         return duplicate_task(tx, spec).await;
     };
-    if let Some((task_id, repo, number, installation)) = github_reply(task_id, spec) {
-        store::deliveries::insert_github_reply(tx, task_id, repo, number, installation).await?;
-    }
+    let reply: Vec<_> = github_reply(task_id, spec).into_iter().collect();
+    store::deliveries::insert_github_replies(tx, &reply).await?;
     Ok((DeliveryStatus::TaskCreated, None, Some(task_id)))
 }
 
