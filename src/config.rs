@@ -771,4 +771,15 @@ mod tests {
         );
         from_file.validate().expect("the defaults are valid");
     }
+
+    /// A batch's writes share multi-row statements, whose bound values databases cap.
+    #[test]
+    fn a_group_commit_batch_over_1000_writes_is_refused() {
+        let mut config = Config::default();
+        config.intake.group_commit_max = 1001;
+        let error = config.validate().expect_err("refused").to_string();
+        assert!(error.contains("intake.group_commit_max"), "{error}");
+        config.intake.group_commit_max = 1000;
+        config.validate().expect("1000 writes are allowed");
+    }
 }
