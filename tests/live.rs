@@ -400,7 +400,64 @@ async fn another_nodes_events_wake_this_nodes_streams() {
     }
 }
 
+/// The id of the first event of `kind` of `task`, once there is one.
+async fn event_id(app: &TestApp, task: i64, kind: &str) -> i64 {
+    wait_for(kind, WAIT, || async {
+        let events = app
+            .store
+            .events_after(0, Some(task), None, 1000)
+            .await
+            .unwrap();
+        events.iter().find(|e| e.kind == kind).map(|e| e.id)
+    })
+    .await
+}
+
+/// A freed slot handed to a waiting task starts its run before the freed run is concluded
+/// (its `run_finished` event, the worktree's removal, the task's status): the next start's
+/// `git worktree add` and first writes do not queue behind those.
+async fn a_handed_slot_starts_the_next_run_before_the_last_one_concludes(db: Db) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| {
+        c.engine.max_concurrent_tasks = 1;
+        c.engine.queue_poll_ms = LONG_POLL_MS;
+        c.engine.slot_wait_secs = 600;
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let first = create_task(&app, "shop", "first", "normal").await;
+    wait_for("the first run", WAIT, || async {
+        started(&app, first).await.then_some(())
+    })
+    .await;
+    let second = create_task(&app, "shop", "second", "normal").await;
+    wait_for("the second task to wait for the slot", WAIT, || async {
+        (app.store.slot_waiters().await.unwrap() == 1).then_some(())
+    })
+    .await;
+    cancel(&app, first).await;
+    let second_started = event_id(&app, second, "run_started").await;
+    let first_finished = event_id(&app, first, "run_finished").await;
+    assert!(
+        second_started < first_finished,
+        "the first run was concluded (event {first_finished}) before the second started (event {second_started})"
+    );
+    // The conclusion still happens: the first task's worktree goes.
+    let worktree = app
+        .store
+        .task_exec(first)
+        .await
+        .unwrap()
+        .worktree_path
+        .unwrap();
+    wait_for("the first worktree to be removed", WAIT, || async {
+        (!std::path::Path::new(&worktree).exists()).then_some(())
+    })
+    .await;
+}
+
 on_both_databases!(
+    a_handed_slot_starts_the_next_run_before_the_last_one_concludes,
     a_written_event_reaches_the_stream_on_a_notification,
     a_restart_inside_a_long_line_does_not_rescan,
     a_released_slot_starts_the_next_task_at_once,

@@ -14,8 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::budgets;
-use crate::config::{Config, WorktreeRetention};
+use crate::config::Config;
 use crate::credentials;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -29,6 +28,7 @@ use crate::vault::{Redactor, Vault};
 
 pub mod agent;
 mod budget;
+mod conclude;
 mod confine;
 mod gate;
 pub mod ingest;
@@ -37,6 +37,8 @@ pub mod worker;
 pub mod worktree;
 
 use agent::{AgentEvent, AgentSpec};
+use conclude::Conclusion;
+pub(crate) use conclude::Executed;
 use ingest::{Ingestor, PipelineState};
 use worktree::{RepoSpec, Worktrees};
 
@@ -50,6 +52,9 @@ pub struct Engine {
     holder: String,
     /// Cancellation handles of the pipelines this process runs.
     running: Mutex<HashMap<i64, CancellationToken>>,
+    /// Per task starting in a slot handed to it: whom to tell once its run has started (the
+    /// conclusion of the run that handed the slot on waits for it).
+    handed_starts: Mutex<HashMap<i64, tokio::sync::oneshot::Sender<()>>>,
     /// Kernel notifications of `.party/` writes; None where the host gives none (then
     /// ingestion polls every `engine.ingest_interval_ms`).
     party_watcher: Option<Arc<party::PartyWatcher>>,
@@ -98,6 +103,7 @@ impl Engine {
             config,
             holder,
             running: Mutex::new(HashMap::new()),
+            handed_starts: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -125,20 +131,22 @@ impl Engine {
 
     /// Brings the task of a run job forward by one step: start, recover or resume it.
     pub async fn advance_task(&self, job: &RunJob) -> Result<JobOutcome> {
-        self.advance(job, None).await.0
+        let executed = self.advance(job, None).await.0?;
+        self.finish(executed).await
     }
 
     /// `advance_task`. With `handoff` (the queue worker that claimed `job`), the slot the run
     /// frees goes straight to the waiter that gets it next, whose job comes back claimed by
-    /// that worker, to run now.
+    /// that worker, to run now. A run's conclusion is left to do after the slot's release
+    /// (`Engine::finish`).
     pub(crate) async fn advance(
         &self,
         job: &RunJob,
         handoff: Option<&str>,
-    ) -> (Result<JobOutcome>, Option<HandedJob>) {
+    ) -> (Result<Executed>, Option<HandedJob>) {
         match self.take_slot(job).await {
             Ok(Ok(task)) => self.run_in_slot(task, job, handoff).await,
-            Ok(Err(outcome)) => (Ok(outcome), None),
+            Ok(Err(outcome)) => (Ok(outcome.into()), None),
             Err(e) => (Err(e), None),
         }
     }
@@ -174,15 +182,17 @@ impl Engine {
         Ok(Ok(task))
     }
 
-    async fn execute(&self, task: TaskExec, job: &RunJob) -> Result<JobOutcome> {
+    async fn execute(&self, task: TaskExec, job: &RunJob) -> Result<Executed> {
         let interrupted = self.close_interrupted_runs(&task).await?;
         let project = self.store.project_by_id(task.project_id).await?;
         let (worktree, task) = match self.prepare_worktree(&project, task).await {
             Ok(ready) => ready,
             Err(PrepareError::Retry(task, reason)) => {
-                return self.retry_later(&task, &reason).await;
+                return self.retry_later(&task, &reason).await.map(Into::into);
             }
-            Err(PrepareError::Fatal(task, reason)) => return self.fail(task.id, &reason).await,
+            Err(PrepareError::Fatal(task, reason)) => {
+                return self.fail(task.id, &reason).await.map(Into::into);
+            }
             Err(PrepareError::Store(e)) => return Err(e),
         };
         let (kind, template, resume) = match job.resume_approval_id {
@@ -195,7 +205,7 @@ impl Engine {
                     &self.config.engine.resume_command,
                     Some(resume),
                 ),
-                None => return Ok(JobOutcome::Skipped),
+                None => return Ok(JobOutcome::Skipped.into()),
             },
             None if interrupted => (RunKind::Recover, &self.config.engine.command, None),
             None => (RunKind::Start, &self.config.engine.command, None),
@@ -213,7 +223,7 @@ impl Engine {
             Ok(argv) => argv,
             Err(e) => {
                 let reason = format!("cannot build the agent command: {e}");
-                return self.fail(task.id, &reason).await;
+                return self.fail(task.id, &reason).await.map(Into::into);
             }
         };
         let spec = match self
@@ -228,7 +238,7 @@ impl Engine {
             .await?
         {
             Ok(spec) => spec,
-            Err((status, why)) => return self.end(task.id, status, &why).await,
+            Err((status, why)) => return self.end(task.id, status, &why).await.map(Into::into),
         };
         drop(secrets);
         let run = PipelineRun {
@@ -238,7 +248,7 @@ impl Engine {
             redactor,
             resume,
         };
-        self.run_pipeline(task, &project, run).await
+        self.run_pipeline(task, project, run).await
     }
 
     /// What the agent of `task` runs with: its confinement, environment, limits and budget;
@@ -392,9 +402,9 @@ impl Engine {
     async fn run_pipeline(
         &self,
         task: TaskExec,
-        project: &Project,
+        project: Project,
         run: PipelineRun,
-    ) -> Result<JobOutcome> {
+    ) -> Result<Executed> {
         let PipelineRun {
             kind,
             worktree,
@@ -408,6 +418,7 @@ impl Engine {
         let started = json!({"run_id": run_id, "kind": kind});
         let event = NewEvent::platform(task.id, project.id, "run_started", started);
         store.insert_events(&[event]).await?;
+        self.handed_start_done(task.id);
         let mut ingestor = Ingestor::new(
             store.clone(),
             &task,
@@ -445,25 +456,16 @@ impl Engine {
             "run_id": run_id, "status": run.status, "exit_code": run.exit_code,
             "cost_usd": run.totals.cost_usd,
         });
-        let event = NewEvent::platform(task.id, project.id, "run_finished", finished);
-        store.insert_events(&[event]).await?;
-        let costs = &self.config.costs;
-        match budgets::after_run(store, costs, project, task.id).await {
-            Ok(notices) => self.announce(task.id, &notices).await,
-            Err(e) => {
-                tracing::warn!(task = task.id, error = %e, "could not check the monthly budgets")
-            }
-        }
-        self.conclude(
-            &task,
+        Ok(Executed::Concluding(Box::new(Conclusion {
+            task,
             project,
-            &worktree,
-            &redactor,
+            worktree,
+            redactor,
             status,
             reason,
-            &final_state,
-        )
-        .await
+            final_state,
+            finished,
+        })))
     }
 
     /// Runs the agent to its end, ingesting `.party/` when the kernel says it changed (and
@@ -533,37 +535,6 @@ impl Engine {
         (outcome, state)
     }
 
-    /// After a run: shows new approval requests, delivers or keeps approved work, cleans
-    /// up an ended task, records its status and tells its channels.
-    #[allow(clippy::too_many_arguments)]
-    async fn conclude(
-        &self,
-        task: &TaskExec,
-        project: &Project,
-        worktree: &std::path::Path,
-        redactor: &Redactor,
-        status: TaskStatus,
-        reason: Option<String>,
-        final_state: &PipelineState,
-    ) -> Result<JobOutcome> {
-        if status == TaskStatus::AwaitingApproval
-            && let Err(e) = self.show_new_approvals(task, worktree, redactor).await
-        {
-            tracing::warn!(task = task.id, error = %e, "could not prepare the approval request");
-        }
-        let undelivered = self.conclude_change(task, project, status).await;
-        if status.has_ended() && !undelivered {
-            self.clean_up(task, status).await;
-        }
-        let phase = final_state.phase.as_deref();
-        // A task cancelled while this run went on keeps `cancelled`, and nobody hears of an end
-        // it did not have.
-        if tasks::set_status(&self.store, task.id, status, reason.as_deref(), phase).await? {
-            self.announce_end(task.id, status).await;
-        }
-        Ok(JobOutcome::Ran(status))
-    }
-
     /// Records the process id and Claude session of a run as soon as they are known; a
     /// failure is logged, the run goes on (the final record repeats the session id).
     async fn record_agent_event(&self, task_id: i64, run_id: i64, event: AgentEvent) {
@@ -619,40 +590,6 @@ impl Engine {
                 tracing::warn!(task = task.id, error = %e, "ingestion pass failed; retrying");
                 last
             }
-        }
-    }
-
-    /// Removes an ended task's worktree per the retention setting (always after a rollback);
-    /// the branch stays only when the task is done (its change may be a pull request).
-    async fn clean_up(&self, task: &TaskExec, status: TaskStatus) {
-        // Rejected work leaves nothing behind, whatever the retention.
-        if self.config.engine.worktree_retention == WorktreeRetention::Keep
-            && status != TaskStatus::RolledBack
-        {
-            return;
-        }
-        self.sandbox.forget(task.id);
-        let Ok(exec) = self.store.task_exec(task.id).await else {
-            return;
-        };
-        let (Some(repo), Some(path)) = (exec.repo_path, exec.worktree_path) else {
-            return;
-        };
-        let branch = if status == TaskStatus::Done {
-            None
-        } else {
-            exec.branch.as_deref()
-        };
-        if let Err(e) = self
-            .worktrees
-            .remove(
-                PathBuf::from(repo).as_path(),
-                PathBuf::from(path).as_path(),
-                branch,
-            )
-            .await
-        {
-            tracing::warn!(task = task.id, error = %e, "could not remove the worktree");
         }
     }
 }

@@ -6,6 +6,9 @@
 //! the waiters that now fit, the first of them already claimed by the releasing worker,
 //! which starts it at once (no claim round trip; a crash still leaves a claimed job the
 //! queue hands out again), and a sweep every `engine.slot_wait_secs` is the safety net.
+//! The slot is released as soon as a run's agent has ended and the run is recorded; the
+//! run's conclusion (worktree removal, status, notices) goes on beside the next start, and
+//! the job is settled once it is done.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +17,10 @@ use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
 use sha2::Digest;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, JobOutcome};
+use super::{Engine, Executed, JobOutcome};
 use crate::error::Result;
 use crate::model::{TaskExec, TaskStatus};
 use crate::queue::{self, JobHandler, RunJob, WorkerSettings};
@@ -114,68 +118,107 @@ impl JobHandler<RunJob> for Engine {
     }
 }
 
-/// How one step of a job went, and the job its freed slot handed on, if any.
-type Step = (Result<(), BoxDynError>, Option<HandedJob>);
+/// One step of a job: its result, known once the run's conclusion is done (which goes on
+/// beside the next job), and the job its freed slot handed on, if any.
+type Step = (JoinHandle<Result<(), BoxDynError>>, Option<HandedJob>);
+
+/// The result of a step's job, once its conclusion is done.
+async fn result_of(step: JoinHandle<Result<(), BoxDynError>>) -> Result<(), BoxDynError> {
+    step.await.unwrap_or_else(|e| Err(Box::new(e)))
+}
 
 impl Engine {
     /// Runs a job `worker` claimed, then each job a slot freed on the way hands to the same
     /// worker, settling those in the queue as they end. The first job's result is returned
-    /// for the worker to settle.
+    /// for the worker to settle, once every job's conclusion is done.
     async fn run_claimed(
         self: Arc<Self>,
         job: RunJob,
         worker: Option<String>,
     ) -> Result<(), BoxDynError> {
         let (first, mut handed) = Arc::clone(&self).step(job, worker.clone()).await;
+        let mut settling = Vec::new();
         while let Some(next) = handed.take()
             && let Some(worker) = worker.as_deref()
         {
             let (result, then) = Arc::clone(&self)
                 .step(next.job, Some(worker.to_owned()))
                 .await;
-            let error = result.err().map(|e| e.to_string());
-            queue::settle(&self.store, &next.id, worker, error.as_deref()).await;
+            let (store, worker) = (self.store.clone(), worker.to_owned());
+            settling.push(tokio::spawn(async move {
+                let error = result_of(result).await.err().map(|e| e.to_string());
+                queue::settle(&store, &next.id, &worker, error.as_deref()).await;
+            }));
             handed = then;
         }
-        first
+        for settled in settling {
+            let _ = settled.await;
+        }
+        result_of(first).await
     }
 
     /// One job: `advance` on a task of its own, so pipelines run in parallel on the
-    /// runtime's threads rather than inside the worker's future.
+    /// runtime's threads rather than inside the worker's future. The slot is released when
+    /// the agent has ended; the run's conclusion (the worktree's removal, the status, the
+    /// notices) then goes on in a task of its own, beside the job the slot handed on.
     async fn step(self: Arc<Self>, job: RunJob, worker: Option<String>) -> Step {
         let engine = Arc::clone(&self);
         let task = job.task_id;
         let advanced =
             tokio::spawn(async move { engine.advance(&job, worker.as_deref()).await }).await;
-        let (processed, handed) = match advanced {
+        // A run this task's start was waiting for goes on now, whether it started or not.
+        self.forget_handed_start(task);
+        let (executed, handed) = match advanced {
             Ok(advanced) => advanced,
-            Err(e) => return (Err(Box::new(e)), None),
-        };
-        let result = match processed {
-            Ok(JobOutcome::Ran(status)) => {
-                tracing::info!(task, status = status.as_str(), "pipeline run finished");
-                Ok(())
-            }
-            Ok(outcome) => {
-                tracing::debug!(task, ?outcome, "job handled");
-                Ok(())
-            }
             Err(e) => {
-                tracing::error!(task, error = %e, "job failed; the queue retries it");
-                Err(Box::new(e) as BoxDynError)
+                return (
+                    tokio::spawn(std::future::ready(Err(Box::new(e).into()))),
+                    None,
+                );
             }
         };
-        (result, handed)
+        // With the slot handed on, the conclusion waits for the next run's start: its
+        // worktree's removal and writes would otherwise queue the next `git worktree add` and
+        // its first writes behind them.
+        let next_started = handed
+            .as_ref()
+            .map(|handed| self.await_handed_start(handed.job.task_id));
+        let concluded = tokio::spawn(async move {
+            if let Some(next_started) = next_started {
+                let _ = next_started.await;
+            }
+            let processed = match executed {
+                Ok(executed) => self.finish(executed).await,
+                Err(e) => Err(e),
+            };
+            match processed {
+                Ok(JobOutcome::Ran(status)) => {
+                    tracing::info!(task, status = status.as_str(), "pipeline run finished");
+                    Ok(())
+                }
+                Ok(outcome) => {
+                    tracing::debug!(task, ?outcome, "job handled");
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(task, error = %e, "job failed; the queue retries it");
+                    Err(Box::new(e) as BoxDynError)
+                }
+            }
+        });
+        (concluded, handed)
     }
 
-    /// Runs the pipeline of a task holding a slot, then gives the slot back: to the waiter
-    /// that gets it next, handed to `handoff` unless this process is stopping.
+    /// Runs the pipeline of a task holding a slot until its agent has ended and the run is
+    /// recorded, then gives the slot back: to the waiter that gets it next, handed to
+    /// `handoff` unless this process is stopping. What the run leaves to do comes back as
+    /// `Executed::Concluding`, to be done after the release.
     pub(super) async fn run_in_slot(
         &self,
         task: TaskExec,
         job: &RunJob,
         handoff: Option<&str>,
-    ) -> (Result<JobOutcome>, Option<HandedJob>) {
+    ) -> (Result<Executed>, Option<HandedJob>) {
         let keeper = self.keep_slot(task.id);
         let outcome = self.execute(task, job).await;
         keeper.cancel();
@@ -205,6 +248,37 @@ impl Engine {
             }
         };
         (outcome, handed)
+    }
+
+    /// Resolves once the run of `task`, started in a slot handed to it, has started, or its
+    /// step has ended without one.
+    fn await_handed_start(&self, task: i64) -> tokio::sync::oneshot::Receiver<()> {
+        let (started, next_started) = tokio::sync::oneshot::channel();
+        self.handed_starts
+            .lock()
+            .expect("not poisoned")
+            .insert(task, started);
+        next_started
+    }
+
+    /// Says that the run of `task` has started, to whoever waits for it.
+    pub(super) fn handed_start_done(&self, task: i64) {
+        let started = self
+            .handed_starts
+            .lock()
+            .expect("not poisoned")
+            .remove(&task);
+        if let Some(started) = started {
+            let _ = started.send(());
+        }
+    }
+
+    /// Lets go of whoever waits for a start of `task` (its step has ended).
+    fn forget_handed_start(&self, task: i64) {
+        self.handed_starts
+            .lock()
+            .expect("not poisoned")
+            .remove(&task);
     }
 
     /// Refreshes this task's slot until the returned token is cancelled.
