@@ -248,7 +248,15 @@ fn keyword_hits(preset: &TeamPreset, lowercase_text: &str) -> u32 {
     preset
         .trigger_keywords
         .iter()
-        .map(|keyword| u32::from(contains_keyword(lowercase_text, &keyword.to_lowercase())))
+        .map(|keyword| {
+            // Keywords are mostly lower case already: no copy for those.
+            let keyword: std::borrow::Cow<'_, str> = if keyword.chars().any(char::is_uppercase) {
+                keyword.to_lowercase().into()
+            } else {
+                keyword.as_str().into()
+            };
+            u32::from(contains_keyword(lowercase_text, &keyword))
+        })
         .sum()
 }
 
@@ -277,7 +285,11 @@ fn contains_keyword(text: &str, keyword: &str) -> bool {
 ///
 /// A tie goes to the preset that comes first in `presets`; [`load_presets`] sorts by name,
 /// so with loaded presets ties go to the alphabetically first team.
-pub fn pick_team<'a>(presets: &'a [TeamPreset], text: &str, default: &'a str) -> &'a str {
+pub fn pick_team<'a>(
+    presets: impl IntoIterator<Item = &'a TeamPreset>,
+    text: &str,
+    default: &'a str,
+) -> &'a str {
     let text = text.to_lowercase();
     let mut best: Option<(&'a TeamPreset, u32)> = None;
     for preset in presets {
@@ -440,7 +452,11 @@ impl Teams {
 
     /// The team for a task's text; see [`pick_team`].
     pub fn pick(&self, text: &str, default: &str) -> String {
-        pick_team(&self.presets(), text, default).to_string()
+        // As `presets()` orders them, without copying them: this runs for every delivery.
+        let stored = self.read_stored();
+        let mut all: Vec<&TeamPreset> = self.presets.iter().chain(stored.iter()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        pick_team(all, text, default).to_string()
     }
 
     /// Accepts `team` as the value of `field` when it is a team name and, with presets

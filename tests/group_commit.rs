@@ -218,8 +218,17 @@ async fn concurrent_writes(app: &TestApp, shop: i64) -> Vec<Answer> {
         };
         writes.spawn(async move {
             let (delivery, spec) = library_delivery(&id, project);
-            let answer =
-                aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
+            let answer = {
+                let payload = serde_json::value::to_raw_value(&delivery.payload).unwrap();
+                aiops::triggers::intake::record_delivery(
+                    &store,
+                    delivery,
+                    payload,
+                    Some(spec),
+                    None,
+                )
+                .await
+            };
             Answer::Library(id, answer)
         });
     }
@@ -331,8 +340,17 @@ async fn record_at_once(
         let store = app.store.clone();
         set.spawn(async move {
             let id = delivery.delivery_id.clone();
-            let answer =
-                aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
+            let answer = {
+                let payload = serde_json::value::to_raw_value(&delivery.payload).unwrap();
+                aiops::triggers::intake::record_delivery(
+                    &store,
+                    delivery,
+                    payload,
+                    Some(spec),
+                    None,
+                )
+                .await
+            };
             (id, answer)
         });
     }

@@ -529,7 +529,7 @@ async fn github_rules_of(store: &Store, repository: &str) -> Vec<String> {
         .github_delivery_context(Some(repository), "github-app-webhook", "nobody")
         .await
         .unwrap();
-    context.rules.into_iter().map(|r| r.name).collect()
+    context.rules.iter().map(|r| r.name.clone()).collect()
 }
 
 async fn routing_rules_in_routing_order(db: Db) {

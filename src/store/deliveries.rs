@@ -4,12 +4,14 @@
 //! delivery is never lost and never makes two tasks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::types::Json;
 
-use super::{Backend, Store, Tx};
+use super::shared_read::SharedRead;
+use super::{Backend, Pool, Store, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
     ApprovalStatus, CredentialKind, Delivery, DeliveryStatus, GithubDeliveryContext, NewDelivery,
@@ -460,44 +462,87 @@ const GITHUB_DELIVERY_CONTEXT: &str = "
       FROM principals WHERE LOWER(github_login) = LOWER($4)
     ORDER BY part, position, name";
 
+/// Whose context a GitHub delivery needs: its repository, the name of the App's secret, its
+/// sender.
+pub type ContextKey = (Option<String>, String, String);
+
+/// The GitHub delivery contexts read on `pool`, shared by the deliveries that ask at the
+/// same time.
+pub type SharedContexts = SharedRead<ReadPool, ContextKey, Arc<GithubDeliveryContext>>;
+
+/// A pool to read on, apart from the store (a shared read kept in the store must not hold
+/// the store itself).
+#[derive(Clone, Debug)]
+pub struct ReadPool {
+    pub(super) pool: Pool,
+}
+
+/// The shared read of GitHub delivery contexts on `pool`.
+pub(super) fn shared_contexts(pool: Pool) -> Arc<SharedContexts> {
+    SharedRead::new(ReadPool { pool }, |at, (repository, app_secret, sender)| {
+        Box::pin(async move {
+            read_context(&at, repository.as_deref(), &app_secret, &sender)
+                .await
+                .map(Arc::new)
+        })
+    })
+}
+
 impl Store {
     /// What a GitHub delivery from `repository`, sent by `sender`, needs before its write, in
     /// one round trip: the project, the sealed secrets that may sign it (the project's
     /// webhook secrets and the global credential `app_secret`), the project's enabled GitHub
-    /// rules and the user linked to `sender` (GitHub names ignore case). Read at every
-    /// delivery, so a change made anywhere counts at the next one.
+    /// rules and the user linked to `sender` (GitHub names ignore case). Read for every
+    /// delivery after it arrived, so a change made anywhere counts at the next one; the
+    /// deliveries that ask while a read of the same key runs share the next read
+    /// (`store::shared_read`).
     pub async fn github_delivery_context(
         &self,
         repository: Option<&str>,
         app_secret: &str,
         sender: &str,
-    ) -> Result<GithubDeliveryContext> {
-        let rows: Vec<ContextRow> = with_pool!(self, pool => sqlx::query_as(GITHUB_DELIVERY_CONTEXT)
+    ) -> Result<Arc<GithubDeliveryContext>> {
+        let key = (
+            repository.map(str::to_owned),
+            app_secret.to_owned(),
+            sender.to_owned(),
+        );
+        self.delivery_contexts.get(key).await
+    }
+}
+
+/// The read of [`Store::github_delivery_context`], one statement on `at`.
+async fn read_context(
+    at: &ReadPool,
+    repository: Option<&str>,
+    app_secret: &str,
+    sender: &str,
+) -> Result<GithubDeliveryContext> {
+    let rows: Vec<ContextRow> = with_pool!(at, pool => sqlx::query_as(GITHUB_DELIVERY_CONTEXT)
             .bind(repository)
             .bind(CredentialKind::WebhookSecret)
             .bind(app_secret)
             .bind(sender)
             .fetch_all(pool)
             .await)?;
-        let mut context = GithubDeliveryContext::default();
-        for (part, id, project_id, name, env_var, ciphertext, nonce, definition, _) in rows {
-            match (part.as_str(), definition) {
-                ("project", _) => context.project_id = id,
-                ("sender", _) => context.sender = id,
-                ("rule", Some(Json(RoutingRuleSpec::Github(rule)))) => context.rules.push(rule),
-                ("secret", _) => context.secrets.push(SealedCredential {
-                    id: id.unwrap_or_default(),
-                    project_id,
-                    name: name.unwrap_or_default(),
-                    env_var: env_var.unwrap_or_default(),
-                    sealed: Sealed {
-                        ciphertext: ciphertext.unwrap_or_default(),
-                        nonce: nonce.unwrap_or_default(),
-                    },
-                }),
-                _ => {}
-            }
+    let mut context = GithubDeliveryContext::default();
+    for (part, id, project_id, name, env_var, ciphertext, nonce, definition, _) in rows {
+        match (part.as_str(), definition) {
+            ("project", _) => context.project_id = id,
+            ("sender", _) => context.sender = id,
+            ("rule", Some(Json(RoutingRuleSpec::Github(rule)))) => context.rules.push(rule),
+            ("secret", _) => context.secrets.push(SealedCredential {
+                id: id.unwrap_or_default(),
+                project_id,
+                name: name.unwrap_or_default(),
+                env_var: env_var.unwrap_or_default(),
+                sealed: Sealed {
+                    ciphertext: ciphertext.unwrap_or_default(),
+                    nonce: nonce.unwrap_or_default(),
+                },
+            }),
+            _ => {}
         }
-        Ok(context)
     }
+    Ok(context)
 }

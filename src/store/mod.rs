@@ -69,6 +69,7 @@ pub mod routing_rules;
 pub mod runs;
 pub mod schedules;
 pub mod sessions;
+pub mod shared_read;
 pub mod sign_in_flows;
 pub mod slots;
 pub mod tasks;
@@ -106,6 +107,8 @@ pub struct Store {
     schedules_changed: std::sync::Arc<watch::Sender<u64>>,
     /// Where `write_grouped` hands its writes, once the group committer runs.
     group_commit: Option<tokio::sync::mpsc::Sender<group_commit::Item>>,
+    /// GitHub delivery contexts, read once for the deliveries that ask at the same time.
+    delivery_contexts: std::sync::Arc<deliveries::SharedContexts>,
 }
 
 /// The same as `sqlx::Error`; named for what callers see.
@@ -161,6 +164,7 @@ impl Store {
             )
         };
         Ok(Self {
+            delivery_contexts: deliveries::shared_contexts(pool.clone()),
             pool,
             jobs_inserted,
             latest_event: std::sync::Arc::new(watch::channel(0).0),

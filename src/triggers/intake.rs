@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::alerts::{self, AlertOccurrence};
-use super::{Routing, github};
+use super::{Routing, github, github_payload};
 use crate::config::{AlertAuth, AlertRule, AlertSource, Config};
 use crate::credentials;
 use crate::error::{Error, Result};
@@ -37,17 +37,19 @@ const RESOLVED_REASON: &str = "the alert resolved before the task started";
 /// transaction (shared with concurrent writes by the group committer, which writes the
 /// deliveries of a batch together; answered once it committed). A delivery id seen before
 /// is recorded as a duplicate and creates nothing; a task whose dedup key exists is not
-/// created again. Without a task, `ignored` says why.
+/// created again. Without a task, `ignored` says why. `payload` is what is kept of the
+/// payload: its JSON text.
 pub async fn record_delivery(
     store: &Store,
-    delivery: NewDelivery,
+    mut delivery: NewDelivery,
+    payload: Box<RawValue>,
     task: Option<TaskSpec>,
     ignored: Option<String>,
 ) -> Result<DeliveryOutcome> {
     let source = delivery.source.clone();
-    // Serialized here, beside the request, so the shared transaction does not wait for it.
-    let payload = serde_json::value::to_raw_value(&delivery.payload)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?;
+    // The parsed payload is freed here, beside the request: the write needs only its text,
+    // and freeing a large payload's tree inside the shared transaction would hold it up.
+    drop(std::mem::take(&mut delivery.payload));
     let write = DeliveryWrite {
         delivery,
         payload,
@@ -342,7 +344,11 @@ pub async fn receive_github(
     intake: Intake<'_>,
     request: GithubRequest<'_>,
 ) -> Result<GithubReceipt> {
-    let payload: Value = serde_json::from_slice(request.body)
+    // Only what routing reads is parsed; the body is kept as it came.
+    let payload = github_payload::parse(request.body)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    // Kept as it came, byte for byte: the same JSON, with no second serialization.
+    let raw: Box<RawValue> = serde_json::from_slice(request.body)
         .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
     let repository = payload["repository"]["full_name"]
         .as_str()
@@ -358,13 +364,14 @@ pub async fn receive_github(
         payload,
     };
     if request.event == "ping" {
-        let outcome = record_delivery(intake.store, delivery, None, Some("ping".into())).await?;
+        let outcome =
+            record_delivery(intake.store, delivery, raw, None, Some("ping".into())).await?;
         return Ok(GithubReceipt::Pong(Pong {
             outcome: DeliveryStatus::Pong,
             id: outcome.id,
         }));
     }
-    let outcome = route_github_delivery(intake, delivery, &context).await?;
+    let outcome = route_github_delivery(intake, delivery, raw, &context).await?;
     Ok(GithubReceipt::Delivered(outcome))
 }
 
@@ -374,7 +381,7 @@ async fn github_context(
     intake: Intake<'_>,
     repository: Option<&str>,
     payload: &Value,
-) -> Result<GithubDeliveryContext> {
+) -> Result<std::sync::Arc<GithubDeliveryContext>> {
     let sender = payload["sender"]["login"].as_str().unwrap_or("?");
     let app_secret = &intake.config.github.app_secret_credential;
     intake
@@ -433,7 +440,9 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
         repository: original.repository.clone(),
         payload,
     };
-    route_github_delivery(intake, delivery, &context).await
+    let raw = serde_json::value::to_raw_value(&delivery.payload)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?;
+    route_github_delivery(intake, delivery, raw, &context).await
 }
 
 /// Routes a GitHub delivery by the project's rules and `[github]`, and stores it (with its
@@ -441,6 +450,7 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
 async fn route_github_delivery(
     intake: Intake<'_>,
     delivery: NewDelivery,
+    raw: Box<RawValue>,
     context: &GithubDeliveryContext,
 ) -> Result<DeliveryOutcome> {
     let Some(project_id) = context.project_id else {
@@ -448,7 +458,7 @@ async fn route_github_delivery(
             "repository {} is not registered (no project has github_repo set to it)",
             delivery.repository.as_deref().unwrap_or("(none)")
         );
-        return record_delivery(intake.store, delivery, None, Some(reason)).await;
+        return record_delivery(intake.store, delivery, raw, None, Some(reason)).await;
     };
     let config = intake.config;
     let defaults = github::Triggers::from_config(&config.github, &config.tasks.default_team);
@@ -466,7 +476,7 @@ async fn route_github_delivery(
     );
     match routing {
         Routing::Ignore(reason) => {
-            record_delivery(intake.store, delivery, None, Some(reason)).await
+            record_delivery(intake.store, delivery, raw, None, Some(reason)).await
         }
         Routing::Task(request) => {
             let sender = delivery.payload["sender"]["login"].as_str().unwrap_or("?");
@@ -483,7 +493,7 @@ async fn route_github_delivery(
                 // and the project's self-approval rule know them.
                 requested_by: context.sender,
             };
-            record_delivery(intake.store, delivery, Some(spec), None).await
+            record_delivery(intake.store, delivery, raw, Some(spec), None).await
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::model::Priority;
 
 pub mod alerts;
 pub mod github;
+pub mod github_payload;
 pub mod intake;
 pub mod reply;
 
