@@ -160,7 +160,7 @@ fn library_delivery(id: &str, project_id: i64) -> (NewDelivery, TaskSpec) {
         event: "issues".into(),
         action: Some("opened".into()),
         repository: Some("acme/shop".into()),
-        payload: json!({"id": id}),
+        payload: serde_json::value::to_raw_value(&json!({"id": id})).unwrap(),
     };
     let spec = TaskSpec {
         project_id,
@@ -218,17 +218,8 @@ async fn concurrent_writes(app: &TestApp, shop: i64) -> Vec<Answer> {
         };
         writes.spawn(async move {
             let (delivery, spec) = library_delivery(&id, project);
-            let answer = {
-                let payload = serde_json::value::to_raw_value(&delivery.payload).unwrap();
-                aiops::triggers::intake::record_delivery(
-                    &store,
-                    delivery,
-                    payload,
-                    Some(spec),
-                    None,
-                )
-                .await
-            };
+            let answer =
+                aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
             Answer::Library(id, answer)
         });
     }
@@ -340,17 +331,8 @@ async fn record_at_once(
         let store = app.store.clone();
         set.spawn(async move {
             let id = delivery.delivery_id.clone();
-            let answer = {
-                let payload = serde_json::value::to_raw_value(&delivery.payload).unwrap();
-                aiops::triggers::intake::record_delivery(
-                    &store,
-                    delivery,
-                    payload,
-                    Some(spec),
-                    None,
-                )
-                .await
-            };
+            let answer =
+                aiops::triggers::intake::record_delivery(&store, delivery, Some(spec), None).await;
             (id, answer)
         });
     }

@@ -191,10 +191,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             event: "ping".into(),
             action: None,
             repository: None,
-            payload: json!({"zen": "hi"}),
+            payload: serde_json::value::to_raw_value(&json!({"zen": "hi"})).unwrap(),
         };
-        let payload = serde_json::value::to_raw_value(&new.payload).unwrap();
-        let id = aiops::store::deliveries::insert_received(&mut tx, &new, &payload)
+        let id = aiops::store::deliveries::insert_received(&mut tx, &new)
             .await
             .unwrap()
             .unwrap();

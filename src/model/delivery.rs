@@ -31,7 +31,8 @@ pub struct NewDelivery {
     pub event: String,
     pub action: Option<String>,
     pub repository: Option<String>,
-    pub payload: serde_json::Value,
+    /// The payload as kept: its JSON text, as received.
+    pub payload: Box<serde_json::value::RawValue>,
 }
 
 /// What became of a delivery.

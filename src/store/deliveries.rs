@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sqlx::types::Json;
 
 use super::shared_read::SharedRead;
@@ -25,13 +24,9 @@ const DELIVERY_SELECT: &str =
     "SELECT id, source, delivery_id, event, action, repository, received_at,
     outcome, reason, task_id FROM deliveries";
 
-/// Records a delivery as received inside `tx`, with `payload`, its payload as JSON text;
-/// None when its delivery id was seen before.
-pub async fn insert_received(
-    tx: &mut Tx,
-    delivery: &NewDelivery,
-    payload: &RawValue,
-) -> Result<Option<i64>> {
+/// Records a delivery as received inside `tx`, with its payload; None when its delivery id
+/// was seen before.
+pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Option<i64>> {
     Ok(with_tx!(tx, conn => sqlx::query_scalar(
         "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -43,7 +38,7 @@ pub async fn insert_received(
         .bind(&delivery.repository)
         .bind(Utc::now())
         .bind(DeliveryStatus::Received)
-        .bind(Json(payload))
+        .bind(Json(&delivery.payload))
         .fetch_optional(&mut *conn)
         .await)?)
 }
@@ -66,11 +61,9 @@ pub async fn received_before(tx: &mut Tx, keys: &[(&str, &str)]) -> Result<Vec<(
     })?)
 }
 
-/// A delivery to record as it ends: with its payload as JSON text, its outcome, the reason
-/// and its task.
+/// A delivery to record as it ends: with its outcome, the reason and its task.
 pub type Settled<'a> = (
     &'a NewDelivery,
-    &'a RawValue,
     DeliveryStatus,
     Option<&'a str>,
     Option<i64>,
@@ -88,7 +81,7 @@ pub async fn insert_settled_all(tx: &mut Tx, deliveries: &[Settled<'_>]) -> Resu
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at,
                 outcome, reason, task_id, payload) ");
-        insert.push_values(deliveries, |mut row, (delivery, payload, outcome, reason, task_id)| {
+        insert.push_values(deliveries, |mut row, (delivery, outcome, reason, task_id)| {
             row.push_bind(&delivery.source)
                 .push_bind(&delivery.delivery_id)
                 .push_bind(&delivery.event)
@@ -98,7 +91,7 @@ pub async fn insert_settled_all(tx: &mut Tx, deliveries: &[Settled<'_>]) -> Resu
                 .push_bind(*outcome)
                 .push_bind(*reason)
                 .push_bind(*task_id)
-                .push_bind(Json(*payload));
+                .push_bind(Json(&delivery.payload));
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id, source, delivery_id");
         insert.build_query_as().persistent(false).fetch_all(&mut *conn).await

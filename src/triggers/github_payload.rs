@@ -1,14 +1,17 @@
 //! A GitHub delivery's payload as routing reads it: parsed with only the parts
-//! [`super::github::route`] and intake look at, the rest skipped while parsing.
+//! [`super::github::route`] and intake look at, the rest skipped while parsing; and as it is
+//! kept, the body as received.
 //!
 //! A payload is 5–30 KB of which routing reads a few dozen bytes; parsed whole it is hundreds
 //! of small allocations made and freed for every delivery. What is kept is exactly what the
 //! whole parse would hold at those paths (a value that is not an object where one is
 //! expected is kept whole), so routing answers the same on either (a test compares them on
-//! every fixture). The delivery's stored payload is the body as received, not this.
+//! every fixture). What is stored is the body as received, not this: no second
+//! serialization, and byte for byte what GitHub signed.
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Which keys of an object are kept, each with what is kept of its value; `None`: the whole
@@ -66,12 +69,13 @@ const ROUTED: Keep = only(&[
     ),
 ]);
 
-/// Parses a GitHub payload keeping what routing reads; errs where a whole parse would.
-pub fn parse(body: &[u8]) -> serde_json::Result<Value> {
+/// Parses a GitHub payload: what routing reads, and the body as it is kept (checked as
+/// JSON); errs where a whole parse would.
+pub fn parse(body: &[u8]) -> serde_json::Result<(Value, Box<RawValue>)> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = ROUTED.deserialize(&mut deserializer)?;
+    let routed = ROUTED.deserialize(&mut deserializer)?;
     deserializer.end()?;
-    Ok(value)
+    Ok((routed, serde_json::from_slice(body)?))
 }
 
 impl<'de> DeserializeSeed<'de> for Keep {
@@ -228,7 +232,12 @@ mod tests {
         for (name, event) in FIXTURES {
             let body = fixture(name);
             let whole: Value = serde_json::from_slice(&body).unwrap();
-            let kept = parse(&body).unwrap();
+            let (kept, raw) = parse(&body).unwrap();
+            assert_eq!(
+                raw.get().as_bytes(),
+                body.trim_ascii(),
+                "{name}: kept as received"
+            );
             assert!(
                 kept.to_string().len() < whole.to_string().len() / 2 || name == &"ping.json",
                 "{name}: little was left out"
@@ -257,7 +266,7 @@ mod tests {
         let body = br#"{"issue": "not an object", "repository": {"full_name": ["a", {"b": 1}],
             "full_name": "last/wins", "owner": {"login": "x"}}, "label": null,
             "comment": {"id": 1.5e3, "body": "\u00e9\"", "user": [1, 2]}, "other": [1, 2, 3]}"#;
-        let kept = parse(body).unwrap();
+        let kept = parse(body).unwrap().0;
         assert_eq!(
             kept,
             json!({"issue": "not an object", "repository": {"full_name": "last/wins"},
@@ -266,6 +275,7 @@ mod tests {
         for bad in [&b"{"[..], b"{\"a\": 1} x", b"[1,", b""] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(parse(b" [1, {\"a\": 2}] ").unwrap(), json!([1, {"a": 2}]));
+        let (kept, raw) = parse(b" [1, {\"a\": 2}] ").unwrap();
+        assert_eq!((kept, raw.get()), (json!([1, {"a": 2}]), "[1, {\"a\": 2}]"));
     }
 }

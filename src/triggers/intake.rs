@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::alerts::{self, AlertOccurrence};
@@ -37,22 +36,16 @@ const RESOLVED_REASON: &str = "the alert resolved before the task started";
 /// transaction (shared with concurrent writes by the group committer, which writes the
 /// deliveries of a batch together; answered once it committed). A delivery id seen before
 /// is recorded as a duplicate and creates nothing; a task whose dedup key exists is not
-/// created again. Without a task, `ignored` says why. `payload` is what is kept of the
-/// payload: its JSON text.
+/// created again. Without a task, `ignored` says why.
 pub async fn record_delivery(
     store: &Store,
-    mut delivery: NewDelivery,
-    payload: Box<RawValue>,
+    delivery: NewDelivery,
     task: Option<TaskSpec>,
     ignored: Option<String>,
 ) -> Result<DeliveryOutcome> {
     let source = delivery.source.clone();
-    // The parsed payload is freed here, beside the request: the write needs only its text,
-    // and freeing a large payload's tree inside the shared transaction would hold it up.
-    drop(std::mem::take(&mut delivery.payload));
     let write = DeliveryWrite {
         delivery,
-        payload,
         task,
         ignored,
     };
@@ -61,11 +54,9 @@ pub async fn record_delivery(
     Ok(outcome)
 }
 
-/// A delivery to record, with its payload as JSON text and the task it asks for (or why it
-/// asks for none).
+/// A delivery to record, with the task it asks for (or why it asks for none).
 struct DeliveryWrite {
     delivery: NewDelivery,
-    payload: Box<RawValue>,
     task: Option<TaskSpec>,
     ignored: Option<String>,
 }
@@ -91,7 +82,7 @@ impl BulkWrite for DeliveryWrite {
 /// The writes of one delivery, inside `tx`.
 async fn write_delivery(tx: &mut Tx, write: &DeliveryWrite) -> Result<DeliveryOutcome> {
     let delivery = &write.delivery;
-    let Some(id) = store::deliveries::insert_received(tx, delivery, &write.payload).await? else {
+    let Some(id) = store::deliveries::insert_received(tx, delivery).await? else {
         return duplicate_delivery(tx, delivery).await;
     };
     let (outcome, reason, task_id) = match &write.task {
@@ -159,13 +150,7 @@ async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<
         .iter()
         .map(|(i, outcome, reason, task_id)| {
             let write = writes[*i];
-            (
-                &write.delivery,
-                &*write.payload,
-                *outcome,
-                reason.as_deref(),
-                *task_id,
-            )
+            (&write.delivery, *outcome, reason.as_deref(), *task_id)
         })
         .collect();
     let ids = store::deliveries::insert_settled_all(tx, &settled).await?;
@@ -344,11 +329,7 @@ pub async fn receive_github(
     intake: Intake<'_>,
     request: GithubRequest<'_>,
 ) -> Result<GithubReceipt> {
-    // Only what routing reads is parsed; the body is kept as it came.
-    let payload = github_payload::parse(request.body)
-        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
-    // Kept as it came, byte for byte: the same JSON, with no second serialization.
-    let raw: Box<RawValue> = serde_json::from_slice(request.body)
+    let (payload, raw) = github_payload::parse(request.body)
         .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
     let repository = payload["repository"]["full_name"]
         .as_str()
@@ -361,17 +342,16 @@ pub async fn receive_github(
         event: request.event.to_string(),
         action: payload["action"].as_str().map(str::to_string),
         repository,
-        payload,
+        payload: raw,
     };
     if request.event == "ping" {
-        let outcome =
-            record_delivery(intake.store, delivery, raw, None, Some("ping".into())).await?;
+        let outcome = record_delivery(intake.store, delivery, None, Some("ping".into())).await?;
         return Ok(GithubReceipt::Pong(Pong {
             outcome: DeliveryStatus::Pong,
             id: outcome.id,
         }));
     }
-    let outcome = route_github_delivery(intake, delivery, raw, &context).await?;
+    let outcome = route_github_delivery(intake, delivery, &payload, &context).await?;
     Ok(GithubReceipt::Delivered(outcome))
 }
 
@@ -438,19 +418,18 @@ pub async fn replay_github(intake: Intake<'_>, id: i64) -> Result<DeliveryOutcom
         event: original.event.clone(),
         action: original.action.clone(),
         repository: original.repository.clone(),
-        payload,
+        payload: serde_json::value::to_raw_value(&payload)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?,
     };
-    let raw = serde_json::value::to_raw_value(&delivery.payload)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("the delivery's payload: {e}")))?;
-    route_github_delivery(intake, delivery, raw, &context).await
+    route_github_delivery(intake, delivery, &payload, &context).await
 }
 
-/// Routes a GitHub delivery by the project's rules and `[github]`, and stores it (with its
-/// task, if any).
+/// Routes a GitHub delivery by its parsed `payload`, the project's rules and `[github]`,
+/// and stores it (with its task, if any).
 async fn route_github_delivery(
     intake: Intake<'_>,
     delivery: NewDelivery,
-    raw: Box<RawValue>,
+    payload: &Value,
     context: &GithubDeliveryContext,
 ) -> Result<DeliveryOutcome> {
     let Some(project_id) = context.project_id else {
@@ -458,7 +437,7 @@ async fn route_github_delivery(
             "repository {} is not registered (no project has github_repo set to it)",
             delivery.repository.as_deref().unwrap_or("(none)")
         );
-        return record_delivery(intake.store, delivery, raw, None, Some(reason)).await;
+        return record_delivery(intake.store, delivery, None, Some(reason)).await;
     };
     let config = intake.config;
     let defaults = github::Triggers::from_config(&config.github, &config.tasks.default_team);
@@ -467,19 +446,13 @@ async fn route_github_delivery(
         .iter()
         .map(|rule| github::Triggers::from_rule(rule, &defaults))
         .collect();
-    let routing = github::route(
-        &delivery.event,
-        &delivery.payload,
-        &rules,
-        &defaults,
-        intake.teams,
-    );
+    let routing = github::route(&delivery.event, payload, &rules, &defaults, intake.teams);
     match routing {
         Routing::Ignore(reason) => {
-            record_delivery(intake.store, delivery, raw, None, Some(reason)).await
+            record_delivery(intake.store, delivery, None, Some(reason)).await
         }
         Routing::Task(request) => {
-            let sender = delivery.payload["sender"]["login"].as_str().unwrap_or("?");
+            let sender = payload["sender"]["login"].as_str().unwrap_or("?");
             let spec = TaskSpec {
                 project_id,
                 team: request.team,
@@ -493,7 +466,7 @@ async fn route_github_delivery(
                 // and the project's self-approval rule know them.
                 requested_by: context.sender,
             };
-            record_delivery(intake.store, delivery, raw, Some(spec), None).await
+            record_delivery(intake.store, delivery, Some(spec), None).await
         }
     }
 }
