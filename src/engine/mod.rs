@@ -418,7 +418,7 @@ impl Engine {
         let started = json!({"run_id": run_id, "kind": kind});
         let event = NewEvent::platform(task.id, project.id, "run_started", started);
         store.insert_events(&[event]).await?;
-        self.handed_start_done(task.id);
+        self.handed_start_over(task.id);
         let mut ingestor = Ingestor::new(
             store.clone(),
             &task,

@@ -166,8 +166,8 @@ impl Engine {
         let task = job.task_id;
         let advanced =
             tokio::spawn(async move { engine.advance(&job, worker.as_deref()).await }).await;
-        // A run this task's start was waiting for goes on now, whether it started or not.
-        self.forget_handed_start(task);
+        // A conclusion this task's start was waiting for goes on now, started or not.
+        self.handed_start_over(task);
         let (executed, handed) = match advanced {
             Ok(advanced) => advanced,
             Err(e) => {
@@ -251,7 +251,7 @@ impl Engine {
     }
 
     /// Resolves once the run of `task`, started in a slot handed to it, has started, or its
-    /// step has ended without one.
+    /// step has ended without one (`handed_start_over`).
     fn await_handed_start(&self, task: i64) -> tokio::sync::oneshot::Receiver<()> {
         let (started, next_started) = tokio::sync::oneshot::channel();
         self.handed_starts
@@ -261,20 +261,9 @@ impl Engine {
         next_started
     }
 
-    /// Says that the run of `task` has started, to whoever waits for it.
-    pub(super) fn handed_start_done(&self, task: i64) {
-        let started = self
-            .handed_starts
-            .lock()
-            .expect("not poisoned")
-            .remove(&task);
-        if let Some(started) = started {
-            let _ = started.send(());
-        }
-    }
-
-    /// Lets go of whoever waits for a start of `task` (its step has ended).
-    fn forget_handed_start(&self, task: i64) {
+    /// Lets whoever waits for the start of `task` go on: its run has started, or its step
+    /// has ended without one. Dropping the sender wakes the receiver.
+    pub(super) fn handed_start_over(&self, task: i64) {
         self.handed_starts
             .lock()
             .expect("not poisoned")

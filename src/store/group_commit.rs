@@ -13,12 +13,11 @@
 //! next transaction. Without a running committer a write runs in a transaction of its own.
 //!
 //! A kind of write that many callers make (a webhook delivery, a task creation) can also be
-//! handed in as a
-//! [`BulkWrite`] ([`Store::write_grouped_bulk`]): the committer writes every such write of a
-//! batch together, in one savepoint and a few multi-row statements instead of a few
-//! statements each. When those statements fail, the savepoint is rolled back and each of
-//! them is written alone in its own savepoint, as any other write, so one bad write still
-//! fails alone.
+//! handed in as a [`BulkWrite`] ([`Store::write_grouped_bulk`]): the committer writes every
+//! such write of a batch together, in one savepoint and a few multi-row statements instead
+//! of a few statements each. When those statements fail, the savepoint is rolled back and
+//! each of them is written alone in its own savepoint, as any other write, so one bad write
+//! still fails alone.
 //!
 //! On PostgreSQL a batch first takes an advisory lock, so the batches of several nodes take
 //! turns, and writes its events last, just before the commit: the event order lock is then
