@@ -440,10 +440,15 @@ impl Teams {
 
     /// All presets, files' and stored, in alphabetical order of name.
     pub fn presets(&self) -> Vec<TeamPreset> {
-        let mut all = self.presets.clone();
-        all.extend(self.read_stored().iter().cloned());
+        self.with_presets(|all| all.into_iter().cloned().collect())
+    }
+
+    /// `f` of every preset, files' and stored, by reference in alphabetical order of name.
+    fn with_presets<R>(&self, f: impl FnOnce(Vec<&TeamPreset>) -> R) -> R {
+        let stored = self.read_stored();
+        let mut all: Vec<&TeamPreset> = self.presets.iter().chain(stored.iter()).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        f(all)
     }
 
     fn read_stored(&self) -> std::sync::RwLockReadGuard<'_, Vec<TeamPreset>> {
@@ -452,11 +457,8 @@ impl Teams {
 
     /// The team for a task's text; see [`pick_team`].
     pub fn pick(&self, text: &str, default: &str) -> String {
-        // As `presets()` orders them, without copying them: this runs for every delivery.
-        let stored = self.read_stored();
-        let mut all: Vec<&TeamPreset> = self.presets.iter().chain(stored.iter()).collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        pick_team(all, text, default).to_string()
+        // Without copying the presets: this runs for every delivery.
+        self.with_presets(|all| pick_team(all, text, default).to_string())
     }
 
     /// Accepts `team` as the value of `field` when it is a team name and, with presets
