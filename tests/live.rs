@@ -253,6 +253,30 @@ async fn a_released_slot_starts_the_next_task_at_once(db: Db) {
     assert_eq!(app.store.slot_waiters().await.unwrap(), 0);
 }
 
+/// Project `shop` on an engine with one slot, held by the hanging run of task `first`; the
+/// queue's poll and the slot sweep far longer than any wait (`adjust` sets more): the
+/// repository (kept while the test runs), the app and the first task.
+async fn a_hanging_run_in_the_only_slot(
+    db: Db,
+    adjust: impl FnOnce(&mut aiops::config::Config),
+) -> (tempfile::TempDir, TestApp, i64) {
+    let repo = common::git_repo();
+    let app = engine_app(db, "--sim-hang", |c| {
+        c.engine.max_concurrent_tasks = 1;
+        c.engine.queue_poll_ms = LONG_POLL_MS;
+        c.engine.slot_wait_secs = 600;
+        adjust(c);
+    })
+    .await;
+    add_project(&app, "shop", repo.path(), json!({})).await;
+    let first = create_task(&app, "shop", "first", "normal").await;
+    wait_for("the first run", WAIT, || async {
+        started(&app, first).await.then_some(())
+    })
+    .await;
+    (repo, app, first)
+}
+
 /// Whether a run of the task has started.
 async fn started(app: &TestApp, id: i64) -> bool {
     !app.store.runs(id).await.unwrap().is_empty()
@@ -273,20 +297,7 @@ async fn cancel(app: &TestApp, id: i64) {
 /// pushing its job behind the later task's older one (and with a poll far longer than the
 /// test, nothing else could start it).
 async fn a_freed_slot_goes_to_its_waiter_before_a_task_queued_after_it(db: Db) {
-    let repo = common::git_repo();
-    let app = engine_app(db, "--sim-hang", |c| {
-        c.engine.workers = 1;
-        c.engine.max_concurrent_tasks = 1;
-        c.engine.queue_poll_ms = LONG_POLL_MS;
-        c.engine.slot_wait_secs = 600;
-    })
-    .await;
-    add_project(&app, "shop", repo.path(), json!({})).await;
-    let first = create_task(&app, "shop", "first", "normal").await;
-    wait_for("the first run", WAIT, || async {
-        started(&app, first).await.then_some(())
-    })
-    .await;
+    let (_repo, app, first) = a_hanging_run_in_the_only_slot(db, |c| c.engine.workers = 1).await;
     // Another node on the same database claims the waiter's job and parks it, then stops.
     let waiter = create_task(&app, "shop", "waiter", "normal").await;
     let other_data = tempfile::tempdir().unwrap();
@@ -417,19 +428,7 @@ async fn event_id(app: &TestApp, task: i64, kind: &str) -> i64 {
 /// (its `run_finished` event, the worktree's removal, the task's status): the next start's
 /// `git worktree add` and first writes do not queue behind those.
 async fn a_handed_slot_starts_the_next_run_before_the_last_one_concludes(db: Db) {
-    let repo = common::git_repo();
-    let app = engine_app(db, "--sim-hang", |c| {
-        c.engine.max_concurrent_tasks = 1;
-        c.engine.queue_poll_ms = LONG_POLL_MS;
-        c.engine.slot_wait_secs = 600;
-    })
-    .await;
-    add_project(&app, "shop", repo.path(), json!({})).await;
-    let first = create_task(&app, "shop", "first", "normal").await;
-    wait_for("the first run", WAIT, || async {
-        started(&app, first).await.then_some(())
-    })
-    .await;
+    let (_repo, app, first) = a_hanging_run_in_the_only_slot(db, |_| {}).await;
     let second = create_task(&app, "shop", "second", "normal").await;
     wait_for("the second task to wait for the slot", WAIT, || async {
         (app.store.slot_waiters().await.unwrap() == 1).then_some(())
