@@ -35,6 +35,7 @@ const INTAKE_BATCH: &str = "aiops_intake_batch_size";
 const INTAKE_BULK: &str = "aiops_intake_bulk_writes_total";
 const QUEUE_DEPTH: &str = "aiops_queue_depth";
 const TASKS_RUNNING: &str = "aiops_tasks_running";
+const SQLITE_LOCK_WAITS: &str = "aiops_sqlite_lock_waits_total";
 
 /// The recorder of this process, installed by the first call to [`install`].
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -91,6 +92,9 @@ pub async fn render(store: &Store) -> Result<String> {
     }
     for (project, running) in store.running_tasks_by_project().await? {
         gauge!(TASKS_RUNNING, "project" => project).set(running as f64);
+    }
+    if store.backend() == Backend::Sqlite {
+        counter!(SQLITE_LOCK_WAITS).absolute(crate::store::sqlite_lock_waits());
     }
     Ok(handle.render())
 }

@@ -228,6 +228,14 @@ async fn a_listener_of_its_own(db: Db) {
     assert_eq!(response.status(), StatusCode::OK);
     let page = parse(&response.text().await.unwrap());
     assert!(page.samples.iter().any(|s| s.metric == "aiops_queue_depth"));
+    if matches!(db, Db::Sqlite) {
+        // Read at each scrape from the store's busy handler (store::busy_wait).
+        assert!(
+            page.samples
+                .iter()
+                .any(|s| s.metric == "aiops_sqlite_lock_waits_total")
+        );
+    }
     let _ = stop.send(());
 }
 

@@ -52,6 +52,7 @@ pub mod analytics;
 pub mod approvals;
 pub mod audit;
 pub mod budgets;
+mod busy_wait;
 pub mod credentials;
 pub mod dashboard;
 pub mod deliveries;
@@ -111,6 +112,12 @@ pub struct Store {
     delivery_contexts: std::sync::Arc<deliveries::SharedContexts>,
 }
 
+/// How many times a SQLite connection of this process found a lock taken and waited for
+/// it (its busy handler: `busy_wait`).
+pub fn sqlite_lock_waits() -> u64 {
+    busy_wait::waits()
+}
+
 /// The same as `sqlx::Error`; named for what callers see.
 pub type DbError = sqlx::Error;
 
@@ -121,10 +128,11 @@ impl Store {
         let pool = if url.starts_with("sqlite:") {
             let signal = JobsInserted::default();
             jobs_inserted = Some(signal.clone());
+            let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true)
                 .synchronous(match settings.sqlite_synchronous {
                     config::SqliteSynchronous::Full => SqliteSynchronous::Full,
@@ -136,6 +144,16 @@ impl Store {
                         let signal = signal.clone();
                         Box::pin(async move {
                             let mut handle = conn.lock_handle().await?;
+                            // SAFETY: the locked handle is this open connection's, ours
+                            // until it is dropped.
+                            let set = unsafe {
+                                busy_wait::install(handle.as_raw_handle().as_ptr(), busy_timeout)
+                            };
+                            if set != 0 {
+                                return Err(DbError::Protocol(format!(
+                                    "could not set the SQLite busy handler (code {set})"
+                                )));
+                            }
                             handle.set_update_hook(move |event| {
                                 if event.operation == SqliteOperation::Insert
                                     && event.table == "Jobs"
