@@ -5,7 +5,9 @@
 //! on (the defaults) and off (`intake.group_commit_max = 1`), on a fresh store each time. In
 //! the same run, per database, the one-row commit floor: `BENCH_FLOOR_COMMITS` transactions
 //! of one INSERT each, one after the other (SQLite: a file in the same directory, WAL,
-//! `synchronous = FULL`, so one fsync each), and deliveries/s as a multiple of it.
+//! `synchronous = FULL`, so one fsync each), measured before the phases and again after
+//! them, and deliveries/s as a multiple of each and of their mean (a disk's commit rate
+//! drifts within minutes on a shared machine; the two readings bracket the phases).
 //!
 //! Run: `cargo bench --bench api_load` (release profile). Environment:
 //! `BENCH_CONCURRENCY` (32), `BENCH_WEBHOOK_CONCURRENCY` (64), `BENCH_REQUESTS` (4000 per phase),
@@ -459,14 +461,8 @@ async fn main() {
     };
     let mut summary = Vec::new();
     for backend in backends.split(',').filter(|b| !b.is_empty()) {
-        let (name, floor) = floor_of(backend, &admin_url, floor_commits).await;
-        summary.push(format!("{name}: one-row commits {floor:.0}/s"));
-        if let Some(ceiling) = ceiling {
-            summary.push(format!(
-                "{name}: HMAC-only ceiling {ceiling:.0}/s = {:.2} x the floor",
-                ceiling / floor
-            ));
-        }
+        let (name, before) = floor_of(backend, &admin_url, floor_commits).await;
+        let mut rates = Vec::new();
         for mode in modes.split(',') {
             let dir = tempfile::tempdir().unwrap();
             let scratch = format!("aiops_bench_{}", std::process::id());
@@ -482,11 +478,27 @@ async fn main() {
                 drop_pg(&admin_url, &scratch).await;
             }
             if let Some(delivered) = delivered {
-                summary.push(format!(
-                    "{name}: signed deliveries with group commit {mode}: {delivered:.0}/s = {:.2} x the floor",
-                    delivered / floor
-                ));
+                rates.push((mode, delivered));
             }
+        }
+        let (_, after) = floor_of(backend, &admin_url, floor_commits).await;
+        let floor = (before + after) / 2.0;
+        summary.push(format!(
+            "{name}: one-row commits {before:.0}/s before, {after:.0}/s after, mean {floor:.0}/s"
+        ));
+        if let Some(ceiling) = ceiling {
+            summary.push(format!(
+                "{name}: HMAC-only ceiling {ceiling:.0}/s = {:.2} x the mean floor",
+                ceiling / floor
+            ));
+        }
+        for (mode, delivered) in rates {
+            summary.push(format!(
+                "{name}: signed deliveries with group commit {mode}: {delivered:.0}/s = {:.2} x the mean floor ({:.2} x before, {:.2} x after)",
+                delivered / floor,
+                delivered / before,
+                delivered / after
+            ));
         }
     }
     println!();

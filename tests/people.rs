@@ -193,7 +193,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             repository: None,
             payload: serde_json::value::to_raw_value(&json!({"zen": "hi"})).unwrap(),
         };
-        let id = aiops::store::deliveries::insert_received(&mut tx, &new)
+        let kept = app.store.keep_payload(&new.payload);
+        let id = aiops::store::deliveries::insert_received(&mut tx, &new, &kept)
             .await
             .unwrap()
             .unwrap();

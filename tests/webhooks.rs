@@ -409,6 +409,64 @@ async fn replay_routes_again(db: Db) {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
+/// SQLite keeps a payload compressed (store::kept_payload), a fraction of its text; a row
+/// written before, holding the JSON text, still replays.
+#[tokio::test]
+async fn sqlite_keeps_a_payload_compressed_and_still_reads_one_kept_as_text() {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(Db::Sqlite, &api).await;
+    let aiops::store::Pool::Sqlite(pool) = app.store.pool() else {
+        unreachable!("a SQLite app")
+    };
+    let mut payload = fixture_json("github/issues.opened.json");
+    payload["repository"]["full_name"] = json!("later/registered");
+    let body = serde_json::to_vec(&payload).unwrap();
+    let first: Value = deliver(&app, "issues", "kept-1", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["outcome"], "ignored");
+    let id = first["id"].as_i64().unwrap();
+    let (kind, length): (String, i64) =
+        sqlx::query_as("SELECT typeof(payload), length(payload) FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "blob");
+    assert!(
+        (length as usize) < body.len() / 2,
+        "{length} bytes kept of {}",
+        body.len()
+    );
+
+    // As rows written before were kept: the JSON text.
+    sqlx::query("UPDATE deliveries SET payload = $1 WHERE id = $2")
+        .bind(String::from_utf8(body).unwrap())
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let repo = common::git_repo();
+    app.post("/api/v1/projects")
+        .json(
+            &json!({"name": "later", "local_path": repo.path(), "github_repo": "later/registered"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let replayed: Value = app
+        .post(&format!("/api/v1/deliveries/{id}/replay"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed["outcome"], "task_created");
+}
+
 async fn sticky_comment_is_created_once_then_edited(db: Db) {
     let (api, recorded) = github_stand_in().await;
     let app = webhook_app(db, &api).await;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use super::kept_payload::{KeptPayload, PayloadArg, StoredPayload};
 use super::shared_read::SharedRead;
 use super::{Backend, Pool, Store, Tx};
 use crate::error::{Error, Result};
@@ -26,7 +27,11 @@ const DELIVERY_SELECT: &str =
 
 /// Records a delivery as received inside `tx`, with its payload; None when its delivery id
 /// was seen before.
-pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Option<i64>> {
+pub async fn insert_received(
+    tx: &mut Tx,
+    delivery: &NewDelivery,
+    kept: &KeptPayload,
+) -> Result<Option<i64>> {
     Ok(with_tx!(tx, conn => sqlx::query_scalar(
         "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at, outcome, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -38,7 +43,7 @@ pub async fn insert_received(tx: &mut Tx, delivery: &NewDelivery) -> Result<Opti
         .bind(&delivery.repository)
         .bind(Utc::now())
         .bind(DeliveryStatus::Received)
-        .bind(Json(&delivery.payload))
+        .bind(PayloadArg { json: &delivery.payload, kept })
         .fetch_optional(&mut *conn)
         .await)?)
 }
@@ -61,9 +66,11 @@ pub async fn received_before(tx: &mut Tx, keys: &[(&str, &str)]) -> Result<Vec<(
     })?)
 }
 
-/// A delivery to record as it ends: with its outcome, the reason and its task.
+/// A delivery to record as it ends: with its payload as kept, its outcome, the reason and
+/// its task.
 pub type Settled<'a> = (
     &'a NewDelivery,
+    &'a KeptPayload,
     DeliveryStatus,
     Option<&'a str>,
     Option<i64>,
@@ -81,7 +88,7 @@ pub async fn insert_settled_all(tx: &mut Tx, deliveries: &[Settled<'_>]) -> Resu
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO deliveries (source, delivery_id, event, action, repository, received_at,
                 outcome, reason, task_id, payload) ");
-        insert.push_values(deliveries, |mut row, (delivery, outcome, reason, task_id)| {
+        insert.push_values(deliveries, |mut row, (delivery, kept, outcome, reason, task_id)| {
             row.push_bind(&delivery.source)
                 .push_bind(&delivery.delivery_id)
                 .push_bind(&delivery.event)
@@ -91,7 +98,7 @@ pub async fn insert_settled_all(tx: &mut Tx, deliveries: &[Settled<'_>]) -> Resu
                 .push_bind(*outcome)
                 .push_bind(*reason)
                 .push_bind(*task_id)
-                .push_bind(Json(&delivery.payload));
+                .push_bind(PayloadArg { json: &delivery.payload, kept });
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id, source, delivery_id");
         insert.build_query_as().persistent(false).fetch_all(&mut *conn).await
@@ -314,7 +321,7 @@ impl Store {
             .fetch_optional(pool)
             .await)?
         .ok_or_else(|| Error::NotFound(format!("delivery {id}")))?;
-        let payload: Json<serde_json::Value> = with_pool!(self, pool => sqlx::query_scalar(
+        let payload: StoredPayload = with_pool!(self, pool => sqlx::query_scalar(
             "SELECT payload FROM deliveries WHERE id = $1")
             .bind(id)
             .fetch_one(pool)

@@ -59,6 +59,7 @@ pub mod deliveries;
 pub mod events;
 pub mod group_commit;
 pub mod identities;
+pub mod kept_payload;
 pub mod notifications;
 pub mod oauth;
 pub mod pipeline;

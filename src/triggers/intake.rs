@@ -44,8 +44,11 @@ pub async fn record_delivery(
     ignored: Option<String>,
 ) -> Result<DeliveryOutcome> {
     let source = delivery.source.clone();
+    // Made here, beside the request: the committer writes one batch at a time.
+    let kept = store.keep_payload(&delivery.payload);
     let write = DeliveryWrite {
         delivery,
+        kept,
         task,
         ignored,
     };
@@ -57,6 +60,8 @@ pub async fn record_delivery(
 /// A delivery to record, with the task it asks for (or why it asks for none).
 struct DeliveryWrite {
     delivery: NewDelivery,
+    /// Its payload as the store keeps it.
+    kept: store::kept_payload::KeptPayload,
     task: Option<TaskSpec>,
     ignored: Option<String>,
 }
@@ -82,7 +87,7 @@ impl BulkWrite for DeliveryWrite {
 /// The writes of one delivery, inside `tx`.
 async fn write_delivery(tx: &mut Tx, write: &DeliveryWrite) -> Result<DeliveryOutcome> {
     let delivery = &write.delivery;
-    let Some(id) = store::deliveries::insert_received(tx, delivery).await? else {
+    let Some(id) = store::deliveries::insert_received(tx, delivery, &write.kept).await? else {
         return duplicate_delivery(tx, delivery).await;
     };
     let (outcome, reason, task_id) = match &write.task {
@@ -150,7 +155,13 @@ async fn write_deliveries(tx: &mut Tx, writes: &[&DeliveryWrite]) -> Result<Vec<
         .iter()
         .map(|(i, outcome, reason, task_id)| {
             let write = writes[*i];
-            (&write.delivery, *outcome, reason.as_deref(), *task_id)
+            (
+                &write.delivery,
+                &write.kept,
+                *outcome,
+                reason.as_deref(),
+                *task_id,
+            )
         })
         .collect();
     let ids = store::deliveries::insert_settled_all(tx, &settled).await?;
