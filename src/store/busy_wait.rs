@@ -98,7 +98,10 @@ mod tests {
     async fn a_wait_began_after(before: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while waits() <= before {
-            assert!(Instant::now() < deadline, "no connection waited for the lock");
+            assert!(
+                Instant::now() < deadline,
+                "no connection waited for the lock"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

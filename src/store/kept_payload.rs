@@ -123,7 +123,9 @@ fn unpack(packed: &[u8]) -> Result<Vec<u8>, BoxDynError> {
         .map(|length| u32::from_le_bytes(*length) as usize)
         .ok_or("a kept payload is shorter than its length")?;
     if length > MAX_UNPACKED {
-        return Err(format!("a kept payload says it holds {length} bytes, over {MAX_UNPACKED}").into());
+        return Err(
+            format!("a kept payload says it holds {length} bytes, over {MAX_UNPACKED}").into(),
+        );
     }
     Ok(lz4_flex::block::decompress_size_prepended(packed)?)
 }
