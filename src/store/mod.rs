@@ -111,6 +111,12 @@ pub struct Store {
     group_commit: Option<tokio::sync::mpsc::Sender<group_commit::Item>>,
     /// GitHub delivery contexts, read once for the deliveries that ask at the same time.
     delivery_contexts: std::sync::Arc<deliveries::SharedContexts>,
+    /// On SQLite, whose one write lock every write transaction takes: this store's write
+    /// transactions take turns here first, in order and each woken as the one before ends,
+    /// instead of each polling the lock from its connection's thread (`busy_wait` still
+    /// serves the writes that take no turn: single statements, the queue's, other
+    /// processes'). With the wait it allows.
+    write_turns: Option<(std::sync::Arc<tokio::sync::Semaphore>, Duration)>,
 }
 
 /// How many times a SQLite connection of this process found a lock taken and waited for
@@ -182,7 +188,12 @@ impl Store {
                     .await?,
             )
         };
+        let write_turns = matches!(pool, Pool::Sqlite(_)).then(|| {
+            let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+            (turns, Duration::from_millis(settings.busy_timeout_ms))
+        });
         Ok(Self {
+            write_turns,
             delivery_contexts: deliveries::shared_contexts(pool.clone()),
             pool,
             jobs_inserted,
@@ -297,6 +308,8 @@ pub struct Tx {
     /// Events appended in it, kept to be written right before the commit (a group commit's
     /// transaction on PostgreSQL; see `group_commit`).
     deferred_events: Option<Vec<crate::model::NewEvent>>,
+    /// Its turn to write (SQLite), given back when it ends.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The concrete transaction.
@@ -308,6 +321,21 @@ pub(crate) enum TxConn {
 impl Store {
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx, DbError> {
+        let turn = match &self.write_turns {
+            Some((turns, wait)) => Some(
+                tokio::time::timeout(*wait, turns.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        DbError::Protocol(format!(
+                            "no turn to write within {} ms: SQLite's write lock stayed with \
+                             another transaction of this process",
+                            wait.as_millis()
+                        ))
+                    })?
+                    .expect("the write turns are never closed"),
+            ),
+            None => None,
+        };
         let conn = match &self.pool {
             Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
@@ -319,6 +347,7 @@ impl Store {
             jobs_inserted: self.jobs_inserted.clone(),
             pushed_job: false,
             deferred_events: None,
+            _turn: turn,
         })
     }
 }
