@@ -364,18 +364,24 @@ async fn redelivery_makes_one_task(db: Db) {
     assert_eq!(outcomes, [json!("duplicate"), json!("task_created")]);
 }
 
-async fn replay_routes_again(db: Db) {
-    let (api, _) = github_stand_in().await;
-    let app = webhook_app(db, &api).await;
+/// An `issues.opened` delivery `delivery_id` for `later/registered`, which no project names
+/// yet: its answer (ignored) and its body.
+async fn deliver_for_a_later_project(app: &TestApp, delivery_id: &str) -> (Value, Vec<u8>) {
     let mut payload = fixture_json("github/issues.opened.json");
     payload["repository"]["full_name"] = json!("later/registered");
     let body = serde_json::to_vec(&payload).unwrap();
-    let first: Value = deliver(&app, "issues", "late-1", &body)
+    let answer: Value = deliver(app, "issues", delivery_id, &body)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(first["outcome"], "ignored");
+    assert_eq!(answer["outcome"], "ignored");
+    (answer, body)
+}
+
+/// Registers the project `later` for `later/registered`; its repository lives as long as
+/// the value returned.
+async fn register_the_later_project(app: &TestApp) -> tempfile::TempDir {
     let repo = common::git_repo();
     app.post("/api/v1/projects")
         .json(
@@ -384,28 +390,29 @@ async fn replay_routes_again(db: Db) {
         .send()
         .await
         .unwrap();
-    let replayed = app
-        .post(&format!("/api/v1/deliveries/{}/replay", first["id"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replayed.status(), StatusCode::ACCEPTED);
-    let replayed: Value = replayed.json().await.unwrap();
-    assert_eq!(replayed["outcome"], "task_created");
-    let again: Value = app
-        .post(&format!("/api/v1/deliveries/{}/replay", first["id"]))
+    repo
+}
+
+/// Replays delivery `id`.
+async fn replay(app: &TestApp, id: impl std::fmt::Display) -> reqwest::Response {
+    app.post(&format!("/api/v1/deliveries/{id}/replay"))
         .send()
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+}
+
+async fn replay_routes_again(db: Db) {
+    let (api, _) = github_stand_in().await;
+    let app = webhook_app(db, &api).await;
+    let (first, _) = deliver_for_a_later_project(&app, "late-1").await;
+    let _repo = register_the_later_project(&app).await;
+    let replayed = replay(&app, &first["id"]).await;
+    assert_eq!(replayed.status(), StatusCode::ACCEPTED);
+    let replayed: Value = replayed.json().await.unwrap();
+    assert_eq!(replayed["outcome"], "task_created");
+    let again: Value = replay(&app, &first["id"]).await.json().await.unwrap();
     assert_eq!(again["outcome"], "duplicate_task");
-    let missing = app
-        .post("/api/v1/deliveries/99999/replay")
-        .send()
-        .await
-        .unwrap();
+    let missing = replay(&app, 99999).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
@@ -418,15 +425,7 @@ async fn sqlite_keeps_a_payload_compressed_and_still_reads_one_kept_as_text() {
     let aiops::store::Pool::Sqlite(pool) = app.store.pool() else {
         unreachable!("a SQLite app")
     };
-    let mut payload = fixture_json("github/issues.opened.json");
-    payload["repository"]["full_name"] = json!("later/registered");
-    let body = serde_json::to_vec(&payload).unwrap();
-    let first: Value = deliver(&app, "issues", "kept-1", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(first["outcome"], "ignored");
+    let (first, body) = deliver_for_a_later_project(&app, "kept-1").await;
     let id = first["id"].as_i64().unwrap();
     let (kind, length): (String, i64) =
         sqlx::query_as("SELECT typeof(payload), length(payload) FROM deliveries WHERE id = $1")
@@ -448,22 +447,8 @@ async fn sqlite_keeps_a_payload_compressed_and_still_reads_one_kept_as_text() {
         .execute(pool)
         .await
         .unwrap();
-    let repo = common::git_repo();
-    app.post("/api/v1/projects")
-        .json(
-            &json!({"name": "later", "local_path": repo.path(), "github_repo": "later/registered"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let replayed: Value = app
-        .post(&format!("/api/v1/deliveries/{id}/replay"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let _repo = register_the_later_project(&app).await;
+    let replayed: Value = replay(&app, id).await.json().await.unwrap();
     assert_eq!(replayed["outcome"], "task_created");
 }
 

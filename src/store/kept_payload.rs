@@ -91,11 +91,11 @@ impl<'r> Decode<'r, Sqlite> for StoredPayload {
         let packed = value.type_info().name() == "BLOB";
         let bytes = <&[u8] as Decode<Sqlite>>::decode(value)?;
         let json = if packed {
-            unpack(bytes)?
+            serde_json::from_slice(&unpack(bytes)?)?
         } else {
-            bytes.to_vec()
+            serde_json::from_slice(bytes)?
         };
-        Ok(Self(serde_json::from_slice(&json)?))
+        Ok(Self(json))
     }
 }
 
